@@ -1,0 +1,45 @@
+"""Dependencies shared by the routers, with `Annotated` aliases to keep signatures short."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chad_memory.stores import PgVectorStore, PostgresStore
+
+
+def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    return factory
+
+
+SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
+
+
+async def get_db(factory: SessionFactoryDep) -> AsyncIterator[AsyncSession]:
+    """A session for one request: committed if the handler returns, rolled back if it raises."""
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def get_postgres_store(request: Request) -> PostgresStore:
+    store: PostgresStore = request.app.state.postgres_store
+    return store
+
+
+def get_vector_store(request: Request) -> PgVectorStore:
+    store: PgVectorStore = request.app.state.vector_store
+    return store
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db)]
+RunStoreDep = Annotated[PostgresStore, Depends(get_postgres_store)]
+VectorStoreDep = Annotated[PgVectorStore, Depends(get_vector_store)]

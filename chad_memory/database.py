@@ -1,0 +1,109 @@
+"""Where the database is and how to talk to it: one resolver, one engine per process.
+
+The service, Alembic, the CLI and the tests all resolve the URL here, so they can never
+disagree about which database they are using.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from chad_memory.embedded import embedded_database_url
+from chad_memory.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+_engine: AsyncEngine | None = None
+_session_factory: async_sessionmaker[AsyncSession] | None = None
+_resolved_url: str | None = None
+
+
+def resolve_database_url(settings: Settings | None = None) -> str:
+    """DATABASE_URL when set, else the embedded server under CHAD_DATA_DIR (started here)."""
+    global _resolved_url
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url
+    if _resolved_url is None:
+        _resolved_url = embedded_database_url(settings.chad_data_dir)
+    return _resolved_url
+
+
+def create_engine(url: str, settings: Settings | None = None, **overrides: Any) -> AsyncEngine:
+    """An engine configured from settings; most code wants the shared `get_engine()` instead."""
+    settings = settings or get_settings()
+    server_settings = {"application_name": settings.db_application_name}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_pre_ping": settings.db_pool_pre_ping,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_recycle": settings.db_pool_recycle,
+        "connect_args": {"server_settings": server_settings},
+    }
+    options.update(overrides)
+    return create_async_engine(url, **options)
+
+
+def get_engine() -> AsyncEngine:
+    """The process-wide engine, created on first use."""
+    global _engine
+    if _engine is None:
+        _engine = create_engine(resolve_database_url())
+    return _engine
+
+
+def get_session_factory(engine: AsyncEngine | None = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit, so records can be built afterwards."""
+    global _session_factory
+    if engine is not None:
+        return async_sessionmaker(engine, expire_on_commit=False)
+    if _session_factory is None:
+        _session_factory = async_sessionmaker(get_engine(), expire_on_commit=False)
+    return _session_factory
+
+
+async def get_db_session() -> AsyncIterator[AsyncSession]:
+    """One unit of work: committed when the caller finishes, rolled back if it raises."""
+    async with get_session_factory()() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def check_db_connection(engine: AsyncEngine | None = None, timeout: float = 5.0) -> bool:
+    """True when a `SELECT 1` round-trip succeeds within `timeout` seconds."""
+    engine = engine or get_engine()
+    try:
+        async with asyncio.timeout(timeout), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except (OSError, TimeoutError, DBAPIError, OperationalError) as exc:
+        logger.warning("database check failed: %s", exc.__class__.__name__)
+        return False
+
+
+async def close_db_connections() -> None:
+    """Dispose of the shared engine's pool (at shutdown, or before a fork)."""
+    global _engine, _session_factory
+    if _engine is not None:
+        await _engine.dispose()
+    _engine = None
+    _session_factory = None

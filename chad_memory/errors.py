@@ -1,0 +1,84 @@
+"""The library's own exceptions, so callers never have to catch driver errors.
+
+Driver errors are translated once, in `translate_db_error`; the service maps these classes
+to HTTP status codes in one table.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+
+class ChadMemoryError(Exception):
+    """Base class for every error the library raises on purpose."""
+
+
+class NotFoundError(ChadMemoryError):
+    """The id names nothing (or nothing the caller may see)."""
+
+
+class ConflictError(ChadMemoryError):
+    """The write collides with existing data: a duplicate key or a taken id."""
+
+
+class InvalidInputError(ChadMemoryError, ValueError):
+    """The input is malformed in a way the database would reject or silently mangle."""
+
+
+class EmbeddingDimensionError(InvalidInputError):
+    """An embedding's length differs from the schema's vector dimension."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"embedding has {got} dimensions, expected {expected}")
+        self.expected = expected
+        self.got = got
+
+
+class DatabaseUnavailableError(ChadMemoryError):
+    """The database cannot be reached; the caller may retry later."""
+
+
+class EmbeddedServerUnavailableError(ChadMemoryError):
+    """Neither DATABASE_URL nor the `embedded` extra is available."""
+
+
+# SQLSTATE classes we translate; see PostgreSQL's errcodes appendix.
+_UNIQUE_VIOLATION = "23505"
+_FOREIGN_KEY_VIOLATION = "23503"
+_CHECK_VIOLATION = "23514"
+_NOT_NULL_VIOLATION = "23502"
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error wrapped by SQLAlchemy, if there is one."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None), exc):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def constraint_of(exc: BaseException) -> str | None:
+    """The name of the violated constraint, as asyncpg reports it."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (getattr(orig, "__cause__", None), orig):
+        name = getattr(candidate, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+    return None
+
+
+def translate_db_error(exc: DBAPIError, what: str) -> ChadMemoryError | None:
+    """Map an integrity error to a domain error; None means: not ours to translate."""
+    if not isinstance(exc, IntegrityError):
+        return None
+    code = sqlstate_of(exc)
+    constraint = constraint_of(exc) or "a constraint"
+    if code == _UNIQUE_VIOLATION:
+        return ConflictError(f"{what}: duplicate value violates {constraint}")
+    if code == _FOREIGN_KEY_VIOLATION:
+        return NotFoundError(f"{what}: referenced row does not exist ({constraint})")
+    if code in (_CHECK_VIOLATION, _NOT_NULL_VIOLATION):
+        return InvalidInputError(f"{what}: value violates {constraint}")
+    return None

@@ -1,0 +1,297 @@
+"""Pydantic records: what goes into the stores and what comes out.
+
+Records are plain detached values, safe to keep after the session that produced them is
+gone. Input models validate everything PostgreSQL would choke on (see `validation`), so a
+bad value fails at the edge with a message, never as a driver error mid-transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+
+from chad_memory.validation import check_json, check_text
+
+RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+StepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped"]
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted, so storage is uniform."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+SafeText = Annotated[str, AfterValidator(check_text)]
+ShortText = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(check_text)]
+Actor = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(check_text)]
+JsonValue = Annotated[Any, AfterValidator(check_json)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+TokenCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Cost = Annotated[Decimal, Field(ge=0, lt=Decimal("1e10"), allow_inf_nan=False)]
+
+_metadata_field: Any = Field(
+    default_factory=dict, validation_alias=AliasChoices("metadata_", "metadata")
+)
+
+
+class Record(BaseModel):
+    """Output records are read from ORM rows (`metadata_` attribute) or dicts alike."""
+
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+
+class Input(BaseModel):
+    """Input models refuse unknown fields, so a typo is an error rather than lost data."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# Runs ---------------------------------------------------------------------------------
+
+
+class RunCreate(Input):
+    id: uuid.UUID | None = None
+    actor: Actor
+    name: ShortText | None = None
+    agent: ShortText | None = None
+    status: RunStatus = "pending"
+    trace_id: ShortText | None = None
+    idempotency_key: ShortText | None = None
+    thread_id: uuid.UUID | None = None
+    request_payload: JsonValue | None = None
+    result: JsonValue | None = None
+    error: SafeText | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+    tags: list[ShortText] = Field(default_factory=list, max_length=64)
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+
+
+class RunUpdate(Input):
+    """A partial update: only the fields that are set are written."""
+
+    name: ShortText | None = None
+    agent: ShortText | None = None
+    status: RunStatus | None = None
+    thread_id: uuid.UUID | None = None
+    result: JsonValue | None = None
+    error: SafeText | None = None
+    metadata: JsonObject | None = None
+    tags: list[ShortText] | None = Field(default=None, max_length=64)
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+
+
+class RunRecord(Record):
+    id: uuid.UUID
+    actor: str
+    name: str | None
+    agent: str | None
+    status: RunStatus
+    trace_id: str | None
+    idempotency_key: str | None
+    thread_id: uuid.UUID | None
+    request_payload: Any | None
+    result: Any | None
+    error: str | None
+    metadata: dict[str, Any] = _metadata_field
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class RunFilter(Input):
+    """Filters for listing runs; every one narrows, none can widen past `actor`."""
+
+    actor: Actor | None = None
+    status: RunStatus | None = None
+    name: ShortText | None = None
+    thread_id: uuid.UUID | None = None
+    trace_id: ShortText | None = None
+    tag: ShortText | None = None
+    created_after: UtcDatetime | None = None
+    created_before: UtcDatetime | None = None
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+# Steps --------------------------------------------------------------------------------
+
+
+class StepCreate(Input):
+    id: uuid.UUID | None = None
+    run_id: uuid.UUID
+    step_index: int = Field(ge=0, le=2**31 - 1)
+    parent_step_id: uuid.UUID | None = None
+    name: ShortText | None = None
+    type: ShortText | None = None
+    status: StepStatus = "succeeded"
+    input: JsonValue | None = None
+    output: JsonValue | None = None
+    error: SafeText | None = None
+    started_at: UtcDatetime | None = None
+    completed_at: UtcDatetime | None = None
+    duration_ms: Milliseconds | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class StepRecord(Record):
+    id: uuid.UUID
+    run_id: uuid.UUID
+    step_index: int
+    parent_step_id: uuid.UUID | None
+    name: str | None
+    type: str | None
+    status: StepStatus
+    input: Any | None
+    output: Any | None
+    error: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: float | None
+    metadata: dict[str, Any] = _metadata_field
+    created_at: datetime
+
+
+# Artifacts ----------------------------------------------------------------------------
+
+
+class ArtifactCreate(Input):
+    id: uuid.UUID | None = None
+    run_id: uuid.UUID
+    step_id: uuid.UUID | None = None
+    name: ShortText
+    content_type: ShortText | None = None
+    size_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    url: Annotated[str, Field(max_length=4096), AfterValidator(check_text)] | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class ArtifactRecord(Record):
+    id: uuid.UUID
+    run_id: uuid.UUID
+    step_id: uuid.UUID | None
+    name: str
+    content_type: str | None
+    size_bytes: int | None
+    url: str | None
+    sha256: str | None
+    metadata: dict[str, Any] = _metadata_field
+    created_at: datetime
+
+
+# LLM calls ----------------------------------------------------------------------------
+
+
+class LLMCallCreate(Input):
+    id: uuid.UUID | None = None
+    run_id: uuid.UUID
+    step_id: uuid.UUID | None = None
+    provider: ShortText | None = None
+    model: ShortText | None = None
+    prompt_tokens: TokenCount = 0
+    completion_tokens: TokenCount = 0
+    # None means prompt + completion, the usual case; providers that bill extra say so.
+    total_tokens: TokenCount | None = None
+    cost_usd: Cost | None = None
+    latency_ms: Milliseconds | None = None
+    status: RunStatus = "succeeded"
+    error: SafeText | None = None
+    request: JsonValue | None = None
+    response: JsonValue | None = None
+
+
+class LLMCallRecord(Record):
+    id: uuid.UUID
+    run_id: uuid.UUID
+    step_id: uuid.UUID | None
+    provider: str | None
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: Decimal | None
+    latency_ms: float | None
+    status: RunStatus
+    error: str | None
+    request: Any | None
+    response: Any | None
+    created_at: datetime
+
+
+class ModelStats(BaseModel):
+    provider: str | None
+    model: str | None
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+    latency_ms_mean: float | None
+
+
+class RunStats(BaseModel):
+    run_id: uuid.UUID
+    step_count: int
+    llm_call_count: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+    # Wall time of the run: completed_at - started_at, else the span of its steps.
+    duration_ms: float | None
+    step_duration_ms_total: float | None
+    latency_ms_mean: float | None
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    latency_ms_max: float | None
+    by_model: list[ModelStats]
+
+
+# Embeddings ---------------------------------------------------------------------------
+
+
+class EmbeddingCreate(Input):
+    id: uuid.UUID | None = None
+    actor: Actor
+    namespace: ShortText = "default"
+    source_type: ShortText | None = None
+    source_id: ShortText | None = None
+    run_id: uuid.UUID | None = None
+    content: SafeText | None = None
+    embedding: list[float]
+    metadata: JsonObject = Field(default_factory=dict)
+
+
+class EmbeddingRecord(Record):
+    """An embedding's row without the vector itself, which callers rarely want back."""
+
+    id: uuid.UUID
+    actor: str
+    namespace: str
+    source_type: str | None
+    source_id: str | None
+    run_id: uuid.UUID | None
+    content: str | None
+    metadata: dict[str, Any] = _metadata_field
+    created_at: datetime
+
+
+class SearchHit(EmbeddingRecord):
+    # 1 - cosine distance: 1.0 is the same direction, 0 orthogonal, -1 opposite.
+    score: float

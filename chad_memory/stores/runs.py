@@ -1,0 +1,369 @@
+"""Run history: runs, their steps, artifacts and LLM calls."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+
+from chad_memory.errors import ConflictError, InvalidInputError, NotFoundError, constraint_of
+from chad_memory.models import Artifact, LLMCall, Run, Step
+from chad_memory.pagination import decode_cursor, encode_cursor
+from chad_memory.schemas import (
+    ArtifactCreate,
+    ArtifactRecord,
+    LLMCallCreate,
+    LLMCallRecord,
+    ModelStats,
+    Page,
+    RunCreate,
+    RunFilter,
+    RunRecord,
+    RunStats,
+    RunUpdate,
+    StepCreate,
+    StepRecord,
+)
+from chad_memory.stores.transactions import SessionFactory, transaction
+
+MAX_PAGE_SIZE = 1000
+MAX_BATCH = 10_000
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+# Which status a run may move to from each status; terminal states are final.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"pending", "running", *TERMINAL}),
+    "running": frozenset({"running", *TERMINAL}),
+    **{s: frozenset({s}) for s in TERMINAL},
+}
+_RUN_WRITABLE = (
+    "name",
+    "agent",
+    "status",
+    "trace_id",
+    "thread_id",
+    "request_payload",
+    "result",
+    "error",
+    "metadata_",
+    "tags",
+    "started_at",
+    "completed_at",
+)
+
+
+def _columns(model: Any, exclude: set[str] | None = None) -> dict[str, Any]:
+    """A validated input model as ORM column keys (`metadata` becomes `metadata_`)."""
+    data: dict[str, Any] = model.model_dump(exclude=exclude or set())
+    if "metadata" in data:
+        data["metadata_"] = data.pop("metadata")
+    if data.get("id") is None:
+        data["id"] = uuid.uuid4()
+    return data
+
+
+def run_conditions(filters: RunFilter) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if filters.actor is not None:
+        conds.append(Run.actor == filters.actor)
+    if filters.status is not None:
+        conds.append(Run.status == filters.status)
+    if filters.name is not None:
+        conds.append(Run.name == filters.name)
+    if filters.thread_id is not None:
+        conds.append(Run.thread_id == filters.thread_id)
+    if filters.trace_id is not None:
+        conds.append(Run.trace_id == filters.trace_id)
+    if filters.tag is not None:
+        conds.append(Run.tags.contains([filters.tag]))
+    if filters.created_after is not None:
+        conds.append(Run.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        conds.append(Run.created_at < filters.created_before)
+    return conds
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    if offset < 0:
+        raise InvalidInputError("offset must not be negative")
+
+
+def _check_batch(items: Sequence[Any], what: str) -> None:
+    if len(items) > MAX_BATCH:
+        raise InvalidInputError(f"at most {MAX_BATCH} {what} per batch, got {len(items)}")
+
+
+class PostgresStore:
+    """Runs and everything hanging off them. Every method is one transaction."""
+
+    def __init__(self, session_factory: SessionFactory) -> None:
+        self._sessions = session_factory
+
+    # Runs -----------------------------------------------------------------------------
+
+    async def save_run(self, run: RunCreate) -> RunRecord:
+        """Insert, or update the run with the same id (same actor only).
+
+        A run carrying an idempotency key that this actor already used is returned as it
+        was first stored, unchanged: retries of a create never make a second run.
+        """
+        if run.idempotency_key is not None:
+            existing = await self._find_by_idempotency_key(run.actor, run.idempotency_key)
+            if existing is not None:
+                return existing
+        values = _columns(run)
+        stmt = pg_insert(Run).values(**values)
+        # on_conflict_do_update speaks column names ("metadata"), not attributes ("metadata_").
+        columns = [Run.__mapper__.attrs[key].columns[0].name for key in _RUN_WRITABLE]
+        update: dict[str, Any] = {name: stmt.excluded[name] for name in columns}
+        update["updated_at"] = func.now()
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[Run.id], set_=update, where=Run.actor == stmt.excluded.actor
+        ).returning(Run)
+        try:
+            async with transaction(self._sessions, "save_run") as session:
+                row = (
+                    await session.scalars(upsert, execution_options={"populate_existing": True})
+                ).one_or_none()
+                record = None if row is None else RunRecord.model_validate(row)
+        except ConflictError as exc:
+            # Another request with the same idempotency key won the race: return its run.
+            cause = exc.__cause__
+            if (
+                run.idempotency_key is not None
+                and isinstance(cause, IntegrityError)
+                and constraint_of(cause) == "uq_runs_actor_idempotency_key"
+            ):
+                existing = await self._find_by_idempotency_key(run.actor, run.idempotency_key)
+                if existing is not None:
+                    return existing
+            raise
+        if record is None:
+            raise ConflictError(f"run {values['id']} exists and belongs to another actor")
+        return record
+
+    async def _find_by_idempotency_key(self, actor: str, key: str) -> RunRecord | None:
+        async with transaction(self._sessions, "get_run") as session:
+            row = await session.scalar(
+                select(Run).where(Run.actor == actor, Run.idempotency_key == key)
+            )
+            return None if row is None else RunRecord.model_validate(row)
+
+    async def get_run(self, run_id: uuid.UUID) -> RunRecord:
+        async with transaction(self._sessions, "get_run") as session:
+            row = await session.get(Run, run_id)
+            if row is None:
+                raise NotFoundError(f"run {run_id} not found")
+            return RunRecord.model_validate(row)
+
+    async def update_run(self, run_id: uuid.UUID, changes: RunUpdate) -> RunRecord:
+        """Apply the fields set in `changes`; status moves only forward (see TRANSITIONS).
+
+        Moving to `running` stamps started_at and to a terminal status stamps
+        completed_at, unless the caller gives them.
+        """
+        data = changes.model_dump(exclude_unset=True)
+        if "metadata" in data:
+            data["metadata_"] = data.pop("metadata")
+        async with transaction(self._sessions, "update_run") as session:
+            row = await session.get(Run, run_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"run {run_id} not found")
+            new_status = data.get("status")
+            if new_status is not None:
+                if new_status not in TRANSITIONS[row.status]:
+                    raise ConflictError(
+                        f"run {run_id} cannot move from {row.status} to {new_status}"
+                    )
+                now = datetime.now(UTC)
+                if new_status == "running" and row.started_at is None:
+                    data.setdefault("started_at", now)
+                if new_status in TERMINAL and row.completed_at is None:
+                    data.setdefault("completed_at", now)
+            for key, value in data.items():
+                setattr(row, key, value)
+            row.updated_at = func.now()
+            await session.flush()
+            await session.refresh(row)
+            return RunRecord.model_validate(row)
+
+    async def list_runs(
+        self,
+        filters: RunFilter | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+    ) -> Page[RunRecord]:
+        """Newest first. `cursor` (a previous page's next_cursor) is stable under inserts."""
+        _check_page(limit, offset)
+        stmt = select(Run).where(*run_conditions(filters or RunFilter()))
+        if cursor is not None:
+            at, last_id = decode_cursor(cursor)
+            stmt = stmt.where(tuple_(Run.created_at, Run.id) < tuple_(at, last_id))
+        stmt = stmt.order_by(Run.created_at.desc(), Run.id.desc()).offset(offset).limit(limit + 1)
+        async with transaction(self._sessions, "list_runs") as session:
+            rows = list(await session.scalars(stmt))
+        items = [RunRecord.model_validate(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
+        return Page[RunRecord](items=items, next_cursor=next_cursor)
+
+    async def count_runs(self, filters: RunFilter | None = None) -> int:
+        stmt = select(func.count()).select_from(Run).where(*run_conditions(filters or RunFilter()))
+        async with transaction(self._sessions, "count_runs") as session:
+            return int(await session.scalar(stmt) or 0)
+
+    async def delete_run(self, run_id: uuid.UUID) -> None:
+        """Delete a run; its steps, artifacts and LLM calls go with it (ON DELETE CASCADE)."""
+        async with transaction(self._sessions, "delete_run") as session:
+            deleted = await session.scalar(delete(Run).where(Run.id == run_id).returning(Run.id))
+            if deleted is None:
+                raise NotFoundError(f"run {run_id} not found")
+
+    # Steps ----------------------------------------------------------------------------
+
+    async def save_step(self, step: StepCreate) -> StepRecord:
+        return (await self.save_steps([step]))[0]
+
+    async def save_steps(self, steps: Sequence[StepCreate]) -> list[StepRecord]:
+        """Insert steps in one statement; all land or none do. Order of input is kept."""
+        if not steps:
+            return []
+        _check_batch(steps, "steps")
+        rows = [_columns(s) for s in steps]
+        async with transaction(self._sessions, "save_steps") as session:
+            result = await session.scalars(
+                pg_insert(Step).returning(Step, sort_by_parameter_order=True), rows
+            )
+            return [StepRecord.model_validate(r) for r in result]
+
+    async def get_steps(self, run_id: uuid.UUID) -> list[StepRecord]:
+        stmt = select(Step).where(Step.run_id == run_id).order_by(Step.step_index)
+        async with transaction(self._sessions, "get_steps") as session:
+            return [StepRecord.model_validate(r) for r in await session.scalars(stmt)]
+
+    # Artifacts ------------------------------------------------------------------------
+
+    async def save_artifact(self, artifact: ArtifactCreate) -> ArtifactRecord:
+        async with transaction(self._sessions, "save_artifact") as session:
+            row = await session.scalar(
+                pg_insert(Artifact).values(**_columns(artifact)).returning(Artifact)
+            )
+            return ArtifactRecord.model_validate(row)
+
+    async def get_artifacts(self, run_id: uuid.UUID) -> list[ArtifactRecord]:
+        stmt = (
+            select(Artifact)
+            .where(Artifact.run_id == run_id)
+            .order_by(Artifact.created_at, Artifact.id)
+        )
+        async with transaction(self._sessions, "get_artifacts") as session:
+            return [ArtifactRecord.model_validate(r) for r in await session.scalars(stmt)]
+
+    # LLM calls ------------------------------------------------------------------------
+
+    async def save_llm_call(self, call: LLMCallCreate) -> LLMCallRecord:
+        values = _columns(call)
+        if values["total_tokens"] is None:
+            values["total_tokens"] = call.prompt_tokens + call.completion_tokens
+        async with transaction(self._sessions, "save_llm_call") as session:
+            row = await session.scalar(pg_insert(LLMCall).values(**values).returning(LLMCall))
+            return LLMCallRecord.model_validate(row)
+
+    async def get_llm_calls(self, run_id: uuid.UUID) -> list[LLMCallRecord]:
+        stmt = (
+            select(LLMCall).where(LLMCall.run_id == run_id).order_by(LLMCall.created_at, LLMCall.id)
+        )
+        async with transaction(self._sessions, "get_llm_calls") as session:
+            return [LLMCallRecord.model_validate(r) for r in await session.scalars(stmt)]
+
+    # Stats ----------------------------------------------------------------------------
+
+    async def get_run_stats(self, run_id: uuid.UUID) -> RunStats:
+        """Token and cost totals (exact: numeric sums), durations and latency percentiles."""
+        latency = LLMCall.latency_ms
+        step_q = select(
+            func.count(Step.id),
+            func.sum(Step.duration_ms),
+            func.min(Step.started_at),
+            func.max(Step.completed_at),
+        ).where(Step.run_id == run_id)
+        call_q = select(
+            func.count(LLMCall.id),
+            func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
+            func.coalesce(func.sum(LLMCall.completion_tokens), 0),
+            func.coalesce(func.sum(LLMCall.total_tokens), 0),
+            func.coalesce(func.sum(LLMCall.cost_usd), 0),
+            func.avg(latency),
+            func.percentile_cont(0.5).within_group(latency),
+            func.percentile_cont(0.95).within_group(latency),
+            func.max(latency),
+        ).where(LLMCall.run_id == run_id)
+        model_q = (
+            select(
+                LLMCall.provider,
+                LLMCall.model,
+                func.count(LLMCall.id),
+                func.sum(LLMCall.prompt_tokens),
+                func.sum(LLMCall.completion_tokens),
+                func.sum(LLMCall.total_tokens),
+                func.coalesce(func.sum(LLMCall.cost_usd), 0),
+                func.avg(latency),
+            )
+            .where(LLMCall.run_id == run_id)
+            .group_by(LLMCall.provider, LLMCall.model)
+            .order_by(LLMCall.provider, LLMCall.model)
+        )
+        async with transaction(self._sessions, "get_run_stats") as session:
+            run = await session.get(Run, run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} not found")
+            steps = (await session.execute(step_q)).one()
+            calls = (await session.execute(call_q)).one()
+            models = (await session.execute(model_q)).all()
+
+        start, end = run.started_at, run.completed_at
+        if start is None or end is None:
+            start, end = steps[2], steps[3]
+        duration = (end - start).total_seconds() * 1000 if start and end else None
+
+        def _float(value: Any) -> float | None:
+            return None if value is None else float(value)
+
+        return RunStats(
+            run_id=run_id,
+            step_count=steps[0],
+            llm_call_count=calls[0],
+            prompt_tokens=int(calls[1]),
+            completion_tokens=int(calls[2]),
+            total_tokens=int(calls[3]),
+            cost_usd=Decimal(calls[4]),
+            duration_ms=duration,
+            step_duration_ms_total=_float(steps[1]),
+            latency_ms_mean=_float(calls[5]),
+            latency_ms_p50=_float(calls[6]),
+            latency_ms_p95=_float(calls[7]),
+            latency_ms_max=_float(calls[8]),
+            by_model=[
+                ModelStats(
+                    provider=m[0],
+                    model=m[1],
+                    calls=m[2],
+                    prompt_tokens=int(m[3]),
+                    completion_tokens=int(m[4]),
+                    total_tokens=int(m[5]),
+                    cost_usd=Decimal(m[6]),
+                    latency_ms_mean=_float(m[7]),
+                )
+                for m in models
+            ],
+        )

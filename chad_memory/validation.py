@@ -1,0 +1,74 @@
+"""Input checks that PostgreSQL would otherwise fail on, or silently accept wrongly.
+
+PostgreSQL text and jsonb cannot hold NUL (U+0000) and asyncpg cannot encode lone
+surrogates; both would surface as driver errors mid-transaction. NaN and infinities are
+valid floats in Python but poison sums, costs and vector distances. We reject all of
+these up front with a message that says where the bad value is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from chad_memory.errors import EmbeddingDimensionError, InvalidInputError
+
+MAX_JSON_DEPTH = 64
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as PostgreSQL text, or None if it can."""
+    if "\x00" in value:
+        return "contains a NUL (\\u0000) character, which PostgreSQL text cannot store"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate, which is not valid UTF-8"
+    return None
+
+
+def check_text(value: str, where: str = "text") -> str:
+    problem = text_problem(value)
+    if problem:
+        raise InvalidInputError(f"{where} {problem}")
+    return value
+
+
+def check_json(value: Any, where: str = "json", _depth: int = 0) -> Any:
+    """Walk a JSON-like value and reject NUL bytes, bad surrogates and non-finite numbers."""
+    if _depth > MAX_JSON_DEPTH:
+        raise InvalidInputError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        check_text(value, where)
+    elif isinstance(value, bool) or value is None or isinstance(value, int):
+        pass
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{where} holds a non-finite number ({value})")
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidInputError(f"{where} holds a non-finite number ({value})")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"{where} has a non-string key {key!r}")
+            check_text(key, f"{where} key")
+            check_json(item, f"{where}.{key}", _depth + 1)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_json(item, f"{where}[{i}]", _depth + 1)
+    else:
+        raise InvalidInputError(f"{where} holds a {type(value).__name__}, which is not JSON")
+    return value
+
+
+def check_embedding(values: Sequence[float], dim: int, where: str = "embedding") -> list[float]:
+    """A plain list of `dim` finite floats, or a clear error before anything reaches SQL."""
+    if len(values) != dim:
+        raise EmbeddingDimensionError(expected=dim, got=len(values))
+    out = [float(v) for v in values]
+    if not all(math.isfinite(v) for v in out):
+        raise InvalidInputError(f"{where} holds NaN or an infinite value")
+    return out

@@ -1,0 +1,85 @@
+"""Migrations are the schema: they walk up and down, and agree with the models."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from chad_memory.migrations import alembic_config, downgrade, upgrade
+from chad_memory.models import Base
+from tests.database import run_admin, unique_name, with_database
+
+TABLES = {"runs", "steps", "artifacts", "llm_calls", "embeddings"}
+
+
+@pytest.fixture
+async def empty_db(admin_url: str) -> AsyncIterator[str]:
+    name = unique_name("chad_mig")
+    await run_admin(admin_url, f'CREATE DATABASE "{name}"')
+    yield with_database(admin_url, name)
+    await run_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _scalar_rows(url: str, sql: str) -> set[Any]:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return set((await conn.execute(text(sql))).scalars())
+    finally:
+        await engine.dispose()
+
+
+async def _tables(url: str) -> set[str]:
+    return await _scalar_rows(
+        url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+    ) - {"alembic_version"}
+
+
+async def test_upgrade_downgrade_upgrade(empty_db: str) -> None:
+    await asyncio.to_thread(upgrade, empty_db)
+    assert await _tables(empty_db) >= TABLES
+    indexes = await _scalar_rows(empty_db, "SELECT indexname FROM pg_indexes")
+    assert {"ix_embeddings_embedding_ivfflat", "uq_runs_actor_idempotency_key"} <= indexes
+
+    await asyncio.to_thread(downgrade, empty_db, "base")
+    assert await _tables(empty_db) == set()
+
+    await asyncio.to_thread(upgrade, empty_db)
+    assert await _tables(empty_db) >= TABLES
+
+
+async def test_each_revision_walks_down_and_up(empty_db: str) -> None:
+    """Every revision's downgrade undoes its upgrade, one step at a time."""
+    script = ScriptDirectory.from_config(alembic_config(empty_db))
+    revisions = [r.revision for r in reversed(list(script.walk_revisions()))]
+    for rev in revisions:
+        await asyncio.to_thread(upgrade, empty_db, rev)
+        await asyncio.to_thread(downgrade, empty_db, "-1")
+        await asyncio.to_thread(upgrade, empty_db, rev)
+    assert await _scalar_rows(empty_db, "SELECT version_num FROM alembic_version") == {
+        script.get_current_head()
+    }
+
+
+def _diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_models_match_migrated_database(database_url: str) -> None:
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(_diff)
+    finally:
+        await engine.dispose()
+    assert diff == []
