@@ -13,6 +13,7 @@ from chad_memory.errors import (
     ConflictError,
     DatabaseUnavailableError,
     EmbeddingDimensionError,
+    ForbiddenError,
     InvalidInputError,
     NotFoundError,
 )
@@ -26,14 +27,17 @@ from chad_memory.schemas import (
     StepCreate,
 )
 from chad_memory.stores import PgVectorStore, PostgresStore
+from chad_memory.stores.keys import ApiKeyStore
 
 __all__ = [
+    "ApiKeyStore",
     "ArtifactCreate",
     "ChadMemoryError",
     "ConflictError",
     "DatabaseUnavailableError",
     "EmbeddingCreate",
     "EmbeddingDimensionError",
+    "ForbiddenError",
     "InvalidInputError",
     "LLMCallCreate",
     "NotFoundError",

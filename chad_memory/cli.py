@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
+from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import get_settings
+from chad_memory.stores.keys import ApiKeyStore
 
 logger = logging.getLogger("chad_memory.cli")
+T = TypeVar("T")
 
 
 def _say(message: str) -> None:
@@ -28,16 +34,36 @@ def _migrate(revision: str = "head") -> None:
     _say("migrations done")
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+def _prepare_embedded() -> None:
+    """On the embedded database we own the schema too: start it and migrate to head."""
     from chad_memory.database import resolve_database_url
 
     settings = get_settings()
     if settings.database_url is None:
-        _say(f"no DATABASE_URL: starting the embedded PostgreSQL in {settings.chad_data_dir}")
+        _say(f"no DATABASE_URL: using the embedded PostgreSQL in {settings.chad_data_dir}")
         resolve_database_url()
         _migrate()
+
+
+def _run_with_store(work: Callable[[ApiKeyStore], Awaitable[T]]) -> T:
+    from chad_memory.database import close_db_connections, get_session_factory
+
+    async def runner() -> T:
+        try:
+            return await work(ApiKeyStore(get_session_factory()))
+        finally:
+            await close_db_connections()
+
+    _prepare_embedded()
+    return asyncio.run(runner())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    if settings.database_url is None:
+        _prepare_embedded()
     elif args.migrate:
         _migrate()
     _say(f"serving on http://{args.host}:{args.port}")
@@ -63,6 +89,31 @@ def cmd_db_url(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    created = _run_with_store(lambda keys: keys.create_key(args.actor, args.name))
+    _say(f"created key {created.key.id} for actor {created.key.actor!r}; it is shown only once:")
+    print(created.secret, flush=True)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    records = _run_with_store(lambda keys: keys.list_keys(args.actor))
+    print("id\tprefix\tname\tcreated_at\tlast_used_at\trevoked_at")
+    for k in records:
+        print(
+            f"{k.id}\t{k.prefix}...\t{k.name or ''}\t{k.created_at.isoformat()}\t"
+            f"{k.last_used_at.isoformat() if k.last_used_at else ''}\t"
+            f"{k.revoked_at.isoformat() if k.revoked_at else ''}"
+        )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    record = _run_with_store(lambda keys: keys.revoke_key(args.id))
+    _say(f"revoked key {record.id} of actor {record.actor!r}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="chad-memory", description=__doc__)
@@ -82,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=cmd_migrate)
 
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints it once, as the last line")
+    create.add_argument("--actor", required=True)
+    create.add_argument("--name", default=None, help="a label to tell keys apart")
+    create.set_defaults(func=cmd_keys_create)
+    list_ = keys_sub.add_parser("list", help="list an actor's keys (never the secrets)")
+    list_.add_argument("--actor", required=True)
+    list_.set_defaults(func=cmd_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("id", type=uuid.UUID)
+    revoke.set_defaults(func=cmd_keys_revoke)
+
     db = sub.add_parser("db", help="database chores")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_url = db_sub.add_parser("url", help="print the database URL in use")
@@ -96,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except (ChadMemoryError, ValueError) as exc:
+        _say(f"error: {exc}")
+        return 1
     return code
 
 

@@ -17,6 +17,10 @@ class NotFoundError(ChadMemoryError):
     """The id names nothing (or nothing the caller may see)."""
 
 
+class ForbiddenError(ChadMemoryError):
+    """The row exists but belongs to another actor."""
+
+
 class ConflictError(ChadMemoryError):
     """The write collides with existing data: a duplicate key or a taken id."""
 

@@ -11,6 +11,7 @@ from chad_memory.errors import (
     ChadMemoryError,
     ConflictError,
     DatabaseUnavailableError,
+    ForbiddenError,
     InvalidInputError,
     NotFoundError,
 )
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[ChadMemoryError], int] = {
     NotFoundError: 404,
+    ForbiddenError: 403,
     ConflictError: 409,
     InvalidInputError: 422,
     DatabaseUnavailableError: 503,

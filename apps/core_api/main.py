@@ -17,13 +17,16 @@ from chad_memory.database import (
     get_engine,
     get_session_factory,
 )
+from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore
+from chad_memory.stores.keys import ApiKeyStore
 
 logger = logging.getLogger("chad_memory.api")
 
 
-def create_app(*, engine: AsyncEngine | None = None) -> FastAPI:
+def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None = None) -> FastAPI:
     """Build the app. Pass `engine` to use one you own (tests); else the process engine."""
+    settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -32,6 +35,7 @@ def create_app(*, engine: AsyncEngine | None = None) -> FastAPI:
         app.state.session_factory = get_session_factory(app.state.engine)
         app.state.postgres_store = PostgresStore(app.state.session_factory)
         app.state.vector_store = PgVectorStore(app.state.session_factory)
+        app.state.key_store = ApiKeyStore(app.state.session_factory)
         if not await check_db_connection(app.state.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
@@ -47,6 +51,7 @@ def create_app(*, engine: AsyncEngine | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
     return app

@@ -12,7 +12,13 @@ from sqlalchemy import ColumnElement, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
-from chad_memory.errors import ConflictError, InvalidInputError, NotFoundError, constraint_of
+from chad_memory.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    constraint_of,
+)
 from chad_memory.models import Artifact, LLMCall, Run, Step
 from chad_memory.pagination import decode_cursor, encode_cursor
 from chad_memory.schemas import (
@@ -156,11 +162,14 @@ class PostgresStore:
             )
             return None if row is None else RunRecord.model_validate(row)
 
-    async def get_run(self, run_id: uuid.UUID) -> RunRecord:
+    async def get_run(self, run_id: uuid.UUID, *, actor: str | None = None) -> RunRecord:
+        """The run; with `actor`, ForbiddenError unless that actor owns it."""
         async with transaction(self._sessions, "get_run") as session:
             row = await session.get(Run, run_id)
             if row is None:
                 raise NotFoundError(f"run {run_id} not found")
+            if actor is not None and row.actor != actor:
+                raise ForbiddenError(f"run {run_id} belongs to another actor")
             return RunRecord.model_validate(row)
 
     async def update_run(self, run_id: uuid.UUID, changes: RunUpdate) -> RunRecord:

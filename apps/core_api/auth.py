@@ -1,0 +1,59 @@
+"""Who is calling, and may they touch this run: resolved once, in dependencies.
+
+Default: `Authorization: Bearer <api key>`. With AUTH_MODE=trusted_header the actor is
+taken from `X-Actor-ID`, which only makes sense behind an auth proxy that sets it; in the
+default mode that header is ignored entirely.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from apps.core_api.deps import RunStoreDep
+from chad_memory.schemas import RunRecord
+from chad_memory.settings import Settings
+from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.validation import text_problem
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `chad-memory keys create`")
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def current_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    x_actor_id: Annotated[str | None, Header(alias="X-Actor-ID", include_in_schema=False)] = None,
+) -> str:
+    settings: Settings = request.app.state.settings
+    if settings.auth_mode == "trusted_header":
+        actor = (x_actor_id or "").strip()
+        if not actor or len(actor) > 255 or text_problem(actor):
+            raise _unauthorized("X-Actor-ID header is missing or invalid")
+        request.state.actor = actor
+        return actor
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("missing bearer API key")
+    keys: ApiKeyStore = request.app.state.key_store
+    key = await keys.authenticate(credentials.credentials)
+    if key is None:
+        raise _unauthorized("unknown or revoked API key")
+    request.state.actor = key.actor
+    return key.actor
+
+
+CurrentActor = Annotated[str, Depends(current_actor)]
+
+
+async def owned_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> RunRecord:
+    """The run named in the path: 404 if unknown, 403 if another actor's, 422 if malformed."""
+    return await store.get_run(run_id, actor=actor)
+
+
+OwnedRun = Annotated[RunRecord, Depends(owned_run)]
