@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging.config
 
+from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from alembic import context
 from chad_memory.database import resolve_database_url
 from chad_memory.models import Base
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 
-from alembic import command
 from chad_memory.database import resolve_database_url
 
 # The repository root holds alembic.ini and alembic/; the package is installed editable.

@@ -84,6 +84,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(nullable=False, server_default="pending")
     trace_id: Mapped[str | None] = mapped_column(unique=True)
     idempotency_key: Mapped[str | None]
+    # SHA-256 of the canonical request body that used idempotency_key (see revision 003).
+    idempotency_fingerprint: Mapped[str | None]
     thread_id: Mapped[uuid.UUID | None]
     request_payload: Mapped[Any | None] = mapped_column(JSONB)
     result: Mapped[Any | None] = mapped_column(JSONB)

@@ -13,10 +13,10 @@ Create Date: 2026-11-23
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql as pg
 
-from alembic import op
 from chad_memory.settings import get_settings
 
 revision: str = "001"

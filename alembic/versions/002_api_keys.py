@@ -8,9 +8,8 @@ Create Date: 2026-11-23
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
-
 from alembic import op
+from sqlalchemy.dialects import postgresql as pg
 
 revision: str = "002"
 down_revision: str | None = "001"
