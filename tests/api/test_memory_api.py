@@ -26,7 +26,12 @@ async def test_memory_is_scoped_to_the_caller(api: Api) -> None:
         "/memory",
         json={
             "items": [
-                {"source_id": "doc-1", "content": "alpha", "embedding": unit(0), "run_id": run["id"]},
+                {
+                    "source_id": "doc-1",
+                    "content": "alpha",
+                    "embedding": unit(0),
+                    "run_id": run["id"],
+                },
                 {"source_id": "doc-1", "content": "beta", "embedding": unit(0, 1)},
                 {
                     "source_id": "doc-2",
@@ -52,7 +57,9 @@ async def test_memory_is_scoped_to_the_caller(api: Api) -> None:
     assert bobs.status_code == 201
 
     async def search(headers: dict[str, str], **body: Any) -> list[tuple[str, float]]:
-        response = await c.post("/memory/search", json={"embedding": unit(0), **body}, headers=headers)
+        response = await c.post(
+            "/memory/search", json={"embedding": unit(0), **body}, headers=headers
+        )
         assert response.status_code == 200, response.text
         return [(h["content"], round(h["score"], 3)) for h in response.json()["items"]]
 
@@ -84,7 +91,11 @@ async def test_memory_is_scoped_to_the_caller(api: Api) -> None:
         "/memory",
         json={
             "items": [
-                {"content": "x", "embedding": unit(2), "run_id": "00000000-0000-0000-0000-000000000000"}
+                {
+                    "content": "x",
+                    "embedding": unit(2),
+                    "run_id": "00000000-0000-0000-0000-000000000000",
+                }
             ]
         },
         headers=api.alice,

@@ -57,7 +57,11 @@ async def test_body_limits_and_content_type(
         assert ok_stream.status_code == 201, ok_stream.text
         assert ok_stream.json()["name"] == "streamed"
 
-        for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        for content_type in (
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
             wrong = await c.post(
                 "/runs", content=b'{"name": "x"}', headers={**h, "Content-Type": content_type}
             )

@@ -15,18 +15,20 @@ from chad_memory.stores.runs import idempotency_lock_id
 from tests.api.conftest import Api
 
 
-async def test_cursor_pages_250_runs_with_inserts_between_pages(api: Api, engine: AsyncEngine) -> None:
+async def test_cursor_pages_250_runs_with_inserts_between_pages(
+    api: Api, engine: AsyncEngine
+) -> None:
     # 150 runs in one transaction share created_at (now() is per transaction), so the
     # cursor's id tie-break is exercised; 100 more arrive one by one.
     async with engine.begin() as conn:
-        await conn.execute(insert(Run), [{"actor": "alice", "name": f"bulk-{i}"} for i in range(150)])
+        await conn.execute(
+            insert(Run), [{"actor": "alice", "name": f"bulk-{i}"} for i in range(150)]
+        )
         await conn.execute(insert(Run), [{"actor": "bob", "name": f"bob-{i}"} for i in range(20)])
     for i in range(100):
         await api.store.save_run(RunCreate(actor="alice", name=f"single-{i}"))
     async with engine.connect() as conn:
-        existing = set(
-            (await conn.scalars(select(Run.id).where(Run.actor == "alice"))).all()
-        )
+        existing = set((await conn.scalars(select(Run.id).where(Run.actor == "alice"))).all())
     assert len(existing) == 250
 
     seen: list[str] = []
@@ -79,9 +81,7 @@ async def test_idempotent_create(api: Api) -> None:
     assert replay.status_code == 200
     assert replay.json()["id"] == first.json()["id"]
 
-    different = await c.post(
-        "/runs", json={**body, "name": "refund"}, headers={**api.alice, **key}
-    )
+    different = await c.post("/runs", json={**body, "name": "refund"}, headers={**api.alice, **key})
     assert different.status_code == 422
     assert "order-17" in different.json()["detail"]
 
@@ -101,9 +101,7 @@ async def test_same_key_in_flight_is_409(api: Api, engine: AsyncEngine) -> None:
     key = "slow-1"
     # Play the first request: hold its (actor, key) lock in an open transaction.
     async with engine.connect() as conn:
-        await conn.execute(
-            select(func.pg_advisory_xact_lock(idempotency_lock_id("alice", key)))
-        )
+        await conn.execute(select(func.pg_advisory_xact_lock(idempotency_lock_id("alice", key))))
         busy = await api.client.post(
             "/runs", json={"name": "x"}, headers={**api.alice, "Idempotency-Key": key}
         )
