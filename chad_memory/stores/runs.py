@@ -194,6 +194,12 @@ class PostgresStore:
         """
         values = _columns(run)
         values["idempotency_fingerprint"] = fingerprint
+        # As in update_run: a run created already running or finished gets its timestamps.
+        now = datetime.now(UTC)
+        if run.status == "running" and values["started_at"] is None:
+            values["started_at"] = now
+        if run.status in TERMINAL and values["completed_at"] is None:
+            values["completed_at"] = now
         key = run.idempotency_key
         async with transaction(self._sessions, "create_run") as session:
             if key is not None:
