@@ -6,7 +6,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chad_memory import ConflictError, InvalidInputError, PostgresStore, RunCreate, RunFilter
+from chad_memory import (
+    ConflictError,
+    InvalidInputError,
+    LLMCallCreate,
+    PostgresStore,
+    RunCreate,
+    RunFilter,
+)
 from chad_memory.errors import IdempotencyInProgressError, IdempotencyKeyReusedError
 from chad_memory.schemas import RunSummary
 from chad_memory.stores.runs import idempotency_lock_id
@@ -67,3 +74,14 @@ async def test_summaries_match_full_listing_without_payloads(store: PostgresStor
     rest = await store.list_run_summaries(filters, limit=3, cursor=summaries.next_cursor)
     assert len(rest.items) == 2
     assert rest.next_cursor is None
+
+
+async def test_values_the_database_rejects_are_invalid_input(store: PostgresStore) -> None:
+    run = await store.save_run(RunCreate(actor="a"))
+    # Skip validation on purpose: the driver's own range check must still map to our error.
+    unchecked = LLMCallCreate.model_construct(
+        run_id=run.id, prompt_tokens=2**40, completion_tokens=0, total_tokens=2**40
+    )
+    with pytest.raises(InvalidInputError, match="does not fit"):
+        await store.save_llm_call(unchecked)
+    assert await store.get_llm_calls(run.id) == []

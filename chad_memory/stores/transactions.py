@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chad_memory.errors import DatabaseUnavailableError, translate_db_error
@@ -32,3 +33,6 @@ async def transaction(factory: SessionFactory, what: str) -> AsyncIterator[Async
         raise
     except (OSError, ConnectionError) as exc:
         raise DatabaseUnavailableError(f"{what}: database unavailable") from exc
+    except PoolTimeoutError as exc:
+        # Every pooled connection is busy for longer than DB_POOL_TIMEOUT: overloaded.
+        raise DatabaseUnavailableError(f"{what}: database unavailable (pool exhausted)") from exc

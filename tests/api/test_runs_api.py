@@ -204,6 +204,8 @@ async def test_bad_bodies_get_4xx_with_detail(api: Api) -> None:
         {"metadata": ["not", "an", "object"]},
         {"started_at": "yesterday"},
         {"thread_id": "nope"},
+        {"started_at": "0001-01-01T00:00:00+01:00"},  # before year 1 once in UTC
+        {"completed_at": "9999-12-31T23:59:59-01:00"},
         [],
     ]
     for body in bad_creates:
@@ -238,6 +240,13 @@ async def test_bad_bodies_get_4xx_with_detail(api: Api) -> None:
         f"/runs/{rid}/llm-calls", json={"prompt_tokens": -1, "cost_usd": "-1"}, headers=h
     )
     assert negative.status_code == 422
+    overflow = await c.post(
+        f"/runs/{rid}/llm-calls",
+        json={"prompt_tokens": 2**31 - 1, "completion_tokens": 2**31 - 1},
+        headers=h,
+    )
+    assert overflow.status_code == 422
+    assert "exceeds" in str(overflow.json()["detail"])
 
     # Children may only point at steps of their own run (not another actor's).
     other = await c.post("/runs", json={}, headers=api.bob)
