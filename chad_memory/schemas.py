@@ -91,26 +91,6 @@ class RunUpdate(Input):
     completed_at: UtcDatetime | None = None
 
 
-class RunRecord(Record):
-    id: uuid.UUID
-    actor: str
-    name: str | None
-    agent: str | None
-    status: RunStatus
-    trace_id: str | None
-    idempotency_key: str | None
-    thread_id: uuid.UUID | None
-    request_payload: Any | None
-    result: Any | None
-    error: str | None
-    metadata: dict[str, Any] = _metadata_field
-    tags: list[str]
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-
-
 class RunSummary(Record):
     """A run without its payloads (request_payload, result, error): what lists show."""
 
@@ -128,6 +108,14 @@ class RunSummary(Record):
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+
+
+class RunRecord(RunSummary):
+    """A run with everything, payloads included."""
+
+    request_payload: Any | None
+    result: Any | None
+    error: str | None
 
 
 class RunFilter(Input):
