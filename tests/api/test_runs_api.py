@@ -6,6 +6,11 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from apps.core_api.main import create_app
+from chad_memory.settings import Settings
 from tests.api.conftest import Api
 
 RUN_BODY: dict[str, Any] = {
@@ -339,3 +344,18 @@ async def test_openapi_documents_every_route(api: Api) -> None:
     create_schema = spec["components"]["schemas"]["RunCreateBody"]["properties"]
     assert "actor" not in create_schema
     assert "id" not in create_schema
+
+
+async def test_trusted_header_mode_takes_the_actor_from_the_proxy(engine: AsyncEngine) -> None:
+    app = create_app(engine=engine, settings=Settings(auth_mode="trusted_header"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
+        created = await c.post("/runs", json={"name": "proxied"}, headers={"X-Actor-ID": "carol"})
+        assert created.status_code == 201
+        assert created.json()["actor"] == "carol"
+        rid = created.json()["id"]
+        assert (await c.get(f"/runs/{rid}", headers={"X-Actor-ID": "carol"})).status_code == 200
+        assert (await c.get(f"/runs/{rid}", headers={"X-Actor-ID": "dave"})).status_code == 403
+        assert (await c.get("/runs")).status_code == 401
