@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chad_memory import (
     ConflictError,
+    ForbiddenError,
     InvalidInputError,
     LLMCallCreate,
+    NotFoundError,
     PostgresStore,
     RunCreate,
     RunFilter,
@@ -85,3 +89,15 @@ async def test_values_the_database_rejects_are_invalid_input(store: PostgresStor
     with pytest.raises(InvalidInputError, match="does not fit"):
         await store.save_llm_call(unchecked)
     assert await store.get_llm_calls(run.id) == []
+
+
+async def test_check_owner_in_one_call(store: PostgresStore) -> None:
+    mine = (await store.create_run(RunCreate(actor="a"))).run.id
+    theirs = (await store.create_run(RunCreate(actor="b"))).run.id
+    await store.check_owner([mine, mine], actor="a")
+    await store.check_owner([], actor="a")
+    with pytest.raises(ForbiddenError, match=str(theirs)):
+        await store.check_owner([mine, theirs], actor="a")
+    unknown = uuid.uuid4()
+    with pytest.raises(NotFoundError, match=str(unknown)):
+        await store.check_owner([theirs, unknown], actor="a")

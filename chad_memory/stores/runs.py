@@ -234,6 +234,24 @@ class PostgresStore:
                 raise ForbiddenError(f"run {run_id} belongs to another actor")
             return RunRecord.model_validate(row)
 
+    async def check_owner(self, run_ids: Sequence[uuid.UUID], *, actor: str) -> None:
+        """NotFoundError if any run is unknown, ForbiddenError if any is another actor's.
+
+        One query for a whole batch, for callers that only reference runs (memory rows).
+        """
+        wanted = set(run_ids)
+        if not wanted:
+            return
+        stmt = select(Run.id, Run.actor).where(Run.id.in_(wanted))
+        async with transaction(self._sessions, "check_owner") as session:
+            owners = {row.id: row.actor for row in await session.execute(stmt)}
+        missing = sorted(str(i) for i in wanted - owners.keys())
+        if missing:
+            raise NotFoundError(f"run {', '.join(missing)} not found")
+        foreign = sorted(str(i) for i, owner in owners.items() if owner != actor)
+        if foreign:
+            raise ForbiddenError(f"run {', '.join(foreign)} belongs to another actor")
+
     async def update_run(self, run_id: uuid.UUID, changes: RunUpdate) -> RunRecord:
         """Apply the fields set in `changes`; status moves only forward (see TRANSITIONS).
 
