@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from chad_memory.schemas import (
     ArtifactCreate,
@@ -49,6 +49,13 @@ class Problem(BaseModel):
     """Every error answer: a JSON object with a `detail` (a string, or pydantic's list)."""
 
     detail: Any
+
+
+# OpenAPI entries shared by every authenticated router.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing, unknown or revoked API key"},
+    503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
+}
 
 
 # Runs ---------------------------------------------------------------------------------
@@ -89,7 +96,7 @@ class RunList(BaseModel):
 class RunListQuery(BaseModel):
     """GET /runs query. Unknown parameters (an `actor`, say) are refused: none can widen."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid")
 
     status: RunStatus | None = None
     name: ShortText | None = None

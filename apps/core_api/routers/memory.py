@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import RunStoreDep, VectorStoreDep
 from apps.core_api.schemas import (
+    AUTH_RESPONSES,
     MemoryAddBody,
     MemoryAdded,
     MemoryDeleted,
@@ -25,9 +26,8 @@ router = APIRouter(
     prefix="/memory",
     tags=["memory"],
     responses={
-        401: {"model": Problem, "description": "missing, unknown or revoked API key"},
+        **AUTH_RESPONSES,
         422: {"model": Problem, "description": "invalid body (e.g. wrong embedding length)"},
-        503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
     },
 )
 
