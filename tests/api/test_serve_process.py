@@ -100,8 +100,8 @@ async def test_serve_process_answers_over_http(
             proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     log = out.decode()
-    # uvicorn shuts down gracefully, then re-raises SIGTERM: either exit is a clean one.
-    assert proc.returncode in (0, -signal.SIGTERM), log
+    # SIGTERM is a clean stop: graceful shutdown, then exit 0 (so atexit hooks run).
+    assert proc.returncode == 0, log
     assert "Application shutdown complete" in log
     assert '"path": "/runs", "status": 201' in log
     assert '"actor": "alice"' in log
