@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError
+
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import get_settings
 from chad_memory.stores.keys import ApiKeyStore
@@ -160,8 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (ChadMemoryError, ValueError) as exc:
+    except (ChadMemoryError, ValueError, RuntimeError, OSError) as exc:
         _say(f"error: {exc}")
+        return 1
+    except DBAPIError as exc:
+        _say(f"database error: {exc.orig}")
         return 1
     return code
 
