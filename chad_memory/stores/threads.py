@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chad_memory.errors import ForbiddenError, NotFoundError
+from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chad_memory.models import Message, Thread
 from chad_memory.pagination import decode_cursor, encode_cursor
 from chad_memory.schemas import (
@@ -31,10 +31,18 @@ from chad_memory.schemas import (
 )
 from chad_memory.stores.runs import _check_batch, _check_page, _columns
 from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.validation import check_text
 
 # The step between the created_at of consecutive messages of one append: PostgreSQL's
 # timestamp resolution, so the offsets stay invisible at any human scale.
 TICK = timedelta(microseconds=1)
+
+
+def _check_actor(actor: str) -> str:
+    """The same rule as the `Actor` field of the input models, for the `actor=` argument."""
+    if not 1 <= len(actor) <= 255:
+        raise InvalidInputError("actor must be 1 to 255 characters long")
+    return check_text(actor, "actor")
 
 
 async def _thread(
@@ -63,7 +71,7 @@ class ThreadStore:
 
     async def create_thread(self, thread: ThreadCreate, *, actor: str) -> ThreadRecord:
         values = _columns(thread)
-        values["actor"] = actor
+        values["actor"] = _check_actor(actor)
         if values["title"] is None:
             values["title"] = f"New {thread.agent_type} conversation"
         async with transaction(self._sessions, "create_thread") as session:
@@ -83,7 +91,7 @@ class ThreadStore:
         active while someone pages moves to the front and is not shown twice.
         """
         _check_page(limit, 0)
-        stmt = select(Thread).where(Thread.actor == actor)
+        stmt = select(Thread).where(Thread.actor == _check_actor(actor))
         if cursor is not None:
             at, last_id = decode_cursor(cursor)
             stmt = stmt.where(tuple_(Thread.updated_at, Thread.id) < tuple_(at, last_id))
@@ -97,7 +105,7 @@ class ThreadStore:
         return Page[ThreadRecord](items=items, next_cursor=next_cursor)
 
     async def count_threads(self, actor: str) -> int:
-        stmt = select(func.count()).select_from(Thread).where(Thread.actor == actor)
+        stmt = select(func.count()).select_from(Thread).where(Thread.actor == _check_actor(actor))
         async with transaction(self._sessions, "count_threads") as session:
             return int(await session.scalar(stmt) or 0)
 

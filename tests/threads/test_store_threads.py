@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import math
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -24,7 +25,7 @@ from chad_memory import (
     ThreadStore,
     ThreadUpdate,
 )
-from chad_memory.models import Message
+from chad_memory.models import Message, Thread
 
 
 @pytest.fixture
@@ -102,6 +103,16 @@ def test_inputs_are_validated() -> None:
         MessageCreate.model_validate({"role": "assistant", "tool_calls": ["not an object"]})
 
 
+async def test_actor_argument_is_validated(threads: ThreadStore) -> None:
+    for bad in ("", "x" * 256, "a\x00b", "\udc00"):
+        with pytest.raises(InvalidInputError):
+            await threads.create_thread(ThreadCreate(agent_type="chat"), actor=bad)
+        with pytest.raises(InvalidInputError):
+            await threads.list_threads(bad)
+        with pytest.raises(InvalidInputError):
+            await threads.count_threads(bad)
+
+
 async def test_messages_keep_append_order(threads: ThreadStore) -> None:
     t = await threads.create_thread(ThreadCreate(agent_type="chat"), actor="alice")
     first = await threads.add_message(t.id, MessageCreate(role="system", content="be brief"))
@@ -143,6 +154,26 @@ async def test_concurrent_appends_do_not_interleave_batches(threads: ThreadStore
     # Each batch is contiguous and in its own order, whichever batch went first.
     chunks = [contents[i : i + 20] for i in range(0, 80, 20)]
     assert sorted(chunks) == sorted([[m.content for m in batch] for batch in batches])
+
+
+async def test_append_waits_for_the_thread_lock_and_lands_after(
+    threads: ThreadStore, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """An append that raced another one is placed after it, never inside or before it."""
+    t = await threads.create_thread(ThreadCreate(agent_type="chat"), actor="alice")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with session_factory() as other, other.begin():
+        # Another writer holds the thread (as add_messages does) and writes a message whose
+        # timestamp is ahead of ours; our append must wait and then go after it.
+        await other.get(Thread, t.id, with_for_update=True)
+        task = asyncio.create_task(threads.add_messages(t.id, [user("x"), user("y")]))
+        await asyncio.sleep(0.3)
+        assert not task.done(), "the append waits for the thread lock"
+        other.add(Message(thread_id=t.id, role="user", content="first", created_at=later))
+    added = await task
+    assert all(m.created_at > later for m in added)
+    contents = [m.content for m in (await threads.list_messages(t.id)).items]
+    assert contents == ["first", "x", "y"]
 
 
 async def test_message_pagination(threads: ThreadStore) -> None:
