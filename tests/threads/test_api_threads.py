@@ -159,6 +159,7 @@ async def test_bad_input_is_422(client: httpx.AsyncClient) -> None:
         ("POST", f"/threads/{tid}/messages", {"content": "no role"}),
         ("POST", f"/threads/{tid}/messages", {"role": "wizard", "content": "x"}),
         ("POST", f"/threads/{tid}/messages", []),
+        ("POST", f"/threads/{tid}/messages", [{"role": "user"}] * 1001),
         ("POST", f"/threads/{tid}/messages", [{"role": "user"}, {"role": "bad"}]),
         ("POST", f"/threads/{tid}/messages", {"role": "user", "tool_calls": "nope"}),
         ("POST", f"/threads/{tid}/messages", {"role": "user", "thread_id": str(uuid.uuid4())}),
@@ -270,3 +271,6 @@ async def test_openapi_documents_the_routes(client: httpx.AsyncClient) -> None:
     listing_schema = schemas[listing["schema"]["$ref"].rsplit("/", 1)[1]]
     assert set(listing_schema["properties"]) == {"items", "total", "next_cursor"}
     assert "actor" not in schemas["ThreadCreate"]["properties"]
+    for path in ("/threads/{thread_id}", "/threads/{thread_id}/runs", "/messages/{message_id}"):
+        for op in paths[path].values():
+            assert {"401", "403", "404", "422"} <= set(op["responses"]), path

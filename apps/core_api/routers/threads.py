@@ -8,7 +8,7 @@ or timestamps: the store sets those.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
@@ -42,20 +42,35 @@ NewMessages = Annotated[
 ]
 
 
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+# Documented in /openapi.json; the answers themselves come from auth and errors.STATUS_BY_ERROR.
+AUTHED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorDetail, "description": "No valid API key (or X-Actor-ID)"}
+}
+OWNED: dict[int | str, dict[str, Any]] = {
+    **AUTHED,
+    403: {"model": ErrorDetail, "description": "Another actor's thread"},
+    404: {"model": ErrorDetail, "description": "No such thread"},
+}
+
+
 class Listing(BaseModel, Generic[T]):
     items: list[T]
     total: int
     next_cursor: str | None = None
 
 
-@router.post("/threads", status_code=201, response_model=ThreadRecord)
+@router.post("/threads", status_code=201, response_model=ThreadRecord, responses=AUTHED)
 async def create_thread(
     body: ThreadCreate, actor: CurrentActor, threads: ThreadStoreDep
 ) -> ThreadRecord:
     return await threads.create_thread(body, actor=actor)
 
 
-@router.get("/threads", response_model=Listing[ThreadRecord])
+@router.get("/threads", response_model=Listing[ThreadRecord], responses=AUTHED)
 async def list_threads(
     actor: CurrentActor, threads: ThreadStoreDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Listing[ThreadRecord]:
@@ -65,19 +80,19 @@ async def list_threads(
     return Listing(items=page.items, total=total, next_cursor=page.next_cursor)
 
 
-@router.get("/threads/{thread_id}", response_model=ThreadRecord)
+@router.get("/threads/{thread_id}", response_model=ThreadRecord, responses=OWNED)
 async def get_thread(thread: OwnedThread) -> ThreadRecord:
     return thread
 
 
-@router.patch("/threads/{thread_id}", response_model=ThreadRecord)
+@router.patch("/threads/{thread_id}", response_model=ThreadRecord, responses=OWNED)
 async def update_thread(
     body: ThreadUpdate, thread: OwnedThread, actor: CurrentActor, threads: ThreadStoreDep
 ) -> ThreadRecord:
     return await threads.update_thread(thread.id, body, actor=actor)
 
 
-@router.delete("/threads/{thread_id}", status_code=204, response_class=Response)
+@router.delete("/threads/{thread_id}", status_code=204, response_class=Response, responses=OWNED)
 async def delete_thread(
     thread: OwnedThread, actor: CurrentActor, threads: ThreadStoreDep
 ) -> Response:
@@ -90,6 +105,7 @@ async def delete_thread(
     "/threads/{thread_id}/messages",
     status_code=201,
     response_model=MessageRecord | list[MessageRecord],
+    responses=OWNED,
 )
 async def add_messages(
     body: NewMessages, thread: OwnedThread, actor: CurrentActor, threads: ThreadStoreDep
@@ -100,7 +116,7 @@ async def add_messages(
     return await threads.add_messages(thread.id, body, actor=actor)
 
 
-@router.get("/threads/{thread_id}/messages", response_model=Listing[MessageRecord])
+@router.get("/threads/{thread_id}/messages", response_model=Listing[MessageRecord], responses=OWNED)
 async def list_messages(
     thread: OwnedThread,
     actor: CurrentActor,
@@ -114,7 +130,7 @@ async def list_messages(
     return Listing(items=page.items, total=total, next_cursor=page.next_cursor)
 
 
-@router.delete("/messages/{message_id}", status_code=204, response_class=Response)
+@router.delete("/messages/{message_id}", status_code=204, response_class=Response, responses=OWNED)
 async def delete_message(
     message_id: uuid.UUID, actor: CurrentActor, threads: ThreadStoreDep
 ) -> Response:
@@ -122,7 +138,7 @@ async def delete_message(
     return Response(status_code=204)
 
 
-@router.get("/threads/{thread_id}/runs", response_model=Listing[RunRecord])
+@router.get("/threads/{thread_id}/runs", response_model=Listing[RunRecord], responses=OWNED)
 async def list_thread_runs(
     thread: OwnedThread,
     actor: CurrentActor,
