@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from chad_memory.errors import (
@@ -42,6 +45,18 @@ async def _chad_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, unless the echoed input holds NaN or infinity: Python's json reads
+    those from a body, but they cannot be written back as JSON, so the default handler
+    would fail with a 500. Then the errors are sent without the offending input."""
+    assert isinstance(exc, RequestValidationError)
+    try:
+        return await request_validation_exception_handler(request, exc)
+    except ValueError:
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with its traceback for operators; the client sees no internals.
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -50,4 +65,5 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ChadMemoryError, _chad_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _unexpected)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
-from apps.core_api.routers import health
+from apps.core_api.routers import health, threads
 from chad_memory.database import (
     check_db_connection,
     close_db_connections,
@@ -54,6 +54,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(threads.router)
     return app
 
 
