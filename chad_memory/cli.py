@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,20 +64,33 @@ def _run_with_store(work: Callable[[ApiKeyStore], Awaitable[T]]) -> T:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from chad_memory.embedded import stop_embedded_servers
+
     settings = get_settings()
     if settings.database_url is None:
         _prepare_embedded()
     elif args.migrate:
         _migrate()
     _say(f"serving on http://{args.host}:{args.port}")
-    uvicorn.run(
-        "apps.core_api.main:app",
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level,
-        proxy_headers=False,
-    )
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the process;
+    # with the default handler that kills us before any cleanup runs, orphaning the
+    # embedded PostgreSQL. Turning it into SystemExit lets the finally block stop it.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        uvicorn.run(
+            "apps.core_api.main:app",
+            host=args.host,
+            port=args.port,
+            log_level=settings.log_level,
+            proxy_headers=False,
+        )
+    finally:
+        stop_embedded_servers()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
