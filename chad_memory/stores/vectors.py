@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import ColumnElement, bindparam, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import Embedding
@@ -16,15 +20,28 @@ from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
 from chad_memory.settings import get_settings
 from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
+from chad_memory.vector_index import (
+    Method,
+    ProgressCallback,
+    VectorIndexInfo,
+    ef_search_for,
+    inspect_index,
+    probes_for_lists,
+    rebuild_index,
+)
+
+logger = logging.getLogger(__name__)
 
 MAX_K = 1000
 MAX_BATCH = 10_000
 _RECORD_COLUMNS = [c for c in Embedding.__table__.c if c.name != "embedding"]
-
-
-def default_probes(lists: int) -> int:
-    """pgvector's advice: probes around sqrt(lists) balances recall and speed."""
-    return max(1, min(lists, round(math.sqrt(lists))))
+# Filters matching fewer rows than this are scored exactly (measured in bench/: scoring a
+# few thousand rows costs about what an index scan does, and has perfect recall).
+EXACT_SCAN_MAX_ROWS = 4000
+# A stale IVFFLAT index on a table this small is bypassed for an exact scan.
+STALE_EXACT_MAX_ROWS = 20_000
+# Seconds between re-reads of which vector index exists (reindex() refreshes at once).
+INDEX_INFO_TTL = 30.0
 
 
 class PgVectorStore:
@@ -36,11 +53,18 @@ class PgVectorStore:
         *,
         dim: int | None = None,
         probes: int | None = None,
+        ef_search: int | None = None,
+        exact_scan_max_rows: int = EXACT_SCAN_MAX_ROWS,
     ) -> None:
         settings = get_settings()
         self._sessions = session_factory
         self.dim = dim or settings.embedding_dim
-        self.probes = probes or settings.ivfflat_probes or default_probes(settings.ivfflat_lists)
+        # None: chosen per search from the index present (IVFFLAT_PROBES overrides).
+        self.probes = probes or settings.ivfflat_probes
+        self.ef_search = ef_search
+        self.exact_scan_max_rows = exact_scan_max_rows
+        self._info: VectorIndexInfo | None = None
+        self._info_at = 0.0
 
     async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
         return (await self.add_embeddings([item]))[0]
@@ -64,6 +88,50 @@ class PgVectorStore:
             )
             return [EmbeddingRecord.model_validate(r) for r in result.mappings()]
 
+    async def index_info(self, *, refresh: bool = False) -> VectorIndexInfo:
+        """The vector index search will use, re-read at most every INDEX_INFO_TTL seconds.
+
+        A stale IVFFLAT index is logged (once per re-read) so operators see it in the logs
+        as well as in /health.
+        """
+        now = time.monotonic()
+        if refresh or self._info is None or now - self._info_at > INDEX_INFO_TTL:
+            async with transaction(self._sessions, "index_info") as session:
+                info = await inspect_index(await session.connection())
+            if info.stale:
+                logger.warning(
+                    "vector index %s is stale: trained on %d rows, table has %d; "
+                    "run `chad-memory memory reindex`",
+                    info.name,
+                    info.trained_rows,
+                    info.rows,
+                )
+            self._info, self._info_at = info, now
+        assert self._info is not None
+        return self._info
+
+    def _plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
+        """(exact?, index settings) for this index; exact when no usable index helps."""
+        if info.method is None or not info.valid:
+            return True, {}
+        if info.method == "hnsw":
+            return False, {
+                "hnsw.ef_search": str(self.ef_search or ef_search_for(k)),
+                "hnsw.iterative_scan": "relaxed_order",
+            }
+        lists = info.lists or 1
+        probes = self.probes or probes_for_lists(lists)
+        if info.stale:
+            # Lists learnt from (almost) nothing: on a small table an exact scan is cheap and
+            # right; on a large one widen the probes until someone reindexes.
+            if info.rows <= STALE_EXACT_MAX_ROWS:
+                return True, {}
+            probes = max(probes, math.ceil(lists / 4))
+        return False, {
+            "ivfflat.probes": str(min(lists, probes)),
+            "ivfflat.iterative_scan": "relaxed_order",
+        }
+
     async def search(
         self,
         embedding: Sequence[float],
@@ -77,9 +145,12 @@ class PgVectorStore:
     ) -> list[SearchHit]:
         """The k most similar embeddings by cosine similarity, best first.
 
-        Filters run inside the index scan: pgvector 0.8's iterative scan keeps reading
-        lists until k filtered rows are found, instead of filtering a fixed candidate set
-        and returning fewer hits than exist.
+        A filter matching few rows (< exact_scan_max_rows) is answered by an exact scan of
+        just those rows (found through the btree/GIN indexes): an approximate index would
+        have to visit most of its lists to find them, and would miss some. Broader filters
+        use the vector index with pgvector 0.8's iterative scan, which keeps reading lists
+        (or the graph) until k rows pass the filter. Probes / ef_search come from the index
+        actually present (see chad_memory.vector_index).
         """
         query = check_embedding(embedding, self.dim, "query embedding")
         if not any(query):
@@ -98,27 +169,71 @@ class PgVectorStore:
         if metadata:
             conds.append(Embedding.metadata_.contains(check_json(metadata, "metadata")))
 
-        distance = Embedding.embedding.cosine_distance(query)
-        inner = (
-            select(*_RECORD_COLUMNS, (1 - distance).label("score"))
-            .where(*conds)
-            .order_by(distance)
-            .limit(k)
-            .subquery()
-        )
-        # relaxed_order may return near-ties out of order; the outer sort restores it.
-        stmt = select(inner).order_by(inner.c.score.desc())
-        if min_score is not None:
-            stmt = stmt.where(inner.c.score >= min_score)
+        info = await self.index_info()
+        exact, gucs = self._plan(info, k)
         async with transaction(self._sessions, "search") as session:
-            await session.execute(
-                select(
-                    func.set_config("ivfflat.probes", str(self.probes), True),
-                    func.set_config("ivfflat.iterative_scan", "relaxed_order", True),
+            if conds and not exact:
+                # One round trip: the index settings, and whether the filter is selective.
+                matching = (
+                    select(literal(1))
+                    .select_from(Embedding)
+                    .where(*conds)
+                    .limit(self.exact_scan_max_rows)
+                ).subquery()
+                count = select(func.count()).select_from(matching).scalar_subquery()
+                row = (
+                    await session.execute(
+                        select(count, *(func.set_config(n, v, True) for n, v in gucs.items()))
+                    )
+                ).one()
+                exact = int(row[0]) < self.exact_scan_max_rows
+            elif gucs:
+                await session.execute(
+                    select(*(func.set_config(n, v, True) for n, v in gucs.items()))
                 )
+            vector = bindparam("query", query, type_=Vector(self.dim))
+            # cosine_distance() is a function the vector index cannot serve, so the exact path
+            # never goes through it; `<=>` is the operator it serves.
+            distance = (
+                func.cosine_distance(Embedding.embedding, vector)
+                if exact
+                else Embedding.embedding.cosine_distance(vector)
             )
+            inner = (
+                select(*_RECORD_COLUMNS, (1 - distance).label("score"))
+                .where(*conds)
+                .order_by(distance)
+                .limit(k)
+                .subquery()
+            )
+            # relaxed_order may return near-ties out of order; the outer sort restores it.
+            stmt = select(inner).order_by(inner.c.score.desc())
+            if min_score is not None:
+                stmt = stmt.where(inner.c.score >= min_score)
             result = await session.execute(stmt)
             return [SearchHit.model_validate(r) for r in result.mappings()]
+
+    async def reindex(
+        self,
+        *,
+        method: Method = "ivfflat",
+        lists: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VectorIndexInfo:
+        """Rebuild the vector index on the rows present now (CONCURRENTLY: readers go on).
+
+        IVFFLAT gets lists sized to the data (√rows) unless `lists` is given; `method="hnsw"`
+        switches to HNSW (m=16, ef_construction=64), which never goes stale.
+        """
+        engine = self._sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            raise InvalidInputError("reindex needs a session factory bound to an AsyncEngine")
+        try:
+            info = await rebuild_index(engine, method=method, lists=lists, progress=progress)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        self._info, self._info_at = info, time.monotonic()
+        return info
 
     async def delete_by_source(self, source_id: str, *, actor: str | None = None) -> int:
         """Delete every embedding of a source (only the actor's, when given); returns the count."""
