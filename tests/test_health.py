@@ -6,6 +6,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from apps.core_api.main import create_app
+from chad_memory import EmbeddingCreate, PgVectorStore
+from chad_memory.settings import get_settings
 
 
 async def _get_health(engine: AsyncEngine) -> httpx.Response:
@@ -19,7 +21,44 @@ async def _get_health(engine: AsyncEngine) -> httpx.Response:
 async def test_health_ok(engine: AsyncEngine) -> None:
     response = await _get_health(engine)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    # The contract's two keys, plus (added by issue 6) the vector index details.
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "vector_index": {
+            "name": "ix_embeddings_embedding_ivfflat",
+            "method": "ivfflat",
+            "lists": get_settings().ivfflat_lists,
+            "m": None,
+            "ef_construction": None,
+            "trained_rows": 0,
+            "rows": 0,
+            "valid": True,
+            "stale": False,
+        },
+    }
+
+
+async def test_health_reports_a_stale_vector_index(
+    engine: AsyncEngine, vector_store: PgVectorStore
+) -> None:
+    dim = get_settings().embedding_dim
+    rows = [
+        EmbeddingCreate(actor="a", embedding=[1.0 if j == i % dim else 0.0 for j in range(dim)])
+        for i in range(1000)
+    ]
+    await vector_store.add_embeddings(rows)
+    response = await _get_health(engine)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"  # stale hurts recall, not liveness
+    assert body["vector_index"]["rows"] == 1000
+    assert body["vector_index"]["trained_rows"] == 0
+    assert body["vector_index"]["stale"] is True
+    await vector_store.reindex()
+    body = (await _get_health(engine)).json()
+    assert body["vector_index"]["stale"] is False
+    assert body["vector_index"]["trained_rows"] == 1000
 
 
 async def test_health_degraded_when_database_unreachable() -> None:

@@ -7,6 +7,10 @@ index and on HNSW. Recall is asserted, never time; `make bench` measures speed.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+
 import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,11 +42,15 @@ async def _load(store: PgVectorStore, base: np.ndarray) -> None:
 
 
 async def _recall(
-    store: PgVectorStore, queries: np.ndarray, truth: np.ndarray, **filters: str
+    store: PgVectorStore,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    actor: str | None = None,
+    namespace: str | None = None,
 ) -> float:
     found: list[list[int]] = []
     for q in queries:
-        hits = await store.search(q.tolist(), k=K, **filters)
+        hits = await store.search(q.tolist(), k=K, actor=actor, namespace=namespace)
         assert len(hits) == K  # k rows match, so k hits come back
         found.append([int(h.content or -1) for h in hits])
     return recall_at_k(found, truth)
@@ -113,3 +121,29 @@ async def test_reindex_rejects_bad_parameters(vector_store: PgVectorStore) -> No
         await vector_store.reindex(lists=0)
     with pytest.raises(InvalidInputError):
         await vector_store.reindex(method="flat")  # type: ignore[arg-type]
+
+
+async def test_cli_memory_reindex(database_url: str, vector_store: PgVectorStore) -> None:
+    data = clustered_vectors(1100, DIM, queries=1, seed=5)
+    await _load(vector_store, data.base)
+    assert (await vector_store.index_info(refresh=True)).stale
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chad_memory.cli",
+        "memory",
+        "reindex",
+        "--method",
+        "hnsw",
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "stale" in text  # what it found is said before it starts
+    assert "done: ix_embeddings_embedding_hnsw (hnsw, m=16" in text
+    info = await vector_store.index_info(refresh=True)
+    assert info.method == "hnsw"
+    assert info.trained_rows == 1100
