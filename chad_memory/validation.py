@@ -69,6 +69,8 @@ def check_embedding(values: Sequence[float], dim: int, where: str = "embedding")
     if len(values) != dim:
         raise EmbeddingDimensionError(expected=dim, got=len(values))
     out = [float(v) for v in values]
-    if not all(math.isfinite(v) for v in out):
+    # A finite sum proves every element finite (NaN and inf propagate) in one C loop; only
+    # an overflowing sum of huge finite values needs the element-by-element look.
+    if not math.isfinite(sum(out)) and not all(math.isfinite(v) for v in out):
         raise InvalidInputError(f"{where} holds NaN or an infinite value")
     return out

@@ -7,12 +7,25 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import ColumnElement, bindparam, delete, func, literal, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Float,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import Embedding
@@ -20,6 +33,7 @@ from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
 from chad_memory.settings import get_settings
 from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
+from chad_memory.vector_codec import CODEC_FLAG, BinaryVector
 from chad_memory.vector_index import (
     Method,
     ProgressCallback,
@@ -34,7 +48,84 @@ logger = logging.getLogger(__name__)
 
 MAX_K = 1000
 MAX_BATCH = 10_000
-_RECORD_COLUMNS = [c for c in Embedding.__table__.c if c.name != "embedding"]
+FILTERS = ("actor", "namespace", "source_id", "metadata")
+
+
+def _core_table(vector: Any) -> Table:
+    """`embeddings` for Core statements, with the vector bound as `vector` (binary or text)."""
+    return Table(
+        "embeddings",
+        MetaData(),
+        *(
+            Column(c.name, vector if c.name == "embedding" else c.type, key=c.key)
+            for c in Embedding.__table__.c
+        ),
+    )
+
+
+# True: connections with chad_memory.vector_codec's binary codec; False: pgvector's text.
+_TABLES = {True: _core_table(BinaryVector()), False: _core_table(Vector())}
+
+
+@lru_cache(maxsize=512)
+def _search_statement(
+    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool
+) -> Select[Any]:
+    """Built once per shape: building a subquery costs more than running it on small k."""
+    t = _TABLES[binary]
+    query = bindparam("query", type_=t.c.embedding.type)
+    distance: ColumnElement[float] = (
+        func.cosine_distance(t.c.embedding, query, type_=Float)
+        if exact  # a function the vector index cannot serve: an exact scan
+        else t.c.embedding.op("<=>", return_type=Float)(query)
+    )
+    inner = (
+        select(*(c for c in t.c if c.name != "embedding"), (1 - distance).label("score"))
+        .where(*_conditions(t, filters))
+        .order_by(distance)
+        .limit(bindparam("k"))
+        .subquery()
+    )
+    # relaxed_order may return near-ties out of order; the outer sort restores it.
+    stmt = select(inner).order_by(inner.c.score.desc())
+    if floor:
+        stmt = stmt.where(inner.c.score >= bindparam("min_score", type_=Float))
+    return stmt
+
+
+@lru_cache(maxsize=64)
+def _prepare_statement(filters: tuple[str, ...], settings: int) -> Select[Any]:
+    """The index settings for this transaction and, when filtered, how many rows match."""
+    t = _TABLES[False]
+    columns: list[ColumnElement[Any]] = [
+        func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), True)
+        for i in range(settings)
+    ]
+    if filters:
+        matching = (
+            select(literal(1))
+            .select_from(t)
+            .where(*_conditions(t, filters))
+            .limit(bindparam("cap"))
+        ).subquery()
+        columns.insert(0, select(func.count()).select_from(matching).scalar_subquery())
+    return select(*columns)
+
+
+def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    for name in filters:
+        if name == "metadata":
+            conds.append(t.c.metadata.contains(bindparam("f_metadata", type_=t.c.metadata.type)))
+        else:
+            conds.append(t.c[name] == bindparam(f"f_{name}"))
+    return conds
+
+
+def _binary(conn: AsyncConnection) -> bool:
+    return bool(conn.info.get(CODEC_FLAG))
+
+
 # Filters matching fewer rows than this are scored exactly (measured in bench/: scoring a
 # few thousand rows costs about what an index scan does, and has perfect recall).
 EXACT_SCAN_MAX_ROWS = 4000
@@ -77,14 +168,18 @@ class PgVectorStore:
             raise InvalidInputError(f"at most {MAX_BATCH} embeddings per batch, got {len(items)}")
         rows: list[dict[str, Any]] = []
         for i, item in enumerate(items):
-            data = item.model_dump(exclude={"embedding", "metadata"})
+            data = item.model_dump(exclude={"embedding"})
             data["id"] = data["id"] or uuid.uuid4()
-            data["metadata_"] = item.metadata
             data["embedding"] = check_embedding(item.embedding, self.dim, f"embeddings[{i}]")
             rows.append(data)
         async with transaction(self._sessions, "add_embeddings") as session:
-            result = await session.execute(
-                pg_insert(Embedding).returning(*_RECORD_COLUMNS, sort_by_parameter_order=True), rows
+            conn = await session.connection()
+            t = _TABLES[_binary(conn)]
+            result = await conn.execute(
+                pg_insert(t).returning(
+                    *(c for c in t.c if c.name != "embedding"), sort_by_parameter_order=True
+                ),
+                rows,
             )
             return [EmbeddingRecord.model_validate(r) for r in result.mappings()]
 
@@ -159,58 +254,34 @@ class PgVectorStore:
             raise InvalidInputError(f"k must be between 1 and {MAX_K}")
         if min_score is not None and not math.isfinite(min_score):
             raise InvalidInputError("min_score must be a finite number")
-        conds: list[ColumnElement[bool]] = []
+        params: dict[str, Any] = {}
         if actor is not None:
-            conds.append(Embedding.actor == check_text(actor, "actor"))
+            params["f_actor"] = check_text(actor, "actor")
         if namespace is not None:
-            conds.append(Embedding.namespace == check_text(namespace, "namespace"))
+            params["f_namespace"] = check_text(namespace, "namespace")
         if source_id is not None:
-            conds.append(Embedding.source_id == check_text(source_id, "source_id"))
+            params["f_source_id"] = check_text(source_id, "source_id")
         if metadata:
-            conds.append(Embedding.metadata_.contains(check_json(metadata, "metadata")))
+            params["f_metadata"] = check_json(metadata, "metadata")
+        filters = tuple(f for f in FILTERS if f"f_{f}" in params)
 
         info = await self.index_info()
         exact, gucs = self._plan(info, k)
         async with transaction(self._sessions, "search") as session:
-            if conds and not exact:
+            conn = await session.connection()
+            if gucs:
                 # One round trip: the index settings, and whether the filter is selective.
-                matching = (
-                    select(literal(1))
-                    .select_from(Embedding)
-                    .where(*conds)
-                    .limit(self.exact_scan_max_rows)
-                ).subquery()
-                count = select(func.count()).select_from(matching).scalar_subquery()
-                row = (
-                    await session.execute(
-                        select(count, *(func.set_config(n, v, True) for n, v in gucs.items()))
-                    )
-                ).one()
-                exact = int(row[0]) < self.exact_scan_max_rows
-            elif gucs:
-                await session.execute(
-                    select(*(func.set_config(n, v, True) for n, v in gucs.items()))
-                )
-            vector = bindparam("query", query, type_=Vector(self.dim))
-            # cosine_distance() is a function the vector index cannot serve, so the exact path
-            # never goes through it; `<=>` is the operator it serves.
-            distance = (
-                func.cosine_distance(Embedding.embedding, vector)
-                if exact
-                else Embedding.embedding.cosine_distance(vector)
-            )
-            inner = (
-                select(*_RECORD_COLUMNS, (1 - distance).label("score"))
-                .where(*conds)
-                .order_by(distance)
-                .limit(k)
-                .subquery()
-            )
-            # relaxed_order may return near-ties out of order; the outer sort restores it.
-            stmt = select(inner).order_by(inner.c.score.desc())
+                prep = dict(params, cap=self.exact_scan_max_rows)
+                for i, (name, value) in enumerate(gucs.items()):
+                    prep[f"name{i}"], prep[f"value{i}"] = name, value
+                row = (await conn.execute(_prepare_statement(filters, len(gucs)), prep)).one()
+                if filters:
+                    exact = int(row[0]) < self.exact_scan_max_rows
+            stmt = _search_statement(_binary(conn), filters, exact, min_score is not None)
+            params.update(query=query, k=k)
             if min_score is not None:
-                stmt = stmt.where(inner.c.score >= min_score)
-            result = await session.execute(stmt)
+                params["min_score"] = min_score
+            result = await conn.execute(stmt, params)
             return [SearchHit.model_validate(r) for r in result.mappings()]
 
     async def reindex(
