@@ -190,6 +190,31 @@ async def evaluate(
     return out
 
 
+async def probe_sweep(db: str, queries: Matrix, truth: np.ndarray) -> list[list[Any]]:
+    """Recall and p50 of unfiltered search at several ivfflat.probes (documents the default)."""
+    from chad_memory import PgVectorStore
+    from chad_memory.database import create_engine, get_session_factory
+    from chad_memory.vector_index import probes_for_lists
+
+    engine = create_engine(sqlalchemy_url(db), pool_size=2)
+    store = PgVectorStore(get_session_factory(engine))
+    lists = (await store.index_info(refresh=True)).lists or 1
+    qlists = [q.tolist() for q in queries]
+    rows: list[list[Any]] = []
+    for probes in sorted({1, 2, 4, 6, 8, 11, 16, 24, probes_for_lists(lists)}):
+        store.probes = probes
+
+        async def one(i: int) -> list[int]:
+            return [int(h.content or -1) for h in await store.search(qlists[i], k=K)]
+
+        p50, _, found = await timed_passes(one, len(queries), repeats=1)
+        default = " (default)" if probes == probes_for_lists(lists) else ""
+        rows.append([f"{probes}{default}", recall_at_k(found, truth), p50])
+        say(f"probes {probes}: recall {rows[-1][1]:.3f} p50 {p50:.2f} ms")
+    await engine.dispose()
+    return rows
+
+
 async def exact_scan_ms(db: str, queries: Matrix) -> float:
     conn = await raw_connection(db)
 
@@ -247,6 +272,7 @@ async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
         say(f"raw exact scan p50: {exact_ms:.1f} ms")
         builds = [await reindex(db, "ivfflat")]
         rows = await evaluate(db, f"ivfflat lists={builds[0]['lists']}", data.queries, truths, size)
+        sweep = await probe_sweep(db, data.queries, truths["all"])
         if not skip_hnsw:
             builds.append(await reindex(db, "hnsw"))
             rows += await evaluate(db, "hnsw m=16 ef_c=64", data.queries, truths, size)
@@ -262,6 +288,7 @@ async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
         "exact_scan_p50_ms": exact_ms,
         "builds": builds,
         "search": [asdict(r) for r in rows],
+        "probe_sweep": sweep,
     }
     print()
     print(f"### Vector search, {size:,} x {dim} clustered vectors, {n_queries} queries, k={K}")
