@@ -29,9 +29,9 @@ def clustered_vectors(
     *,
     queries: int = 200,
     seed: int = 42,
-    latent_dim: int = 48,
+    latent_dim: int = 128,
     clusters: int | None = None,
-    spread: float = 1.0,
+    spread: float = 2.0,
     noise: float = 0.35,
 ) -> VectorSet:
     """`n` base vectors and `queries` held-out queries from the same distribution."""

@@ -57,7 +57,13 @@ def _core_table(vector: Any) -> Table:
         "embeddings",
         MetaData(),
         *(
-            Column(c.name, vector if c.name == "embedding" else c.type, key=c.key)
+            Column(
+                c.name,
+                vector if c.name == "embedding" else c.type,
+                key=c.key,
+                # The key lets RETURNING ... sort_by_parameter_order batch the rows.
+                primary_key=c.primary_key,
+            )
             for c in Embedding.__table__.c
         ),
     )
