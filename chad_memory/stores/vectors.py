@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Float,
+    Integer,
     MetaData,
     Select,
     Table,
@@ -89,7 +90,9 @@ def _search_statement(
         select(*(c for c in t.c if c.name != "embedding"), (1 - distance).label("score"))
         .where(*_conditions(t, filters))
         .order_by(distance)
-        .limit(bindparam("k"))
+        # A literal LIMIT (k is an int checked above): with "LIMIT $n" the planner
+        # guesses the row count and may pick another plan than for k=10.
+        .limit(bindparam("k", type_=Integer, literal_execute=True))
         .subquery()
     )
     # relaxed_order may return near-ties out of order; the outer sort restores it.
@@ -213,12 +216,16 @@ class PgVectorStore:
 
     def _plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
         """(exact?, index settings) for this index; exact when no usable index helps."""
+        # Plan each search for its own filter values: a generic plan of the prepared
+        # statement cannot tell an actor owning 1% of rows from one owning all of them.
+        custom = {"plan_cache_mode": "force_custom_plan"}
         if info.method is None or not info.valid:
-            return True, {}
+            return True, custom
         if info.method == "hnsw":
             return False, {
                 "hnsw.ef_search": str(self.ef_search or ef_search_for(k)),
                 "hnsw.iterative_scan": "relaxed_order",
+                **custom,
             }
         lists = info.lists or 1
         probes = self.probes or probes_for_lists(lists)
@@ -226,11 +233,12 @@ class PgVectorStore:
             # Lists learnt from (almost) nothing: on a small table an exact scan is cheap and
             # right; on a large one widen the probes until someone reindexes.
             if info.rows <= STALE_EXACT_MAX_ROWS:
-                return True, {}
+                return True, custom
             probes = max(probes, math.ceil(lists / 4))
         return False, {
             "ivfflat.probes": str(min(lists, probes)),
             "ivfflat.iterative_scan": "relaxed_order",
+            **custom,
         }
 
     async def search(
@@ -275,14 +283,15 @@ class PgVectorStore:
         exact, gucs = self._plan(info, k)
         async with transaction(self._sessions, "search") as session:
             conn = await session.connection()
-            if gucs:
-                # One round trip: the index settings, and whether the filter is selective.
-                prep = dict(params, cap=self.exact_scan_max_rows)
-                for i, (name, value) in enumerate(gucs.items()):
-                    prep[f"name{i}"], prep[f"value{i}"] = name, value
-                row = (await conn.execute(_prepare_statement(filters, len(gucs)), prep)).one()
-                if filters:
-                    exact = int(row[0]) < self.exact_scan_max_rows
+            # One round trip: this transaction's settings and, when an index could serve a
+            # filtered search, whether the filter is selective enough to score exactly.
+            counted = filters if not exact else ()
+            prep = dict(params, cap=self.exact_scan_max_rows)
+            for i, (name, value) in enumerate(gucs.items()):
+                prep[f"name{i}"], prep[f"value{i}"] = name, value
+            row = (await conn.execute(_prepare_statement(counted, len(gucs)), prep)).one()
+            if counted:
+                exact = int(row[0]) < self.exact_scan_max_rows
             stmt = _search_statement(_binary(conn), filters, exact, min_score is not None)
             params.update(query=query, k=k)
             if min_score is not None:
