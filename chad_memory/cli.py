@@ -121,8 +121,13 @@ def cmd_memory_reindex(args: argparse.Namespace) -> int:
     from chad_memory.vector_index import ReindexProgress
 
     def show(p: ReindexProgress) -> None:
-        share = f" {100 * p.tuples_done / p.tuples_total:.0f}%" if p.tuples_total else ""
-        _say(f"[{p.elapsed_s:6.1f}s] {p.phase}: {p.tuples_done}/{p.tuples_total} rows{share}")
+        # HNSW builds report no total, only the rows loaded so far.
+        count = (
+            f"{p.tuples_done}/{p.tuples_total} rows ({100 * p.tuples_done / p.tuples_total:.0f}%)"
+            if p.tuples_total
+            else f"{p.tuples_done} rows"
+        )
+        _say(f"[{p.elapsed_s:6.1f}s] {p.phase}: {count}")
 
     async def runner() -> int:
         try:

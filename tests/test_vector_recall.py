@@ -13,10 +13,16 @@ import sys
 
 import numpy as np
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from bench.datasets import clustered_vectors, exact_top_k, recall_at_k
-from chad_memory import EmbeddingCreate, InvalidInputError, PgVectorStore
+from chad_memory import EmbeddingCreate, InvalidInputError, PgVectorStore, get_session_factory
 from chad_memory.settings import get_settings
 from chad_memory.vector_index import ReindexProgress, lists_for_rows
 
@@ -147,3 +153,29 @@ async def test_cli_memory_reindex(database_url: str, vector_store: PgVectorStore
     info = await vector_store.index_info(refresh=True)
     assert info.method == "hnsw"
     assert info.trained_rows == 1100
+
+
+async def test_vectors_are_stored_inline(engine: AsyncEngine) -> None:
+    # Revision 006: exact scoring of filtered rows must not fetch every vector from TOAST.
+    async with engine.connect() as conn:
+        storage = await conn.scalar(
+            text(
+                "SELECT attstorage FROM pg_attribute "
+                "WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'"
+            )
+        )
+    assert storage in ("m", b"m")  # "char" comes back as bytes from asyncpg
+
+
+async def test_engine_without_binary_codec_still_works(database_url: str) -> None:
+    # An engine the application built itself has no binary `vector` codec: text path.
+    plain = create_async_engine(database_url)
+    try:
+        store = PgVectorStore(get_session_factory(plain))
+        data = clustered_vectors(50, DIM, queries=1, seed=9)
+        await _load(store, data.base)
+        hits = await store.search(data.base[3].tolist(), k=2, actor="alice", min_score=-1.0)
+        assert hits[0].content == "3"
+        assert len(hits) == 2
+    finally:
+        await plain.dispose()

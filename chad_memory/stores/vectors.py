@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     Column,
@@ -28,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chad_memory.errors import InvalidInputError
+from chad_memory.errors import DatabaseUnavailableError, InvalidInputError
 from chad_memory.models import Embedding
 from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
 from chad_memory.settings import get_settings
@@ -129,6 +131,29 @@ def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]
         else:
             conds.append(t.c[name] == bindparam(f"f_{name}"))
     return conds
+
+
+@lru_cache(maxsize=512)
+def _search_sql(filters: tuple[str, ...], exact: bool, floor: bool, k: int) -> str:
+    """The search as plain SQL for the driver ($1 query, then filter values, then floor).
+
+    Same statement as `_search_statement` builds; sent straight to asyncpg it skips
+    SQLAlchemy's per-execution work, which was most of the library's overhead over raw
+    asyncpg in bench/vectors.py. Column names are fixed; values are always parameters.
+    """
+    distance = "cosine_distance(embedding, $1)" if exact else "embedding <=> $1"
+    where = [
+        f"metadata @> ${i}::jsonb" if name == "metadata" else f"{name} = ${i}"
+        for i, name in enumerate(filters, start=2)
+    ]
+    columns = ", ".join(c.name for c in Embedding.__table__.c if c.name != "embedding")
+    sql = (
+        f"SELECT * FROM (SELECT {columns}, 1 - ({distance}) AS score FROM embeddings"
+        f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {distance} LIMIT {int(k)}) s"
+    )
+    if floor:
+        sql += f" WHERE score >= ${len(filters) + 2}"
+    return sql + " ORDER BY score DESC"
 
 
 def _binary(conn: AsyncConnection) -> bool:
@@ -292,12 +317,37 @@ class PgVectorStore:
             row = (await conn.execute(_prepare_statement(counted, len(gucs)), prep)).one()
             if counted:
                 exact = int(row[0]) < self.exact_scan_max_rows
-            stmt = _search_statement(_binary(conn), filters, exact, min_score is not None)
-            params.update(query=query, k=k)
+            if not _binary(conn):
+                stmt = _search_statement(False, filters, exact, min_score is not None)
+                params.update(query=query, k=k)
+                if min_score is not None:
+                    params["min_score"] = min_score
+                result = await conn.execute(stmt, params)
+                return [SearchHit.model_validate(r) for r in result.mappings()]
+            # The codec is there: the driver takes the list as a binary vector directly.
+            args: list[Any] = [query]
+            args += [
+                json.dumps(params[f"f_{f}"]) if f == "metadata" else params[f"f_{f}"]
+                for f in filters
+            ]
             if min_score is not None:
-                params["min_score"] = min_score
-            result = await conn.execute(stmt, params)
-            return [SearchHit.model_validate(r) for r in result.mappings()]
+                args.append(min_score)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                rows = await driver.fetch(
+                    _search_sql(filters, exact, min_score is not None, k), *args
+                )
+            except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+                raise DatabaseUnavailableError("search: database unavailable") from exc
+        hits = []
+        for r in rows:
+            hit = dict(r)
+            # SQLAlchemy's jsonb codec on these connections hands back the JSON text.
+            if isinstance(hit["metadata"], str):
+                hit["metadata"] = json.loads(hit["metadata"])
+            hits.append(SearchHit.model_validate(hit))
+        return hits
 
     async def reindex(
         self,
