@@ -215,6 +215,30 @@ async def probe_sweep(db: str, queries: Matrix, truth: np.ndarray) -> list[list[
     return rows
 
 
+async def ef_sweep(db: str, queries: Matrix, truth: np.ndarray) -> list[list[Any]]:
+    """Recall and p50 of unfiltered search at several hnsw.ef_search (documents the default)."""
+    from chad_memory import PgVectorStore
+    from chad_memory.database import create_engine, get_session_factory
+    from chad_memory.vector_index import ef_search_for
+
+    engine = create_engine(sqlalchemy_url(db), pool_size=2)
+    store = PgVectorStore(get_session_factory(engine))
+    qlists = [q.tolist() for q in queries]
+    rows: list[list[Any]] = []
+    for ef in sorted({40, 64, 100, 150, 200, 300, 400, ef_search_for(K)}):
+        store.ef_search = ef
+
+        async def one(i: int) -> list[int]:
+            return [int(h.content or -1) for h in await store.search(qlists[i], k=K)]
+
+        p50, _, found = await timed_passes(one, len(queries), repeats=1)
+        default = " (default)" if ef == ef_search_for(K) else ""
+        rows.append([f"{ef}{default}", recall_at_k(found, truth), p50])
+        say(f"ef_search {ef}: recall {rows[-1][1]:.3f} p50 {p50:.2f} ms")
+    await engine.dispose()
+    return rows
+
+
 async def exact_scan_ms(db: str, queries: Matrix) -> float:
     conn = await raw_connection(db)
 
@@ -270,12 +294,14 @@ async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
         rates = await ingest(db, data.base)
         exact_ms = await exact_scan_ms(db, data.queries)
         say(f"raw exact scan p50: {exact_ms:.1f} ms")
+        ef_rows: list[list[Any]] = []
         builds = [await reindex(db, "ivfflat")]
         rows = await evaluate(db, f"ivfflat lists={builds[0]['lists']}", data.queries, truths, size)
         sweep = await probe_sweep(db, data.queries, truths["all"])
         if not skip_hnsw:
             builds.append(await reindex(db, "hnsw"))
             rows += await evaluate(db, "hnsw m=16 ef_c=64", data.queries, truths, size)
+            ef_rows = await ef_sweep(db, data.queries, truths["all"])
     finally:
         await drop_database(db)
     result = {
@@ -289,6 +315,7 @@ async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
         "builds": builds,
         "search": [asdict(r) for r in rows],
         "probe_sweep": sweep,
+        "ef_sweep": ef_rows,
     }
     print()
     print(f"### Vector search, {size:,} x {dim} clustered vectors, {n_queries} queries, k={K}")
