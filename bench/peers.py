@@ -92,9 +92,11 @@ async def ours(base: Matrix, queries: Matrix, method: str) -> tuple[float, Any, 
     qlists = [q.tolist() for q in queries]
 
     async def search(i: int, filtered: bool) -> list[int]:
-        hits = await store.search(
-            qlists[i], k=K, actor="alice", metadata={"rare": True} if filtered else None
-        )
+        # Unfiltered means no filter at all, as for the peers; filtered: actor + metadata.
+        if filtered:
+            hits = await store.search(qlists[i], k=K, actor="alice", metadata={"rare": True})
+        else:
+            hits = await store.search(qlists[i], k=K)
         return [int(h.content or -1) for h in hits]
 
     async def close() -> None:

@@ -162,7 +162,7 @@ def _binary(conn: AsyncConnection) -> bool:
 
 # Filters matching fewer rows than this are scored exactly (measured in bench/: scoring a
 # few thousand rows costs about what an index scan does, and has perfect recall).
-EXACT_SCAN_MAX_ROWS = 4000
+EXACT_SCAN_MAX_ROWS = 2000
 # A stale IVFFLAT index on a table this small is bypassed for an exact scan.
 STALE_EXACT_MAX_ROWS = 20_000
 # Seconds between re-reads of which vector index exists (reindex() refreshes at once).
