@@ -104,7 +104,8 @@ async def main(size: int, n_queries: int) -> None:
     finally:
         await drop_database(db)
     print(
-        f"### Real text: {len(base):,} stdlib docstrings, all-MiniLM-L6-v2 ({dim} dims), "
+        f"### Real text: {len(base):,} docstrings (stdlib + installed packages), "
+        f"all-MiniLM-L6-v2 ({dim} dims), "
         f"{len(queries)} held-out docstrings as queries, k={K}"
     )
     print()
@@ -135,7 +136,7 @@ async def main(size: int, n_queries: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", type=int, default=int(os.environ.get("TEXT_SIZE", "20000")))
+    parser.add_argument("--size", type=int, default=int(os.environ.get("TEXT_SIZE", "10000")))
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     asyncio.run(main(args.size, args.queries))

@@ -103,13 +103,13 @@ def lists_for_rows(rows: int) -> int:
 
 
 def probes_for_lists(lists: int) -> int:
-    """Probes that keep recall@10 >= 0.95 on clustered data with √rows lists.
+    """ivfflat.probes for an index of `lists` lists: √lists (pgvector's advice), at least 4.
 
-    A fixed share of the lists (1/50: 7 of 316, measured 0.98 in bench/ at 100k rows) plus
-    a floor of 4, which small indexes need: their lists each hold a larger part of any
-    neighbourhood's boundary.
+    Measured in bench/ (BENCHMARKS.md): on 100k synthetic vectors (lists 316) recall@10 is
+    ~0.98 already at 7 probes, but on real text (MiniLM docstrings, lists 141) 4 probes gave
+    only 0.82: real neighbourhoods straddle more lists, so the share scanned must not shrink.
     """
-    return max(1, min(lists, max(4, math.ceil(lists / 50))))
+    return max(1, min(lists, max(4, round(math.sqrt(lists)))))
 
 
 def ef_search_for(k: int) -> int:
