@@ -339,6 +339,15 @@ async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
         )
     )
     print()
+    print(f"IVFFLAT lists={builds[0]['lists']}, unfiltered, ivfflat.probes against recall:")
+    print()
+    print(table(["ivfflat.probes", "recall@10", "p50 ms"], sweep))
+    print()
+    if ef_rows:
+        print("HNSW (m=16, ef_construction=64), unfiltered, hnsw.ef_search against recall:")
+        print()
+        print(table(["hnsw.ef_search", "recall@10", "p50 ms"], ef_rows))
+        print()
     print(
         f"Raw exact scan (no index) p50: {exact_ms:.1f} ms. Builds: "
         + "; ".join(f"{b['method']} {b['seconds']:.0f} s" for b in builds)
