@@ -32,8 +32,36 @@ check: lint typecheck
 test: check
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
-	@echo "see bench/README.md"
+# Benchmarks get their own venv: the peers and the real-text model (torch) stay out of
+# `make test`. torch==2.13.0 goes in first: it is the CPU wheel this machine has on disk;
+# any other torch pulls several GB of CUDA packages.
+BENCH_VENV ?= .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.installed-bench
+SIZE ?= 100000
+PEER_SIZE ?= 10000
+TEXT_SIZE ?= 10000
+STEPS ?= 50000
+RUN_SIZES ?= 10000,1000000
+RESULTS := bench/results
+
+$(BENCH_STAMP): pyproject.toml
+	@test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
+	$(BENCH_BIN)/python -m pip install --quiet torch==2.13.0
+	$(BENCH_BIN)/python -m pip install --quiet -e '.[bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	@mkdir -p $(RESULTS)
+	SIZE=$(SIZE) $(BENCH_BIN)/python -m bench.vectors --out $(RESULTS)/vectors.json \
+		> $(RESULTS)/vectors.md && cat $(RESULTS)/vectors.md
+	PEER_SIZE=$(PEER_SIZE) $(BENCH_BIN)/python -m bench.peers --out $(RESULTS)/peers.json \
+		> $(RESULTS)/peers.md && cat $(RESULTS)/peers.md
+	EMBEDDING_DIM=384 HF_HUB_OFFLINE=1 TEXT_SIZE=$(TEXT_SIZE) $(BENCH_BIN)/python -m bench.realtext \
+		> $(RESULTS)/realtext.md && cat $(RESULTS)/realtext.md
+	STEPS=$(STEPS) RUN_SIZES=$(RUN_SIZES) $(BENCH_BIN)/python -m bench.ingest \
+		> $(RESULTS)/ingest.md && cat $(RESULTS)/ingest.md
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -132,6 +132,41 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_memory_reindex(args: argparse.Namespace) -> int:
+    """Rebuild the vector index, printing the build's phase and tuple counts as it goes."""
+    from chad_memory.database import close_db_connections, get_session_factory
+    from chad_memory.stores.vectors import PgVectorStore
+    from chad_memory.vector_index import ReindexProgress
+
+    def show(p: ReindexProgress) -> None:
+        # HNSW builds report no total, only the rows loaded so far.
+        count = (
+            f"{p.tuples_done}/{p.tuples_total} rows ({100 * p.tuples_done / p.tuples_total:.0f}%)"
+            if p.tuples_total
+            else f"{p.tuples_done} rows"
+        )
+        _say(f"[{p.elapsed_s:6.1f}s] {p.phase}: {count}")
+
+    async def runner() -> int:
+        try:
+            store = PgVectorStore(get_session_factory())
+            before = await store.index_info(refresh=True)
+            _say(
+                f"rebuilding the vector index ({args.method}) on {before.rows} rows; "
+                f"now: {before.name} ({before.method}, trained on {before.trained_rows} rows"
+                f"{', stale' if before.stale else ''}); reads and writes continue meanwhile"
+            )
+            after = await store.reindex(method=args.method, lists=args.lists, progress=show)
+            shape = f"lists={after.lists}" if after.method == "ivfflat" else f"m={after.m}"
+            _say(f"done: {after.name} ({after.method}, {shape}, trained on {after.trained_rows})")
+            return 0
+        finally:
+            await close_db_connections()
+
+    _prepare_embedded()
+    return asyncio.run(runner())
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="chad-memory", description=__doc__)
@@ -163,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("id", type=uuid.UUID)
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    memory = sub.add_parser("memory", help="vector memory chores")
+    memory_sub = memory.add_subparsers(dest="memory_command", required=True)
+    reindex = memory_sub.add_parser(
+        "reindex",
+        help="rebuild the vector index on the data present (CONCURRENTLY), showing progress",
+    )
+    reindex.add_argument("--method", choices=["ivfflat", "hnsw"], default="ivfflat")
+    reindex.add_argument(
+        "--lists", type=int, default=None, help="IVFFLAT lists (default: about sqrt(rows))"
+    )
+    reindex.set_defaults(func=cmd_memory_reindex)
 
     db = sub.add_parser("db", help="database chores")
     db_sub = db.add_subparsers(dest="db_command", required=True)

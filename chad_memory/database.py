@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 
 from chad_memory.embedded import embedded_database_url
 from chad_memory.settings import Settings, get_settings
+from chad_memory.vector_codec import CODEC_FLAG, register_vector_codec
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,15 @@ def create_engine(url: str, settings: Settings | None = None, **overrides: Any) 
         "connect_args": {"server_settings": server_settings},
     }
     options.update(overrides)
-    return create_async_engine(url, **options)
+    engine = create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "connect", _register_vector_codec)
+    return engine
+
+
+def _register_vector_codec(dbapi_connection: Any, connection_record: Any) -> None:
+    """Binary `vector` on each new connection (see chad_memory.vector_codec for why)."""
+    if dbapi_connection.run_async(register_vector_codec):
+        connection_record.info[CODEC_FLAG] = True
 
 
 def get_engine() -> AsyncEngine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from chad_memory.database import (
     get_engine,
     get_session_factory,
 )
+from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore
 from chad_memory.stores.keys import ApiKeyStore
@@ -40,6 +42,9 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         if not await check_db_connection(app.state.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
+        else:
+            with contextlib.suppress(ChadMemoryError):
+                await app.state.vector_store.index_info()  # logs a stale vector index
         try:
             yield
         finally:

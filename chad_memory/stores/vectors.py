@@ -2,29 +2,169 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import time
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+import asyncpg
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chad_memory.errors import InvalidInputError
+from chad_memory.errors import DatabaseUnavailableError, InvalidInputError
 from chad_memory.models import Embedding
 from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
 from chad_memory.settings import get_settings
 from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
+from chad_memory.vector_codec import CODEC_FLAG, BinaryVector
+from chad_memory.vector_index import (
+    Method,
+    ProgressCallback,
+    VectorIndexInfo,
+    ef_search_for,
+    inspect_index,
+    probes_for_lists,
+    rebuild_index,
+)
+
+logger = logging.getLogger(__name__)
 
 MAX_K = 1000
 MAX_BATCH = 10_000
-_RECORD_COLUMNS = [c for c in Embedding.__table__.c if c.name != "embedding"]
+# Filters matching fewer rows than this are scored exactly: in bench/ (100k x 1536) the
+# 1,000 rows of a 1% filter took ~5 ms, about an IVFFLAT scan, with recall 1.0.
+EXACT_SCAN_MAX_ROWS = 2000
+# A stale IVFFLAT index on a table this small is bypassed for an exact scan.
+STALE_EXACT_MAX_ROWS = 20_000
+# Seconds between re-reads of which vector index exists (reindex() refreshes at once).
+INDEX_INFO_TTL = 30.0
+FILTERS = ("actor", "namespace", "source_id", "metadata")
 
 
-def default_probes(lists: int) -> int:
-    """pgvector's advice: probes around sqrt(lists) balances recall and speed."""
-    return max(1, min(lists, round(math.sqrt(lists))))
+def _core_table(vector: Any) -> Table:
+    """`embeddings` for Core statements, with the vector bound as `vector` (binary or text)."""
+    return Table(
+        "embeddings",
+        MetaData(),
+        *(
+            Column(
+                c.name,
+                vector if c.name == "embedding" else c.type,
+                key=c.key,
+                # The key lets RETURNING ... sort_by_parameter_order batch the rows.
+                primary_key=c.primary_key,
+            )
+            for c in Embedding.__table__.c
+        ),
+    )
+
+
+# True: connections with chad_memory.vector_codec's binary codec; False: pgvector's text.
+_TABLES = {True: _core_table(BinaryVector()), False: _core_table(Vector())}
+
+
+@lru_cache(maxsize=512)
+def _search_statement(
+    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool
+) -> Select[Any]:
+    """Built once per shape: building a subquery costs more than running it on small k."""
+    t = _TABLES[binary]
+    query = bindparam("query", type_=t.c.embedding.type)
+    distance: ColumnElement[float] = (
+        func.cosine_distance(t.c.embedding, query, type_=Float)
+        if exact  # a function the vector index cannot serve: an exact scan
+        else t.c.embedding.op("<=>", return_type=Float)(query)
+    )
+    inner = (
+        select(*(c for c in t.c if c.name != "embedding"), (1 - distance).label("score"))
+        .where(*_conditions(t, filters))
+        .order_by(distance)
+        # A literal LIMIT (k is an int checked above): with "LIMIT $n" the planner
+        # guesses the row count and may pick another plan than for k=10.
+        .limit(bindparam("k", type_=Integer, literal_execute=True))
+        .subquery()
+    )
+    # relaxed_order may return near-ties out of order; the outer sort restores it.
+    stmt = select(inner).order_by(inner.c.score.desc())
+    if floor:
+        stmt = stmt.where(inner.c.score >= bindparam("min_score", type_=Float))
+    return stmt
+
+
+@lru_cache(maxsize=64)
+def _prepare_statement(filters: tuple[str, ...], settings: int) -> Select[Any]:
+    """The index settings for this transaction and, when filtered, how many rows match."""
+    t = _TABLES[False]
+    columns: list[ColumnElement[Any]] = [
+        func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), True)
+        for i in range(settings)
+    ]
+    if filters:
+        matching = (
+            select(literal(1))
+            .select_from(t)
+            .where(*_conditions(t, filters))
+            .limit(bindparam("cap"))
+        ).subquery()
+        columns.insert(0, select(func.count()).select_from(matching).scalar_subquery())
+    return select(*columns)
+
+
+def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    for name in filters:
+        if name == "metadata":
+            conds.append(t.c.metadata.contains(bindparam("f_metadata", type_=t.c.metadata.type)))
+        else:
+            conds.append(t.c[name] == bindparam(f"f_{name}"))
+    return conds
+
+
+@lru_cache(maxsize=512)
+def _search_sql(filters: tuple[str, ...], exact: bool, floor: bool, k: int) -> str:
+    """The search as plain SQL for the driver ($1 query, then filter values, then floor).
+
+    Same statement as `_search_statement` builds; sent straight to asyncpg it skips
+    SQLAlchemy's per-execution work, which was most of the library's overhead over raw
+    asyncpg in bench/vectors.py. Column names are fixed; values are always parameters.
+    """
+    distance = "cosine_distance(embedding, $1)" if exact else "embedding <=> $1"
+    where = [
+        f"metadata @> ${i}::jsonb" if name == "metadata" else f"{name} = ${i}"
+        for i, name in enumerate(filters, start=2)
+    ]
+    columns = ", ".join(c.name for c in Embedding.__table__.c if c.name != "embedding")
+    sql = (
+        f"SELECT * FROM (SELECT {columns}, 1 - ({distance}) AS score FROM embeddings"
+        f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {distance} LIMIT {int(k)}) s"
+    )
+    if floor:
+        sql += f" WHERE score >= ${len(filters) + 2}"
+    return sql + " ORDER BY score DESC"
+
+
+def _binary(conn: AsyncConnection) -> bool:
+    return bool(conn.info.get(CODEC_FLAG))
 
 
 class PgVectorStore:
@@ -36,11 +176,18 @@ class PgVectorStore:
         *,
         dim: int | None = None,
         probes: int | None = None,
+        ef_search: int | None = None,
+        exact_scan_max_rows: int = EXACT_SCAN_MAX_ROWS,
     ) -> None:
         settings = get_settings()
         self._sessions = session_factory
         self.dim = dim or settings.embedding_dim
-        self.probes = probes or settings.ivfflat_probes or default_probes(settings.ivfflat_lists)
+        # None: chosen per search from the index present (IVFFLAT_PROBES overrides).
+        self.probes = probes or settings.ivfflat_probes
+        self.ef_search = ef_search
+        self.exact_scan_max_rows = exact_scan_max_rows
+        self._info: VectorIndexInfo | None = None
+        self._info_at = 0.0
 
     async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
         return (await self.add_embeddings([item]))[0]
@@ -53,16 +200,69 @@ class PgVectorStore:
             raise InvalidInputError(f"at most {MAX_BATCH} embeddings per batch, got {len(items)}")
         rows: list[dict[str, Any]] = []
         for i, item in enumerate(items):
-            data = item.model_dump(exclude={"embedding", "metadata"})
+            data = item.model_dump(exclude={"embedding"})
             data["id"] = data["id"] or uuid.uuid4()
-            data["metadata_"] = item.metadata
             data["embedding"] = check_embedding(item.embedding, self.dim, f"embeddings[{i}]")
             rows.append(data)
         async with transaction(self._sessions, "add_embeddings") as session:
-            result = await session.execute(
-                pg_insert(Embedding).returning(*_RECORD_COLUMNS, sort_by_parameter_order=True), rows
+            conn = await session.connection()
+            t = _TABLES[_binary(conn)]
+            result = await conn.execute(
+                pg_insert(t).returning(
+                    *(c for c in t.c if c.name != "embedding"), sort_by_parameter_order=True
+                ),
+                rows,
             )
             return [EmbeddingRecord.model_validate(r) for r in result.mappings()]
+
+    async def index_info(self, *, refresh: bool = False) -> VectorIndexInfo:
+        """The vector index search will use, re-read at most every INDEX_INFO_TTL seconds.
+
+        A stale IVFFLAT index is logged (once per re-read) so operators see it in the logs
+        as well as in /health.
+        """
+        now = time.monotonic()
+        if refresh or self._info is None or now - self._info_at > INDEX_INFO_TTL:
+            async with transaction(self._sessions, "index_info") as session:
+                info = await inspect_index(await session.connection())
+            if info.stale:
+                logger.warning(
+                    "vector index %s is stale: trained on %d rows, table has %d; "
+                    "run `chad-memory memory reindex`",
+                    info.name,
+                    info.trained_rows,
+                    info.rows,
+                )
+            self._info, self._info_at = info, now
+        assert self._info is not None
+        return self._info
+
+    def _plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
+        """(exact?, index settings) for this index; exact when no usable index helps."""
+        # Plan each search for its own filter values: a generic plan of the prepared
+        # statement cannot tell an actor owning 1% of rows from one owning all of them.
+        custom = {"plan_cache_mode": "force_custom_plan"}
+        if info.method is None or not info.valid:
+            return True, custom
+        if info.method == "hnsw":
+            return False, {
+                "hnsw.ef_search": str(self.ef_search or ef_search_for(k)),
+                "hnsw.iterative_scan": "relaxed_order",
+                **custom,
+            }
+        lists = info.lists or 1
+        probes = self.probes or probes_for_lists(lists)
+        if info.stale:
+            # Lists learnt from (almost) nothing: on a small table an exact scan is cheap and
+            # right; on a large one widen the probes until someone reindexes.
+            if info.rows <= STALE_EXACT_MAX_ROWS:
+                return True, custom
+            probes = max(probes, math.ceil(lists / 4))
+        return False, {
+            "ivfflat.probes": str(min(lists, probes)),
+            "ivfflat.iterative_scan": "relaxed_order",
+            **custom,
+        }
 
     async def search(
         self,
@@ -77,9 +277,12 @@ class PgVectorStore:
     ) -> list[SearchHit]:
         """The k most similar embeddings by cosine similarity, best first.
 
-        Filters run inside the index scan: pgvector 0.8's iterative scan keeps reading
-        lists until k filtered rows are found, instead of filtering a fixed candidate set
-        and returning fewer hits than exist.
+        A filter matching few rows (< exact_scan_max_rows) is answered by an exact scan of
+        just those rows (found through the btree/GIN indexes): an approximate index would
+        have to visit most of its lists to find them, and would miss some. Broader filters
+        use the vector index with pgvector 0.8's iterative scan, which keeps reading lists
+        (or the graph) until k rows pass the filter. Probes / ef_search come from the index
+        actually present (see chad_memory.vector_index).
         """
         query = check_embedding(embedding, self.dim, "query embedding")
         if not any(query):
@@ -88,37 +291,83 @@ class PgVectorStore:
             raise InvalidInputError(f"k must be between 1 and {MAX_K}")
         if min_score is not None and not math.isfinite(min_score):
             raise InvalidInputError("min_score must be a finite number")
-        conds: list[ColumnElement[bool]] = []
+        params: dict[str, Any] = {}
         if actor is not None:
-            conds.append(Embedding.actor == check_text(actor, "actor"))
+            params["f_actor"] = check_text(actor, "actor")
         if namespace is not None:
-            conds.append(Embedding.namespace == check_text(namespace, "namespace"))
+            params["f_namespace"] = check_text(namespace, "namespace")
         if source_id is not None:
-            conds.append(Embedding.source_id == check_text(source_id, "source_id"))
+            params["f_source_id"] = check_text(source_id, "source_id")
         if metadata:
-            conds.append(Embedding.metadata_.contains(check_json(metadata, "metadata")))
+            params["f_metadata"] = check_json(metadata, "metadata")
+        filters = tuple(f for f in FILTERS if f"f_{f}" in params)
 
-        distance = Embedding.embedding.cosine_distance(query)
-        inner = (
-            select(*_RECORD_COLUMNS, (1 - distance).label("score"))
-            .where(*conds)
-            .order_by(distance)
-            .limit(k)
-            .subquery()
-        )
-        # relaxed_order may return near-ties out of order; the outer sort restores it.
-        stmt = select(inner).order_by(inner.c.score.desc())
-        if min_score is not None:
-            stmt = stmt.where(inner.c.score >= min_score)
+        info = await self.index_info()
+        exact, gucs = self._plan(info, k)
         async with transaction(self._sessions, "search") as session:
-            await session.execute(
-                select(
-                    func.set_config("ivfflat.probes", str(self.probes), True),
-                    func.set_config("ivfflat.iterative_scan", "relaxed_order", True),
+            conn = await session.connection()
+            # One round trip: this transaction's settings and, when an index could serve a
+            # filtered search, whether the filter is selective enough to score exactly.
+            counted = filters if not exact else ()
+            prep = dict(params, cap=self.exact_scan_max_rows)
+            for i, (name, value) in enumerate(gucs.items()):
+                prep[f"name{i}"], prep[f"value{i}"] = name, value
+            row = (await conn.execute(_prepare_statement(counted, len(gucs)), prep)).one()
+            if counted:
+                exact = int(row[0]) < self.exact_scan_max_rows
+            if not _binary(conn):
+                stmt = _search_statement(False, filters, exact, min_score is not None)
+                params.update(query=query, k=k)
+                if min_score is not None:
+                    params["min_score"] = min_score
+                result = await conn.execute(stmt, params)
+                return [SearchHit.model_validate(r) for r in result.mappings()]
+            # The codec is there: the driver takes the list as a binary vector directly.
+            args: list[Any] = [query]
+            args += [
+                json.dumps(params[f"f_{f}"]) if f == "metadata" else params[f"f_{f}"]
+                for f in filters
+            ]
+            if min_score is not None:
+                args.append(min_score)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                rows = await driver.fetch(
+                    _search_sql(filters, exact, min_score is not None, k), *args
                 )
-            )
-            result = await session.execute(stmt)
-            return [SearchHit.model_validate(r) for r in result.mappings()]
+            except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+                raise DatabaseUnavailableError("search: database unavailable") from exc
+        hits = []
+        for r in rows:
+            hit = dict(r)
+            # SQLAlchemy's jsonb codec on these connections hands back the JSON text.
+            if isinstance(hit["metadata"], str):
+                hit["metadata"] = json.loads(hit["metadata"])
+            hits.append(SearchHit.model_validate(hit))
+        return hits
+
+    async def reindex(
+        self,
+        *,
+        method: Method = "ivfflat",
+        lists: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VectorIndexInfo:
+        """Rebuild the vector index on the rows present now (CONCURRENTLY: readers go on).
+
+        IVFFLAT gets lists sized to the data (√rows) unless `lists` is given; `method="hnsw"`
+        switches to HNSW (m=16, ef_construction=64), which never goes stale.
+        """
+        engine = self._sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            raise InvalidInputError("reindex needs a session factory bound to an AsyncEngine")
+        try:
+            info = await rebuild_index(engine, method=method, lists=lists, progress=progress)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        self._info, self._info_at = info, time.monotonic()
+        return info
 
     async def delete_by_source(self, source_id: str, *, actor: str | None = None) -> int:
         """Delete every embedding of a source (only the actor's, when given); returns the count."""

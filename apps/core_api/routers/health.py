@@ -2,25 +2,76 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import asyncio
+import logging
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chad_memory.database import check_db_connection
+from chad_memory.errors import ChadMemoryError
 
 router = APIRouter(tags=["health"])
+logger = logging.getLogger(__name__)
+
+
+class VectorIndexHealth(BaseModel):
+    """The vector index search uses; `stale` means recall suffers until a reindex."""
+
+    name: str | None
+    method: Literal["ivfflat", "hnsw"] | None
+    lists: int | None
+    m: int | None
+    ef_construction: int | None
+    trained_rows: int
+    rows: int
+    valid: bool
+    stale: bool
 
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["ok", "unavailable"]
+    # Only with ?details=true, and only while the database answers; a stale index does
+    # not make the service unhealthy.
+    vector_index: VectorIndexHealth | None = None
+
+
+async def _vector_index(request: Request) -> dict[str, Any] | None:
+    store = getattr(request.app.state, "vector_store", None)
+    if store is None:
+        return None
+    try:
+        async with asyncio.timeout(2.0):
+            info = await store.index_info()
+    except (TimeoutError, ChadMemoryError, OSError) as exc:
+        logger.warning("vector index check failed: %s", exc.__class__.__name__)
+        return None
+    details: dict[str, Any] = info.as_dict()
+    return details
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
-async def health(request: Request) -> JSONResponse:
-    """200 when the database answers; 503 (and the process keeps running) when it does not."""
+async def health(
+    request: Request,
+    details: Annotated[bool, Query(description="add the vector index's state")] = False,
+) -> JSONResponse:
+    """200 when the database answers; 503 (and the process keeps running) when it does not.
+
+    The plain body is exactly {"status", "database"}, what load balancers poll. With
+    `?details=true` it also carries `vector_index`, so a stale IVFFLAT index (recall
+    dropping as rows grow past what it was trained on) is visible to operators; the
+    service also logs a stale index at startup and whenever it re-reads the index.
+    """
     ok = await check_db_connection(request.app.state.engine, timeout=2.0)
-    body = Health(status="ok" if ok else "degraded", database="ok" if ok else "unavailable")
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    index = await _vector_index(request) if ok and details else None
+    body = Health(
+        status="ok" if ok else "degraded",
+        database="ok" if ok else "unavailable",
+        vector_index=VectorIndexHealth.model_validate(index) if index is not None else None,
+    ).model_dump()
+    if body["vector_index"] is None:
+        del body["vector_index"]
+    return JSONResponse(body, status_code=200 if ok else 503)

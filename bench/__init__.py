@@ -1,0 +1,1 @@
+"""Benchmarks for chad-memory (run with `make bench`); see bench/README.md."""

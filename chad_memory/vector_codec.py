@@ -1,0 +1,79 @@
+"""pgvector's `vector` in binary on asyncpg connections, and a SQL type that uses it.
+
+Sending a 1536-d query as text means formatting 1536 floats in Python and parsing them in
+the server on every search; binary is one `struct.pack`. That text round trip alone was
+a quarter of a search's time in bench/vectors.py, and most of `add_embeddings`' time.
+
+The codec still accepts text (what pgvector's SQLAlchemy type binds) and decodes to text
+(what it parses), so ORM code that uses `pgvector.sqlalchemy.Vector` keeps working on a
+connection that has it.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import UserDefinedType
+
+logger = logging.getLogger(__name__)
+
+# Set in a pooled connection's `info` once the codec is registered on it.
+CODEC_FLAG = "chad_memory.vector_binary"
+
+
+def encode_vector(value: Any) -> bytes:
+    """Binary wire format: dim (uint16), unused (uint16), dim float4, big-endian."""
+    if isinstance(value, str):
+        body = value.strip()[1:-1]
+        floats: Sequence[float] = [float(x) for x in body.split(",")] if body else []
+    elif hasattr(value, "tolist"):  # numpy arrays, array.array
+        floats = value.tolist()
+    else:
+        floats = value
+    n = len(floats)
+    return struct.pack(f">HH{n}f", n, 0, *floats)
+
+
+def decode_vector(data: bytes) -> str:
+    """Back to pgvector's text form, which `pgvector.sqlalchemy.Vector` parses."""
+    n, _ = struct.unpack_from(">HH", data)
+    values = struct.unpack_from(f">{n}f", data, 4)
+    return "[" + ",".join(repr(v) for v in values) + "]"
+
+
+async def register_vector_codec(conn: Any) -> bool:
+    """Register the binary codec on an asyncpg connection; False if pgvector is not there.
+
+    A database that has not been migrated yet has no `vector` type: that connection keeps
+    the text path (searches check CODEC_FLAG and bind text there).
+    """
+    schema = await conn.fetchval(
+        "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE t.typname = 'vector' LIMIT 1"
+    )
+    if schema is None:
+        return False
+    await conn.set_type_codec(
+        "vector", schema=schema, encoder=encode_vector, decoder=decode_vector, format="binary"
+    )
+    return True
+
+
+class BinaryVector(UserDefinedType[Any]):
+    """A `vector` bind parameter handed to the driver as-is (a list of floats).
+
+    Only for connections with the codec above; the store picks pgvector's text type
+    otherwise. The dimension is checked in Python before any SQL runs.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "vector"
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
