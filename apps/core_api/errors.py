@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from chad_memory.errors import (
     ChadMemoryError,
     ConflictError,
+    DatabaseTimeoutError,
     DatabaseUnavailableError,
     ForbiddenError,
     InvalidInputError,
@@ -24,6 +25,8 @@ STATUS_BY_ERROR: dict[type[ChadMemoryError], int] = {
     ConflictError: 409,
     InvalidInputError: 422,
     DatabaseUnavailableError: 503,
+    # statement_timeout fired: the database answered, too slowly.
+    DatabaseTimeoutError: 504,
 }
 
 
