@@ -73,6 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=settings.log_level,
         proxy_headers=False,
+        # The app logs every request itself, structured (apps/core_api/middleware.py).
+        access_log=False,
     )
     return 0
 

@@ -67,3 +67,16 @@ def stop_embedded_servers() -> None:
         for server in _servers.values():
             server.cleanup()
         _servers.clear()
+
+
+def stop_embedded_server(data_dir: Path) -> None:
+    """Stop the server for `data_dir` that this process started, and forget it.
+
+    With cleanup_mode "delete" its data goes too; a later `start_embedded_server` on the
+    same directory starts afresh instead of returning the stopped handle.
+    """
+    path = data_dir.expanduser().resolve()
+    with _lock:
+        server = _servers.pop(path, None)
+    if server is not None:
+        server.cleanup()

@@ -42,6 +42,27 @@ class EmbeddingDimensionError(InvalidInputError):
         self.got = got
 
 
+class IdempotencyKeyReusedError(InvalidInputError):
+    """The idempotency key was used before with a different request body."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used with a different request body; "
+            "use a new key for a new request"
+        )
+        self.key = key
+
+
+class IdempotencyInProgressError(ConflictError):
+    """A request with the same idempotency key is still being processed."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"a request with Idempotency-Key {key!r} is still in progress; retry shortly"
+        )
+        self.key = key
+
+
 class DatabaseUnavailableError(ChadMemoryError):
     """The database cannot be reached; the caller may retry later."""
 

@@ -108,6 +108,25 @@ class RunRecord(Record):
     completed_at: datetime | None
 
 
+class RunSummary(Record):
+    """A run without its payloads (request_payload, result, error): what lists show."""
+
+    id: uuid.UUID
+    actor: str
+    name: str | None
+    agent: str | None
+    status: RunStatus
+    trace_id: str | None
+    idempotency_key: str | None
+    thread_id: uuid.UUID | None
+    metadata: dict[str, Any] = _metadata_field
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
 class RunFilter(Input):
     """Filters for listing runs; every one narrows, none can widen past `actor`."""
 

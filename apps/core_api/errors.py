@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from chad_memory.errors import (
     ChadMemoryError,
@@ -45,6 +49,24 @@ async def _chad_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def _validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Where and why, without echoing the input: it may be huge, secret, or NaN (not JSON)."""
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _validation_detail(exc.errors())}, status_code=422)
+
+
+async def _invalid_value(request: Request, exc: Exception) -> JSONResponse:
+    # A value that passed the request model but not the library's record (a safety net:
+    # the request models are meant to be at least as strict).
+    assert isinstance(exc, ValidationError)
+    detail = _validation_detail(exc.errors(include_url=False))
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with its traceback for operators; the client sees no internals.
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -53,4 +75,6 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ChadMemoryError, _chad_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(ValidationError, _invalid_value)
     app.add_exception_handler(Exception, _unexpected)

@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
-from apps.core_api.routers import health
+from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
+from apps.core_api.routers import health, memory, runs
 from chad_memory.database import (
     check_db_connection,
     close_db_connections,
@@ -53,7 +54,12 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Added last = outermost: the access log sees every answer, 413/415 included.
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
+    app.include_router(runs.router)
+    app.include_router(memory.router)
     return app
 
 

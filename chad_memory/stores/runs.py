@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, select, tuple_
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Select, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from chad_memory.errors import (
     ConflictError,
     ForbiddenError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
     InvalidInputError,
     NotFoundError,
     constraint_of,
@@ -32,6 +36,7 @@ from chad_memory.schemas import (
     RunFilter,
     RunRecord,
     RunStats,
+    RunSummary,
     RunUpdate,
     StepCreate,
     StepRecord,
@@ -61,6 +66,30 @@ _RUN_WRITABLE = (
     "started_at",
     "completed_at",
 )
+
+
+R = TypeVar("R", bound=BaseModel)
+_SUMMARY_COLUMNS = [
+    Run.__mapper__.attrs[key].columns[0].label(key)
+    for key in RunSummary.model_fields
+    if key != "metadata"
+] + [Run.metadata_.label("metadata")]
+
+
+class RunCreation(NamedTuple):
+    """What `create_run` did: `replayed` is True when an idempotent retry found the run."""
+
+    run: RunRecord
+    replayed: bool
+
+
+def idempotency_lock_id(actor: str, key: str) -> int:
+    """The advisory-lock id for (actor, key): 64 bits of SHA-256, as PostgreSQL's bigint.
+
+    NUL cannot occur in either (check_text), so the separator keeps pairs distinct.
+    """
+    digest = hashlib.sha256(f"{actor}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _columns(model: Any, exclude: set[str] | None = None) -> dict[str, Any]:
@@ -160,6 +189,40 @@ class PostgresStore:
             raise ConflictError(f"run {values['id']} exists and belongs to another actor")
         return record
 
+    @retried
+    async def create_run(self, run: RunCreate, *, fingerprint: str | None = None) -> RunCreation:
+        """Insert a new run; with an idempotency key, a retry returns the first run instead.
+
+        `fingerprint` (e.g. a SHA-256 of the request body) tells a true retry from a reused
+        key: the same key with another fingerprint raises IdempotencyKeyReusedError. While
+        another transaction holds the same (actor, key), IdempotencyInProgressError is
+        raised at once rather than waiting: the caller's first request is still running.
+        """
+        values = _columns(run)
+        values["idempotency_fingerprint"] = fingerprint
+        # As in update_run: a run created already running or finished gets its timestamps.
+        now = datetime.now(UTC)
+        if run.status == "running" and values["started_at"] is None:
+            values["started_at"] = now
+        if run.status in TERMINAL and values["completed_at"] is None:
+            values["completed_at"] = now
+        key = run.idempotency_key
+        async with transaction(self._sessions, "create_run") as session:
+            if key is not None:
+                lock = func.pg_try_advisory_xact_lock(idempotency_lock_id(run.actor, key))
+                if not await session.scalar(select(lock)):
+                    raise IdempotencyInProgressError(key)
+                row = await session.scalar(
+                    select(Run).where(Run.actor == run.actor, Run.idempotency_key == key)
+                )
+                if row is not None:
+                    stored = row.idempotency_fingerprint
+                    if fingerprint is not None and stored is not None and stored != fingerprint:
+                        raise IdempotencyKeyReusedError(key)
+                    return RunCreation(RunRecord.model_validate(row), replayed=True)
+            row = await session.scalar(pg_insert(Run).values(**values).returning(Run))
+            return RunCreation(RunRecord.model_validate(row), replayed=False)
+
     async def _find_by_idempotency_key(self, actor: str, key: str) -> RunRecord | None:
         async with transaction(self._sessions, "get_run") as session:
             row = await session.scalar(
@@ -220,19 +283,52 @@ class PostgresStore:
         cursor: str | None = None,
     ) -> Page[RunRecord]:
         """Newest first. `cursor` (a previous page's next_cursor) is stable under inserts."""
+        return await self._page(select(Run), RunRecord, filters, limit, offset, cursor)
+
+    @retried
+    async def list_run_summaries(
+        self,
+        filters: RunFilter | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+    ) -> Page[RunSummary]:
+        """Like `list_runs`, without reading the payload columns (they can be megabytes)."""
+        return await self._page(
+            select(*_SUMMARY_COLUMNS), RunSummary, filters, limit, offset, cursor
+        )
+
+    async def _page(
+        self,
+        stmt: Select[Any],
+        record: type[R],
+        filters: RunFilter | None,
+        limit: int,
+        offset: int,
+        cursor: str | None,
+    ) -> Page[R]:
+        """Keyset page on (created_at, id), newest first; fetches limit + 1 to know if more."""
         _check_page(limit, offset)
-        stmt = select(Run).where(*run_conditions(filters or RunFilter()))
+        stmt = stmt.where(*run_conditions(filters or RunFilter()))
         if cursor is not None:
             at, last_id = decode_cursor(cursor)
             stmt = stmt.where(tuple_(Run.created_at, Run.id) < tuple_(at, last_id))
         stmt = stmt.order_by(Run.created_at.desc(), Run.id.desc()).offset(offset).limit(limit + 1)
         async with transaction(self._sessions, "list_runs") as session:
-            rows = list(await session.scalars(stmt))
-        items = [RunRecord.model_validate(r) for r in rows[:limit]]
+            result = await session.execute(stmt)
+            rows = list(result.scalars()) if record is RunRecord else list(result.mappings())
+        items = [record.model_validate(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
-            next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
-        return Page[RunRecord](items=items, next_cursor=next_cursor)
+            last = rows[limit - 1]
+            created_at, last_id = (
+                (last.created_at, last.id)
+                if record is RunRecord
+                else (last["created_at"], last["id"])
+            )
+            next_cursor = encode_cursor(created_at, last_id)
+        return Page[record](items=items, next_cursor=next_cursor)  # type: ignore[valid-type]
 
     @retried
     async def count_runs(self, filters: RunFilter | None = None) -> int:
@@ -265,6 +361,12 @@ class PostgresStore:
                 pg_insert(Step).returning(Step, sort_by_parameter_order=True), rows
             )
             return [StepRecord.model_validate(r) for r in result]
+
+    @retried
+    async def get_step_ids(self, run_id: uuid.UUID) -> set[uuid.UUID]:
+        """The ids of a run's steps, to check references (step_id, parent_step_id) cheaply."""
+        async with transaction(self._sessions, "get_step_ids") as session:
+            return set(await session.scalars(select(Step.id).where(Step.run_id == run_id)))
 
     @retried
     async def get_steps(self, run_id: uuid.UUID) -> list[StepRecord]:

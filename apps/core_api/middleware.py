@@ -1,0 +1,135 @@
+"""ASGI middleware: request bodies checked before anything parses them, and access logs.
+
+Plain ASGI classes rather than `BaseHTTPMiddleware`, so they neither buffer responses nor
+break streaming, and they see every answer, including 413/415 and unhandled errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_logger = logging.getLogger("chad_memory.api.access")
+
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class BodyGuardMiddleware:
+    """413 for bodies over `max_body_bytes`, 415 for bodies that are not JSON.
+
+    A declared Content-Length over the limit is refused before a byte is read; a chunked
+    body is read up to the limit and refused as soon as it passes it. The body is then
+    handed on whole, so the app never parses more than the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _refuse(scope, receive, send, 400, "Content-Length is not a number")
+                return
+            if int(length) > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        content_type = headers.get("content-type")
+        if content_type is not None and not _is_json(content_type):
+            await _refuse(
+                scope, receive, send, 415, "request bodies must be JSON (application/json)"
+            )
+            return
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body and content_type is None:
+            await _refuse(scope, receive, send, 415, "Content-Type: application/json is required")
+            return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body is larger than {self.max_body_bytes} bytes (MAX_BODY_BYTES)"
+        await _refuse(scope, receive, send, 413, detail)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+class AccessLogMiddleware:
+    """One JSON line per request: method, path, status, duration, actor. Never headers.
+
+    The actor is what the auth dependency put in `request.state.actor` (the request's
+    `scope["state"]`); the API key itself never reaches this logger.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            entry = {
+                "event": "request",
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "actor": state.get("actor"),
+            }
+            access_logger.info(json.dumps(entry), extra={"request": entry})

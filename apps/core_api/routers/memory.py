@@ -1,0 +1,75 @@
+"""/memory: embeddings, always scoped to the caller.
+
+The actor comes from the API key and is passed to every store call, so a search never
+sees, and a delete never touches, another actor's rows.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from apps.core_api.auth import CurrentActor
+from apps.core_api.deps import RunStoreDep, VectorStoreDep
+from apps.core_api.schemas import (
+    MemoryAddBody,
+    MemoryAdded,
+    MemoryDeleted,
+    MemorySearchBody,
+    MemorySearchResult,
+    Problem,
+)
+
+router = APIRouter(
+    prefix="/memory",
+    tags=["memory"],
+    responses={
+        401: {"model": Problem, "description": "missing, unknown or revoked API key"},
+        422: {"model": Problem, "description": "invalid body (e.g. wrong embedding length)"},
+        503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
+    },
+)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=MemoryAdded,
+    responses={403: {"model": Problem}, 404: {"model": Problem}},
+)
+async def add_memory(
+    body: MemoryAddBody, actor: CurrentActor, vectors: VectorStoreDep, runs: RunStoreDep
+) -> MemoryAdded:
+    """Store a batch (all or nothing); a `run_id` must name one of the caller's runs."""
+    for run_id in {item.run_id for item in body.items if item.run_id is not None}:
+        await runs.get_run(run_id, actor=actor)
+    records = await vectors.add_embeddings([item.to_create(actor) for item in body.items])
+    return MemoryAdded(items=records)
+
+
+@router.post("/search", response_model=MemorySearchResult)
+async def search_memory(
+    body: MemorySearchBody, actor: CurrentActor, vectors: VectorStoreDep
+) -> MemorySearchResult:
+    """The caller's k nearest embeddings by cosine similarity, best first."""
+    hits = await vectors.search(
+        body.embedding,
+        k=body.k,
+        actor=actor,
+        namespace=body.namespace,
+        source_id=body.source_id,
+        metadata=body.metadata,
+        min_score=body.min_score,
+    )
+    return MemorySearchResult(items=hits)
+
+
+@router.delete("", response_model=MemoryDeleted)
+async def delete_memory(
+    source_id: Annotated[str, Query(min_length=1, max_length=512)],
+    actor: CurrentActor,
+    vectors: VectorStoreDep,
+) -> MemoryDeleted:
+    """Delete the caller's embeddings of one source; answers how many went."""
+    return MemoryDeleted(deleted=await vectors.delete_by_source(source_id, actor=actor))

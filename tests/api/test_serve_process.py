@@ -1,0 +1,80 @@
+"""The real `chad-memory serve` process, over real HTTP on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chad_memory import ApiKeyStore
+from tests.api.conftest import bearer
+
+CLI = Path(sys.executable).parent / "chad-memory"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_serve_process_answers_over_http(
+    database_url: str, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    secret = (await ApiKeyStore(session_factory).create_key("alice")).secret
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "info"}
+    proc = await asyncio.create_subprocess_exec(
+        str(CLI),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.returncode is None, "serve exited early"
+                try:
+                    health = await client.get("/health")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "serve did not start listening"
+                    await asyncio.sleep(0.2)
+            assert health.status_code == 200
+            assert health.json() == {"status": "ok", "database": "ok"}
+
+            assert (await client.get("/runs")).status_code == 401
+            created = await client.post(
+                "/runs", json={"name": "over-the-wire"}, headers=bearer(secret)
+            )
+            assert created.status_code == 201, created.text
+            listed = await client.get("/runs", headers=bearer(secret))
+            assert [r["name"] for r in listed.json()["items"]] == ["over-the-wire"]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    log = out.decode()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM: either exit is a clean one.
+    assert proc.returncode in (0, -signal.SIGTERM), log
+    assert "Application shutdown complete" in log
+    assert '"path": "/runs", "status": 201' in log
+    assert '"actor": "alice"' in log
+    assert secret not in log
+    # One access line per request (ours, structured), not uvicorn's plain one as well.
+    assert '"POST /runs HTTP/1.1"' not in log
