@@ -99,7 +99,9 @@ class RunListQuery(BaseModel):
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
     limit: int = Field(default=50, ge=1, le=MAX_LIST_LIMIT)
-    offset: int = Field(default=0, ge=0)
+    # The cap is enforced by the validator below (for its helpful message) and declared
+    # here, so the OpenAPI document states the same bound clients are held to.
+    offset: int = Field(default=0, ge=0, json_schema_extra={"maximum": MAX_OFFSET})
     cursor: Annotated[str, Field(min_length=1, max_length=512)] | None = None
 
     @field_validator("offset")
