@@ -42,6 +42,9 @@ from chad_memory.stores import PostgresStore
 
 _AUTH_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "missing, unknown or revoked API key"},
+    # The library's InvalidInputError answers {"detail": "..."}, not pydantic's list:
+    # documented as Problem (detail: either) so clients and checks expect both shapes.
+    422: {"model": Problem, "description": "invalid input"},
     503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
 }
 _RUN_ERRORS: dict[int | str, dict[str, object]] = {
