@@ -8,10 +8,18 @@ every route and a new library column is never exposed by accident.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from chad_memory.schemas import (
     ArtifactCreate,
@@ -43,6 +51,30 @@ MAX_OFFSET = 10_000
 MAX_CHILDREN_PER_REQUEST = 1_000
 MAX_MEMORY_BATCH = 1_000
 MAX_SEARCH_K = 100
+
+# A cost sent as a string is a plain decimal: the OpenAPI document says exactly what the
+# server accepts (pydantic's Decimal alone would document "any string").
+COST_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,20})?$"
+
+
+def _plain_decimal(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(COST_PATTERN, value):
+        raise ValueError('cost as a string must be a plain decimal such as "0.00036"')
+    return value
+
+
+CostBody = Annotated[
+    CostValue,
+    BeforeValidator(_plain_decimal),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e10},
+                {"type": "string", "pattern": COST_PATTERN},
+            ]
+        }
+    ),
+]
 
 
 class Problem(BaseModel):
@@ -162,7 +194,7 @@ class LLMCallCreateBody(Input):
     prompt_tokens: TokenCount = 0
     completion_tokens: TokenCount = 0
     total_tokens: TokenCount | None = None
-    cost_usd: CostValue | None = Field(
+    cost_usd: CostBody | None = Field(
         default=None, description='US dollars; send a string ("0.00036") to keep it exact'
     )
     latency_ms: Milliseconds | None = None
