@@ -9,14 +9,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from chad_memory.database import create_engine
+from apps.core_api.main import create_app
+from chad_memory import ApiKeyStore
+from chad_memory.database import create_engine, get_session_factory
 from chad_memory.settings import Settings
 
 EngineMaker = Callable[..., tuple[AsyncEngine, str]]
@@ -92,3 +98,34 @@ async def watcher(side_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with side_engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
+
+
+@dataclass
+class Served:
+    """The app in-process over httpx, with two actors' bearer headers."""
+
+    client: httpx.AsyncClient
+    app: FastAPI
+    alice: dict[str, str]
+    bob: dict[str, str]
+
+
+@asynccontextmanager
+async def serve(engine: AsyncEngine, **settings: Any) -> AsyncIterator[Served]:
+    """create_app on `engine` (lifespan run), keys for alice and bob made through it."""
+    app = create_app(engine=engine, settings=Settings(auth_mode="api_key", **settings))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=30
+        ) as client,
+    ):
+        keys = ApiKeyStore(get_session_factory(engine))
+        alice = (await keys.create_key("alice")).secret
+        bob = (await keys.create_key("bob")).secret
+        yield Served(
+            client,
+            app,
+            {"Authorization": f"Bearer {alice}"},
+            {"Authorization": f"Bearer {bob}"},
+        )

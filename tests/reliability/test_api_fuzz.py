@@ -27,7 +27,12 @@ from schemathesis import Case, CheckContext, GenerationMode, Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.python import asgi
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
 
 from apps.core_api.main import create_app
@@ -99,9 +104,7 @@ def stop_lifespans() -> Iterator[None]:
     asgi.shutdown_lifespans()
 
 
-def test_generated_requests_never_get_a_server_error(
-    target: Target, stop_lifespans: None
-) -> None:
+def test_generated_requests_never_get_a_server_error(target: Target, stop_lifespans: None) -> None:
     operations = [result.ok() for result in target.schema.get_all_operations()]
     modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     per_run = math.ceil(TOTAL_CASES / (len(operations) * len(modes)))
