@@ -56,7 +56,8 @@ async def test_backend_killed_mid_request_is_503_then_a_keyed_retry_makes_one_ro
 
         assert killed.status_code == 503
         assert killed.headers["Retry-After"]
-        assert "Traceback" not in killed.text and "SELECT" not in killed.text
+        assert "Traceback" not in killed.text
+        assert "SELECT" not in killed.text
         assert await _runs(watcher, trace_id="T") == 0  # nothing half-written
 
         # The service recovered without a restart, and the client's retry lands once.

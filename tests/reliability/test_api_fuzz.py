@@ -18,15 +18,17 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, CheckContext, GenerationMode, Response
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from schemathesis.core.parameters import ParameterLocation
+from schemathesis.core.result import Ok
 from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -57,7 +59,7 @@ UNSTORABLE_OR_UNKNOWN = (
 )
 
 
-def stored_data_acceptance(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def stored_data_acceptance(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """positive_data_acceptance, except for the documented 422s above."""
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
@@ -105,9 +107,13 @@ def stop_lifespans() -> Iterator[None]:
 
 
 def test_generated_requests_never_get_a_server_error(target: Target, stop_lifespans: None) -> None:
-    operations = [result.ok() for result in target.schema.get_all_operations()]
+    operations = []
+    for result in target.schema.get_all_operations():
+        assert isinstance(result, Ok), result  # the app's own schema must load whole
+        operations.append(result.ok())
     modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    per_run = math.ceil(TOTAL_CASES / (len(operations) * len(modes)))
+    # Hypothesis stops early on operations with small input spaces; a margin makes up for it.
+    per_run = math.ceil(TOTAL_CASES * 1.2 / (len(operations) * len(modes)))
     sent: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     owned: dict[str, str] = {}
@@ -125,12 +131,12 @@ def test_generated_requests_never_get_a_server_error(target: Target, stop_lifesp
             owned["id"] = response.json()["id"]
         return owned["id"]
 
-    def send(case: Case) -> None:
+    def send(case: Case[Any]) -> None:
         assert case.meta is not None
         positive = case.meta.generation.mode.is_positive
         run_id = case.path_parameters.get("run_id") if case.path_parameters else None
         if positive and isinstance(run_id, str) and run_id[:1] in "01234567":
-            case.path_parameters["run_id"] = own_run()  # type: ignore[index]
+            case.path_parameters["run_id"] = own_run()
         # A negative case that breaks the headers (Authorization among them) goes as made.
         header_info = case.meta.components.get(ParameterLocation.HEADER)
         broken_headers = header_info is not None and not header_info.mode.is_positive
@@ -156,7 +162,7 @@ def test_generated_requests_never_get_a_server_error(target: Target, stop_lifesp
                 suppress_health_check=list(HealthCheck),
             )
             @given(case=strategy)
-            def run(case: Case) -> None:
+            def run(case: Case[Any]) -> None:
                 send(case)
 
             try:
@@ -173,5 +179,4 @@ def test_generated_requests_never_get_a_server_error(target: Target, stop_lifesp
         f" no negative cases for {unsatisfiable}"
     )
     assert not [s for s in statuses if s >= 500]
-    # Operations with no negative space, or tiny spaces, stop early; the rest make it up.
-    assert total >= TOTAL_CASES * 0.8, sent
+    assert total >= TOTAL_CASES, sent
