@@ -31,7 +31,9 @@ Actor = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(check
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Bounded (about 31 years) so sums and averages over many rows stay finite in float8.
+MAX_MILLISECONDS = 1e12
+Milliseconds = Annotated[float, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
 TokenCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Cost = Annotated[Decimal, Field(ge=0, lt=Decimal("1e10"), allow_inf_nan=False)]
 
