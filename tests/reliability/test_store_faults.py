@@ -13,11 +13,19 @@ import time
 import uuid
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import TextClause
 
-from chad_memory import DatabaseUnavailableError, PostgresStore, RunCreate, RunUpdate, StepCreate
+from chad_memory import (
+    DatabaseUnavailableError,
+    InvalidInputError,
+    PostgresStore,
+    RunCreate,
+    RunUpdate,
+    StepCreate,
+)
 from chad_memory.database import get_session_factory
 from chad_memory.errors import DatabaseTimeoutError, PoolExhaustedError, TransientDatabaseError
 from chad_memory.models import Run, Step
@@ -265,3 +273,27 @@ async def test_exhausted_pool_is_a_typed_error_within_the_pool_timeout(
 
     assert 0.4 <= elapsed < 2.0
     assert (await store.get_run(run.id)).id == run.id
+
+
+async def test_data_exceptions_from_postgres_are_typed(
+    make_engine: EngineMaker, watcher: AsyncConnection
+) -> None:
+    """Found by the fuzzer: float8 sums overflowing in get_run_stats escaped as a raw
+    driver error (a 500). Durations are now bounded on input, and any SQLSTATE class 22
+    (data exception) that still happens becomes InvalidInputError."""
+    engine, _ = make_engine()
+    store = _store(engine)
+    run = await store.save_run(RunCreate(actor="alice"))
+    with pytest.raises(ValidationError):
+        StepCreate(run_id=run.id, step_index=0, duration_ms=1e300)
+    # Rows written behind the schema's back (an older client, a manual fix) still sum.
+    for index in range(2):
+        await watcher.execute(
+            text(
+                "INSERT INTO steps (id, run_id, step_index, status, duration_ms)"
+                " VALUES (gen_random_uuid(), :run, :i, 'succeeded', 1e308)"
+            ),
+            {"run": run.id, "i": index},
+        )
+    with pytest.raises(InvalidInputError):
+        await store.get_run_stats(run.id)
