@@ -338,6 +338,7 @@ async def main(args: argparse.Namespace) -> int:
                 "/runs", json={"name": "after"}, headers={"Authorization": f"Bearer {secrets[0]}"}
             )
         missing = await verify(url, acked)
+        log = (tmp / "serve.log").read_text(errors="replace")
 
         total = sum(stats.statuses.values())
         everything = [v for values in stats.latency.values() for v in values]
@@ -368,12 +369,17 @@ async def main(args: argparse.Namespace) -> int:
                 v for k, v in missing.items() if k.endswith("_missing")
             ),
             "write_after_load_status": after.status_code,
+            # Unhandled exceptions in the service (each would have been a 500).
+            "server_tracebacks_logged": log.count("Traceback"),
+            "load_average_after": os.getloadavg()[0],
+            "cpus": os.cpu_count(),
         }
         print(json.dumps(report, indent=2))
         if args.output:
             save(Path(args.output), report)
         ok = (
             report["acknowledged_writes_missing"] == 0
+            and report["server_tracebacks_logged"] == 0
             and missing["idempotency_keys_with_two_runs"] == 0
             and after.status_code == 201
         )

@@ -441,3 +441,14 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
 
     assert not wrong, "\n".join(wrong)
     assert await snapshot(world.watcher) == before
+
+
+async def test_actor_filter_applies_before_limit(world: World) -> None:
+    """bob's newer runs must not push alice's out of her first page (filter in SQL)."""
+    c = world.api.client
+    for i in range(8):
+        assert (await c.post("/runs", json={"name": f"b{i}"}, headers=world.api.bob)).is_success
+    page = await c.get("/runs", params={"limit": 1}, headers=world.api.alice)
+    assert page.status_code == 200
+    assert [r["id"] for r in page.json()["items"]] == [world.run_id]
+    assert page.json()["total"] == 1

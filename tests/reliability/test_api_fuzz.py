@@ -62,6 +62,18 @@ UNSTORABLE_OR_UNKNOWN = (
 )
 
 
+LEAKS = ("Traceback", "sqlalchemy", "asyncpg", "SELECT ", "INSERT INTO", "Bearer ", "cm_")
+
+
+def no_internals_leak(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """Error answers never carry stack traces, SQL, driver names or keys."""
+    if response.status_code >= 400:
+        leaked = [marker for marker in LEAKS if marker in response.text]
+        if leaked:
+            raise AssertionError(f"error answer leaks {leaked}: {response.text[:300]}")
+    return None
+
+
 def stored_data_acceptance(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """positive_data_acceptance, except for the documented 422s above."""
     meta = case.meta
@@ -146,7 +158,7 @@ def test_generated_requests_never_get_a_server_error(target: Target, stop_lifesp
         response = case.call_and_validate(
             headers=None if broken_headers else target.headers,
             excluded_checks=[positive_data_acceptance],
-            additional_checks=[stored_data_acceptance],
+            additional_checks=[stored_data_acceptance, no_internals_leak],
         )
         sent[case.operation.label] += 1
         statuses[response.status_code] += 1
