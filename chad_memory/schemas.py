@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from chad_memory.validation import check_json, check_text
 
@@ -25,12 +25,24 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _not_a_number(value: Any) -> Any:
+    """Timestamps are ISO 8601 text (or datetimes): pydantic would also take 1700000000
+    as epoch seconds, which the OpenAPI document (format: date-time) does not allow."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        raise ValueError("timestamps must be ISO 8601 strings, not numbers")
+    if isinstance(value, str | bytes):
+        text = value.decode(errors="replace") if isinstance(value, bytes) else value
+        if text.strip().lstrip("+-").replace(".", "", 1).isdigit():
+            raise ValueError("timestamps must be ISO 8601 strings, not numbers")
+    return value
+
+
 SafeText = Annotated[str, AfterValidator(check_text)]
 ShortText = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(check_text)]
 Actor = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(check_text)]
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
 # Bounded (about 31 years) so sums and averages over many rows stay finite in float8.
 MAX_MILLISECONDS = 1e12
 Milliseconds = Annotated[float, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
