@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from types import FrameType
 from typing import TypeVar
 
 from chad_memory.errors import ChadMemoryError
@@ -58,6 +60,10 @@ def _run_with_store(work: Callable[[ApiKeyStore], Awaitable[T]]) -> T:
     return asyncio.run(runner())
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -66,6 +72,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _prepare_embedded()
     elif args.migrate:
         _migrate()
+    # uvicorn re-raises SIGTERM once it has shut down; by default that kills the process
+    # before atexit runs, leaving the embedded PostgreSQL running. Exit normally instead.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _say(f"serving on http://{args.host}:{args.port}")
     uvicorn.run(
         "apps.core_api.main:app",

@@ -96,6 +96,8 @@ _UNIQUE_VIOLATION = "23505"
 _FOREIGN_KEY_VIOLATION = "23503"
 _CHECK_VIOLATION = "23514"
 _NOT_NULL_VIOLATION = "23502"
+# Class 22, data exception: numeric out of range, invalid datetime, bad text representation.
+_DATA_EXCEPTION_CLASS = "22"
 
 
 def sqlstate_of(exc: BaseException) -> str | None:
@@ -119,10 +121,14 @@ def constraint_of(exc: BaseException) -> str | None:
 
 
 def translate_db_error(exc: DBAPIError, what: str) -> ChadMemoryError | None:
-    """Map an integrity error to a domain error; None means: not ours to translate."""
+    """Map an integrity or data error to a domain error; None means: not ours to translate."""
+    code = sqlstate_of(exc)
+    if code is not None and code.startswith(_DATA_EXCEPTION_CLASS):
+        # Out-of-range numbers and dates that slipped past validation: the caller's input.
+        first_line = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        return InvalidInputError(f"{what}: a value does not fit its column ({first_line})")
     if not isinstance(exc, IntegrityError):
         return None
-    code = sqlstate_of(exc)
     constraint = constraint_of(exc) or "a constraint"
     if code == _UNIQUE_VIOLATION:
         return ConflictError(f"{what}: duplicate value violates {constraint}")

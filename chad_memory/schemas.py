@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from chad_memory.validation import check_json, check_text
 
@@ -22,7 +30,10 @@ StepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "
 
 def _as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC; aware ones are converted, so storage is uniform."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError("datetime is out of range once converted to UTC") from exc
 
 
 def _not_a_number(value: Any) -> Any:
@@ -102,26 +113,6 @@ class RunUpdate(Input):
     completed_at: UtcDatetime | None = None
 
 
-class RunRecord(Record):
-    id: uuid.UUID
-    actor: str
-    name: str | None
-    agent: str | None
-    status: RunStatus
-    trace_id: str | None
-    idempotency_key: str | None
-    thread_id: uuid.UUID | None
-    request_payload: Any | None
-    result: Any | None
-    error: str | None
-    metadata: dict[str, Any] = _metadata_field
-    tags: list[str]
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-
-
 class RunSummary(Record):
     """A run without its payloads (request_payload, result, error): what lists show."""
 
@@ -139,6 +130,14 @@ class RunSummary(Record):
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+
+
+class RunRecord(RunSummary):
+    """A run with everything, payloads included."""
+
+    request_payload: Any | None
+    result: Any | None
+    error: str | None
 
 
 class RunFilter(Input):
@@ -247,6 +246,13 @@ class LLMCallCreate(Input):
     error: SafeText | None = None
     request: JsonValue | None = None
     response: JsonValue | None = None
+
+    @model_validator(mode="after")
+    def _total_fits(self) -> LLMCallCreate:
+        # The default total is prompt + completion, which must fit the integer column too.
+        if self.total_tokens is None and self.prompt_tokens + self.completion_tokens > 2**31 - 1:
+            raise ValueError("prompt_tokens + completion_tokens exceeds 2147483647")
+        return self
 
 
 class LLMCallRecord(Record):

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chad_memory import ConflictError, InvalidInputError, PostgresStore, RunCreate, RunFilter
+from chad_memory import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    LLMCallCreate,
+    NotFoundError,
+    PostgresStore,
+    RunCreate,
+    RunFilter,
+)
 from chad_memory.errors import IdempotencyInProgressError, IdempotencyKeyReusedError
 from chad_memory.schemas import RunSummary
 from chad_memory.stores.runs import idempotency_lock_id
@@ -67,3 +78,26 @@ async def test_summaries_match_full_listing_without_payloads(store: PostgresStor
     rest = await store.list_run_summaries(filters, limit=3, cursor=summaries.next_cursor)
     assert len(rest.items) == 2
     assert rest.next_cursor is None
+
+
+async def test_values_the_database_rejects_are_invalid_input(store: PostgresStore) -> None:
+    run = await store.save_run(RunCreate(actor="a"))
+    # Skip validation on purpose: the driver's own range check must still map to our error.
+    unchecked = LLMCallCreate.model_construct(
+        run_id=run.id, prompt_tokens=2**40, completion_tokens=0, total_tokens=2**40
+    )
+    with pytest.raises(InvalidInputError, match="does not fit"):
+        await store.save_llm_call(unchecked)
+    assert await store.get_llm_calls(run.id) == []
+
+
+async def test_check_owner_in_one_call(store: PostgresStore) -> None:
+    mine = (await store.create_run(RunCreate(actor="a"))).run.id
+    theirs = (await store.create_run(RunCreate(actor="b"))).run.id
+    await store.check_owner([mine, mine], actor="a")
+    await store.check_owner([], actor="a")
+    with pytest.raises(ForbiddenError, match=str(theirs)):
+        await store.check_owner([mine, theirs], actor="a")
+    unknown = uuid.uuid4()
+    with pytest.raises(NotFoundError, match=str(unknown)):
+        await store.check_owner([theirs, unknown], actor="a")

@@ -139,4 +139,6 @@ class AccessLogMiddleware:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "actor": state.get("actor"),
             }
-            access_logger.info(json.dumps(entry), extra={"request": entry})
+            # Server-side failures stand out at WARNING; everything else is routine.
+            level = logging.WARNING if status >= 500 else logging.INFO
+            access_logger.log(level, json.dumps(entry), extra={"request": entry})

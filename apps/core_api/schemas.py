@@ -16,6 +16,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     WithJsonSchema,
     field_validator,
@@ -83,6 +84,16 @@ class Problem(BaseModel):
     detail: Any
 
 
+# OpenAPI entries shared by every authenticated router.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing, unknown or revoked API key"},
+    # The library's InvalidInputError answers {"detail": "..."}, not pydantic's list:
+    # documented as Problem (detail: either) so clients and checks expect both shapes.
+    422: {"model": Problem, "description": "invalid input"},
+    503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
+}
+
+
 # Runs ---------------------------------------------------------------------------------
 
 
@@ -121,7 +132,7 @@ class RunList(BaseModel):
 class RunListQuery(BaseModel):
     """GET /runs query. Unknown parameters (an `actor`, say) are refused: none can widen."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid")
 
     status: RunStatus | None = None
     name: ShortText | None = None

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
-from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import load_only
 
 from chad_memory.errors import (
     ConflictError,
@@ -68,12 +68,12 @@ _RUN_WRITABLE = (
 )
 
 
-R = TypeVar("R", bound=BaseModel)
-_SUMMARY_COLUMNS = [
-    Run.__mapper__.attrs[key].columns[0].label(key)
-    for key in RunSummary.model_fields
-    if key != "metadata"
-] + [Run.metadata_.label("metadata")]
+R = TypeVar("R", bound=RunSummary)
+# What a summary reads: every column but the payloads, which can be megabytes.
+_SUMMARY_LOAD = load_only(
+    *(getattr(Run, "metadata_" if k == "metadata" else k) for k in RunSummary.model_fields),
+    raiseload=True,
+)
 
 
 class RunCreation(NamedTuple):
@@ -242,6 +242,25 @@ class PostgresStore:
             return RunRecord.model_validate(row)
 
     @retried
+    async def check_owner(self, run_ids: Sequence[uuid.UUID], *, actor: str) -> None:
+        """NotFoundError if any run is unknown, ForbiddenError if any is another actor's.
+
+        One query for a whole batch, for callers that only reference runs (memory rows).
+        """
+        wanted = set(run_ids)
+        if not wanted:
+            return
+        stmt = select(Run.id, Run.actor).where(Run.id.in_(wanted))
+        async with transaction(self._sessions, "check_owner") as session:
+            owners = {row.id: row.actor for row in await session.execute(stmt)}
+        missing = sorted(str(i) for i in wanted - owners.keys())
+        if missing:
+            raise NotFoundError(f"run {', '.join(missing)} not found")
+        foreign = sorted(str(i) for i, owner in owners.items() if owner != actor)
+        if foreign:
+            raise ForbiddenError(f"run {', '.join(foreign)} belongs to another actor")
+
+    @retried
     async def update_run(self, run_id: uuid.UUID, changes: RunUpdate) -> RunRecord:
         """Apply the fields set in `changes`; status moves only forward (see TRANSITIONS).
 
@@ -300,13 +319,12 @@ class PostgresStore:
         cursor: str | None = None,
     ) -> Page[RunSummary]:
         """Like `list_runs`, without reading the payload columns (they can be megabytes)."""
-        return await self._page(
-            select(*_SUMMARY_COLUMNS), RunSummary, filters, limit, offset, cursor
-        )
+        stmt = select(Run).options(_SUMMARY_LOAD)
+        return await self._page(stmt, RunSummary, filters, limit, offset, cursor)
 
     async def _page(
         self,
-        stmt: Select[Any],
+        stmt: Select[Run],
         record: type[R],
         filters: RunFilter | None,
         limit: int,
@@ -321,18 +339,11 @@ class PostgresStore:
             stmt = stmt.where(tuple_(Run.created_at, Run.id) < tuple_(at, last_id))
         stmt = stmt.order_by(Run.created_at.desc(), Run.id.desc()).offset(offset).limit(limit + 1)
         async with transaction(self._sessions, "list_runs") as session:
-            result = await session.execute(stmt)
-            rows = list(result.scalars()) if record is RunRecord else list(result.mappings())
+            rows = list(await session.scalars(stmt))
         items = [record.model_validate(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
-            last = rows[limit - 1]
-            created_at, last_id = (
-                (last.created_at, last.id)
-                if record is RunRecord
-                else (last["created_at"], last["id"])
-            )
-            next_cursor = encode_cursor(created_at, last_id)
+            next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
         return Page[record](items=items, next_cursor=next_cursor)  # type: ignore[valid-type]
 
     @retried

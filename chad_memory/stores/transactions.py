@@ -27,7 +27,6 @@ from chad_memory.errors import (
     ChadMemoryError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
-    InvalidInputError,
     PoolExhaustedError,
     TransientDatabaseError,
     sqlstate_of,
@@ -72,9 +71,6 @@ def _translate(exc: DBAPIError, what: str, committing: bool) -> BaseException:
         transient = TransientDatabaseError(f"{what}: concurrent transaction conflict ({code})")
         transient.retryable = True
         return transient
-    if code is not None and code.startswith("22"):
-        # Data exception (out of range, bad encoding, ...): PostgreSQL refused a value.
-        return InvalidInputError(f"{what}: value rejected by the database ({code})")
     if code in TIMEOUT_SQLSTATES:
         return DatabaseTimeoutError(f"{what}: statement timed out")
     if _is_unavailable(exc, code):

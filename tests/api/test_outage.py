@@ -7,6 +7,7 @@ the shared test server is never disturbed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,7 +39,9 @@ def own_server() -> Iterator[tuple[Any, str]]:
             stop_embedded_server(data_dir)
 
 
-async def test_data_routes_answer_503_while_database_is_down(own_server: tuple[Any, str]) -> None:
+async def test_data_routes_answer_503_while_database_is_down(
+    own_server: tuple[Any, str], caplog: pytest.LogCaptureFixture
+) -> None:
     server, url = own_server
     await asyncio.to_thread(upgrade, url)
     engine = create_engine(url, pool_size=2, max_overflow=2)
@@ -68,6 +71,13 @@ async def test_data_routes_answer_503_while_database_is_down(own_server: tuple[A
                 assert response.status_code == 503, (response.request.url, response.text)
                 assert "database unavailable" in response.json()["detail"]
                 assert response.headers["retry-after"] == "1"
+            unavailable = [
+                r
+                for r in caplog.records
+                if r.name.endswith("access") and '"status": 503' in r.message
+            ]
+            assert len(unavailable) >= len(down)
+            assert all(r.levelno == logging.WARNING for r in unavailable)
 
             # A second process-like app that starts while the database is down.
             late_engine = create_engine(url, pool_size=1, max_overflow=0)

@@ -6,6 +6,11 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from apps.core_api.main import create_app
+from chad_memory.settings import Settings
 from tests.api.conftest import Api
 
 RUN_BODY: dict[str, Any] = {
@@ -204,6 +209,8 @@ async def test_bad_bodies_get_4xx_with_detail(api: Api) -> None:
         {"metadata": ["not", "an", "object"]},
         {"started_at": "yesterday"},
         {"thread_id": "nope"},
+        {"started_at": "0001-01-01T00:00:00+01:00"},  # before year 1 once in UTC
+        {"completed_at": "9999-12-31T23:59:59-01:00"},
         [],
     ]
     for body in bad_creates:
@@ -238,6 +245,13 @@ async def test_bad_bodies_get_4xx_with_detail(api: Api) -> None:
         f"/runs/{rid}/llm-calls", json={"prompt_tokens": -1, "cost_usd": "-1"}, headers=h
     )
     assert negative.status_code == 422
+    overflow = await c.post(
+        f"/runs/{rid}/llm-calls",
+        json={"prompt_tokens": 2**31 - 1, "completion_tokens": 2**31 - 1},
+        headers=h,
+    )
+    assert overflow.status_code == 422
+    assert "exceeds" in str(overflow.json()["detail"])
 
     # Children may only point at steps of their own run (not another actor's).
     other = await c.post("/runs", json={}, headers=api.bob)
@@ -330,3 +344,18 @@ async def test_openapi_documents_every_route(api: Api) -> None:
     create_schema = spec["components"]["schemas"]["RunCreateBody"]["properties"]
     assert "actor" not in create_schema
     assert "id" not in create_schema
+
+
+async def test_trusted_header_mode_takes_the_actor_from_the_proxy(engine: AsyncEngine) -> None:
+    app = create_app(engine=engine, settings=Settings(auth_mode="trusted_header"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
+        created = await c.post("/runs", json={"name": "proxied"}, headers={"X-Actor-ID": "carol"})
+        assert created.status_code == 201
+        assert created.json()["actor"] == "carol"
+        rid = created.json()["id"]
+        assert (await c.get(f"/runs/{rid}", headers={"X-Actor-ID": "carol"})).status_code == 200
+        assert (await c.get(f"/runs/{rid}", headers={"X-Actor-ID": "dave"})).status_code == 403
+        assert (await c.get("/runs")).status_code == 401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -17,6 +18,17 @@ from chad_memory import ApiKeyStore
 from tests.api.conftest import bearer
 
 CLI = Path(sys.executable).parent / "chad-memory"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_tour() -> str:
+    """The README's service tour, as a newcomer would paste it after `make serve`."""
+    section = (ROOT / "README.md").read_text().split("## Service tour", 1)[1]
+    blocks: list[str] = re.findall(r"```bash\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    assert len(blocks) == 2, "README's tour lost its `make serve` or its curl block"
+    assert blocks[0].strip() == "make serve"
+    # The venv that runs these tests stands in for the checkout's .venv.
+    return blocks[1].replace(".venv/bin/", f"{Path(sys.executable).parent}/")
 
 
 def free_port() -> int:
@@ -65,13 +77,31 @@ async def test_serve_process_answers_over_http(
             assert created.status_code == 201, created.text
             listed = await client.get("/runs", headers=bearer(secret))
             assert [r["name"] for r in listed.json()["items"]] == ["over-the-wire"]
+
+        tour = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            "set -eu -o pipefail\n" + readme_tour(),
+            env={**env, "PORT": str(port)},
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        tour_out, tour_err = await asyncio.wait_for(tour.communicate(), timeout=120)
+        shown = tour_out.decode()
+        assert tour.returncode == 0, tour_err.decode()[-2000:]
+        assert '"total":1,"next_cursor":null' in shown
+        assert '"status":"succeeded"' in shown
+        assert '"total_tokens":1500' in shown
+        assert '"cost_usd":"0.00036000"' in shown
+        assert shown.strip().splitlines()[-1].endswith('belongs to another actor"}')
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     log = out.decode()
-    # uvicorn shuts down gracefully, then re-raises SIGTERM: either exit is a clean one.
-    assert proc.returncode in (0, -signal.SIGTERM), log
+    # SIGTERM is a clean stop: graceful shutdown, then exit 0 (so atexit hooks run).
+    assert proc.returncode == 0, log
     assert "Application shutdown complete" in log
     assert '"path": "/runs", "status": 201' in log
     assert '"actor": "alice"' in log

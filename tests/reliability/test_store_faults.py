@@ -295,5 +295,6 @@ async def test_data_exceptions_from_postgres_are_typed(
             ),
             {"run": run.id, "i": index},
         )
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidInputError) as caught:
         await store.get_run_stats(run.id)
+    assert "asyncpg" not in str(caught.value)  # the message reaches HTTP clients

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import RunStoreDep, VectorStoreDep
 from apps.core_api.schemas import (
+    AUTH_RESPONSES,
     MemoryAddBody,
     MemoryAdded,
     MemoryDeleted,
@@ -25,9 +26,8 @@ router = APIRouter(
     prefix="/memory",
     tags=["memory"],
     responses={
-        401: {"model": Problem, "description": "missing, unknown or revoked API key"},
+        **AUTH_RESPONSES,
         422: {"model": Problem, "description": "invalid body (e.g. wrong embedding length)"},
-        503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
     },
 )
 
@@ -42,8 +42,7 @@ async def add_memory(
     body: MemoryAddBody, actor: CurrentActor, vectors: VectorStoreDep, runs: RunStoreDep
 ) -> MemoryAdded:
     """Store a batch (all or nothing); a `run_id` must name one of the caller's runs."""
-    for run_id in {item.run_id for item in body.items if item.run_id is not None}:
-        await runs.get_run(run_id, actor=actor)
+    await runs.check_owner([i.run_id for i in body.items if i.run_id is not None], actor=actor)
     records = await vectors.add_embeddings([item.to_create(actor) for item in body.items])
     return MemoryAdded(items=records)
 

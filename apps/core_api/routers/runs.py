@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from apps.core_api.auth import CurrentActor, OwnedRun
 from apps.core_api.deps import RunStoreDep
 from apps.core_api.schemas import (
+    AUTH_RESPONSES,
     ArtifactCreateBody,
     LLMCallCreateBody,
     Problem,
@@ -40,19 +41,12 @@ from chad_memory.schemas import (
 )
 from chad_memory.stores import PostgresStore
 
-_AUTH_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem, "description": "missing, unknown or revoked API key"},
-    # The library's InvalidInputError answers {"detail": "..."}, not pydantic's list:
-    # documented as Problem (detail: either) so clients and checks expect both shapes.
-    422: {"model": Problem, "description": "invalid input"},
-    503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
-}
 _RUN_ERRORS: dict[int | str, dict[str, object]] = {
     403: {"model": Problem, "description": "the run belongs to another actor"},
     404: {"model": Problem, "description": "no run with this id"},
 }
 
-router = APIRouter(prefix="/runs", tags=["runs"], responses=_AUTH_ERRORS)
+router = APIRouter(prefix="/runs", tags=["runs"], responses=AUTH_RESPONSES)
 
 IdempotencyKey = Annotated[
     str | None,
