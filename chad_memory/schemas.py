@@ -19,8 +19,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from chad_memory.validation import check_json, check_text
 
@@ -99,18 +101,31 @@ class RunCreate(Input):
 
 
 class RunUpdate(Input):
-    """A partial update: only the fields that are set are written."""
+    """A partial update: only the fields that are set are written.
+
+    status, metadata and tags are columns that cannot be null: leave them out to keep
+    them, an explicit null is refused (422), and the OpenAPI document shows them
+    without null (SkipJsonSchema).
+    """
 
     name: ShortText | None = None
     agent: ShortText | None = None
-    status: RunStatus | None = None
+    status: RunStatus | SkipJsonSchema[None] = None
     thread_id: uuid.UUID | None = None
     result: JsonValue | None = None
     error: SafeText | None = None
-    metadata: JsonObject | None = None
-    tags: list[ShortText] | None = Field(default=None, max_length=64)
+    metadata: JsonObject | SkipJsonSchema[None] = None
+    tags: Annotated[list[ShortText], Field(max_length=64)] | SkipJsonSchema[None] = None
     started_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
+
+    @field_validator("status", "metadata", "tags")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Runs only on values the caller sent: the None default means "leave it".
+        if value is None:
+            raise ValueError("may be left out, but cannot be null")
+        return value
 
 
 class RunSummary(Record):

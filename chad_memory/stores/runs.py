@@ -268,11 +268,6 @@ class PostgresStore:
         completed_at, unless the caller gives them.
         """
         data = changes.model_dump(exclude_unset=True)
-        # An explicit null for a column that cannot be null means "leave it", not a
-        # NOT NULL violation surfacing as a confusing constraint error.
-        for key in ("status", "tags", "metadata"):
-            if key in data and data[key] is None:
-                del data[key]
         if "metadata" in data:
             data["metadata_"] = data.pop("metadata")
         async with transaction(self._sessions, "update_run") as session:
