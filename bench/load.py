@@ -78,6 +78,7 @@ class Stats:
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     during_outage: Counter[str] = field(default_factory=Counter)
     outage: tuple[float, float] | None = None
+    transport_errors: list[str] = field(default_factory=list)
 
 
 def vector(rng: random.Random) -> list[float]:
@@ -107,6 +108,7 @@ class Client:
             label = str(answer.status_code)
         except httpx.HTTPError as exc:
             answer, label = None, f"transport:{type(exc).__name__}"
+            self.stats.transport_errors.append(f"{method} {url}: {exc!r}"[:300])
         elapsed = time.monotonic() - started
         self.stats.statuses[label] += 1
         self.stats.latency[kind].append(elapsed)
@@ -304,7 +306,13 @@ async def main(args: argparse.Namespace) -> int:
             stderr=open(tmp / "serve.log", "wb"),  # noqa: SIM115, ASYNC230
         )
         base = f"http://127.0.0.1:{port}"
-        limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+        # Drop idle connections before uvicorn's 5 s keep-alive timeout does: otherwise a
+        # request sent on a connection the server is closing fails with ReadError.
+        limits = httpx.Limits(
+            max_connections=args.clients,
+            max_keepalive_connections=args.clients,
+            keepalive_expiry=2.0,
+        )
         async with HeaderClient(base_url=base, timeout=30, limits=limits) as http:
             deadline = time.monotonic() + 60
             while True:
@@ -339,6 +347,9 @@ async def main(args: argparse.Namespace) -> int:
             )
         missing = await verify(url, acked)
         log = (tmp / "serve.log").read_text(errors="replace")
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(tmp / "serve.log", Path(args.output).with_suffix(".serve.log"))
 
         total = sum(stats.statuses.values())
         everything = [v for values in stats.latency.values() for v in values]
@@ -371,6 +382,8 @@ async def main(args: argparse.Namespace) -> int:
             "write_after_load_status": after.status_code,
             # Unhandled exceptions in the service (each would have been a 500).
             "server_tracebacks_logged": log.count("Traceback"),
+            "server_error_lines_logged": sum("ERROR" in line for line in log.splitlines()),
+            "transport_errors_sample": stats.transport_errors[:5],
             "load_average_after": os.getloadavg()[0],
             "cpus": os.cpu_count(),
         }
