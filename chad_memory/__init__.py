@@ -21,12 +21,15 @@ from chad_memory.schemas import (
     ArtifactCreate,
     EmbeddingCreate,
     LLMCallCreate,
+    MessageCreate,
     RunCreate,
     RunFilter,
     RunUpdate,
     StepCreate,
+    ThreadCreate,
+    ThreadUpdate,
 )
-from chad_memory.stores import PgVectorStore, PostgresStore
+from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "ForbiddenError",
     "InvalidInputError",
     "LLMCallCreate",
+    "MessageCreate",
     "NotFoundError",
     "PgVectorStore",
     "PostgresStore",
@@ -47,6 +51,9 @@ __all__ = [
     "RunFilter",
     "RunUpdate",
     "StepCreate",
+    "ThreadCreate",
+    "ThreadStore",
+    "ThreadUpdate",
     "check_db_connection",
     "close_db_connections",
     "get_db_session",

@@ -10,8 +10,9 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from types import FrameType
 from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
 
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import get_settings
@@ -60,32 +61,38 @@ def _run_with_store(work: Callable[[ApiKeyStore], Awaitable[T]]) -> T:
     return asyncio.run(runner())
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from chad_memory.embedded import stop_embedded_servers
 
     settings = get_settings()
     if settings.database_url is None:
         _prepare_embedded()
     elif args.migrate:
         _migrate()
-    # uvicorn re-raises SIGTERM once it has shut down; by default that kills the process
-    # before atexit runs, leaving the embedded PostgreSQL running. Exit normally instead.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _say(f"serving on http://{args.host}:{args.port}")
-    uvicorn.run(
-        "apps.core_api.main:app",
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level,
-        proxy_headers=False,
-        # The app logs every request itself, structured (apps/core_api/middleware.py).
-        access_log=False,
-    )
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the process;
+    # with the default handler that kills us before any cleanup runs, orphaning the
+    # embedded PostgreSQL. Turning it into SystemExit lets the finally block stop it.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        uvicorn.run(
+            "apps.core_api.main:app",
+            host=args.host,
+            port=args.port,
+            log_level=settings.log_level,
+            proxy_headers=False,
+            # The app logs every request itself, structured (apps/core_api/middleware.py).
+            access_log=False,
+        )
+    finally:
+        stop_embedded_servers()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -171,8 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (ChadMemoryError, ValueError) as exc:
+    except (ChadMemoryError, ValueError, RuntimeError, OSError) as exc:
         _say(f"error: {exc}")
+        return 1
+    except DBAPIError as exc:
+        _say(f"database error: {exc.orig}")
         return 1
     return code
 

@@ -41,6 +41,7 @@ NAMING_CONVENTION = {
 
 RUN_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 STEP_STATUSES = (*RUN_STATUSES, "skipped")
+MESSAGE_ROLES = ("user", "assistant", "system", "tool")
 
 EMBEDDING_DIM = get_settings().embedding_dim
 
@@ -86,7 +87,10 @@ class Run(Base):
     idempotency_key: Mapped[str | None]
     # SHA-256 of the canonical request body that used idempotency_key (see revision 003).
     idempotency_fingerprint: Mapped[str | None]
-    thread_id: Mapped[uuid.UUID | None]
+    # A foreign key since revision 004; deleting the thread keeps the run, unlinked.
+    thread_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("threads.id", ondelete="SET NULL")
+    )
     request_payload: Mapped[Any | None] = mapped_column(JSONB)
     result: Mapped[Any | None] = mapped_column(JSONB)
     error: Mapped[str | None]
@@ -234,6 +238,52 @@ class Embedding(Base):
             postgresql_with={"lists": get_settings().ivfflat_lists},
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
+    )
+
+
+class Thread(Base):
+    """A conversation an actor keeps with an agent; runs and messages hang off it."""
+
+    __tablename__ = "threads"
+
+    id: Mapped[uuid.UUID] = _id()
+    actor: Mapped[str] = mapped_column(nullable=False)
+    title: Mapped[str] = mapped_column(nullable=False)
+    agent_type: Mapped[str] = mapped_column(nullable=False)
+    model: Mapped[str | None]
+    provider: Mapped[str | None]
+    metadata_: Mapped[dict[str, Any]] = _metadata()
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), nullable=False)
+
+    __table_args__ = (
+        Index("ix_threads_actor_updated_at_id", "actor", text("updated_at DESC"), text("id DESC")),
+    )
+
+
+class Message(Base):
+    """One turn of a thread. Within a thread created_at strictly increases in append order
+    (see ThreadStore.add_messages), so (created_at, id) is the conversation's order."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[uuid.UUID] = _id()
+    thread_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("threads.id", ondelete="CASCADE"), nullable=False
+    )
+    role: Mapped[str] = mapped_column(nullable=False)
+    content: Mapped[str | None]
+    tool_calls: Mapped[list[Any]] = mapped_column(
+        JSONB, nullable=False, default=list, server_default=text("'[]'::jsonb")
+    )
+    artifact_data: Mapped[Any | None] = mapped_column(JSONB)
+    metadata_: Mapped[dict[str, Any]] = _metadata()
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        CheckConstraint(_in_list("role", MESSAGE_ROLES), name="role"),
+        CheckConstraint("jsonb_typeof(tool_calls) = 'array'", name="tool_calls_array"),
+        Index("ix_messages_thread_id_created_at_id", "thread_id", "created_at", "id"),
     )
 
 

@@ -22,6 +22,8 @@ from chad_memory import (
     RunFilter,
     RunUpdate,
     StepCreate,
+    ThreadCreate,
+    ThreadStore,
 )
 from chad_memory.models import Artifact, LLMCall, Step
 
@@ -86,8 +88,15 @@ async def test_update_run_transitions(store: PostgresStore) -> None:
         await store.update_run(uuid.uuid4(), RunUpdate(name="x"))
 
 
-async def test_list_runs_filters(store: PostgresStore) -> None:
-    thread = uuid.uuid4()
+async def test_list_runs_filters(
+    store: PostgresStore, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    # runs.thread_id is a foreign key (revision 004): the thread must exist.
+    thread = (
+        await ThreadStore(session_factory).create_thread(
+            ThreadCreate(agent_type="chat"), actor="alice"
+        )
+    ).id
     a = await store.save_run(
         RunCreate(actor="alice", name="n1", status="running", tags=["x", "y"], thread_id=thread)
     )
@@ -109,6 +118,15 @@ async def test_list_runs_filters(store: PostgresStore) -> None:
     assert await ids(actor="alice", created_before=future) == {a.id, b.id}
     assert await store.count_runs(RunFilter(actor="alice", tag="x")) == 1
     assert await store.count_runs(RunFilter(tag="x")) == 2
+
+
+async def test_save_run_with_unknown_thread_is_not_found(store: PostgresStore) -> None:
+    with pytest.raises(NotFoundError, match="fk_runs_thread_id_threads"):
+        await store.save_run(RunCreate(actor="alice", thread_id=uuid.uuid4()))
+    run = await store.save_run(RunCreate(actor="alice"))
+    with pytest.raises(NotFoundError):
+        await store.update_run(run.id, RunUpdate(thread_id=uuid.uuid4()))
+    assert (await store.get_run(run.id)).thread_id is None
 
 
 async def test_list_runs_pagination_offset_and_cursor(store: PostgresStore) -> None:

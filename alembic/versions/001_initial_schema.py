@@ -50,6 +50,15 @@ def upgrade() -> None:
     dim = int(settings.embedding_dim)
     lists = int(settings.ivfflat_lists)
 
+    available = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+    )
+    if not available:
+        raise RuntimeError(
+            "this PostgreSQL server does not have the pgvector extension installed. Use an "
+            "image or package with pgvector (pgvector/pgvector, postgresql-NN-pgvector), or "
+            "unset DATABASE_URL to use the embedded server, which ships it."
+        )
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
     op.create_table(

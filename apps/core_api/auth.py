@@ -1,4 +1,4 @@
-"""Who is calling, and may they touch this run: resolved once, in dependencies.
+"""Who is calling, and may they touch this run or thread: resolved once, in dependencies.
 
 Default: `Authorization: Bearer <api key>`. With AUTH_MODE=trusted_header the actor is
 taken from `X-Actor-ID`, which only makes sense behind an auth proxy that sets it; in the
@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from apps.core_api.deps import RunStoreDep
-from chad_memory.schemas import RunRecord
+from apps.core_api.deps import RunStoreDep, ThreadStoreDep
+from chad_memory.schemas import RunRecord, ThreadRecord
 from chad_memory.settings import Settings
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.validation import text_problem
@@ -57,3 +57,13 @@ async def owned_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) 
 
 
 OwnedRun = Annotated[RunRecord, Depends(owned_run)]
+
+
+async def owned_thread(
+    thread_id: uuid.UUID, actor: CurrentActor, threads: ThreadStoreDep
+) -> ThreadRecord:
+    """The thread named in the path: 404 if unknown, 403 if another actor's, 422 if malformed."""
+    return await threads.get_thread(thread_id, actor=actor)
+
+
+OwnedThread = Annotated[ThreadRecord, Depends(owned_thread)]

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chad_memory.stores import PgVectorStore, PostgresStore
+from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 
 
 def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -40,6 +40,12 @@ def get_vector_store(request: Request) -> PgVectorStore:
     return store
 
 
+def get_thread_store(factory: SessionFactoryDep) -> ThreadStore:
+    # Holds nothing but the session factory, so one per request costs nothing.
+    return ThreadStore(factory)
+
+
 DbSession = Annotated[AsyncSession, Depends(get_db)]
 RunStoreDep = Annotated[PostgresStore, Depends(get_postgres_store)]
 VectorStoreDep = Annotated[PgVectorStore, Depends(get_vector_store)]
+ThreadStoreDep = Annotated[ThreadStore, Depends(get_thread_store)]

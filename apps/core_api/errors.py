@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -49,21 +49,27 @@ async def _chad_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def _validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    """Where and why, without echoing the input: it may be huge, secret, or NaN (not JSON)."""
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
-
-
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, unless the echoed input holds NaN or infinity: Python's json reads
+    those from a body, but they cannot be written back as JSON, so the default handler
+    would fail with a 500. Then the errors are sent without the offending input."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": _validation_detail(exc.errors())}, status_code=422)
+    try:
+        return await request_validation_exception_handler(request, exc)
+    except ValueError:
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _invalid_value(request: Request, exc: Exception) -> JSONResponse:
     # A value that passed the request model but not the library's record (a safety net:
-    # the request models are meant to be at least as strict).
+    # the request models are meant to be at least as strict). No input echoed: it may be
+    # huge, or NaN, which is not JSON.
     assert isinstance(exc, ValidationError)
-    detail = _validation_detail(exc.errors(include_url=False))
+    detail = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False)
+    ]
     return JSONResponse({"detail": detail}, status_code=422)
 
 

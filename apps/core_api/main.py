@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import health, memory, runs
+from apps.core_api.routers import health, memory, runs, threads
 from chad_memory.database import (
     check_db_connection,
     close_db_connections,
@@ -60,6 +60,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(memory.router)
+    app.include_router(threads.router)
     return app
 
 

@@ -104,7 +104,7 @@ class RunCreateBody(Input):
     agent: ShortText | None = None
     status: RunStatus = "pending"
     trace_id: ShortText | None = None
-    thread_id: uuid.UUID | None = None
+    thread_id: uuid.UUID | None = Field(default=None, description="one of the caller's threads")
     request_payload: JsonValue | None = None
     result: JsonValue | None = None
     error: SafeText | None = None

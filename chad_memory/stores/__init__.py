@@ -1,6 +1,7 @@
-"""The store library: run history and vector memory."""
+"""The store library: run history, conversations and vector memory."""
 
 from chad_memory.stores.runs import PostgresStore
+from chad_memory.stores.threads import ThreadStore
 from chad_memory.stores.vectors import PgVectorStore
 
-__all__ = ["PgVectorStore", "PostgresStore"]
+__all__ = ["PgVectorStore", "PostgresStore", "ThreadStore"]

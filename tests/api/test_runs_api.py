@@ -268,6 +268,15 @@ async def test_bad_bodies_get_4xx_with_detail(api: Api) -> None:
         assert response.status_code == 422, (path, response.text)
         assert foreign in response.json()["detail"]
 
+    # A run may only join the caller's own threads.
+    bobs_thread = (await c.post("/threads", json={"agent_type": "x"}, headers=api.bob)).json()
+    joined = await c.post("/runs", json={"thread_id": bobs_thread["id"]}, headers=h)
+    assert joined.status_code == 403
+    moved = await c.patch(f"/runs/{rid}", json={"thread_id": bobs_thread["id"]}, headers=h)
+    assert moved.status_code == 403
+    nowhere = await c.post("/runs", json={"thread_id": str(uuid.uuid4())}, headers=h)
+    assert nowhere.status_code == 404
+
     trace = await c.post("/runs", json={"trace_id": "t-1"}, headers=h)
     assert trace.status_code == 201
     assert (await c.post("/runs", json={"trace_id": "t-1"}, headers=h)).status_code == 409
@@ -277,7 +286,7 @@ async def test_bad_bodies_get_4xx_with_detail(api: Api) -> None:
 
 async def test_list_filters_and_limits(api: Api) -> None:
     c, h = api.client, api.alice
-    thread = str(uuid.uuid4())
+    thread = (await c.post("/threads", json={"agent_type": "chat"}, headers=h)).json()["id"]
     a = await _create_run(api, name="a", tags=["x"], thread_id=thread, trace_id="tr-a")
     b = await _create_run(api, name="b", tags=["y"], status="running")
     cc = await _create_run(api, name="c", tags=["x", "y"], status="failed")

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from apps.core_api.auth import CurrentActor, OwnedRun
-from apps.core_api.deps import RunStoreDep
+from apps.core_api.deps import RunStoreDep, ThreadStoreDep
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
     ArtifactCreateBody,
@@ -99,10 +99,13 @@ async def create_run(
     body: RunCreateBody,
     actor: CurrentActor,
     store: RunStoreDep,
+    threads: ThreadStoreDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> RunRecord:
     """Create a run owned by the caller (201); a retry with the same key answers 200."""
+    if body.thread_id is not None:
+        await threads.get_thread(body.thread_id, actor=actor)
     created = await store.create_run(
         body.to_create(actor, idempotency_key),
         fingerprint=fingerprint(body) if idempotency_key is not None else None,
@@ -151,8 +154,12 @@ async def get_run(run: OwnedRun, store: RunStoreDep) -> RunDetail:
     response_model=RunRecord,
     responses={**_RUN_ERRORS, 409: {"model": Problem, "description": "status cannot go back"}},
 )
-async def update_run(run: OwnedRun, changes: RunUpdate, store: RunStoreDep) -> RunRecord:
+async def update_run(
+    run: OwnedRun, changes: RunUpdate, store: RunStoreDep, threads: ThreadStoreDep
+) -> RunRecord:
     """Set status (forward only), result, error, completed_at and other fields given."""
+    if changes.thread_id is not None:
+        await threads.get_thread(changes.thread_id, actor=run.actor)
     return await store.update_run(run.id, changes)
 
 
