@@ -23,7 +23,7 @@ from tests.reliability.conftest import EngineMaker, Served, serve
 
 DIM = get_settings().embedding_dim
 X = "\x01MARK\x01"  # replaced by the hostile value under test
-TABLES = ("runs", "steps", "artifacts", "llm_calls", "embeddings")
+TABLES = ("runs", "steps", "artifacts", "llm_calls", "embeddings", "threads", "messages")
 
 
 def vector(seed: int = 1) -> list[float]:
@@ -37,6 +37,8 @@ class World:
     api: Served
     run_id: str
     step_id: str
+    thread_id: str
+    message_id: str
     watcher: AsyncConnection
 
 
@@ -59,8 +61,22 @@ async def world(make_engine: EngineMaker, watcher: AsyncConnection) -> AsyncIter
             json={"items": [{"embedding": vector(), "source_id": "alice-src", "run_id": run_id}]},
             headers=h,
         )
-        assert [r.status_code for r in (step, art, call, mem)] == [201] * 4
-        yield World(api, run_id, step.json()[0]["id"], watcher)
+        thread = await c.post("/threads", json={"agent_type": "chat", "title": "t"}, headers=h)
+        assert thread.status_code == 201
+        thread_id = thread.json()["id"]
+        message = await c.post(
+            f"/threads/{thread_id}/messages", json={"role": "user", "content": "hi"}, headers=h
+        )
+        linked = await c.patch(f"/runs/{run_id}", json={"thread_id": thread_id}, headers=h)
+        assert [r.status_code for r in (step, art, call, mem, message, linked)] == [
+            201,
+            201,
+            201,
+            201,
+            201,
+            200,
+        ]
+        yield World(api, run_id, step.json()[0]["id"], thread_id, message.json()["id"], watcher)
 
 
 async def snapshot(conn: AsyncConnection) -> dict[str, list[str]]:
@@ -83,7 +99,7 @@ def inject(template: Any, value: Any) -> Any:
     return template
 
 
-def text_cases(run: str) -> Iterator[tuple[str, str, Any]]:
+def text_cases(run: str, thread: str) -> Iterator[tuple[str, str, Any]]:
     """(method, path, body with X) for every text field and nested JSON in the API."""
     steps, arts, calls = f"/runs/{run}/steps", f"/runs/{run}/artifacts", f"/runs/{run}/llm-calls"
     v = vector(2)
@@ -136,6 +152,16 @@ def text_cases(run: str) -> Iterator[tuple[str, str, Any]]:
         yield "POST", "/memory", {"items": [{"embedding": v, **item}]}
     for body in ({"namespace": X}, {"source_id": X}, {"metadata": {"k": X}}):
         yield "POST", "/memory/search", {"embedding": v, **body}
+    for body in ({"agent_type": X}, {"title": X}, {"model": X}, {"metadata": {X: 1}}):
+        yield "POST", "/threads", {"agent_type": "chat", **body}
+    yield "PATCH", f"/threads/{thread}", {"title": X}
+    for body in (
+        {"content": X},
+        {"tool_calls": [{"name": X}]},
+        {"artifact_data": {"k": [X]}},
+        {"metadata": {X: "v"}},
+    ):
+        yield "POST", f"/threads/{thread}/messages", {"role": "user", **body}
 
 
 async def _send(api: Served, method: str, path: str, body: Any) -> Any:
@@ -150,7 +176,7 @@ async def test_unstorable_text_anywhere_is_422_and_writes_nothing(
 ) -> None:
     before = await snapshot(world.watcher)
     wrong = []
-    for method, path, template in text_cases(world.run_id):
+    for method, path, template in text_cases(world.run_id, world.thread_id):
         answer = await _send(world.api, method, path, inject(template, hostile))
         if answer.status_code != 422:
             wrong.append(f"{method} {path} {template}: {answer.status_code} {answer.text[:200]}")
@@ -392,6 +418,13 @@ BOB_BODIES: dict[tuple[str, str], Any] = {
     ("get", "/runs/{run_id}/llm-calls"): None,
     ("post", "/runs/{run_id}/llm-calls"): {"provider": "pwned"},
     ("get", "/runs/{run_id}/stats"): None,
+    ("get", "/threads/{thread_id}"): None,
+    ("patch", "/threads/{thread_id}"): {"title": "pwned"},
+    ("delete", "/threads/{thread_id}"): None,
+    ("get", "/threads/{thread_id}/messages"): None,
+    ("post", "/threads/{thread_id}/messages"): {"role": "user", "content": "pwned"},
+    ("get", "/threads/{thread_id}/runs"): None,
+    ("delete", "/messages/{message_id}"): None,
 }
 
 
@@ -407,7 +440,11 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
     before = await snapshot(world.watcher)
     wrong = []
     for (method, path), body in BOB_BODIES.items():
-        url = path.replace("{run_id}", run)
+        url = (
+            path.replace("{run_id}", run)
+            .replace("{thread_id}", world.thread_id)
+            .replace("{message_id}", world.message_id)
+        )
         # Bob also tries to pass himself off as alice through headers that must not count.
         headers = {**bob, "X-Actor-ID": "alice"}
         answer = await c.request(method.upper(), url, json=body, headers=headers)
@@ -415,6 +452,14 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
             wrong.append(f"{method.upper()} {path}: {answer.status_code}")
         elif "alice" in answer.text or "pwned" in answer.text:
             wrong.append(f"{method.upper()} {path} leaks: {answer.text}")
+
+    # Bob cannot link his own run to alice's thread, nor list her threads.
+    joined = await c.post("/runs", json={"thread_id": world.thread_id}, headers=bob)
+    if joined.status_code != 403:
+        wrong.append(f"POST /runs into alice's thread: {joined.status_code}")
+    listed = await c.get("/threads", headers=bob)
+    if listed.status_code != 200 or listed.json()["total"] != 0:
+        wrong.append(f"GET /threads as bob: {listed.text[:200]}")
 
     # Memory: bob cannot attach to alice's run, see her items, or delete her source.
     attach = await c.post(
