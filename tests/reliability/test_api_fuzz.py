@@ -33,12 +33,11 @@ from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
-from sqlalchemy.pool import NullPool
 
 from apps.core_api.main import create_app
 from chad_memory import ApiKeyStore
+from chad_memory.database import create_engine
 from chad_memory.settings import Settings
 
 TOTAL_CASES = int(os.environ.get("CHAD_FUZZ_CASES", "2000"))
@@ -93,11 +92,13 @@ class Target:
 
 @pytest.fixture
 async def app_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """NullPool: the app runs in schemathesis's own event loop thread, and asyncpg
-    connections belong to the loop that opened them; NullPool opens them where used."""
-    eng = create_async_engine(database_url, poolclass=NullPool)
+    """A pooled engine used only inside schemathesis's event-loop thread (where the app
+    runs), so its asyncpg connections all belong to that loop; never touched here."""
+    eng = create_engine(database_url, pool_size=4, max_overflow=0)
     yield eng
-    await eng.dispose()
+    # Closing would run on this loop, not theirs: drop the pool; DROP DATABASE ... FORCE
+    # ends the connections.
+    await eng.dispose(close=False)
 
 
 @pytest.fixture
