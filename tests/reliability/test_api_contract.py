@@ -155,13 +155,14 @@ def text_cases(run: str, thread: str) -> Iterator[tuple[str, str, Any]]:
     for body in ({"agent_type": X}, {"title": X}, {"model": X}, {"metadata": {X: 1}}):
         yield "POST", "/threads", {"agent_type": "chat", **body}
     yield "PATCH", f"/threads/{thread}", {"title": X}
-    for body in (
+    messages: list[dict[str, Any]] = [
         {"content": X},
         {"tool_calls": [{"name": X}]},
         {"artifact_data": {"k": [X]}},
         {"metadata": {X: "v"}},
-    ):
-        yield "POST", f"/threads/{thread}/messages", {"role": "user", **body}
+    ]
+    for message in messages:
+        yield "POST", f"/threads/{thread}/messages", {"role": "user", **message}
 
 
 async def _send(api: Served, method: str, path: str, body: Any) -> Any:
