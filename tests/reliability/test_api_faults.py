@@ -183,3 +183,25 @@ async def test_same_idempotency_key_sent_concurrently_makes_exactly_one_run(
     ids = {a.json()["id"] for a in answers if a.status_code in (200, 201)}
     assert len(ids) == 1
     assert await _runs(watcher, idempotency_key="burst") == 1
+
+
+async def test_concurrent_step_appends_over_http_all_land_or_conflict(
+    make_engine: EngineMaker, watcher: AsyncConnection
+) -> None:
+    engine, _ = make_engine(db_pool_size=10, db_max_overflow=0)
+    async with serve(engine) as api:
+        run = (await api.client.post("/runs", json={}, headers=api.alice)).json()
+        url = f"/runs/{run['id']}/steps"
+        distinct = await asyncio.gather(
+            *(api.client.post(url, json={"step_index": i}, headers=api.alice) for i in range(12))
+        )
+        same = await asyncio.gather(
+            *(
+                api.client.post(url, json={"step_index": 100, "name": f"w{i}"}, headers=api.alice)
+                for i in range(8)
+            )
+        )
+    assert [a.status_code for a in distinct] == [201] * 12
+    assert sorted(a.status_code for a in same) == [201] + [409] * 7
+    indexes = (await watcher.execute(select(Step.step_index).order_by(Step.step_index))).all()
+    assert [i for (i,) in indexes] == [*range(12), 100]
