@@ -1,4 +1,4 @@
-"""A hypothesis state machine: after every operation the database equals a plain model.
+"""Hypothesis state machines: after every operation the database equals a plain model.
 
 The model is a few dicts that encode the store's contract (idempotency keys return the
 first run, trace ids are unique, status only moves forward, step indexes are unique per
@@ -27,14 +27,17 @@ from sqlalchemy import text
 
 from chad_memory import (
     ConflictError,
+    EmbeddingCreate,
     LLMCallCreate,
     NotFoundError,
+    PgVectorStore,
     PostgresStore,
     RunCreate,
     RunUpdate,
     StepCreate,
 )
 from chad_memory.database import create_engine, get_session_factory
+from chad_memory.settings import get_settings
 from chad_memory.stores.runs import TRANSITIONS
 from chad_memory.stores.transactions import RetryPolicy
 
@@ -237,6 +240,82 @@ def test_store_equals_model_after_every_step(database_url: str) -> None:
             settings=settings(
                 max_examples=25,
                 stateful_step_count=25,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
+    finally:
+        close()
+
+
+DIM = get_settings().embedding_dim
+SOURCES = st.sampled_from(["s1", "s2", "s3"])
+
+
+def _vectors_machine(
+    database_url: str,
+) -> tuple[type[RuleBasedStateMachine], Callable[[], None]]:
+    """PgVectorStore: what each actor can find equals what the model says it stored."""
+    loop = asyncio.new_event_loop()
+    engine = create_engine(database_url, pool_size=2, max_overflow=0)
+    store = PgVectorStore(get_session_factory(engine))
+
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        return loop.run_until_complete(coro)
+
+    class VectorMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: dict[uuid.UUID, tuple[str, str]] = {}  # id -> (actor, source)
+            run(self._truncate())
+
+        @staticmethod
+        async def _truncate() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("TRUNCATE embeddings"))
+
+        @rule(actor=ACTORS, source=SOURCES, seed=st.integers(1, 10**6), n=st.integers(1, 3))
+        def add(self, actor: str, source: str, seed: int, n: int) -> None:
+            items = [
+                EmbeddingCreate(
+                    actor=actor,
+                    source_id=source,
+                    embedding=[((seed * (i + 1) * (j + 3)) % 97 + 1) / 97 for j in range(DIM)],
+                )
+                for i in range(n)
+            ]
+            for record in run(store.add_embeddings(items)):
+                self.rows[record.id] = (actor, source)
+
+        @rule(actor=ACTORS, source=SOURCES)
+        def delete_source(self, actor: str, source: str) -> None:
+            gone = [i for i, (a, s) in self.rows.items() if (a, s) == (actor, source)]
+            assert run(store.delete_by_source(source, actor=actor)) == len(gone)
+            for i in gone:
+                del self.rows[i]
+
+        @invariant()
+        def each_actor_finds_exactly_its_rows(self) -> None:
+            query = [1.0] * DIM
+            for actor in ("alice", "bob"):
+                hits = run(store.search(query, k=1000, actor=actor))
+                assert {h.id for h in hits} == {i for i, (a, _) in self.rows.items() if a == actor}
+
+    def close() -> None:
+        run(engine.dispose())
+        loop.close()
+
+    return VectorMachine, close
+
+
+def test_vector_store_equals_model_after_every_step(database_url: str) -> None:
+    machine, close = _vectors_machine(database_url)
+    try:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=15,
+                stateful_step_count=15,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow],
             ),
