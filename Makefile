@@ -6,7 +6,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck check install bench clean
+.PHONY: serve test lint typecheck check install bench fuzz load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -62,6 +62,15 @@ bench: $(BENCH_STAMP)
 		> $(RESULTS)/realtext.md && cat $(RESULTS)/realtext.md
 	STEPS=$(STEPS) RUN_SIZES=$(RUN_SIZES) $(BENCH_BIN)/python -m bench.ingest \
 		> $(RESULTS)/ingest.md && cat $(RESULTS)/ingest.md
+
+# Nightly-style: many more generated requests than CI, with fresh random cases each time.
+FUZZ_CASES ?= 20000
+fuzz: $(STAMP)
+	CHAD_FUZZ_CASES=$(FUZZ_CASES) CHAD_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -s tests/reliability/test_api_fuzz.py
+
+# 100 clients for 2 minutes against `chad-memory serve`, database restarted halfway.
+load: $(STAMP)
+	$(BIN)/python bench/load.py --clients 100 --duration 120 --output bench/results/load.json
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -12,6 +12,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 class ChadMemoryError(Exception):
     """Base class for every error the library raises on purpose."""
 
+    # True when the failed unit of work wrote nothing and running it again may succeed
+    # (see chad_memory.stores.transactions.retried).
+    retryable: bool = False
+
 
 class NotFoundError(ChadMemoryError):
     """The id names nothing (or nothing the caller may see)."""
@@ -61,6 +65,26 @@ class IdempotencyInProgressError(ConflictError):
 
 class DatabaseUnavailableError(ChadMemoryError):
     """The database cannot be reached; the caller may retry later."""
+
+
+class TransientDatabaseError(DatabaseUnavailableError):
+    """A serialization failure or deadlock outlived the store's retries; nothing was written.
+
+    A subclass of DatabaseUnavailableError because the caller's remedy is the same: try
+    again a little later (the service answers 503 with Retry-After).
+    """
+
+
+class DatabaseTimeoutError(DatabaseUnavailableError):
+    """A statement ran past `statement_timeout` and was cancelled; nothing was written.
+
+    Not retried by the store: repeating a statement that was too slow adds load exactly
+    when the database has least to spare.
+    """
+
+
+class PoolExhaustedError(DatabaseUnavailableError):
+    """Every pooled connection stayed busy for `db_pool_timeout` seconds."""
 
 
 class EmbeddedServerUnavailableError(ChadMemoryError):

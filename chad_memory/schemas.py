@@ -12,7 +12,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from chad_memory.validation import check_json, check_text
 
@@ -29,13 +39,27 @@ def _as_utc(value: datetime) -> datetime:
         raise ValueError("datetime is out of range once converted to UTC") from exc
 
 
+def _not_a_number(value: Any) -> Any:
+    """Timestamps are ISO 8601 text (or datetimes): pydantic would also take 1700000000
+    as epoch seconds, which the OpenAPI document (format: date-time) does not allow."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        raise ValueError("timestamps must be ISO 8601 strings, not numbers")
+    if isinstance(value, str | bytes):
+        text = value.decode(errors="replace") if isinstance(value, bytes) else value
+        if text.strip().lstrip("+-").replace(".", "", 1).isdigit():
+            raise ValueError("timestamps must be ISO 8601 strings, not numbers")
+    return value
+
+
 SafeText = Annotated[str, AfterValidator(check_text)]
 ShortText = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(check_text)]
 Actor = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(check_text)]
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
+# Bounded (about 31 years) so sums and averages over many rows stay finite in float8.
+MAX_MILLISECONDS = 1e12
+Milliseconds = Annotated[float, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
 TokenCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Cost = Annotated[Decimal, Field(ge=0, lt=Decimal("1e10"), allow_inf_nan=False)]
 
@@ -78,18 +102,31 @@ class RunCreate(Input):
 
 
 class RunUpdate(Input):
-    """A partial update: only the fields that are set are written."""
+    """A partial update: only the fields that are set are written.
+
+    status, metadata and tags are columns that cannot be null: leave them out to keep
+    them, an explicit null is refused (422), and the OpenAPI document shows them
+    without null (SkipJsonSchema).
+    """
 
     name: ShortText | None = None
     agent: ShortText | None = None
-    status: RunStatus | None = None
+    status: RunStatus | SkipJsonSchema[None] = None
     thread_id: uuid.UUID | None = None
     result: JsonValue | None = None
     error: SafeText | None = None
-    metadata: JsonObject | None = None
-    tags: list[ShortText] | None = Field(default=None, max_length=64)
+    metadata: JsonObject | SkipJsonSchema[None] = None
+    tags: Annotated[list[ShortText], Field(max_length=64)] | SkipJsonSchema[None] = None
     started_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
+
+    @field_validator("status", "metadata", "tags")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Runs only on values the caller sent: the None default means "leave it".
+        if value is None:
+            raise ValueError("may be left out, but cannot be null")
+        return value
 
 
 class RunSummary(Record):

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Server-side cap on any single statement, in milliseconds (0 disables it).
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     db_application_name: str = "chad-memory"
+    # Serialization failures, deadlocks and connections lost before COMMIT are retried:
+    # at most this many attempts in all, with jittered exponential backoff from the base.
+    db_retry_attempts: int = Field(default=3, ge=1, le=10)
+    db_retry_backoff_ms: int = Field(default=50, ge=0, le=10_000)
 
     # Vector memory. embedding_dim is frozen into the schema when revision 001 runs.
     embedding_dim: int = Field(default=1536, ge=1, le=16_000)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from chad_memory.errors import (
     ChadMemoryError,
     ConflictError,
+    DatabaseTimeoutError,
     DatabaseUnavailableError,
     ForbiddenError,
     InvalidInputError,
@@ -28,6 +29,8 @@ STATUS_BY_ERROR: dict[type[ChadMemoryError], int] = {
     ConflictError: 409,
     InvalidInputError: 422,
     DatabaseUnavailableError: 503,
+    # statement_timeout fired: the database answered, too slowly.
+    DatabaseTimeoutError: 504,
 }
 
 

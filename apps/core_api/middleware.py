@@ -76,6 +76,13 @@ class BodyGuardMiddleware:
         if body and content_type is None:
             await _refuse(scope, receive, send, 415, "Content-Type: application/json is required")
             return
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer an undocumented
+            # 400 here, and bad input is a 422 everywhere else.
+            await _refuse(scope, receive, send, 422, "request body is not valid UTF-8")
+            return
 
         replayed = False
 

@@ -8,10 +8,19 @@ every route and a new library column is never exposed by accident.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from chad_memory.schemas import (
     ArtifactCreate,
@@ -44,6 +53,30 @@ MAX_CHILDREN_PER_REQUEST = 1_000
 MAX_MEMORY_BATCH = 1_000
 MAX_SEARCH_K = 100
 
+# A cost sent as a string is a plain decimal: the OpenAPI document says exactly what the
+# server accepts (pydantic's Decimal alone would document "any string").
+COST_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,20})?$"
+
+
+def _plain_decimal(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(COST_PATTERN, value):
+        raise ValueError('cost as a string must be a plain decimal such as "0.00036"')
+    return value
+
+
+CostBody = Annotated[
+    CostValue,
+    BeforeValidator(_plain_decimal),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e10},
+                {"type": "string", "pattern": COST_PATTERN},
+            ]
+        }
+    ),
+]
+
 
 class Problem(BaseModel):
     """Every error answer: a JSON object with a `detail` (a string, or pydantic's list)."""
@@ -54,6 +87,9 @@ class Problem(BaseModel):
 # OpenAPI entries shared by every authenticated router.
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing, unknown or revoked API key"},
+    # The library's InvalidInputError answers {"detail": "..."}, not pydantic's list:
+    # documented as Problem (detail: either) so clients and checks expect both shapes.
+    422: {"model": Problem, "description": "invalid input"},
     503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
 }
 
@@ -106,7 +142,9 @@ class RunListQuery(BaseModel):
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
     limit: int = Field(default=50, ge=1, le=MAX_LIST_LIMIT)
-    offset: int = Field(default=0, ge=0)
+    # The cap is enforced by the validator below (for its helpful message) and declared
+    # here, so the OpenAPI document states the same bound clients are held to.
+    offset: int = Field(default=0, ge=0, json_schema_extra={"maximum": MAX_OFFSET})
     cursor: Annotated[str, Field(min_length=1, max_length=512)] | None = None
 
     @field_validator("offset")
@@ -167,7 +205,7 @@ class LLMCallCreateBody(Input):
     prompt_tokens: TokenCount = 0
     completion_tokens: TokenCount = 0
     total_tokens: TokenCount | None = None
-    cost_usd: CostValue | None = Field(
+    cost_usd: CostBody | None = Field(
         default=None, description='US dollars; send a string ("0.00036") to keep it exact'
     )
     latency_ms: Milliseconds | None = None

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from chad_memory.errors import NotFoundError
 from chad_memory.models import ApiKey
 from chad_memory.schemas import Record
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.stores.transactions import SessionFactory, retried, transaction
 from chad_memory.validation import check_text
 
 KEY_PREFIX = "cm_"
@@ -73,6 +73,7 @@ class ApiKeyStore:
             row = await session.scalar(stmt)
             return CreatedApiKey(key=ApiKeyRecord.model_validate(row), secret=secret)
 
+    @retried
     async def list_keys(self, actor: str) -> list[ApiKeyRecord]:
         stmt = select(ApiKey).where(ApiKey.actor == actor).order_by(ApiKey.created_at)
         async with transaction(self._sessions, "list_keys") as session:
@@ -92,6 +93,7 @@ class ApiKeyStore:
                 raise NotFoundError(f"api key {key_id} not found")
             return ApiKeyRecord.model_validate(row)
 
+    @retried
     async def authenticate(self, secret: str) -> ApiKeyRecord | None:
         """The live key matching `secret`, or None (unknown or revoked)."""
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:

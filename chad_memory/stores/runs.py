@@ -41,7 +41,7 @@ from chad_memory.schemas import (
     StepCreate,
     StepRecord,
 )
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.stores.transactions import RetryPolicy, SessionFactory, retried, transaction
 
 MAX_PAGE_SIZE = 1000
 MAX_BATCH = 10_000
@@ -138,11 +138,16 @@ def _check_batch(items: Sequence[Any], what: str) -> None:
 class PostgresStore:
     """Runs and everything hanging off them. Every method is one transaction."""
 
-    def __init__(self, session_factory: SessionFactory) -> None:
+    def __init__(
+        self, session_factory: SessionFactory, *, retry_policy: RetryPolicy | None = None
+    ) -> None:
         self._sessions = session_factory
+        # None: read db_retry_attempts / db_retry_backoff_ms from settings on each call.
+        self.retry_policy = retry_policy
 
     # Runs -----------------------------------------------------------------------------
 
+    @retried
     async def save_run(self, run: RunCreate) -> RunRecord:
         """Insert, or update the run with the same id (same actor only).
 
@@ -184,6 +189,7 @@ class PostgresStore:
             raise ConflictError(f"run {values['id']} exists and belongs to another actor")
         return record
 
+    @retried
     async def create_run(self, run: RunCreate, *, fingerprint: str | None = None) -> RunCreation:
         """Insert a new run; with an idempotency key, a retry returns the first run instead.
 
@@ -224,6 +230,7 @@ class PostgresStore:
             )
             return None if row is None else RunRecord.model_validate(row)
 
+    @retried
     async def get_run(self, run_id: uuid.UUID, *, actor: str | None = None) -> RunRecord:
         """The run; with `actor`, ForbiddenError unless that actor owns it."""
         async with transaction(self._sessions, "get_run") as session:
@@ -234,6 +241,7 @@ class PostgresStore:
                 raise ForbiddenError(f"run {run_id} belongs to another actor")
             return RunRecord.model_validate(row)
 
+    @retried
     async def check_owner(self, run_ids: Sequence[uuid.UUID], *, actor: str) -> None:
         """NotFoundError if any run is unknown, ForbiddenError if any is another actor's.
 
@@ -252,6 +260,7 @@ class PostgresStore:
         if foreign:
             raise ForbiddenError(f"run {', '.join(foreign)} belongs to another actor")
 
+    @retried
     async def update_run(self, run_id: uuid.UUID, changes: RunUpdate) -> RunRecord:
         """Apply the fields set in `changes`; status moves only forward (see TRANSITIONS).
 
@@ -283,6 +292,7 @@ class PostgresStore:
             await session.refresh(row)
             return RunRecord.model_validate(row)
 
+    @retried
     async def list_runs(
         self,
         filters: RunFilter | None = None,
@@ -294,6 +304,7 @@ class PostgresStore:
         """Newest first. `cursor` (a previous page's next_cursor) is stable under inserts."""
         return await self._page(select(Run), RunRecord, filters, limit, offset, cursor)
 
+    @retried
     async def list_run_summaries(
         self,
         filters: RunFilter | None = None,
@@ -330,11 +341,13 @@ class PostgresStore:
             next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
         return Page[record](items=items, next_cursor=next_cursor)  # type: ignore[valid-type]
 
+    @retried
     async def count_runs(self, filters: RunFilter | None = None) -> int:
         stmt = select(func.count()).select_from(Run).where(*run_conditions(filters or RunFilter()))
         async with transaction(self._sessions, "count_runs") as session:
             return int(await session.scalar(stmt) or 0)
 
+    @retried
     async def delete_run(self, run_id: uuid.UUID) -> None:
         """Delete a run; its steps, artifacts and LLM calls go with it (ON DELETE CASCADE)."""
         async with transaction(self._sessions, "delete_run") as session:
@@ -347,6 +360,7 @@ class PostgresStore:
     async def save_step(self, step: StepCreate) -> StepRecord:
         return (await self.save_steps([step]))[0]
 
+    @retried
     async def save_steps(self, steps: Sequence[StepCreate]) -> list[StepRecord]:
         """Insert steps in one statement; all land or none do. Order of input is kept."""
         if not steps:
@@ -359,11 +373,13 @@ class PostgresStore:
             )
             return [StepRecord.model_validate(r) for r in result]
 
+    @retried
     async def get_step_ids(self, run_id: uuid.UUID) -> set[uuid.UUID]:
         """The ids of a run's steps, to check references (step_id, parent_step_id) cheaply."""
         async with transaction(self._sessions, "get_step_ids") as session:
             return set(await session.scalars(select(Step.id).where(Step.run_id == run_id)))
 
+    @retried
     async def get_steps(self, run_id: uuid.UUID) -> list[StepRecord]:
         stmt = select(Step).where(Step.run_id == run_id).order_by(Step.step_index)
         async with transaction(self._sessions, "get_steps") as session:
@@ -371,6 +387,7 @@ class PostgresStore:
 
     # Artifacts ------------------------------------------------------------------------
 
+    @retried
     async def save_artifact(self, artifact: ArtifactCreate) -> ArtifactRecord:
         async with transaction(self._sessions, "save_artifact") as session:
             row = await session.scalar(
@@ -378,6 +395,7 @@ class PostgresStore:
             )
             return ArtifactRecord.model_validate(row)
 
+    @retried
     async def get_artifacts(self, run_id: uuid.UUID) -> list[ArtifactRecord]:
         stmt = (
             select(Artifact)
@@ -389,6 +407,7 @@ class PostgresStore:
 
     # LLM calls ------------------------------------------------------------------------
 
+    @retried
     async def save_llm_call(self, call: LLMCallCreate) -> LLMCallRecord:
         values = _columns(call)
         if values["total_tokens"] is None:
@@ -397,6 +416,7 @@ class PostgresStore:
             row = await session.scalar(pg_insert(LLMCall).values(**values).returning(LLMCall))
             return LLMCallRecord.model_validate(row)
 
+    @retried
     async def get_llm_calls(self, run_id: uuid.UUID) -> list[LLMCallRecord]:
         stmt = (
             select(LLMCall).where(LLMCall.run_id == run_id).order_by(LLMCall.created_at, LLMCall.id)
@@ -406,6 +426,7 @@ class PostgresStore:
 
     # Stats ----------------------------------------------------------------------------
 
+    @retried
     async def get_run_stats(self, run_id: uuid.UUID) -> RunStats:
         """Token and cost totals (exact: numeric sums), durations and latency percentiles."""
         latency = LLMCall.latency_ms

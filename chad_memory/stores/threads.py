@@ -30,7 +30,7 @@ from chad_memory.schemas import (
     ThreadUpdate,
 )
 from chad_memory.stores.runs import _check_batch, _check_page, _columns
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.stores.transactions import SessionFactory, retried, transaction
 from chad_memory.validation import check_text
 
 # The step between the created_at of consecutive messages of one append: PostgreSQL's
@@ -69,6 +69,7 @@ class ThreadStore:
 
     # Threads --------------------------------------------------------------------------
 
+    @retried
     async def create_thread(self, thread: ThreadCreate, *, actor: str) -> ThreadRecord:
         values = _columns(thread)
         values["actor"] = _check_actor(actor)
@@ -78,10 +79,12 @@ class ThreadStore:
             row = await session.scalar(pg_insert(Thread).values(**values).returning(Thread))
             return ThreadRecord.model_validate(row)
 
+    @retried
     async def get_thread(self, thread_id: uuid.UUID, *, actor: str | None = None) -> ThreadRecord:
         async with transaction(self._sessions, "get_thread") as session:
             return ThreadRecord.model_validate(await _thread(session, thread_id, actor))
 
+    @retried
     async def list_threads(
         self, actor: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page[ThreadRecord]:
@@ -104,11 +107,13 @@ class ThreadStore:
             next_cursor = encode_cursor(items[-1].updated_at, items[-1].id)
         return Page[ThreadRecord](items=items, next_cursor=next_cursor)
 
+    @retried
     async def count_threads(self, actor: str) -> int:
         stmt = select(func.count()).select_from(Thread).where(Thread.actor == _check_actor(actor))
         async with transaction(self._sessions, "count_threads") as session:
             return int(await session.scalar(stmt) or 0)
 
+    @retried
     async def update_thread(
         self, thread_id: uuid.UUID, changes: ThreadUpdate, *, actor: str | None = None
     ) -> ThreadRecord:
@@ -125,6 +130,7 @@ class ThreadStore:
             await session.refresh(row)
             return ThreadRecord.model_validate(row)
 
+    @retried
     async def delete_thread(self, thread_id: uuid.UUID, *, actor: str | None = None) -> None:
         """Delete a thread. Its messages go with it (CASCADE); its runs stay, with
         thread_id set to null (SET NULL), because run history outlives a conversation."""
@@ -134,11 +140,13 @@ class ThreadStore:
 
     # Messages -------------------------------------------------------------------------
 
+    @retried
     async def add_message(
         self, thread_id: uuid.UUID, message: MessageCreate, *, actor: str | None = None
     ) -> MessageRecord:
         return (await self.add_messages(thread_id, [message], actor=actor))[0]
 
+    @retried
     async def add_messages(
         self,
         thread_id: uuid.UUID,
@@ -175,6 +183,7 @@ class ThreadStore:
             thread.updated_at = records[-1].created_at
             return records
 
+    @retried
     async def list_messages(
         self,
         thread_id: uuid.UUID,
@@ -199,11 +208,13 @@ class ThreadStore:
             next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
         return Page[MessageRecord](items=items, next_cursor=next_cursor)
 
+    @retried
     async def count_messages(self, thread_id: uuid.UUID) -> int:
         stmt = select(func.count()).select_from(Message).where(Message.thread_id == thread_id)
         async with transaction(self._sessions, "count_messages") as session:
             return int(await session.scalar(stmt) or 0)
 
+    @retried
     async def delete_message(self, message_id: uuid.UUID, *, actor: str | None = None) -> None:
         """Delete one message; ForbiddenError if `actor` does not own its thread."""
         async with transaction(self._sessions, "delete_message") as session:

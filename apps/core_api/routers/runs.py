@@ -91,6 +91,8 @@ async def _check_step_refs(
     response_model=RunRecord,
     responses={
         200: {"model": RunRecord, "description": "replay of an earlier request (same key)"},
+        403: {"model": Problem, "description": "thread_id names another actor's thread"},
+        404: {"model": Problem, "description": "thread_id names no thread"},
         409: {"model": Problem, "description": "same Idempotency-Key still in progress"},
         422: {"model": Problem, "description": "invalid body, or Idempotency-Key reused"},
     },

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from apps.core_api.auth import CurrentActor, OwnedThread
 from apps.core_api.deps import RunStoreDep, ThreadStoreDep
+from apps.core_api.schemas import Problem
 from chad_memory.schemas import (
     MessageCreate,
     MessageRecord,
@@ -48,7 +49,10 @@ class ErrorDetail(BaseModel):
 
 # Documented in /openapi.json; the answers themselves come from auth and errors.STATUS_BY_ERROR.
 AUTHED: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorDetail, "description": "No valid API key (or X-Actor-ID)"}
+    401: {"model": ErrorDetail, "description": "No valid API key (or X-Actor-ID)"},
+    # Library errors answer {"detail": "..."}, pydantic's a list: Problem allows both.
+    422: {"model": Problem, "description": "invalid input"},
+    503: {"model": Problem, "description": "database unavailable; retry after Retry-After"},
 }
 OWNED: dict[int | str, dict[str, Any]] = {
     **AUTHED,
