@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
@@ -86,15 +87,24 @@ def get_session_factory(engine: AsyncEngine | None = None) -> async_sessionmaker
     return _session_factory
 
 
-async def get_db_session() -> AsyncIterator[AsyncSession]:
-    """One unit of work: committed when the caller finishes, rolled back if it raises."""
-    async with get_session_factory()() as session:
+@asynccontextmanager
+async def session_scope(
+    factory: async_sessionmaker[AsyncSession] | None = None,
+) -> AsyncIterator[AsyncSession]:
+    """One unit of work: committed when the block finishes, rolled back if it raises."""
+    async with (factory or get_session_factory())() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+
+
+async def get_db_session() -> AsyncIterator[AsyncSession]:
+    """`session_scope` as a dependency-style async generator, on the process engine."""
+    async with session_scope() as session:
+        yield session
 
 
 async def check_db_connection(engine: AsyncEngine | None = None, timeout: float = 5.0) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -83,14 +83,13 @@ class Input(BaseModel):
 # Runs ---------------------------------------------------------------------------------
 
 
-class RunCreate(Input):
-    id: uuid.UUID | None = None
-    actor: Actor
+class RunFields(Input):
+    """What a client may say about a new run; the HTTP body is exactly this."""
+
     name: ShortText | None = None
     agent: ShortText | None = None
     status: RunStatus = "pending"
     trace_id: ShortText | None = None
-    idempotency_key: ShortText | None = None
     thread_id: uuid.UUID | None = None
     request_payload: JsonValue | None = None
     result: JsonValue | None = None
@@ -99,6 +98,14 @@ class RunCreate(Input):
     tags: list[ShortText] = Field(default_factory=list, max_length=64)
     started_at: UtcDatetime | None = None
     completed_at: UtcDatetime | None = None
+
+
+class RunCreate(RunFields):
+    """A run as the library stores it: the fields plus who owns it and how it is keyed."""
+
+    id: uuid.UUID | None = None
+    actor: Actor
+    idempotency_key: ShortText | None = None
 
 
 class RunUpdate(Input):
@@ -180,9 +187,9 @@ class Page(BaseModel, Generic[T]):
 # Steps --------------------------------------------------------------------------------
 
 
-class StepCreate(Input):
-    id: uuid.UUID | None = None
-    run_id: uuid.UUID
+class StepFields(Input):
+    """A step as a client describes it; the run comes from the path (HTTP) or the caller."""
+
     step_index: int = Field(ge=0, le=2**31 - 1)
     parent_step_id: uuid.UUID | None = None
     name: ShortText | None = None
@@ -195,6 +202,11 @@ class StepCreate(Input):
     completed_at: UtcDatetime | None = None
     duration_ms: Milliseconds | None = None
     metadata: JsonObject = Field(default_factory=dict)
+
+
+class StepCreate(StepFields):
+    id: uuid.UUID | None = None
+    run_id: uuid.UUID
 
 
 class StepRecord(Record):
@@ -218,9 +230,7 @@ class StepRecord(Record):
 # Artifacts ----------------------------------------------------------------------------
 
 
-class ArtifactCreate(Input):
-    id: uuid.UUID | None = None
-    run_id: uuid.UUID
+class ArtifactFields(Input):
     step_id: uuid.UUID | None = None
     name: ShortText
     content_type: ShortText | None = None
@@ -228,6 +238,11 @@ class ArtifactCreate(Input):
     url: Annotated[str, Field(max_length=4096), AfterValidator(check_text)] | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     metadata: JsonObject = Field(default_factory=dict)
+
+
+class ArtifactCreate(ArtifactFields):
+    id: uuid.UUID | None = None
+    run_id: uuid.UUID
 
 
 class ArtifactRecord(Record):
@@ -246,9 +261,7 @@ class ArtifactRecord(Record):
 # LLM calls ----------------------------------------------------------------------------
 
 
-class LLMCallCreate(Input):
-    id: uuid.UUID | None = None
-    run_id: uuid.UUID
+class LLMCallFields(Input):
     step_id: uuid.UUID | None = None
     provider: ShortText | None = None
     model: ShortText | None = None
@@ -264,11 +277,16 @@ class LLMCallCreate(Input):
     response: JsonValue | None = None
 
     @model_validator(mode="after")
-    def _total_fits(self) -> LLMCallCreate:
+    def _total_fits(self) -> Self:
         # The default total is prompt + completion, which must fit the integer column too.
         if self.total_tokens is None and self.prompt_tokens + self.completion_tokens > 2**31 - 1:
             raise ValueError("prompt_tokens + completion_tokens exceeds 2147483647")
         return self
+
+
+class LLMCallCreate(LLMCallFields):
+    id: uuid.UUID | None = None
+    run_id: uuid.UUID
 
 
 class LLMCallRecord(Record):
@@ -321,16 +339,19 @@ class RunStats(BaseModel):
 # Embeddings ---------------------------------------------------------------------------
 
 
-class EmbeddingCreate(Input):
-    id: uuid.UUID | None = None
-    actor: Actor
+class EmbeddingFields(Input):
     namespace: ShortText = "default"
     source_type: ShortText | None = None
     source_id: ShortText | None = None
     run_id: uuid.UUID | None = None
     content: SafeText | None = None
-    embedding: list[float]
+    embedding: list[float] = Field(min_length=1)
     metadata: JsonObject = Field(default_factory=dict)
+
+
+class EmbeddingCreate(EmbeddingFields):
+    id: uuid.UUID | None = None
+    actor: Actor
 
 
 class EmbeddingRecord(Record):

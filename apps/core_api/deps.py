@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chad_memory.database import session_scope
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 
 
@@ -21,13 +22,8 @@ SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sess
 
 async def get_db(factory: SessionFactoryDep) -> AsyncIterator[AsyncSession]:
     """A session for one request: committed if the handler returns, rolled back if it raises."""
-    async with factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with session_scope(factory) as session:
+        yield session
 
 
 def get_postgres_store(request: Request) -> PostgresStore:
@@ -40,9 +36,9 @@ def get_vector_store(request: Request) -> PgVectorStore:
     return store
 
 
-def get_thread_store(factory: SessionFactoryDep) -> ThreadStore:
-    # Holds nothing but the session factory, so one per request costs nothing.
-    return ThreadStore(factory)
+def get_thread_store(request: Request) -> ThreadStore:
+    store: ThreadStore = request.app.state.thread_store
+    return store
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db)]

@@ -21,7 +21,7 @@ from chad_memory.database import (
 )
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import Settings, get_settings
-from chad_memory.stores import PgVectorStore, PostgresStore
+from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
 logger = logging.getLogger("chad_memory.api")
@@ -39,6 +39,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         app.state.postgres_store = PostgresStore(app.state.session_factory)
         app.state.vector_store = PgVectorStore(app.state.session_factory)
         app.state.key_store = ApiKeyStore(app.state.session_factory)
+        app.state.thread_store = ThreadStore(app.state.session_factory)
         if not await check_db_connection(app.state.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")

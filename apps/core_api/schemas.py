@@ -13,7 +13,6 @@ import uuid
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,28 +23,27 @@ from pydantic import (
 
 from chad_memory.schemas import (
     ArtifactCreate,
+    ArtifactFields,
     ArtifactRecord,
     EmbeddingCreate,
+    EmbeddingFields,
     EmbeddingRecord,
     Input,
     JsonObject,
-    JsonValue,
     LLMCallCreate,
-    Milliseconds,
+    LLMCallFields,
     RunCreate,
+    RunFields,
     RunRecord,
     RunStatus,
     RunSummary,
-    SafeText,
     SearchHit,
     ShortText,
     StepCreate,
-    StepStatus,
-    TokenCount,
+    StepFields,
     UtcDatetime,
 )
 from chad_memory.schemas import Cost as CostValue
-from chad_memory.validation import check_text
 
 MAX_LIST_LIMIT = 200
 MAX_OFFSET = 10_000
@@ -97,21 +95,10 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 # Runs ---------------------------------------------------------------------------------
 
 
-class RunCreateBody(Input):
+class RunCreateBody(RunFields):
     """POST /runs. The owner is the caller; the id is chosen by the server."""
 
-    name: ShortText | None = None
-    agent: ShortText | None = None
-    status: RunStatus = "pending"
-    trace_id: ShortText | None = None
     thread_id: uuid.UUID | None = Field(default=None, description="one of the caller's threads")
-    request_payload: JsonValue | None = None
-    result: JsonValue | None = None
-    error: SafeText | None = None
-    metadata: JsonObject = Field(default_factory=dict)
-    tags: list[ShortText] = Field(default_factory=list, max_length=64)
-    started_at: UtcDatetime | None = None
-    completed_at: UtcDatetime | None = None
 
     def to_create(self, actor: str, idempotency_key: str | None) -> RunCreate:
         return RunCreate(actor=actor, idempotency_key=idempotency_key, **self.model_dump())
@@ -162,20 +149,7 @@ class RunListQuery(BaseModel):
 # Steps, artifacts, LLM calls ---------------------------------------------------------
 
 
-class StepCreateBody(Input):
-    step_index: int = Field(ge=0, le=2**31 - 1)
-    parent_step_id: uuid.UUID | None = None
-    name: ShortText | None = None
-    type: ShortText | None = None
-    status: StepStatus = "succeeded"
-    input: JsonValue | None = None
-    output: JsonValue | None = None
-    error: SafeText | None = None
-    started_at: UtcDatetime | None = None
-    completed_at: UtcDatetime | None = None
-    duration_ms: Milliseconds | None = None
-    metadata: JsonObject = Field(default_factory=dict)
-
+class StepCreateBody(StepFields):
     def to_create(self, run_id: uuid.UUID) -> StepCreate:
         return StepCreate(run_id=run_id, **self.model_dump())
 
@@ -185,34 +159,15 @@ StepBatch = Annotated[
 ]
 
 
-class ArtifactCreateBody(Input):
-    step_id: uuid.UUID | None = None
-    name: ShortText
-    content_type: ShortText | None = None
-    size_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    url: Annotated[str, Field(max_length=4096), AfterValidator(check_text)] | None = None
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
-    metadata: JsonObject = Field(default_factory=dict)
-
+class ArtifactCreateBody(ArtifactFields):
     def to_create(self, run_id: uuid.UUID) -> ArtifactCreate:
         return ArtifactCreate(run_id=run_id, **self.model_dump())
 
 
-class LLMCallCreateBody(Input):
-    step_id: uuid.UUID | None = None
-    provider: ShortText | None = None
-    model: ShortText | None = None
-    prompt_tokens: TokenCount = 0
-    completion_tokens: TokenCount = 0
-    total_tokens: TokenCount | None = None
+class LLMCallCreateBody(LLMCallFields):
     cost_usd: CostBody | None = Field(
         default=None, description='US dollars; send a string ("0.00036") to keep it exact'
     )
-    latency_ms: Milliseconds | None = None
-    status: RunStatus = "succeeded"
-    error: SafeText | None = None
-    request: JsonValue | None = None
-    response: JsonValue | None = None
 
     def to_create(self, run_id: uuid.UUID) -> LLMCallCreate:
         return LLMCallCreate(run_id=run_id, **self.model_dump())
@@ -221,14 +176,8 @@ class LLMCallCreateBody(Input):
 # Memory -------------------------------------------------------------------------------
 
 
-class MemoryItem(Input):
-    namespace: ShortText = "default"
-    source_type: ShortText | None = None
-    source_id: ShortText | None = None
+class MemoryItem(EmbeddingFields):
     run_id: uuid.UUID | None = Field(default=None, description="one of the caller's runs")
-    content: SafeText | None = None
-    embedding: list[float] = Field(min_length=1)
-    metadata: JsonObject = Field(default_factory=dict)
 
     def to_create(self, actor: str) -> EmbeddingCreate:
         return EmbeddingCreate(actor=actor, **self.model_dump())
