@@ -411,8 +411,19 @@ class PostgresStore:
             next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
         return Page[record](items=items, next_cursor=next_cursor)  # type: ignore[valid-type]
 
-    async def count_runs(self, filters: RunFilter | None = None) -> int:
-        stmt = select(func.count()).select_from(Run).where(*run_conditions(filters or RunFilter()))
+    async def count_runs(self, filters: RunFilter | None = None, *, cap: int | None = None) -> int:
+        """How many runs match. Exact counting reads every match (O(n): ~60-80 ms for 1M
+        runs of one actor in bench/ingest.py); with `cap`, at most cap + 1 rows are read,
+        so a result above `cap` means "more than cap" and costs the same at any size.
+        """
+        conds = run_conditions(filters or RunFilter())
+        if cap is not None:
+            if cap < 0:
+                raise InvalidInputError("cap must not be negative")
+            matching = select(Run.id).where(*conds).limit(cap + 1).subquery()
+            stmt = select(func.count()).select_from(matching)
+        else:
+            stmt = select(func.count()).select_from(Run).where(*conds)
         async with transaction(self._sessions, "count_runs") as session:
             return int(await session.scalar(stmt) or 0)
 
