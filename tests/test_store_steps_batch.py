@@ -8,9 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from chad_memory import ConflictError, NotFoundError, PostgresStore, RunCreate, StepCreate
+from chad_memory import (
+    ConflictError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    PostgresStore,
+    RunCreate,
+    StepCreate,
+)
+from chad_memory.database import create_engine, get_session_factory
 from chad_memory.models import Step
 from chad_memory.schemas import StepRecord
 from chad_memory.stores.runs import INSERT_STEPS_SQL
@@ -112,3 +120,25 @@ async def test_taken_step_id_is_a_conflict(store: PostgresStore) -> None:
     step = await store.save_step(StepCreate(run_id=run.id, step_index=0))
     with pytest.raises(ConflictError, match="pk_steps"):
         await store.save_step(StepCreate(id=step.id, run_id=run.id, step_index=1))
+
+
+async def test_session_factory_not_bound_to_an_engine(engine: AsyncEngine) -> None:
+    """Bound to a connection instead, save_steps goes through a Session's connection."""
+    async with engine.connect() as conn:
+        store = PostgresStore(async_sessionmaker(bind=conn, expire_on_commit=False))
+        run = await store.save_run(RunCreate(actor="alice"))
+        saved = await store.save_steps([StepCreate(run_id=run.id, step_index=i) for i in (2, 1)])
+        assert [s.step_index for s in saved] == [2, 1]
+        with pytest.raises(ConflictError):
+            await store.save_step(StepCreate(run_id=run.id, step_index=1))
+        assert [s.step_index for s in await store.get_steps(run.id)] == [1, 2]
+
+
+async def test_unreachable_database_is_unavailable() -> None:
+    dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:9/none", pool_timeout=1)
+    store = PostgresStore(get_session_factory(dead))
+    try:
+        with pytest.raises(DatabaseUnavailableError, match="save_steps"):
+            await store.save_step(StepCreate(run_id=uuid.uuid4(), step_index=0))
+    finally:
+        await dead.dispose()
