@@ -184,7 +184,9 @@ def _step_record(step: StepCreate, step_id: uuid.UUID, created_at: datetime) -> 
     back: decoding 1,000 jsonb values again was a fifth of a batch's time in
     bench/ingest.py, and even `model_construct` cost ~13 us a record; this sets what
     `model_construct` sets. StepCreate holds every StepRecord field but created_at, in
-    the same order (tests/test_store_runs.py checks that).
+    the same order (tests/test_store_steps_batch.py checks that). JSON values are the
+    caller's objects, as given: a later read returns them as jsonb stored them (equal,
+    though a tuple comes back as a list and 1e20 as an int).
     """
     values = dict(step.__dict__)
     values["id"] = step_id
