@@ -6,7 +6,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck check install bench fuzz load clean
+.PHONY: serve test lint typecheck check install bench bench-runs fuzz load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -43,6 +43,7 @@ PEER_SIZE ?= 10000
 TEXT_SIZE ?= 10000
 STEPS ?= 50000
 RUN_SIZES ?= 10000,1000000
+HTTP_REQUESTS ?= 20
 RESULTS := bench/results
 
 $(BENCH_STAMP): pyproject.toml
@@ -62,6 +63,17 @@ bench: $(BENCH_STAMP)
 		> $(RESULTS)/realtext.md && cat $(RESULTS)/realtext.md
 	STEPS=$(STEPS) RUN_SIZES=$(RUN_SIZES) $(BENCH_BIN)/python -m bench.ingest \
 		> $(RESULTS)/ingest.md && cat $(RESULTS)/ingest.md
+	RUN_SIZES=$(RUN_SIZES) HTTP_REQUESTS=$(HTTP_REQUESTS) $(BENCH_BIN)/python -m bench.http_api \
+		> $(RESULTS)/http_api.md && cat $(RESULTS)/http_api.md
+
+# Only the run-history tables (bench/ingest.py, bench/http_api.py): they need nothing
+# beyond the dev venv, so no torch and no peers.
+bench-runs: $(STAMP)
+	@mkdir -p $(RESULTS)
+	STEPS=$(STEPS) RUN_SIZES=$(RUN_SIZES) $(BIN)/python -m bench.ingest \
+		> $(RESULTS)/ingest.md && cat $(RESULTS)/ingest.md
+	RUN_SIZES=$(RUN_SIZES) HTTP_REQUESTS=$(HTTP_REQUESTS) $(BIN)/python -m bench.http_api \
+		> $(RESULTS)/http_api.md && cat $(RESULTS)/http_api.md
 
 # Nightly-style: many more generated requests than CI, with fresh random cases each time.
 FUZZ_CASES ?= 20000

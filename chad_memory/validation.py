@@ -36,8 +36,38 @@ def check_text(value: str, where: str = "text") -> str:
     return value
 
 
+def _plainly_valid(value: Any, depth: int = 0) -> bool:
+    """True when `check_json` would surely accept `value`; False means: walk it fully.
+
+    The full walk builds a path string for every node so an error can say where it is;
+    for the common case of a clean payload that was most of the cost of validating a step
+    (22 us of a ~500-byte payload in bench/ingest.py). This pass builds nothing and gives
+    up on anything unusual (tuples, Decimals, subclasses), leaving the verdict and the
+    message to the full walk.
+    """
+    if depth > MAX_JSON_DEPTH:
+        return False
+    kind = type(value)
+    if kind is str:
+        return "\x00" not in value and (value.isascii() or text_problem(value) is None)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plainly_valid(key, depth):
+                return False
+            if not _plainly_valid(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return all(_plainly_valid(item, depth + 1) for item in value)
+    if kind is float:
+        return math.isfinite(value)
+    return value is None or kind is int or kind is bool
+
+
 def check_json(value: Any, where: str = "json", _depth: int = 0) -> Any:
     """Walk a JSON-like value and reject NUL bytes, bad surrogates and non-finite numbers."""
+    if _depth == 0 and _plainly_valid(value):
+        return value
     if _depth > MAX_JSON_DEPTH:
         raise InvalidInputError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):

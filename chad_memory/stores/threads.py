@@ -29,7 +29,7 @@ from chad_memory.schemas import (
     ThreadRecord,
     ThreadUpdate,
 )
-from chad_memory.stores.runs import _check_batch, _check_page, _columns
+from chad_memory.stores.limits import check_batch, check_page, row_values
 from chad_memory.stores.transactions import SessionFactory, retried, transaction
 from chad_memory.validation import check_text
 
@@ -71,7 +71,7 @@ class ThreadStore:
 
     @retried
     async def create_thread(self, thread: ThreadCreate, *, actor: str) -> ThreadRecord:
-        values = _columns(thread)
+        values = row_values(thread)
         values["actor"] = _check_actor(actor)
         if values["title"] is None:
             values["title"] = f"New {thread.agent_type} conversation"
@@ -93,7 +93,7 @@ class ThreadStore:
         The cursor names the last thread seen by its updated_at; a thread that becomes
         active while someone pages moves to the front and is not shown twice.
         """
-        _check_page(limit, 0)
+        check_page(limit, 0)
         stmt = select(Thread).where(Thread.actor == _check_actor(actor))
         if cursor is not None:
             at, last_id = decode_cursor(cursor)
@@ -162,7 +162,7 @@ class ThreadStore:
         """
         if not messages:
             return []
-        _check_batch(messages, "messages")
+        check_batch(messages, "messages")
         async with transaction(self._sessions, "add_messages") as session:
             thread = await _thread(session, thread_id, actor, lock=True)
             newest = (
@@ -173,7 +173,7 @@ class ThreadStore:
             now, last = (await session.execute(select(func.now(), newest))).one()
             start = now if last is None or last < now else last + TICK
             rows = [
-                {**_columns(m), "thread_id": thread_id, "created_at": start + i * TICK}
+                {**row_values(m), "thread_id": thread_id, "created_at": start + i * TICK}
                 for i, m in enumerate(messages)
             ]
             result = await session.scalars(
@@ -193,7 +193,7 @@ class ThreadStore:
         actor: str | None = None,
     ) -> Page[MessageRecord]:
         """A thread's messages, oldest first, in the order they were appended."""
-        _check_page(limit, 0)
+        check_page(limit, 0)
         stmt = select(Message).where(Message.thread_id == thread_id)
         if cursor is not None:
             at, last_id = decode_cursor(cursor)

@@ -14,11 +14,12 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -78,29 +79,46 @@ def _translate(exc: DBAPIError, what: str, committing: bool) -> BaseException:
     return exc
 
 
-@asynccontextmanager
-async def transaction(factory: SessionFactory, what: str) -> AsyncIterator[AsyncSession]:
-    """A session inside `BEGIN ... COMMIT`; the commit has happened when this block exits.
+class Attempt:
+    """Where a unit of work stands; set `committing` once a commit may have been sent."""
+
+    committing = False
+
+
+@contextmanager
+def translated_errors(what: str) -> Iterator[Attempt]:
+    """Turn driver and pool errors raised inside the block into the library's typed errors.
 
     Integrity errors become ConflictError / NotFoundError / InvalidInputError, lost
-    connections DatabaseUnavailableError, serialization failures and deadlocks
-    TransientDatabaseError, statement timeouts DatabaseTimeoutError and an exhausted pool
-    PoolExhaustedError; anything else propagates unchanged.
+    connections DatabaseUnavailableError (retryable only before anything may have been
+    committed), serialization failures and deadlocks TransientDatabaseError, statement
+    timeouts DatabaseTimeoutError and an exhausted pool PoolExhaustedError; anything else
+    propagates unchanged.
     """
-    committing = False
+    attempt = Attempt()
     try:
-        async with factory() as session, session.begin():
-            yield session
-            committing = True  # leaving session.begin() sends COMMIT
+        yield attempt
     except DBAPIError as exc:
-        translated = _translate(exc, what, committing)
+        translated = _translate(exc, what, attempt.committing)
         if translated is exc:
             raise
         raise translated from exc
     except PoolTimeoutError as exc:
         raise PoolExhaustedError(f"{what}: no database connection free") from exc
-    except (OSError, ConnectionError) as exc:
-        raise _unavailable(what, committing) from exc
+    except (OSError, ConnectionError, asyncpg.InterfaceError) as exc:
+        raise _unavailable(what, attempt.committing) from exc
+
+
+@asynccontextmanager
+async def transaction(factory: SessionFactory, what: str) -> AsyncIterator[AsyncSession]:
+    """A session inside `BEGIN ... COMMIT`; the commit has happened when this block exits.
+
+    Errors are translated by `translated_errors`.
+    """
+    with translated_errors(what) as attempt:
+        async with factory() as session, session.begin():
+            yield session
+            attempt.committing = True  # leaving session.begin() sends COMMIT
 
 
 @dataclass(frozen=True)

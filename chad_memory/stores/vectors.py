@@ -34,6 +34,7 @@ from chad_memory.errors import DatabaseUnavailableError, InvalidInputError
 from chad_memory.models import Embedding
 from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
 from chad_memory.settings import get_settings
+from chad_memory.stores.limits import check_batch
 from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import CODEC_FLAG, BinaryVector
@@ -50,7 +51,6 @@ from chad_memory.vector_index import (
 logger = logging.getLogger(__name__)
 
 MAX_K = 1000
-MAX_BATCH = 10_000
 # Filters matching fewer rows than this are scored exactly: in bench/ (100k x 1536) the
 # 1,000 rows of a 1% filter took ~5 ms, about an IVFFLAT scan, with recall 1.0.
 EXACT_SCAN_MAX_ROWS = 2000
@@ -196,8 +196,7 @@ class PgVectorStore:
         """Insert a batch in one statement; every vector is checked before any SQL runs."""
         if not items:
             return []
-        if len(items) > MAX_BATCH:
-            raise InvalidInputError(f"at most {MAX_BATCH} embeddings per batch, got {len(items)}")
+        check_batch(items, "embeddings")
         rows: list[dict[str, Any]] = []
         for i, item in enumerate(items):
             data = item.model_dump(exclude={"embedding"})

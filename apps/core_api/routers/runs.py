@@ -19,6 +19,7 @@ from apps.core_api.auth import CurrentActor, OwnedRun
 from apps.core_api.deps import RunStoreDep, ThreadStoreDep
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
+    TOTAL_CAP,
     ArtifactCreateBody,
     LLMCallCreateBody,
     Problem,
@@ -119,9 +120,16 @@ async def create_run(
 
 @router.get("", response_model=RunList, responses={422: {"model": Problem}})
 async def list_runs(
-    query: Annotated[RunListQuery, Query()], actor: CurrentActor, store: RunStoreDep
+    query: Annotated[RunListQuery, Query()],
+    actor: CurrentActor,
+    store: RunStoreDep,
+    response: Response,
 ) -> RunList:
-    """The caller's runs, newest first, as summaries (no payloads)."""
+    """The caller's runs, newest first, as summaries (no payloads).
+
+    `total` is exact up to TOTAL_CAP matches; above that it is TOTAL_CAP with
+    `X-Total-Exact: false`, unless `exact_total=true` asks for the full O(n) count.
+    """
     if query.cursor is not None and query.offset:
         raise InvalidInputError("use either offset or cursor, not both")
     filters = RunFilter(
@@ -141,8 +149,14 @@ async def list_runs(
     page = await store.list_run_summaries(
         filters, limit=query.limit, offset=query.offset, cursor=query.cursor
     )
-    total = await store.count_runs(filters)
-    return RunList(items=page.items, total=total, next_cursor=page.next_cursor)
+    total = await store.count_runs(filters, cap=None if query.exact_total else TOTAL_CAP)
+    exact = query.exact_total or total <= TOTAL_CAP
+    response.headers["X-Total-Exact"] = "true" if exact else "false"
+    return RunList(
+        items=page.items,
+        total=min(total, TOTAL_CAP) if not exact else total,
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/{run_id}", response_model=RunDetail, responses=_RUN_ERRORS)
