@@ -37,7 +37,7 @@ from bench.common import (
     table,
     timed_passes,
 )
-from bench.ingest import payload
+from bench.ingest import copy_steps, payload
 
 PAGE_SQL = (
     "SELECT id, actor, name, status, created_at FROM runs WHERE actor = $1 {cursor}"
@@ -113,32 +113,7 @@ async def steps_over_http(requests: int) -> list[list[Any]]:
 
                 copy_run = await store.save_run(RunCreate(actor="alice", name=f"copy-{r}"))
                 t0 = time.perf_counter()
-                await conn.copy_records_to_table(
-                    "steps",
-                    records=[
-                        (
-                            uuid.uuid4(),
-                            copy_run.id,
-                            i,
-                            "tool",
-                            "tool",
-                            "succeeded",
-                            json.dumps(payload(i)),
-                            "{}",
-                        )
-                        for i in range(1000)
-                    ],
-                    columns=[
-                        "id",
-                        "run_id",
-                        "step_index",
-                        "name",
-                        "type",
-                        "status",
-                        "input",
-                        "metadata",
-                    ],
-                )
+                await copy_steps(conn, copy_run.id, range(1000))
                 copy_ms.append((time.perf_counter() - t0) * 1000)
         say(f"POST 1,000 steps: body {body_bytes:,} bytes")
         copy_p50 = statistics.median(copy_ms)

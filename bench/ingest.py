@@ -44,6 +44,21 @@ def payload(i: int) -> dict[str, Any]:
     }
 
 
+STEP_COPY_COLUMNS = ["id", "run_id", "step_index", "name", "type", "status", "input", "metadata"]
+
+
+async def copy_steps(conn: Any, run_id: uuid.UUID, indexes: range) -> None:
+    """The raw baseline: the same steps `save_steps` writes, through binary COPY."""
+    await conn.copy_records_to_table(
+        "steps",
+        records=[
+            (uuid.uuid4(), run_id, i, "tool", "tool", "succeeded", json.dumps(payload(i)), "{}")
+            for i in indexes
+        ],
+        columns=STEP_COPY_COLUMNS,
+    )
+
+
 async def steps(db: str, n: int, singles: int) -> list[list[Any]]:
     from chad_memory import PostgresStore, RunCreate, StepCreate
     from chad_memory.database import create_engine, get_session_factory
@@ -57,23 +72,7 @@ async def steps(db: str, n: int, singles: int) -> list[list[Any]]:
     copy_run = await store.save_run(RunCreate(actor="alice", name="copy"))
     t0 = time.perf_counter()
     for start in range(0, n, 1000):
-        await conn.copy_records_to_table(
-            "steps",
-            records=[
-                (
-                    uuid.uuid4(),
-                    copy_run.id,
-                    i,
-                    "tool",
-                    "tool",
-                    "succeeded",
-                    json.dumps(payload(i)),
-                    "{}",
-                )
-                for i in range(start, min(n, start + 1000))
-            ],
-            columns=["id", "run_id", "step_index", "name", "type", "status", "input", "metadata"],
-        )
+        await copy_steps(conn, copy_run.id, range(start, min(n, start + 1000)))
     copy_rate = n / (time.perf_counter() - t0)
 
     lib_run = await store.save_run(RunCreate(actor="alice", name="library"))
