@@ -182,6 +182,8 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+    # Filled only when the caller asked for it (e.g. `list_run_summaries(with_total=True)`).
+    total: int | None = None
 
 
 # Steps --------------------------------------------------------------------------------

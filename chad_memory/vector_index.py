@@ -199,11 +199,6 @@ async def inspect_index(conn: AsyncConnection) -> VectorIndexInfo:
     )
 
 
-async def read_index_info(engine: AsyncEngine) -> VectorIndexInfo:
-    async with engine.connect() as conn:
-        return await inspect_index(conn)
-
-
 async def _watch_progress(
     engine: AsyncEngine, started: float, progress: ProgressCallback, every: float
 ) -> None:

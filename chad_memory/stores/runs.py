@@ -123,6 +123,17 @@ def run_conditions(filters: RunFilter) -> list[ColumnElement[bool]]:
     return conds
 
 
+def _count_stmt(filters: RunFilter | None, cap: int | None) -> Select[Any]:
+    """Count matching runs; with `cap`, read at most cap + 1 of them (see `count_runs`)."""
+    conds = run_conditions(filters or RunFilter())
+    if cap is None:
+        return select(func.count()).select_from(Run).where(*conds)
+    if cap < 0:
+        raise InvalidInputError("cap must not be negative")
+    matching = select(Run.id).where(*conds).limit(cap + 1).subquery()
+    return select(func.count()).select_from(matching)
+
+
 # Steps go in through one unnest statement (see `PostgresStore.save_steps`): columns in
 # table order with their array types; created_at is the server's.
 _STEP_ARRAYS = (
@@ -410,10 +421,17 @@ class PostgresStore:
         limit: int = 50,
         offset: int = 0,
         cursor: str | None = None,
+        with_total: bool = False,
+        total_cap: int | None = None,
     ) -> Page[RunSummary]:
-        """Like `list_runs`, without reading the payload columns (they can be megabytes)."""
+        """Like `list_runs`, without reading the payload columns (they can be megabytes).
+
+        With `with_total`, the page also carries `count_runs(filters, cap=total_cap)`,
+        counted in the same transaction: a dashboard page is one pool checkout, not two.
+        """
         stmt = select(Run).options(_SUMMARY_LOAD)
-        return await self._page(stmt, RunSummary, filters, limit, offset, cursor)
+        total_stmt = _count_stmt(filters, total_cap) if with_total else None
+        return await self._page(stmt, RunSummary, filters, limit, offset, cursor, total_stmt)
 
     async def _page(
         self,
@@ -423,6 +441,7 @@ class PostgresStore:
         limit: int,
         offset: int,
         cursor: str | None,
+        total_stmt: Select[Any] | None = None,
     ) -> Page[R]:
         """Keyset page on (created_at, id), newest first; fetches limit + 1 to know if more."""
         check_page(limit, offset)
@@ -433,11 +452,14 @@ class PostgresStore:
         stmt = stmt.order_by(Run.created_at.desc(), Run.id.desc()).offset(offset).limit(limit + 1)
         async with transaction(self._sessions, "list_runs") as session:
             rows = list(await session.scalars(stmt))
+            total = None if total_stmt is None else int(await session.scalar(total_stmt) or 0)
         items = [record.model_validate(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
-        return Page[record](items=items, next_cursor=next_cursor)  # type: ignore[valid-type]
+        return Page[record](  # type: ignore[valid-type]
+            items=items, next_cursor=next_cursor, total=total
+        )
 
     @retried
     async def count_runs(self, filters: RunFilter | None = None, *, cap: int | None = None) -> int:
@@ -445,14 +467,7 @@ class PostgresStore:
         runs of one actor in bench/ingest.py); with `cap`, at most cap + 1 rows are read,
         so a result above `cap` means "more than cap" and costs the same at any size.
         """
-        conds = run_conditions(filters or RunFilter())
-        if cap is not None:
-            if cap < 0:
-                raise InvalidInputError("cap must not be negative")
-            matching = select(Run.id).where(*conds).limit(cap + 1).subquery()
-            stmt = select(func.count()).select_from(matching)
-        else:
-            stmt = select(func.count()).select_from(Run).where(*conds)
+        stmt = _count_stmt(filters, cap)
         async with transaction(self._sessions, "count_runs") as session:
             return int(await session.scalar(stmt) or 0)
 

@@ -147,9 +147,15 @@ async def list_runs(
         ),
     )
     page = await store.list_run_summaries(
-        filters, limit=query.limit, offset=query.offset, cursor=query.cursor
+        filters,
+        limit=query.limit,
+        offset=query.offset,
+        cursor=query.cursor,
+        with_total=True,
+        total_cap=None if query.exact_total else TOTAL_CAP,
     )
-    total = await store.count_runs(filters, cap=None if query.exact_total else TOTAL_CAP)
+    assert page.total is not None
+    total = page.total
     exact = query.exact_total or total <= TOTAL_CAP
     response.headers["X-Total-Exact"] = "true" if exact else "false"
     return RunList(
