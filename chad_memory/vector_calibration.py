@@ -25,7 +25,6 @@ announced in the logs and /health otherwise. Both run under the cluster-wide adv
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -298,9 +297,8 @@ def maintenance_due(info: VectorIndexInfo, *, target: float, auto_rebuild: bool)
         return "rebuild"
     if info.recalibration_due:
         return "calibrate"
-    calibration = info.calibration
-    if calibration is not None and not math.isclose(calibration.target, target):
-        return "calibrate" if info.valid and not info.stale else None
+    # A calibration for another target is left alone: processes configured with different
+    # targets would undo each other. `chad-memory memory calibrate` applies a new target.
     return None
 
 

@@ -89,7 +89,8 @@ async def test_recall_unfiltered_selective_broad_on_ivfflat_and_hnsw(
     # Calibrated for the store's target: 0.99 here, so HNSW widens its beam to reach it.
     store.target_recall = 0.99
     info = await store.reindex(method="hnsw")
-    assert info.calibration is not None and info.calibration.recall >= 0.99
+    assert info.calibration is not None
+    assert info.calibration.recall >= 0.99
     assert info.method == "hnsw"
     assert info.name == "ix_embeddings_embedding_hnsw"
     assert info.m == 16

@@ -49,6 +49,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         try:
             yield
         finally:
+            await app.state.vector_store.close()  # a background recalibration or rebuild
             if own_engine:
                 await close_db_connections()
 
