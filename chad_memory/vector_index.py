@@ -148,8 +148,10 @@ class VectorIndexInfo:
 
     @property
     def trained(self) -> bool:
-        """False for an index built on an empty table (revision 001): search scans exactly."""
-        return self.trained_rows > 0
+        """False for an IVFFLAT index built on an empty table (revision 001), or one whose
+        note we did not write: its lists are unknown, so search scans exactly until the
+        rebuild. HNSW needs no training: each row joins the graph as it arrives."""
+        return self.method == "hnsw" or self.trained_rows > 0
 
     @property
     def stale(self) -> bool:

@@ -38,9 +38,7 @@ async def _load(store: PgVectorStore, base: np.ndarray, start: int = 0) -> None:
 
 
 async def _recall(store: PgVectorStore, queries: np.ndarray, truth: np.ndarray) -> float:
-    found = [
-        [int(h.content or -1) for h in await store.search(q.tolist(), k=K)] for q in queries
-    ]
+    found = [[int(h.content or -1) for h in await store.search(q.tolist(), k=K)] for q in queries]
     return recall_at_k(found, truth)
 
 
@@ -52,9 +50,7 @@ def _sent_settings(engine: AsyncEngine) -> list[dict[str, str]]:
         if "set_config" in statement and isinstance(params, tuple | list):
             values = [p for p in params if isinstance(p, str)]
             names = [v for v in values if "." in v or v == "plan_cache_mode"]
-            pairs = {
-                values[i]: values[i + 1] for i in range(len(values) - 1) if values[i] in names
-            }
+            pairs = {values[i]: values[i + 1] for i in range(len(values) - 1) if values[i] in names}
             sent.append(pairs)
 
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
@@ -70,13 +66,13 @@ async def test_calibration_picks_more_probes_for_harder_data_and_meets_the_targe
         "easy": {"clusters": 6, "spread": 0.4, "noise": 0.1},
         "hard": {"clusters": 120, "spread": 2.0, "noise": 0.5},
     }.items():
-        data = clustered_vectors(3000, DIM, queries=60, seed=21, **shape)  # type: ignore[arg-type]
+        data = clustered_vectors(2000, DIM, queries=40, seed=21, **shape)  # type: ignore[arg-type]
         await _load(store, data.base)
-        info = await store.reindex(lists=50)
+        info = await store.reindex(lists=40)
         calibration = info.calibration
         assert calibration is not None
         assert calibration.setting == "ivfflat.probes"
-        assert calibration.rows == 3000
+        assert calibration.rows == 2000
         assert calibration.recall >= aim_for(store.target_recall)
         chosen[name] = calibration.value
         # The promise, on queries the calibration never saw.
@@ -92,7 +88,7 @@ async def test_hnsw_calibrates_ef_search_for_a_high_target(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     store = PgVectorStore(session_factory, target_recall=0.99, maintain_in_background=False)
-    data = clustered_vectors(2000, DIM, queries=40, seed=8, clusters=60, noise=0.5)
+    data = clustered_vectors(1500, DIM, queries=40, seed=8, clusters=60, noise=0.5)
     await _load(store, data.base)
     info = await store.reindex(method="hnsw", m=8, ef_construction=32)
     assert info.m == 8

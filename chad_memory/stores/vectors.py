@@ -310,7 +310,9 @@ class PgVectorStore:
                 self._info = info
                 return info
         elif known is not None and known.oid is None and state is None:
-            return known.with_rows(int(rows or 0))
+            info = known.with_rows(int(rows or 0))
+            self._info = info
+            return info
         info = info_from_state(state, int(rows or 0))
         self._remember(info)
         return info
@@ -431,15 +433,13 @@ class PgVectorStore:
             prep = dict(params, cap=self.exact_scan_max_rows, **_setting_params(gucs))
             row = (await conn.execute(_prepare_statement(filters, len(gucs)), prep)).one()
             info = self._observe(row[0], row[1])
-            if info is not known:
-                # The index changed since the last search: plan again, and only then pay a
-                # second round trip for settings that differ.
-                exact, replanned = self._plan(info, k)
-                if replanned != gucs:
-                    await conn.execute(
-                        _settings_statement(len(replanned)), _setting_params(replanned)
-                    )
-                self._maybe_maintain(info)
+            # Plan again for the index as it is now; only when another process rebuilt or
+            # recalibrated it since this one last looked do the settings differ and cost a
+            # second round trip.
+            exact, replanned = self._plan(info, k)
+            if replanned != gucs:
+                await conn.execute(_settings_statement(len(replanned)), _setting_params(replanned))
+            self._maybe_maintain(info)
             if filters and not exact:
                 exact = int(row[2]) < self.exact_scan_max_rows
             if not _binary(conn):
