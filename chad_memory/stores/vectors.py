@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from functools import lru_cache
@@ -67,6 +68,9 @@ MAX_K = 1000
 EXACT_SCAN_MAX_ROWS = 2000
 # A stale IVFFLAT index on a table this small is bypassed for an exact scan.
 STALE_EXACT_MAX_ROWS = 20_000
+# Seconds before a search tries again to start maintenance that found another process at
+# it (or failed): the try costs a connection and a round trip, not worth paying per search.
+MAINTENANCE_RETRY_S = 30.0
 FILTERS = ("actor", "namespace", "source_id", "metadata")
 
 
@@ -239,6 +243,7 @@ class PgVectorStore:
         self.maintain_in_background = maintain_in_background
         self._info: VectorIndexInfo | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self._maintenance_tried = -math.inf
         self._announced: tuple[object, ...] | None = None
 
     async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
@@ -323,14 +328,19 @@ class PgVectorStore:
             return
         if self._maintenance is not None and not self._maintenance.done():
             return
+        if time.monotonic() - self._maintenance_tried < MAINTENANCE_RETRY_S:
+            return
         if maintenance_due(info, target=self.target_recall, auto_rebuild=self.auto_rebuild):
             engine = self._sessions.kw.get("bind")
             if isinstance(engine, AsyncEngine):
+                self._maintenance_tried = time.monotonic()
                 self._maintenance = asyncio.create_task(self._maintain(engine))
 
     async def _maintain(self, engine: AsyncEngine) -> None:
         try:
-            await maintain(engine, target=self.target_recall, auto_rebuild=self.auto_rebuild)
+            done = await maintain(engine, target=self.target_recall, auto_rebuild=self.auto_rebuild)
+            if done is not None:
+                self._maintenance_tried = -math.inf  # done: growth may call again at once
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a background job: log it, searches go on as they were
