@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     Column,
@@ -30,14 +29,15 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chad_memory.errors import DatabaseUnavailableError, InvalidInputError
+from chad_memory.database import Database, SessionFactory
+from chad_memory.errors import InvalidInputError
 from chad_memory.models import Embedding
 from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
-from chad_memory.settings import get_settings
+from chad_memory.stores.base import Store
 from chad_memory.stores.limits import check_batch
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_calibration import (
     maintain,
@@ -175,29 +175,6 @@ def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]
     return conds
 
 
-@lru_cache(maxsize=512)
-def _search_sql(filters: tuple[str, ...], exact: bool, floor: bool, k: int) -> str:
-    """The search as plain SQL for the driver ($1 query, then filter values, then floor).
-
-    Same statement as `_search_statement` builds; sent straight to asyncpg it skips
-    SQLAlchemy's per-execution work, which was most of the library's overhead over raw
-    asyncpg in bench/vectors.py. Column names are fixed; values are always parameters.
-    """
-    distance = "cosine_distance(embedding, $1)" if exact else "embedding <=> $1"
-    where = [
-        f"metadata @> ${i}::jsonb" if name == "metadata" else f"{name} = ${i}"
-        for i, name in enumerate(filters, start=2)
-    ]
-    columns = ", ".join(c.name for c in Embedding.__table__.c if c.name != "embedding")
-    sql = (
-        f"SELECT * FROM (SELECT {columns}, 1 - ({distance}) AS score FROM embeddings"
-        f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {distance} LIMIT {int(k)}) s"
-    )
-    if floor:
-        sql += f" WHERE score >= ${len(filters) + 2}"
-    return sql + " ORDER BY score DESC"
-
-
 def _identity(state: Any) -> tuple[int, str | None, bool]:
     """(oid, note, valid) of INDEX_STATE_SQL's value, comparable with VectorIndexInfo.identity."""
     oid, _, _, _, valid, note = json.loads(state) if isinstance(state, str) else state
@@ -208,7 +185,7 @@ def _binary(conn: AsyncConnection) -> bool:
     return bool(conn.info.get(CODEC_FLAG))
 
 
-class PgVectorStore:
+class PgVectorStore(Store):
     """Embeddings scoped by actor and namespace; every method is one transaction.
 
     Searches use the setting the index's calibration chose (chad_memory.vector_calibration)
@@ -219,7 +196,7 @@ class PgVectorStore:
 
     def __init__(
         self,
-        session_factory: SessionFactory,
+        session_factory: Database | SessionFactory,
         *,
         dim: int | None = None,
         probes: int | None = None,
@@ -229,8 +206,8 @@ class PgVectorStore:
         auto_rebuild: bool | None = None,
         maintain_in_background: bool = True,
     ) -> None:
-        settings = get_settings()
-        self._sessions = session_factory
+        super().__init__(session_factory)
+        settings = self._db.settings
         self.dim = dim or settings.embedding_dim
         # None: the index's calibrated setting (IVFFLAT_PROBES overrides).
         self.probes = probes or settings.ivfflat_probes
@@ -246,9 +223,11 @@ class PgVectorStore:
         self._maintenance_tried = -math.inf
         self._announced: tuple[object, ...] | None = None
 
+    @retried
     async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
         return (await self.add_embeddings([item]))[0]
 
+    @retried
     async def add_embeddings(self, items: Sequence[EmbeddingCreate]) -> list[EmbeddingRecord]:
         """Insert a batch in one statement; every vector is checked before any SQL runs."""
         if not items:
@@ -260,7 +239,7 @@ class PgVectorStore:
             data["id"] = data["id"] or uuid.uuid4()
             data["embedding"] = check_embedding(item.embedding, self.dim, f"embeddings[{i}]")
             rows.append(data)
-        async with transaction(self._sessions, "add_embeddings") as session:
+        async with transaction(self._db, "add_embeddings") as session:
             conn = await session.connection()
             t = _TABLES[_binary(conn)]
             result = await conn.execute(
@@ -271,13 +250,14 @@ class PgVectorStore:
             )
             return [EmbeddingRecord.model_validate(r) for r in result.mappings()]
 
+    @retried
     async def index_info(self, *, refresh: bool = True) -> VectorIndexInfo:
         """The vector index search uses, read now (rows counted; `refresh` is accepted for
         callers of the former cached version and changes nothing).
 
         A stale IVFFLAT index or one below its target is logged, once per index state.
         """
-        async with transaction(self._sessions, "index_info") as session:
+        async with transaction(self._db, "index_info") as session:
             info = await inspect_index(await session.connection())
         self._remember(info)
         return info
@@ -331,14 +311,14 @@ class PgVectorStore:
         if time.monotonic() - self._maintenance_tried < MAINTENANCE_RETRY_S:
             return
         if maintenance_due(info, target=self.target_recall, auto_rebuild=self.auto_rebuild):
-            engine = self._sessions.kw.get("bind")
-            if isinstance(engine, AsyncEngine):
-                self._maintenance_tried = time.monotonic()
-                self._maintenance = asyncio.create_task(self._maintain(engine))
+            self._maintenance_tried = time.monotonic()
+            self._maintenance = asyncio.create_task(self._maintain())
 
-    async def _maintain(self, engine: AsyncEngine) -> None:
+    async def _maintain(self) -> None:
         try:
-            done = await maintain(engine, target=self.target_recall, auto_rebuild=self.auto_rebuild)
+            done = await maintain(
+                self._db.engine, target=self.target_recall, auto_rebuild=self.auto_rebuild
+            )
             if done is not None:
                 self._maintenance_tried = -math.inf  # done: growth may call again at once
         except asyncio.CancelledError:
@@ -395,6 +375,7 @@ class PgVectorStore:
             **custom,
         }
 
+    @retried
     async def search(
         self,
         embedding: Sequence[float],
@@ -435,7 +416,7 @@ class PgVectorStore:
 
         known = self._info or await self.index_info()
         exact, gucs = self._plan(known, k)
-        async with transaction(self._sessions, "search") as session:
+        async with transaction(self._db, "search") as session:
             conn = await session.connection()
             # One round trip: the settings planned from the index seen last, the index in
             # use now (OID and note: a rebuild or calibration by any process shows here) and,
@@ -452,38 +433,14 @@ class PgVectorStore:
             self._maybe_maintain(info)
             if filters and not exact:
                 exact = int(row[2]) < self.exact_scan_max_rows
-            if not _binary(conn):
-                stmt = _search_statement(False, filters, exact, min_score is not None)
-                params.update(query=query, k=k)
-                if min_score is not None:
-                    params["min_score"] = min_score
-                result = await conn.execute(stmt, params)
-                return [SearchHit.model_validate(r) for r in result.mappings()]
-            # The codec is there: the driver takes the list as a binary vector directly.
-            args: list[Any] = [query]
-            args += [
-                json.dumps(params[f"f_{f}"]) if f == "metadata" else params[f"f_{f}"]
-                for f in filters
-            ]
+            stmt = _search_statement(_binary(conn), filters, exact, min_score is not None)
+            params.update(query=query, k=k)
             if min_score is not None:
-                args.append(min_score)
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            try:
-                rows = await driver.fetch(
-                    _search_sql(filters, exact, min_score is not None, k), *args
-                )
-            except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-                raise DatabaseUnavailableError("search: database unavailable") from exc
-        hits = []
-        for r in rows:
-            hit = dict(r)
-            # SQLAlchemy's jsonb codec on these connections hands back the JSON text.
-            if isinstance(hit["metadata"], str):
-                hit["metadata"] = json.loads(hit["metadata"])
-            hits.append(SearchHit.model_validate(hit))
-        return hits
+                params["min_score"] = min_score
+            result = await conn.execute(stmt, params)
+            return [SearchHit.model_validate(r) for r in result.mappings()]
 
+    @retried
     async def reindex(
         self,
         *,
@@ -502,7 +459,7 @@ class PgVectorStore:
         """
         try:
             info = await rebuild_and_calibrate(
-                self._engine(),
+                self._db.engine,
                 target=self.target_recall,
                 method=method,
                 lists=lists,
@@ -517,22 +474,17 @@ class PgVectorStore:
 
     async def calibrate(self) -> VectorIndexInfo:
         """Calibrate the index present now for the target recall (no rebuild)."""
-        info = await recalibrate(self._engine(), target=self.target_recall)
+        info = await recalibrate(self._db.engine, target=self.target_recall)
         self._remember(info)
         return info
 
-    def _engine(self) -> AsyncEngine:
-        engine = self._sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
-            raise InvalidInputError("index maintenance needs a session factory bound to an engine")
-        return engine
-
+    @retried
     async def delete_by_source(self, source_id: str, *, actor: str | None = None) -> int:
         """Delete every embedding of a source (only the actor's, when given); returns the count."""
         conds = [Embedding.source_id == check_text(source_id, "source_id")]
         if actor is not None:
             conds.append(Embedding.actor == actor)
-        async with transaction(self._sessions, "delete_by_source") as session:
+        async with transaction(self._db, "delete_by_source") as session:
             ids = (
                 await session.scalars(delete(Embedding).where(*conds).returning(Embedding.id))
             ).all()
