@@ -17,6 +17,9 @@ space at scale (DATABASE_README, "Growing past one machine").
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -25,11 +28,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from chad_memory.errors import InvalidInputError
+from chad_memory.errors import ChadMemoryError, InvalidInputError
 from chad_memory.models import RUN_STATUSES
 from chad_memory.stores.transactions import transaction, translated_errors
+
+logger = logging.getLogger(__name__)
 
 _UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^\s*(\d{1,9})\s*([dhms])\s*$")
@@ -216,3 +222,47 @@ async def table_bytes(engine: AsyncEngine, tables: tuple[str, ...] = VACUUMED_TA
             {"tables": list(tables)},
         )
     return int(total or 0)
+
+
+# Any constant works, as long as nothing else takes this advisory lock key.
+SWEEPER_LOCK = 0x636D5F7072756E65  # "cm_prune"
+
+
+async def retention_sweeper(
+    engine: AsyncEngine, *, days: int, interval_s: float, embeddings: bool = False
+) -> None:
+    """Prune runs older than `days`, then sleep `interval_s`, until cancelled.
+
+    Several workers or processes may run it: the one holding the advisory lock sweeps,
+    the others skip that round (two sweeps would be safe, thanks to SKIP LOCKED, but
+    wasteful). A failed round is logged and tried again next interval.
+    """
+    while True:
+        try:
+            async with engine.connect() as conn:
+                mine = await conn.scalar(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEPER_LOCK}
+                )
+                await conn.commit()
+                if mine:
+                    try:
+                        criteria = PruneCriteria.older_than(
+                            timedelta(days=days), embeddings=embeddings
+                        )
+                        result = await prune(engine, criteria)
+                        if result.deleted["runs"]:
+                            logger.info(
+                                "retention: deleted %s in %.1fs",
+                                json.dumps(result.deleted),
+                                result.elapsed_s,
+                            )
+                    finally:
+                        await conn.execute(
+                            text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEPER_LOCK}
+                        )
+                        await conn.commit()
+        except ChadMemoryError as exc:
+            logger.warning("retention sweep failed, trying again later: %s", exc)
+        except (OSError, DBAPIError) as exc:
+            logger.warning("retention sweep failed, trying again later: %s", type(exc).__name__)
+        await asyncio.sleep(interval_s)

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     # None lets the store pick probes from the index's list count.
     ivfflat_probes: int | None = Field(default=None, ge=1, le=32_768)
 
+    # Retention: when set, the service deletes runs older than this many days in the
+    # background (chad_memory.retention), every retention_interval_seconds.
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    retention_interval_seconds: int = Field(default=3600, ge=10)
+    # Also delete embeddings tied to pruned runs (default: keep them, unlinked).
+    retention_embeddings: bool = False
+
     # Service.
     auth_mode: Literal["api_key", "trusted_header"] = "api_key"
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

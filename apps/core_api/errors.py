@@ -43,6 +43,7 @@ def status_for(exc: ChadMemoryError) -> int:
 
 async def _chad_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChadMemoryError)
+    request.state.error = type(exc).__name__  # for the access log and the metrics
     status = status_for(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
     detail = str(exc) if status != 500 else "internal error"

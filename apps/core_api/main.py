@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -11,8 +12,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
+from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import health, memory, runs, threads
+from apps.core_api.routers import health, memory, operations, runs, threads
 from chad_memory.database import (
     check_db_connection,
     close_db_connections,
@@ -20,6 +22,7 @@ from chad_memory.database import (
     get_session_factory,
 )
 from chad_memory.errors import ChadMemoryError
+from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
@@ -40,15 +43,31 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         app.state.vector_store = PgVectorStore(app.state.session_factory)
         app.state.key_store = ApiKeyStore(app.state.session_factory)
         app.state.thread_store = ThreadStore(app.state.session_factory)
+        app.state.metrics.watch_pool(app.state.engine)
         if not await check_db_connection(app.state.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
         else:
             with contextlib.suppress(ChadMemoryError):
                 await app.state.vector_store.index_info()  # logs a stale vector index
+        sweeper = None
+        if settings.retention_days is not None:
+            sweeper = asyncio.create_task(
+                retention_sweeper(
+                    app.state.engine,
+                    days=settings.retention_days,
+                    interval_s=settings.retention_interval_seconds,
+                    embeddings=settings.retention_embeddings,
+                ),
+                name="retention sweeper",
+            )
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             if own_engine:
                 await close_db_connections()
 
@@ -59,14 +78,16 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
     install_error_handlers(app)
     # Added last = outermost: the access log sees every answer, 413/415 included.
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(operations.router)
     return app
 
 
