@@ -18,14 +18,17 @@ from apps.core_api.routers import health, memory, operations, runs, threads
 from chad_memory.database import (
     check_db_connection,
     close_db_connections,
+    create_engine,
     get_engine,
     get_session_factory,
 )
 from chad_memory.errors import ChadMemoryError
+from chad_memory.replicas import ReadRouted, ReplicaState
 from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores.transactions import RetryPolicy
 
 logger = logging.getLogger("chad_memory.api")
 
@@ -44,6 +47,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         app.state.key_store = ApiKeyStore(app.state.session_factory)
         app.state.thread_store = ThreadStore(app.state.session_factory)
         app.state.metrics.watch_pool(app.state.engine)
+        replica_engine = _route_reads(app, settings)
         if not await check_db_connection(app.state.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
@@ -68,6 +72,8 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            if replica_engine is not None:
+                await replica_engine.dispose()
             if own_engine:
                 await close_db_connections()
 
@@ -89,6 +95,28 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     app.include_router(threads.router)
     app.include_router(operations.router)
     return app
+
+
+def _route_reads(app: FastAPI, settings: Settings) -> AsyncEngine | None:
+    """The stores dashboard reads use: the primary's, or ReadRouted over a replica."""
+    app.state.read_postgres_store = app.state.postgres_store
+    app.state.read_vector_store = app.state.vector_store
+    if not settings.read_database_url:
+        return None
+    engine = create_engine(settings.read_database_url, settings)
+    factory = get_session_factory(engine)
+    state = ReplicaState(settings.read_replica_cooldown_seconds)
+    # One attempt on the replica: when it fails, the primary answers at once.
+    once = RetryPolicy(attempts=1)
+    app.state.replica = state
+    app.state.read_postgres_store = ReadRouted.of(
+        app.state.postgres_store, PostgresStore(factory, retry_policy=once), state
+    )
+    app.state.read_vector_store = ReadRouted.of(
+        app.state.vector_store, PgVectorStore(factory), state
+    )
+    logger.info("dashboard reads go to the read replica (READ_DATABASE_URL)")
+    return engine
 
 
 app = create_app()

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from apps.core_api.auth import CurrentActor, OwnedRun
-from apps.core_api.deps import RunStoreDep, ThreadStoreDep
+from apps.core_api.deps import ReadRunStoreDep, RunStoreDep, ThreadStoreDep
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
     TOTAL_CAP,
@@ -122,7 +122,7 @@ async def create_run(
 async def list_runs(
     query: Annotated[RunListQuery, Query()],
     actor: CurrentActor,
-    store: RunStoreDep,
+    store: ReadRunStoreDep,
     response: Response,
 ) -> RunList:
     """The caller's runs, newest first, as summaries (no payloads).
@@ -193,7 +193,7 @@ async def delete_run(run: OwnedRun, store: RunStoreDep) -> Response:
 
 
 @router.get("/{run_id}/steps", response_model=list[StepRecord], responses=_RUN_ERRORS)
-async def get_steps(run: OwnedRun, store: RunStoreDep) -> list[StepRecord]:
+async def get_steps(run: OwnedRun, store: ReadRunStoreDep) -> list[StepRecord]:
     return await store.get_steps(run.id)
 
 
@@ -215,7 +215,7 @@ async def add_steps(
 
 
 @router.get("/{run_id}/artifacts", response_model=list[ArtifactRecord], responses=_RUN_ERRORS)
-async def get_artifacts(run: OwnedRun, store: RunStoreDep) -> list[ArtifactRecord]:
+async def get_artifacts(run: OwnedRun, store: ReadRunStoreDep) -> list[ArtifactRecord]:
     return await store.get_artifacts(run.id)
 
 
@@ -230,7 +230,7 @@ async def add_artifact(
 
 
 @router.get("/{run_id}/llm-calls", response_model=list[LLMCallRecord], responses=_RUN_ERRORS)
-async def get_llm_calls(run: OwnedRun, store: RunStoreDep) -> list[LLMCallRecord]:
+async def get_llm_calls(run: OwnedRun, store: ReadRunStoreDep) -> list[LLMCallRecord]:
     return await store.get_llm_calls(run.id)
 
 
@@ -243,6 +243,6 @@ async def add_llm_call(run: OwnedRun, body: LLMCallCreateBody, store: RunStoreDe
 
 
 @router.get("/{run_id}/stats", response_model=RunStats, responses=_RUN_ERRORS)
-async def get_stats(run: OwnedRun, store: RunStoreDep) -> RunStats:
+async def get_stats(run: OwnedRun, store: ReadRunStoreDep) -> RunStats:
     """Step and call counts, tokens, cost (a decimal string), duration, latency mean/p95."""
     return await store.get_run_stats(run.id)
