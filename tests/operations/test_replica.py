@@ -31,7 +31,8 @@ def _socket_of(server: Any) -> tuple[str, str]:
 
 
 def _url(server: Any) -> str:
-    return "postgresql+asyncpg://" + server.get_uri("postgres").split("://", 1)[1]
+    uri: str = server.get_uri("postgres")
+    return "postgresql+asyncpg://" + uri.split("://", 1)[1]
 
 
 @pytest.fixture(scope="module")
