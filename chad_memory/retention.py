@@ -32,8 +32,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from chad_memory.errors import ChadMemoryError, InvalidInputError
-from chad_memory.models import RUN_STATUSES
 from chad_memory.stores.transactions import transaction, translated_errors
+from chad_memory.vocabulary import RUN_STATUSES
 
 logger = logging.getLogger(__name__)
 
