@@ -33,6 +33,7 @@ class ReplicaState:
     def __init__(self, cooldown_s: float = 5.0) -> None:
         self.cooldown_s = cooldown_s
         self._down_until = 0.0
+        # Reads the primary answered in the replica's place (outage or lag).
         self.fallbacks = 0
 
     @property
@@ -71,7 +72,7 @@ class ReadRouted(Generic[S]):
                     self._state.mark_down(type(exc).__name__)
                 except NotFoundError:
                     pass  # not replicated yet, perhaps: the primary decides
-                self._state.fallbacks += 1
+            self._state.fallbacks += 1
             return await on_primary(*args, **kwargs)
 
         return routed
