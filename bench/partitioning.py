@@ -84,7 +84,7 @@ async def setup(conn: asyncpg.Connection, steps: int, months: int) -> list[datet
         SELECT gen_random_uuid(), r.run_id, r.at, s, 'tool',
                jsonb_build_object('query', repeat('what ships when ', 12), 'i', s)
         FROM (SELECT gen_random_uuid() AS run_id,
-                     $2::timestamptz + make_interval(secs => $3 * g / $1) AS at
+                     $2::timestamptz + make_interval(secs => $3::float8 * g / $1) AS at
               FROM generate_series(0, $1 - 1) AS g) r
         CROSS JOIN generate_series(0, 9) AS s
         """,
