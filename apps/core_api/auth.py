@@ -19,7 +19,7 @@ from chad_memory.settings import Settings
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.validation import text_problem
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `chad-memory keys create`")
+bearer = HTTPBearer(auto_error=False, description="An API key from `chad-memory keys create`")
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -28,7 +28,7 @@ def _unauthorized(detail: str) -> HTTPException:
 
 async def current_actor(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     x_actor_id: Annotated[str | None, Header(alias="X-Actor-ID", include_in_schema=False)] = None,
 ) -> str:
     settings: Settings = request.app.state.settings

@@ -29,9 +29,11 @@ from chad_memory.schemas import (
     EmbeddingFields,
     EmbeddingRecord,
     Input,
+    Integer,
     JsonObject,
     LLMCallCreate,
     LLMCallFields,
+    Number,
     RunCreate,
     RunFields,
     RunRecord,
@@ -207,12 +209,12 @@ class MemoryAdded(BaseModel):
 
 
 class MemorySearchBody(Input):
-    embedding: list[float] = Field(min_length=1)
-    k: int = Field(default=10, ge=1, le=MAX_SEARCH_K)
+    embedding: list[Number] = Field(min_length=1)
+    k: Integer = Field(default=10, ge=1, le=MAX_SEARCH_K)
     namespace: ShortText | None = None
     source_id: ShortText | None = None
     metadata: JsonObject | None = Field(default=None, description="hits contain this object")
-    min_score: float | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
+    min_score: Number | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
 
 
 class MemorySearchResult(BaseModel):

@@ -57,7 +57,7 @@ UNSTORABLE_OR_UNKNOWN = (
     "cursor is malformed",
     "step ids not found",
     "dimensions, expected",  # embedding length must equal EMBEDDING_DIM
-    "all zeros",  # cosine similarity of a zero vector is undefined
+    "cosine similarity",  # zero, underflowing or overflowing vectors in float4
     "nested deeper than",
 )
 
