@@ -82,7 +82,11 @@ def _scalar_problem(value: Any) -> str | None:
 
 
 def _walk(value: Any, depth: int, budget: list[int]) -> None:
-    """Check one container (dict, list or tuple); its scalars are checked inline."""
+    """Check one container (dict, list or tuple) and its members.
+
+    The common scalars (str, int, bool, None, float) are checked inline: a call per leaf
+    was most of the cost.
+    """
     if depth >= MAX_JSON_DEPTH and value:
         raise _Bad(f"is nested deeper than {MAX_JSON_DEPTH} levels")
     budget[0] -= len(value)
@@ -96,24 +100,46 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
                 problem = text_problem(key)
                 if problem:
                     raise _Bad(f"key {problem}")
+            kind = type(item)
+            if kind is str:
+                if "\x00" not in item and item.isascii():
+                    continue
+            elif kind is int or kind is bool or item is None:
+                continue
+            elif kind is float:
+                if item - item == 0.0:  # false for NaN and +-inf
+                    continue
             try:
-                if isinstance(item, dict | list | tuple):
-                    _walk(item, depth + 1, budget)
-                elif type(item) is not int and (problem := _scalar_problem(item)):
-                    raise _Bad(problem)
+                _member(item, depth, budget)
             except _Bad as bad:
                 bad.path.append(key)
                 raise
         return
     for i, item in enumerate(value):
+        kind = type(item)
+        if kind is str:
+            if "\x00" not in item and item.isascii():
+                continue
+        elif kind is int or kind is bool or item is None:
+            continue
+        elif kind is float:
+            if item - item == 0.0:
+                continue
         try:
-            if isinstance(item, dict | list | tuple):
-                _walk(item, depth + 1, budget)
-            elif type(item) is not int and (problem := _scalar_problem(item)):
-                raise _Bad(problem)
+            _member(item, depth, budget)
         except _Bad as bad:
             bad.path.append(i)
             raise
+
+
+def _member(item: Any, depth: int, budget: list[int]) -> None:
+    """The slow path for one member: containers, non-ASCII text, and anything unusual."""
+    if isinstance(item, dict | list | tuple):
+        _walk(item, depth + 1, budget)
+        return
+    problem = _scalar_problem(item)
+    if problem:
+        raise _Bad(problem)
 
 
 def _where(where: str, path: list[str | int]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -79,6 +79,21 @@ CostBody = Annotated[
         }
     ),
 ]
+
+
+Created = TypeVar("Created", bound=BaseModel)
+
+
+def adopt(body: BaseModel, record: type[Created], **extra: Any) -> Created:
+    """The library's create model for a validated body, without validating it again.
+
+    Each body is a subclass of the library's *Fields model, so every rule (NUL, depth,
+    node budget, bounds) has already run once; a second validation walked every value
+    of a 1,000-step batch again, and model_dump copied it. `extra` holds what the body
+    cannot carry and the server has already checked: the run from the path, the actor
+    from the API key.
+    """
+    return record.model_construct(**dict(body), **extra)
 
 
 class Problem(BaseModel):
@@ -168,7 +183,7 @@ class RunListQuery(BaseModel):
 
 class StepCreateBody(StepFields):
     def to_create(self, run_id: uuid.UUID) -> StepCreate:
-        return StepCreate(run_id=run_id, **self.model_dump())
+        return adopt(self, StepCreate, run_id=run_id)
 
 
 StepBatch = Annotated[
@@ -178,7 +193,7 @@ StepBatch = Annotated[
 
 class ArtifactCreateBody(ArtifactFields):
     def to_create(self, run_id: uuid.UUID) -> ArtifactCreate:
-        return ArtifactCreate(run_id=run_id, **self.model_dump())
+        return adopt(self, ArtifactCreate, run_id=run_id)
 
 
 class LLMCallCreateBody(LLMCallFields):
@@ -187,7 +202,7 @@ class LLMCallCreateBody(LLMCallFields):
     )
 
     def to_create(self, run_id: uuid.UUID) -> LLMCallCreate:
-        return LLMCallCreate(run_id=run_id, **self.model_dump())
+        return adopt(self, LLMCallCreate, run_id=run_id)
 
 
 # Memory -------------------------------------------------------------------------------
@@ -197,7 +212,7 @@ class MemoryItem(EmbeddingFields):
     run_id: uuid.UUID | None = Field(default=None, description="one of the caller's runs")
 
     def to_create(self, actor: str) -> EmbeddingCreate:
-        return EmbeddingCreate(actor=actor, **self.model_dump())
+        return adopt(self, EmbeddingCreate, actor=actor)
 
 
 class MemoryAddBody(Input):
