@@ -104,11 +104,14 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
             if kind is str:
                 if "\x00" not in item and item.isascii():
                     continue
-            elif kind is int or kind is bool or item is None:
+            # item - item == 0.0 is false for NaN and +-inf
+            elif (
+                kind is int
+                or kind is bool
+                or item is None
+                or (kind is float and item - item == 0.0)
+            ):
                 continue
-            elif kind is float:
-                if item - item == 0.0:  # false for NaN and +-inf
-                    continue
             try:
                 _member(item, depth, budget)
             except _Bad as bad:
@@ -120,11 +123,8 @@ def _walk(value: Any, depth: int, budget: list[int]) -> None:
         if kind is str:
             if "\x00" not in item and item.isascii():
                 continue
-        elif kind is int or kind is bool or item is None:
+        elif kind is int or kind is bool or item is None or (kind is float and item - item == 0.0):
             continue
-        elif kind is float:
-            if item - item == 0.0:
-                continue
         try:
             _member(item, depth, budget)
         except _Bad as bad:

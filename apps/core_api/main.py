@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +26,9 @@ from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
+if TYPE_CHECKING:
+    from chad_memory.embedded_supervisor import EmbeddedSupervisor
+
 logger = logging.getLogger("chad_memory.api")
 
 
@@ -40,6 +45,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         app.state.vector_store = PgVectorStore(app.state.session_factory)
         app.state.key_store = ApiKeyStore(app.state.session_factory)
         app.state.thread_store = ThreadStore(app.state.session_factory)
+        supervisor = _embedded_supervisor(settings) if own_engine else None
         if not await check_db_connection(app.state.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
@@ -49,6 +55,9 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         try:
             yield
         finally:
+            if supervisor is not None:
+                # Before anything stops the server on purpose, so it is not revived.
+                await asyncio.to_thread(supervisor.stop)
             if own_engine:
                 await close_db_connections()
 
@@ -68,6 +77,17 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     app.include_router(memory.router)
     app.include_router(threads.router)
     return app
+
+
+def _embedded_supervisor(settings: Settings) -> EmbeddedSupervisor | None:
+    """On the embedded database (no DATABASE_URL), a watcher that restarts it if it dies."""
+    if settings.database_url is not None:
+        return None
+    from chad_memory.embedded_supervisor import EmbeddedSupervisor
+
+    supervisor = EmbeddedSupervisor(settings.chad_data_dir)
+    supervisor.start()
+    return supervisor
 
 
 app = create_app()
