@@ -421,8 +421,9 @@ class ThreadCreate(Input):
 class ThreadUpdate(Input):
     """A partial update of the fields a person edits; omitted fields stay as they are."""
 
-    title: ShortText | None = None
-    metadata: JsonObject | None = None
+    # Both may be left out but not sent as null; the OpenAPI document says so (no null).
+    title: ShortText | SkipJsonSchema[None] = None
+    metadata: JsonObject | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> ThreadUpdate:

@@ -88,7 +88,11 @@ def compact_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
         if "input" in e:
             entry["input"] = _echo(e["input"])
         if e.get("ctx"):
-            entry["ctx"] = {str(k): _echo(v) for k, v in e["ctx"].items()}
+            # The context is ours (limits, expected values, the validator's message).
+            entry["ctx"] = {
+                str(k): v if isinstance(v, int | float) else quoted(str(v), MAX_DETAIL_CHARS // 4)
+                for k, v in e["ctx"].items()
+            }
         out.append(entry)
     if len(errors) > MAX_ERRORS:
         out.append(
