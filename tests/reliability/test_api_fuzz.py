@@ -127,16 +127,22 @@ def stretch(values: Any) -> Any:
     return (values * (DIM // len(values) + 1))[:DIM]
 
 
+def memory_items(case: Case[Any]) -> list[dict[str, Any]]:
+    """The item objects of a POST /memory body (none for anything else)."""
+    body: Any = case.body
+    if case.path != "/memory" or not isinstance(body, dict):
+        return []
+    items: Any = body.get("items")
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
 def stretch_embeddings(case: Case[Any]) -> None:
-    body = case.body
-    if not isinstance(body, dict):
-        return
-    if case.path == "/memory/search" and "embedding" in body:
+    body: Any = case.body
+    if case.path == "/memory/search" and isinstance(body, dict) and "embedding" in body:
         body["embedding"] = stretch(body["embedding"])
-    elif case.path == "/memory" and isinstance(body.get("items"), list):
-        for item in body["items"]:
-            if isinstance(item, dict) and "embedding" in item:
-                item["embedding"] = stretch(item["embedding"])
+    for item in memory_items(case):
+        if "embedding" in item:
+            item["embedding"] = stretch(item["embedding"])
 
 
 @dataclass
@@ -354,10 +360,8 @@ def test_memory_added_then_searched_gives_documented_scores(
         everything = pair[1].operation.Case(body={"embedding": sound, "k": 100})
         for case in (stored, *pair, everything):
             stretch_embeddings(case)
-            if case.path == "/memory" and isinstance(case.body, dict):
-                for item in case.body.get("items") or []:
-                    if isinstance(item, dict):
-                        item.pop("run_id", None)  # a random id names no run: 404
+            for item in memory_items(case):
+                item.pop("run_id", None)  # a random id names no run: 404
             response = case.call_and_validate(
                 headers=target.headers,
                 excluded_checks=[positive_data_acceptance],
