@@ -21,7 +21,7 @@ from chad_memory.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from chad_memory.validation import quoted
+from chad_memory.validation import MAX_QUOTED_CHARS, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,19 @@ async def _chad_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChadMemoryError)
     status = status_for(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
-    detail = quoted(str(exc), MAX_DETAIL_CHARS) if status != 500 else "internal error"
+    detail = _said(str(exc), MAX_DETAIL_CHARS) if status != 500 else "internal error"
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _said(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters and safe to encode: a lone surrogate sent by the
+    client (refused, and so echoed) is shown escaped instead of breaking the answer."""
+    short = quoted(text, limit)
+    try:
+        short.encode("utf-8")
+    except UnicodeEncodeError:
+        short = short.encode("utf-8", "backslashreplace").decode("utf-8")
+    return short
 
 
 def _echo(value: Any) -> Any:
@@ -64,16 +75,16 @@ def _echo(value: Any) -> Any:
     which JSON cannot carry.
     """
     if isinstance(value, str):
-        return quoted(value)
+        return _said(value, MAX_QUOTED_CHARS)
     if value is None or isinstance(value, bool | int):
-        return value if not isinstance(value, int) or abs(value) < 10**18 else quoted(str(value))
+        return value if not isinstance(value, int) or abs(value) < 10**18 else _said(str(value), 40)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
         return f"an object with {len(value)} keys"
     if isinstance(value, list | tuple):
         return f"an array of {len(value)} items"
-    return quoted(str(value))
+    return _said(str(value), MAX_QUOTED_CHARS)
 
 
 def compact_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -82,15 +93,15 @@ def compact_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     for e in errors[:MAX_ERRORS]:
         entry: dict[str, Any] = {
             "type": e["type"],
-            "loc": [p if isinstance(p, int) else quoted(str(p)) for p in e["loc"]],
-            "msg": quoted(str(e["msg"]), MAX_DETAIL_CHARS // 4),
+            "loc": [p if isinstance(p, int) else _said(str(p), MAX_QUOTED_CHARS) for p in e["loc"]],
+            "msg": _said(str(e["msg"]), MAX_DETAIL_CHARS // 4),
         }
         if "input" in e:
             entry["input"] = _echo(e["input"])
         if e.get("ctx"):
             # The context is ours (limits, expected values, the validator's message).
             entry["ctx"] = {
-                str(k): v if isinstance(v, int | float) else quoted(str(v), MAX_DETAIL_CHARS // 4)
+                str(k): v if isinstance(v, int | float) else _said(str(v), MAX_DETAIL_CHARS // 4)
                 for k, v in e["ctx"].items()
             }
         out.append(entry)
