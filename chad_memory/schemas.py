@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -25,12 +25,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from chad_memory.validation import check_json, check_text
-
-RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
-StepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped"]
-MessageRole = Literal["user", "assistant", "system", "tool"]
-
+from chad_memory.validation import MAX_ACTOR_LENGTH, check_actor, check_json, check_text
+from chad_memory.vocabulary import MessageRole, RunStatus, StepStatus
 
 # asyncpg writes these two instants as PostgreSQL -infinity / infinity and reads those
 # back as naive datetimes: storing them would not keep what was sent.
@@ -78,7 +74,9 @@ def _not_a_number(value: Any) -> Any:
 
 SafeText = Annotated[str, AfterValidator(check_text)]
 ShortText = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(check_text)]
-Actor = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(check_text)]
+Actor = Annotated[
+    str, Field(min_length=1, max_length=MAX_ACTOR_LENGTH), AfterValidator(check_actor)
+]
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
@@ -192,10 +190,14 @@ class RunRecord(RunSummary):
     error: str | None
 
 
-class RunFilter(Input):
-    """Filters for listing runs; every one narrows, none can widen past `actor`."""
+class RunFilterFields(Input):
+    """Filters on runs a client may use; the API's query model extends this one.
 
-    actor: Actor | None = None
+    A field named after a `runs` column filters by equality with no other code
+    (chad_memory.stores.run_filters); other kinds of filter get one entry there, and a
+    field without a rule fails at import, so no filter can be silently ignored.
+    """
+
     status: RunStatus | None = None
     name: ShortText | None = None
     thread_id: uuid.UUID | None = None
@@ -205,14 +207,23 @@ class RunFilter(Input):
     created_before: UtcDatetime | None = None
 
 
+class RunFilter(RunFilterFields):
+    """Filters for listing runs; every one narrows, none can widen past `actor`."""
+
+    actor: Actor | None = None
+
+
 T = TypeVar("T")
 
 
 class Page(BaseModel, Generic[T]):
+    """One page of a list, in the order the list defines; `next_cursor` is None on the
+    last page."""
+
     items: list[T]
-    next_cursor: str | None = None
     # Filled only when the caller asked for it (e.g. `list_run_summaries(with_total=True)`).
     total: int | None = None
+    next_cursor: str | None = None
 
 
 # Steps --------------------------------------------------------------------------------
@@ -419,9 +430,12 @@ class ThreadCreate(Input):
 
 
 class ThreadUpdate(Input):
-    """A partial update of the fields a person edits; omitted fields stay as they are."""
+    """A partial update of the fields a person edits; omitted fields stay as they are.
 
-    # Both may be left out but not sent as null; the OpenAPI document says so (no null).
+    Both may be left out but not set to null; the OpenAPI document shows them without
+    null (SkipJsonSchema), as for RunUpdate.
+    """
+
     title: ShortText | SkipJsonSchema[None] = None
     metadata: JsonObject | SkipJsonSchema[None] = None
 
