@@ -53,7 +53,7 @@ def _as_utc(value: datetime) -> datetime:
     return utc
 
 
-def _not_bool(value: Any) -> Any:
+def not_bool(value: Any) -> Any:
     """JSON's true/false are not numbers; pydantic's lax mode would read them as 1/0."""
     if isinstance(value, bool):
         raise ValueError("must be a number, not a boolean")
@@ -80,14 +80,17 @@ Actor = Annotated[
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
-# Numbers in bodies: never booleans. Floats are strict (ints are still taken, strings and
-# booleans are not); integers refuse booleans and keep pydantic's other conversions.
-Integer = Annotated[int, BeforeValidator(_not_bool)]
+# Numbers in bodies are never booleans. Floats are strict (ints are still taken, strings
+# and booleans are not); integers refuse booleans and keep pydantic's other conversions.
+# Put an integer's bounds before NotBool, so the OpenAPI document states them.
+NotBool = BeforeValidator(not_bool)
+Int32 = Annotated[int, Field(ge=0, le=2**31 - 1), NotBool]
+Int64 = Annotated[int, Field(ge=0, le=2**63 - 1), NotBool]
 Number = Annotated[float, Strict()]
 # Bounded (about 31 years) so sums and averages over many rows stay finite in float8.
 MAX_MILLISECONDS = 1e12
 Milliseconds = Annotated[Number, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
-TokenCount = Annotated[Integer, Field(ge=0, le=2**31 - 1)]
+TokenCount = Int32
 Cost = Annotated[Decimal, Field(ge=0, lt=Decimal("1e10"), allow_inf_nan=False)]
 
 _metadata_field: Any = Field(
@@ -232,7 +235,7 @@ class Page(BaseModel, Generic[T]):
 class StepFields(Input):
     """A step as a client describes it; the run comes from the path (HTTP) or the caller."""
 
-    step_index: Integer = Field(ge=0, le=2**31 - 1)
+    step_index: Int32
     parent_step_id: uuid.UUID | None = None
     name: ShortText | None = None
     type: ShortText | None = None
@@ -276,7 +279,7 @@ class ArtifactFields(Input):
     step_id: uuid.UUID | None = None
     name: ShortText
     content_type: ShortText | None = None
-    size_bytes: Integer | None = Field(default=None, ge=0, le=2**63 - 1)
+    size_bytes: Int64 | None = None
     url: Annotated[str, Field(max_length=4096), AfterValidator(check_text)] | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     metadata: JsonObject = Field(default_factory=dict)

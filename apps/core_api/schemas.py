@@ -29,10 +29,10 @@ from chad_memory.schemas import (
     EmbeddingFields,
     EmbeddingRecord,
     Input,
-    Integer,
     JsonObject,
     LLMCallCreate,
     LLMCallFields,
+    NotBool,
     Number,
     Page,
     RunCreate,
@@ -226,7 +226,7 @@ class MemoryAdded(BaseModel):
 
 class MemorySearchBody(Input):
     embedding: list[Number] = Field(min_length=1)
-    k: Integer = Field(default=10, ge=1, le=MAX_SEARCH_K)
+    k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K), NotBool] = 10
     namespace: ShortText | None = None
     source_id: ShortText | None = None
     metadata: JsonObject | None = Field(default=None, description="hits contain this object")
