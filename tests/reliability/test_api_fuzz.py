@@ -37,7 +37,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import Flaky, Unsatisfiable
 from schemathesis import Case, CheckContext, GenerationMode, Response
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.result import Ok
@@ -269,7 +269,7 @@ def test_stateful_sequences_conform_to_the_documented_schemas(
     answer checked against its documented schema; no server errors."""
     statuses: Counter[int] = Counter()
     calls: Counter[str] = Counter()
-    hits: Counter[str] = Counter()
+    failures: list[str] = []
     started = time.monotonic()
     # Valid calls only: the stateless phase covers invalid ones; here the point is to get
     # deep (created ids used by later calls).
@@ -291,34 +291,45 @@ def test_stateful_sequences_conform_to_the_documented_schemas(
         ) -> None:
             statuses[response.status_code] += 1
             calls[case.operation.label] += 1
-            if case.path == "/memory/search" and response.status_code == 200:
-                hits["scored"] += len(response.json()["items"])
-            case.validate_response(
-                response,
-                excluded_checks=[positive_data_acceptance],
-                additional_checks=CHECKS,
-                transport_kwargs=kwargs,
-            )
+            try:
+                case.validate_response(
+                    response,
+                    excluded_checks=[positive_data_acceptance],
+                    additional_checks=CHECKS,
+                    transport_kwargs=kwargs,
+                )
+                assert target.headers["Authorization"].split()[1] not in response.text
+            except Exception as exc:
+                # Noted here: a failure must fail the test even if Hypothesis, replaying
+                # it against a database that has moved on, ends in Flaky instead.
+                failures.append(f"{case.method} {case.path} -> {response.status_code}: {exc}")
+                raise
             assert target.headers["Authorization"].split()[1] not in response.text
 
-    Machine.run(
-        settings=settings(
-            max_examples=SCENARIOS,
-            stateful_step_count=STEPS_PER_SCENARIO,
-            deadline=None,
-            database=None,
-            derandomize=DERANDOMIZE,
-            phases=[Phase.generate],
-            suppress_health_check=list(HealthCheck),
+    try:
+        Machine.run(
+            settings=settings(
+                max_examples=SCENARIOS,
+                stateful_step_count=STEPS_PER_SCENARIO,
+                deadline=None,
+                database=None,
+                derandomize=DERANDOMIZE,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
         )
-    )
+    except Flaky as exc:
+        # Links draw on ids the app returned, which differ each time a sequence is
+        # replayed, so Hypothesis can stop with "inconsistent data generation"; the
+        # schemathesis runner restarts then. What ran was checked (failures above).
+        print(f"\n[fuzz stateful] stopped early: {type(exc).__name__}")
+    assert not failures, failures[:3]
     total = sum(statuses.values())
     linked = sum(n for label, n in calls.items() if "{" in label)
     print(
         f"\n[fuzz stateful] {total} calls in {SCENARIOS} scenarios in "
         f"{time.monotonic() - started:.0f}s; {linked} on routes with ids;"
-        f" statuses {dict(sorted(statuses.items()))}; search hits scored: {hits['scored']};"
-        f" calls {dict(calls)}"
+        f" statuses {dict(sorted(statuses.items()))}"
     )
     assert not [s for s in statuses if s >= 500]
     # The links work: ids created earlier are found later (2xx on routes that name one).
