@@ -29,7 +29,7 @@ from chad_memory.schemas import (
     ThreadRecord,
     ThreadUpdate,
 )
-from chad_memory.stores.limits import check_batch, check_page, row_values
+from chad_memory.stores.limits import MAX_PAGE_SIZE, check_batch, check_page, row_values
 from chad_memory.stores.transactions import SessionFactory, retried, transaction
 from chad_memory.validation import check_text
 
@@ -86,19 +86,22 @@ class ThreadStore:
 
     @retried
     async def list_threads(
-        self, actor: str, *, limit: int = 50, cursor: str | None = None
+        self, actor: str, *, limit: int = 50, offset: int = 0, cursor: str | None = None
     ) -> Page[ThreadRecord]:
         """An actor's threads, most recently active first (updated_at desc).
 
         The cursor names the last thread seen by its updated_at; a thread that becomes
-        active while someone pages moves to the front and is not shown twice.
+        active while someone pages moves to the front and is not shown twice. `offset`
+        skips that many threads (after the cursor, if both are given), for clients that
+        page by position; a thread that becomes active meanwhile shifts those pages.
         """
-        check_page(limit, 0)
+        check_page(limit, offset)
         stmt = select(Thread).where(Thread.actor == _check_actor(actor))
         if cursor is not None:
             at, last_id = decode_cursor(cursor)
             stmt = stmt.where(tuple_(Thread.updated_at, Thread.id) < tuple_(at, last_id))
-        stmt = stmt.order_by(Thread.updated_at.desc(), Thread.id.desc()).limit(limit + 1)
+        stmt = stmt.order_by(Thread.updated_at.desc(), Thread.id.desc())
+        stmt = stmt.offset(offset).limit(limit + 1)
         async with transaction(self._sessions, "list_threads") as session:
             rows = list(await session.scalars(stmt))
         items = [ThreadRecord.model_validate(r) for r in rows[:limit]]
@@ -207,6 +210,26 @@ class ThreadStore:
         if len(rows) > limit:
             next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
         return Page[MessageRecord](items=items, next_cursor=next_cursor)
+
+    async def list_all_messages(
+        self, thread_id: uuid.UUID, *, actor: str | None = None
+    ) -> list[MessageRecord]:
+        """Every message of a thread, oldest first, read page by page with the cursor.
+
+        For clients that take a conversation whole. Each page is its own transaction;
+        the keyset cursor keeps the pages from overlapping or skipping a message while
+        others append.
+        """
+        messages: list[MessageRecord] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_messages(
+                thread_id, limit=MAX_PAGE_SIZE, cursor=cursor, actor=actor
+            )
+            messages.extend(page.items)
+            if page.next_cursor is None:
+                return messages
+            cursor = page.next_cursor
 
     @retried
     async def count_messages(self, thread_id: uuid.UUID) -> int:
