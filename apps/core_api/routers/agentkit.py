@@ -234,7 +234,9 @@ async def list_threads(
 
 
 @router.get("/threads/{thread_id}", response_model=AgentKitThread, responses=ANSWERS)
-async def get_thread(thread_id: str, actor: CurrentActor, threads: ThreadStoreDep) -> AgentKitThread:
+async def get_thread(
+    thread_id: str, actor: CurrentActor, threads: ThreadStoreDep
+) -> AgentKitThread:
     with _not_found(THREAD_NOT_FOUND):
         record = await threads.get_thread(_uuid(thread_id, THREAD_NOT_FOUND), actor=actor)
     return AgentKitThread.of(record)
@@ -275,17 +277,13 @@ async def create_message(
     return AgentKitMessage.of(record)
 
 
-@router.get(
-    "/threads/{thread_id}/messages", response_model=AgentKitMessageList, responses=ANSWERS
-)
+@router.get("/threads/{thread_id}/messages", response_model=AgentKitMessageList, responses=ANSWERS)
 async def list_messages(
     thread_id: str, actor: CurrentActor, threads: ThreadStoreDep
 ) -> AgentKitMessageList:
     """All of them, oldest first, in the order they were appended."""
     with _not_found(THREAD_NOT_FOUND):
-        records = await threads.list_all_messages(
-            _uuid(thread_id, THREAD_NOT_FOUND), actor=actor
-        )
+        records = await threads.list_all_messages(_uuid(thread_id, THREAD_NOT_FOUND), actor=actor)
     return AgentKitMessageList(messages=[AgentKitMessage.of(m) for m in records])
 
 
