@@ -22,7 +22,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import ThreadStoreDep
@@ -65,12 +66,23 @@ class AgentKitThreadCreate(Input):
 
 
 class AgentKitThreadUpdate(Input):
-    """PATCH /api/threads/{id}: a title, or nothing (the thread's updated_at still moves)."""
+    """PATCH /api/threads/{id}: a title, or nothing (the thread's updated_at still moves).
 
-    title: ShortText | None = Field(default=None, description="null is refused; omit it")
+    The title column cannot be null: leave it out to keep it; an explicit null is refused
+    (422), and the OpenAPI document shows the field without null, as RunUpdate does.
+    """
+
+    title: ShortText | SkipJsonSchema[None] = None
+
+    @field_validator("title")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str:
+        # Runs only on a value the caller sent: the None default means "leave it".
+        if value is None:
+            raise ValueError("may be left out, but cannot be null")
+        return value
 
     def to_update(self) -> ThreadUpdate:
-        # ThreadUpdate refuses an explicit null title (the column is NOT NULL).
         return ThreadUpdate.model_validate(self.model_dump(exclude_unset=True))
 
 
@@ -199,23 +211,40 @@ def _thread_fields(
         ) from exc
 
 
-QueryText = Annotated[str | None, Query(max_length=512)]
+# AgentKit's own tests send the thread's fields as query parameters. OpenAPI documents the
+# JSON body only (required there), since it cannot say "a body or these parameters".
+QueryText = Annotated[str | None, Query(max_length=512, include_in_schema=False)]
 
 
 # Routes -------------------------------------------------------------------------------
 
 
-@router.post("/threads", response_model=AgentKitThread, responses=ANSWERS)
+@router.post(
+    "/threads",
+    response_model=AgentKitThread,
+    responses=ANSWERS,
+    openapi_extra={"requestBody": {"required": True}},
+)
 async def create_thread(
     actor: CurrentActor,
     threads: ThreadStoreDep,
-    body: Annotated[AgentKitThreadCreate | None, Body()] = None,
+    body: Annotated[
+        AgentKitThreadCreate | None,
+        Body(),
+        # Documented as the object alone (a null body is one without the fields).
+        WithJsonSchema(AgentKitThreadCreate.model_json_schema()),
+    ] = None,
     agent_type: QueryText = None,
     model: QueryText = None,
     provider: QueryText = None,
     title: QueryText = None,
 ) -> AgentKitThread:
-    """A new thread of the caller's. 200, not 201: AgentKit's protocol."""
+    """A new thread of the caller's. 200, not 201: AgentKit's protocol.
+
+    The same four fields are also taken as query parameters (`agent_type`, `model`,
+    `provider`, `title`), as AgentKit's tests send them; a body and parameters together
+    are refused.
+    """
     query = {"agent_type": agent_type, "model": model, "provider": provider, "title": title}
     fields = _thread_fields(body, query)
     return AgentKitThread.of(await threads.create_thread(fields.to_create(), actor=actor))
