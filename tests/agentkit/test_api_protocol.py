@@ -58,6 +58,8 @@ async def test_create_answers_the_protocol_thread(client: httpx.AsyncClient) -> 
         ({**THREAD, "agent_type": "chat\x00"}, {}, ["body", "agent_type"]),
         ({**THREAD, "model": "m" * 513}, {}, ["body", "model"]),
         (None, {"agent_type": "chat", "model": "m"}, ["query", "provider"]),
+        (None, {**THREAD, "agent_type": "chat\x00"}, ["query", "agent_type"]),
+        (None, {**THREAD, "title": ""}, ["query", "title"]),
         (None, {}, ["query", "agent_type"]),
         (THREAD, {"title": "in the query too"}, ["query", "title"]),
     ],
