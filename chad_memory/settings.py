@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from chad_memory.validation import check_text
+from chad_memory.validation import check_actor
 
 
 class Settings(BaseSettings):
@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     db_retry_attempts: int = Field(default=3, ge=1, le=10)
     db_retry_backoff_ms: int = Field(default=50, ge=0, le=10_000)
 
+    # Key for signing pagination cursors; unset: random per process (cursors then do not
+    # survive a restart). `chad-memory serve --workers N` shares one among its workers.
+    cursor_secret: str | None = None
+    # How long a verified API key is trusted without asking the database again: a revoked
+    # key keeps working for at most this many seconds in a process that saw it (0: ask
+    # every time).
+    api_key_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
+
     # Vector memory. embedding_dim is frozen into the schema when revision 001 runs.
     embedding_dim: int = Field(default=1536, ge=1, le=16_000)
     ivfflat_lists: int = Field(default=100, ge=1, le=32_768)
@@ -50,7 +58,7 @@ class Settings(BaseSettings):
     # proxy. local: no credentials, every request acts as `local_actor`; for one person's
     # app on their own machine, so `serve` listens on loopback only in this mode.
     auth_mode: Literal["api_key", "trusted_header", "local"] = "api_key"
-    local_actor: str = Field(default="local", min_length=1, max_length=255)
+    local_actor: str = "local"
     # Browser origins allowed to call the API (CORS), comma-separated in the environment,
     # e.g. CORS_ORIGINS=http://localhost:5173. Empty: no cross-origin browser access.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -69,8 +77,8 @@ class Settings(BaseSettings):
 
     @field_validator("local_actor")
     @classmethod
-    def _local_actor_is_text(cls, value: str) -> str:
-        return check_text(value, "LOCAL_ACTOR")
+    def _local_actor_is_an_actor(cls, value: str) -> str:
+        return check_actor(value, "LOCAL_ACTOR")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -34,13 +34,13 @@ from chad_memory.schemas import (
     JsonObject,
     MessageCreate,
     MessageRecord,
-    MessageRole,
     SafeText,
     ShortText,
     ThreadCreate,
     ThreadRecord,
     ThreadUpdate,
 )
+from chad_memory.vocabulary import MessageRole
 
 router = APIRouter(prefix="/api", tags=["agentkit"])
 
