@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
 
 from chad_memory import MessageCreate, ThreadCreate
 from chad_memory.stores import ThreadStore
@@ -49,30 +48,24 @@ async def test_create_answers_the_protocol_thread(client: httpx.AsyncClient) -> 
     assert datetime.fromisoformat(data["created_at"]).utcoffset() is not None
 
 
-@pytest.mark.parametrize(
-    ("body", "params", "loc"),
-    [
-        ({"agent_type": "chat"}, {}, ["body", "model"]),  # AgentKit: missing fields are 422
-        ({**THREAD, "title": ""}, {}, ["body", "title"]),
-        ({**THREAD, "title": None, "actor": "bob"}, {}, ["body", "actor"]),
-        ({**THREAD, "agent_type": "chat\x00"}, {}, ["body", "agent_type"]),
-        ({**THREAD, "model": "m" * 513}, {}, ["body", "model"]),
-        (None, {"agent_type": "chat", "model": "m"}, ["query", "provider"]),
-        (None, {**THREAD, "agent_type": "chat\x00"}, ["query", "agent_type"]),
-        (None, {**THREAD, "title": ""}, ["query", "title"]),
-        (None, {}, ["query", "agent_type"]),
-        (THREAD, {"title": "in the query too"}, ["query", "title"]),
-    ],
-)
-async def test_create_refuses_bad_input(
-    client: httpx.AsyncClient,
-    threads: ThreadStore,
-    body: dict[str, Any] | None,
-    params: dict[str, str],
-    loc: list[str],
-) -> None:
-    resp = await client.post("/api/threads", json=body, params=params)
-    assert loc in errors_at(resp)
+BAD_CREATES: list[tuple[dict[str, Any] | None, dict[str, str], list[str]]] = [
+    ({"agent_type": "chat"}, {}, ["body", "model"]),  # AgentKit: missing fields are 422
+    ({**THREAD, "title": ""}, {}, ["body", "title"]),
+    ({**THREAD, "title": None, "actor": "bob"}, {}, ["body", "actor"]),
+    ({**THREAD, "agent_type": "chat\x00"}, {}, ["body", "agent_type"]),
+    ({**THREAD, "model": "m" * 513}, {}, ["body", "model"]),
+    (None, {"agent_type": "chat", "model": "m"}, ["query", "provider"]),
+    (None, {**THREAD, "agent_type": "chat\x00"}, ["query", "agent_type"]),
+    (None, {**THREAD, "title": ""}, ["query", "title"]),
+    (None, {}, ["query", "agent_type"]),
+    (THREAD, {"title": "in the query too"}, ["query", "title"]),
+]
+
+
+async def test_create_refuses_bad_input(client: httpx.AsyncClient, threads: ThreadStore) -> None:
+    for body, params, loc in BAD_CREATES:
+        resp = await client.post("/api/threads", json=body, params=params)
+        assert loc in errors_at(resp), (body, params)
     assert (await threads.list_threads("local")).items == []
 
 
@@ -134,24 +127,25 @@ async def test_patch_renames_and_answers_id_title_updated_at(client: httpx.Async
     assert body["updated_at"] > thread["updated_at"]
 
 
-@pytest.mark.parametrize("body", [None, {}])
 async def test_patch_without_a_title_keeps_it_and_touches_the_thread(
-    client: httpx.AsyncClient, body: dict[str, Any] | None
+    client: httpx.AsyncClient,
 ) -> None:
     thread = await new_thread(client, title="Kept")
-    resp = await client.patch(f"/api/threads/{thread['id']}", json=body)
-    assert resp.status_code == 200, resp.text
-    assert resp.json()["title"] == "Kept"
-    assert resp.json()["updated_at"] > thread["updated_at"]
+    before = thread["updated_at"]
+    no_title: list[dict[str, Any] | None] = [None, {}]
+    for body in no_title:
+        resp = await client.patch(f"/api/threads/{thread['id']}", json=body)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["title"] == "Kept"
+        assert resp.json()["updated_at"] > before
+        before = resp.json()["updated_at"]
 
 
-@pytest.mark.parametrize(
-    "body", [{"title": None}, {"title": ""}, {"title": 7}, {"metadata": {"a": 1}}, ["x"]]
-)
-async def test_patch_refuses_bad_input(client: httpx.AsyncClient, body: Any) -> None:
+async def test_patch_refuses_bad_input(client: httpx.AsyncClient) -> None:
     thread = await new_thread(client, title="Kept")
-    resp = await client.patch(f"/api/threads/{thread['id']}", json=body)
-    assert resp.status_code == 422, resp.text
+    for body in ({"title": None}, {"title": ""}, {"title": 7}, {"metadata": {"a": 1}}, ["x"]):
+        resp = await client.patch(f"/api/threads/{thread['id']}", json=body)
+        assert resp.status_code == 422, (body, resp.text)
     got = await client.get(f"/api/threads/{thread['id']}")
     assert got.json() == thread
 
@@ -200,25 +194,23 @@ async def test_messages_keep_exactly_what_was_sent(client: httpx.AsyncClient) ->
     assert got["updated_at"] == answers[-1]["created_at"]
 
 
-@pytest.mark.parametrize(
-    ("body", "loc"),
-    [
-        ({"role": "robot", "content": "beep"}, ["body", "role"]),
-        ({"content": "no role"}, ["body", "role"]),
-        ({"role": "user", "artifact_data": "just text"}, ["body", "artifact_data"]),
-        ({"role": "user", "artifact_data": [1, 2]}, ["body", "artifact_data"]),
-        ({"role": "user", "metadata": "text"}, ["body", "metadata"]),
-        ({"role": "user", "content": "nul\x00"}, ["body", "content"]),
-        ({"role": "user", "content": 5}, ["body", "content"]),
-        ({"role": "user", "tool_calls": []}, ["body", "tool_calls"]),
-    ],
-)
-async def test_messages_refuse_bad_input(
-    client: httpx.AsyncClient, body: dict[str, Any], loc: list[str]
-) -> None:
+BAD_MESSAGES: list[tuple[dict[str, Any], list[str]]] = [
+    ({"role": "robot", "content": "beep"}, ["body", "role"]),
+    ({"content": "no role"}, ["body", "role"]),
+    ({"role": "user", "artifact_data": "just text"}, ["body", "artifact_data"]),
+    ({"role": "user", "artifact_data": [1, 2]}, ["body", "artifact_data"]),
+    ({"role": "user", "metadata": "text"}, ["body", "metadata"]),
+    ({"role": "user", "content": "nul\x00"}, ["body", "content"]),
+    ({"role": "user", "content": 5}, ["body", "content"]),
+    ({"role": "user", "tool_calls": []}, ["body", "tool_calls"]),
+]
+
+
+async def test_messages_refuse_bad_input(client: httpx.AsyncClient) -> None:
     thread = await new_thread(client)
-    resp = await client.post(f"/api/threads/{thread['id']}/messages", json=body)
-    assert loc in errors_at(resp)
+    for body, loc in BAD_MESSAGES:
+        resp = await client.post(f"/api/threads/{thread['id']}/messages", json=body)
+        assert loc in errors_at(resp), body
     assert (await client.get(f"/api/threads/{thread['id']}/messages")).json() == {"messages": []}
 
 
