@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import health, memory, runs, threads
+from apps.core_api.routers import agentkit, health, memory, runs, threads
 from chad_memory.database import Database, check_db_connection, create_engine, resolve_database_url
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import Settings, get_settings
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
     from chad_memory.embedded_supervisor import EmbeddedSupervisor
 
 logger = logging.getLogger("chad_memory.api")
+
+# What a browser front end may use across origins (CORS_ORIGINS): every method the routes
+# answer, and the request headers they read. X-Actor-ID is not among them: it is for an
+# auth proxy, never a browser.
+CORS_METHODS = ("GET", "POST", "PATCH", "DELETE")
+CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
 
 
 def create_app(
@@ -82,11 +89,25 @@ def create_app(
     install_error_handlers(app)
     # Added last = outermost: the access log sees every answer, 413/415 included.
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Outside the body guard, so a browser can read its 413/415 answers too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_HEADERS),
+            expose_headers=["Retry-After", "X-Total-Exact"],
+            # Browsers send no cookies or HTTP auth here; an API key is a header the page
+            # sets itself, which needs no credentials mode.
+            allow_credentials=False,
+            max_age=600,
+        )
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(agentkit.router)
     return app
 
 
