@@ -87,6 +87,17 @@ class PoolExhaustedError(DatabaseUnavailableError):
     """Every pooled connection stayed busy for `db_pool_timeout` seconds."""
 
 
+class AuthenticationError(ChadMemoryError):
+    """The service refused the API key (HTTP 401): missing, unknown or revoked."""
+
+
+class ServiceUnreachableError(ChadMemoryError):
+    """The client could not reach the service at all (connection refused, DNS, timeout
+    while connecting), after its retries; nothing was sent."""
+
+    retryable = True
+
+
 class EmbeddedServerUnavailableError(ChadMemoryError):
     """Neither DATABASE_URL nor the `embedded` extra is available."""
 
