@@ -42,6 +42,15 @@ class EmbeddingDimensionError(InvalidInputError):
         self.got = got
 
 
+class UndecodableBodyError(InvalidInputError):
+    """A request body that cannot be decoded at all (not the protobuf or JSON it claims to
+    be, bad gzip): the service answers 400, as OTLP/HTTP prescribes, not 422."""
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A body over the size limit once decompressed (the service answers 413)."""
+
+
 class IdempotencyKeyReusedError(InvalidInputError):
     """The idempotency key was used before with a different request body."""
 

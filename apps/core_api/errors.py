@@ -19,6 +19,8 @@ from chad_memory.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
+    UndecodableBodyError,
 )
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ STATUS_BY_ERROR: dict[type[ChadMemoryError], int] = {
     ForbiddenError: 403,
     ConflictError: 409,
     InvalidInputError: 422,
+    UndecodableBodyError: 400,
+    PayloadTooLargeError: 413,
     DatabaseUnavailableError: 503,
     # statement_timeout fired: the database answered, too slowly.
     DatabaseTimeoutError: 504,

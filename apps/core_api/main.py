@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import health, memory, runs, threads
+from apps.core_api.routers import health, memory, otlp, runs, threads
 from chad_memory.database import (
     check_db_connection,
     close_db_connections,
@@ -23,6 +23,7 @@ from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores.traces import TraceStore
 
 logger = logging.getLogger("chad_memory.api")
 
@@ -40,6 +41,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         app.state.vector_store = PgVectorStore(app.state.session_factory)
         app.state.key_store = ApiKeyStore(app.state.session_factory)
         app.state.thread_store = ThreadStore(app.state.session_factory)
+        app.state.trace_store = TraceStore(app.state.session_factory)
         if not await check_db_connection(app.state.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
@@ -61,12 +63,17 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     app.state.settings = settings
     install_error_handlers(app)
     # Added last = outermost: the access log sees every answer, 413/415 included.
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        binary_paths=frozenset({"/v1/traces"}),
+    )
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(otlp.router)
     return app
 
 

@@ -133,6 +133,10 @@ class RunListQuery(BaseModel):
     name: ShortText | None = None
     thread_id: uuid.UUID | None = None
     trace_id: ShortText | None = None
+    conversation_id: ShortText | None = Field(
+        default=None,
+        description="runs of one OTLP conversation (gen_ai.conversation.id or session.id)",
+    )
     tag: ShortText | None = None
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None

@@ -46,6 +46,7 @@ from chad_memory.schemas import (
     StepRecord,
 )
 from chad_memory.stores.limits import check_batch, check_page, row_values
+from chad_memory.stores.traces import conversation_thread_id
 from chad_memory.stores.transactions import (
     Attempt,
     RetryPolicy,
@@ -114,6 +115,11 @@ def run_conditions(filters: RunFilter) -> list[ColumnElement[bool]]:
         conds.append(Run.thread_id == filters.thread_id)
     if filters.trace_id is not None:
         conds.append(Run.trace_id == filters.trace_id)
+    if filters.conversation_id is not None:
+        if filters.actor is None:
+            raise InvalidInputError("conversation_id filters need an actor: ids are per actor")
+        thread_id = conversation_thread_id(filters.actor, filters.conversation_id)
+        conds.append(Run.thread_id == thread_id)
     if filters.tag is not None:
         conds.append(Run.tags.contains([filters.tag]))
     if filters.created_after is not None:

@@ -71,7 +71,7 @@ async def test_downgrade_refuses_shared_trace_ids_and_keeps_the_data(admin_url: 
                     "(gen_random_uuid(), 'bob', 'U')"
                 )
             )
-        with pytest.raises(RuntimeError, match="1 trace id.*more than one actor"):
+        with pytest.raises(RuntimeError, match=r"1 trace id.*more than one actor"):
             await asyncio.to_thread(downgrade, url, "005")
         async with engine.connect() as conn:
             version = await conn.scalar(text("SELECT version_num FROM alembic_version"))

@@ -140,6 +140,7 @@ async def list_runs(
                 "name",
                 "thread_id",
                 "trace_id",
+                "conversation_id",
                 "tag",
                 "created_after",
                 "created_before",
