@@ -69,6 +69,12 @@ _FLAT_MESSAGE = re.compile(
     r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|llm\.output_messages)\.(\d+)\.(.+)$"
 )
 _INPUT_PREFIXES = ("gen_ai.prompt", "llm.input_messages")
+_FLAT_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+)
 
 
 def first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -125,6 +131,8 @@ def _flat_messages(attributes: dict[str, Any], inputs: bool) -> tuple[list[Any],
     found: dict[int, dict[str, Any]] = {}
     keys = []
     for key, value in attributes.items():
+        if not key.startswith(_FLAT_PREFIXES):  # cheap test first: most keys are not
+            continue
         match = _FLAT_MESSAGE.match(key)
         if match is None or (match.group(1) in _INPUT_PREFIXES) != inputs:
             continue

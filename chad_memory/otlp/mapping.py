@@ -23,7 +23,7 @@ from chad_memory.errors import InvalidInputError
 from chad_memory.otlp import conventions as c
 from chad_memory.otlp.values import hex_id, key_values, timestamp
 from chad_memory.schemas import LLMCallFields, RunStatus, StepFields, StepStatus
-from chad_memory.validation import check_json, check_text
+from chad_memory.validation import check_text, json_text
 
 # How many rejection reasons the partial-success message quotes (it says how many more).
 MAX_QUOTED_ERRORS = 5
@@ -45,7 +45,12 @@ class MappedSpan:
     trace_id: str
     span_id: str
     parent_span_id: str | None
+    # The step's scalar fields, checked by StepFields; its JSON values (input, output,
+    # metadata) are carried as the checked JSON text that is stored (`json_text`).
     step: StepFields
+    input_json: str
+    output_json: str
+    metadata_json: str
     call: LLMCallFields | None
     agent: str | None
     resource: dict[str, Any]
@@ -89,7 +94,6 @@ def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
     for resource_spans in request.resource_spans:
         try:
             resource = key_values(resource_spans.resource.attributes, "resource attribute")
-            check_json(resource, "resource attributes")
         except InvalidInputError as exc:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
@@ -194,13 +198,10 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
         name=span.name or None,
         type=_text(operation),
         status=step_status,
-        input=inputs,
-        output=outputs,
         error=error,
         started_at=started,
         completed_at=ended,
         duration_ms=duration,
-        metadata=metadata,
     )
     call = None
     if operation in c.LLM_OPERATIONS:
@@ -231,6 +232,9 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
         span_id=span_id,
         parent_span_id=parent,
         step=step,
+        input_json=json_text(inputs, "input"),
+        output_json=json_text(outputs, "output"),
+        metadata_json=json_text(metadata, "metadata"),
         call=call,
         agent=agent,
         resource=resource,

@@ -28,6 +28,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -39,10 +40,10 @@ if TYPE_CHECKING:  # the mapping imports the stores' package; only its type is n
 
 # uuid5 namespace of conversation threads (any fixed uuid; this one is uuid5(URL, ...)).
 CONVERSATION_NAMESPACE = uuid.UUID("0d8e1f3a-6f5c-5b9a-9a44-6d0c7c2e9b11")
-# Temporary step indexes: new steps at TEMP_NEW + i, moved steps at TEMP_MOVED + rank.
-# Both far above any real index and apart from each other (a request holds < 2**29 spans).
-TEMP_NEW = 2**30
-TEMP_MOVED = 2**30 + 2**29
+# Stored steps whose index changes wait at TEMP_MOVED + their new index, far above any
+# real one, while the new steps take their places (the unique index is checked per row).
+TEMP_MOVED = 2**30
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def conversation_thread_id(actor: str, conversation_id: str) -> uuid.UUID:
@@ -104,27 +105,34 @@ _ROOT_UPDATE = text(
 _INSERT_STEPS = text(
     "INSERT INTO steps (id, run_id, step_index, parent_step_id, name, type, status, input, "
     "output, error, started_at, completed_at, duration_ms, metadata) "
-    "SELECT u.id, u.run_id, u.step_index, "
-    "COALESCE(u.parent, (SELECT p.id FROM steps p WHERE p.id = u.maybe_parent)), "
-    "u.name, u.type, u.status, u.input, u.output, u.error, u.started_at, u.completed_at, "
-    "u.duration_ms, u.metadata "
-    "FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), CAST(:indexes AS int4[]), "
-    "CAST(:parents AS uuid[]), CAST(:maybe_parents AS uuid[]), CAST(:names AS text[]), "
+    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
+    "CAST(:indexes AS int4[]), CAST(:parents AS uuid[]), CAST(:names AS text[]), "
     "CAST(:types AS text[]), CAST(:statuses AS text[]), CAST(:inputs AS jsonb[]), "
     "CAST(:outputs AS jsonb[]), CAST(:errors AS text[]), CAST(:started AS timestamptz[]), "
     "CAST(:completed AS timestamptz[]), CAST(:durations AS float8[]), "
-    "CAST(:metadata AS jsonb[])) AS u(id, run_id, step_index, parent, maybe_parent, name, "
-    "type, status, input, output, error, started_at, completed_at, duration_ms, metadata) "
+    "CAST(:metadata AS jsonb[])) "
     "ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 
-# Children stored before their parent: linked now that the parent is here.
-_LINK_CHILDREN = text(
-    "UPDATE steps AS c SET parent_step_id = u.id "
-    "FROM unnest(CAST(:run_ids AS uuid[]), CAST(:span_ids AS text[]), CAST(:ids AS uuid[])) "
-    "AS u(run_id, span_id, id) "
-    "WHERE c.run_id = u.run_id AND c.parent_step_id IS NULL "
-    "AND c.metadata -> 'otel' ->> 'parent_span_id' = u.span_id"
+# What ordering and linking need to know of the steps already stored for a run.
+_STORED_STEPS = text(
+    "SELECT id, run_id, step_index, started_at, completed_at, parent_step_id, "
+    "metadata -> 'otel' ->> 'parent_span_id' AS parent_span_id "
+    "FROM steps WHERE run_id = ANY(CAST(:run_ids AS uuid[]))"
+)
+
+# Stored steps whose index changes move out of the way first, so the new steps can go
+# straight to their final index; then they (and children whose parent just arrived) land.
+_MOVE_ASIDE = text(
+    f"UPDATE steps SET step_index = {TEMP_MOVED} + u.rank "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:ranks AS int4[])) AS u(id, rank) "
+    "WHERE steps.id = u.id"
+)
+_SETTLE = text(
+    "UPDATE steps SET step_index = COALESCE(u.rank, steps.step_index), "
+    "parent_step_id = COALESCE(u.parent, steps.parent_step_id) "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:ranks AS int4[]), CAST(:parents AS uuid[])) "
+    "AS u(id, rank, parent) WHERE steps.id = u.id"
 )
 
 _INSERT_CALLS = text(
@@ -138,18 +146,29 @@ _INSERT_CALLS = text(
     "ON CONFLICT (id) DO NOTHING"
 )
 
-_RANK_STEPS = text(
-    "WITH ranked AS (SELECT id, step_index, (row_number() OVER (PARTITION BY run_id "
-    "ORDER BY started_at NULLS LAST, parent_step_id IS NOT NULL, completed_at DESC NULLS LAST, "
-    "id) - 1)::int4 AS rank "
-    "FROM steps WHERE run_id = ANY(CAST(:run_ids AS uuid[]))) "
-    f"UPDATE steps SET step_index = {TEMP_MOVED} + ranked.rank FROM ranked "
-    "WHERE steps.id = ranked.id AND ranked.step_index <> ranked.rank"
-)
-_SETTLE_STEPS = text(
-    f"UPDATE steps SET step_index = step_index - {TEMP_MOVED} "
-    f"WHERE run_id = ANY(CAST(:run_ids AS uuid[])) AND step_index >= {TEMP_MOVED}"
-)
+
+@dataclass(frozen=True)
+class _Placed:
+    """A step as ordering sees it: stored already (`index` set) or new (`span` set)."""
+
+    id: uuid.UUID
+    started_at: datetime | None
+    completed_at: datetime | None
+    has_parent: bool
+    index: int | None = None
+    span: MappedSpan | None = None
+
+    def order(self) -> tuple[Any, ...]:
+        """Start time; on ties roots first, then the longer step, then the id."""
+        started, completed = self.started_at, self.completed_at
+        return (
+            started is None,
+            started or _EPOCH,
+            self.has_parent,
+            completed is None,
+            -(completed - _EPOCH).total_seconds() if completed else 0.0,
+            self.id,
+        )
 
 
 class TraceStore:
@@ -179,33 +198,36 @@ class TraceStore:
             if roots["ids"]:
                 await run(_ROOT_UPDATE, **roots)
 
-            steps, spans = _steps(traces, trace_ids, run_ids)
-            new_ids = set((await run(_INSERT_STEPS, **steps)).scalars())
-            new = [
-                (span, steps["ids"][i])
-                for i, span in enumerate(spans)
-                if steps["ids"][i] in new_ids
-            ]
-            waiting = [
-                (run_ids[s.trace_id], s.span_id, i)
-                for s, i in new
-                if run_ids[s.trace_id] in existing_runs
-            ]
-            if waiting:
+            stored: list[Any] = []
+            if existing_runs:
+                stored = list(await run(_STORED_STEPS, run_ids=sorted(existing_runs)))
+            plan = _plan(traces, trace_ids, run_ids, stored)
+            if plan.moved:
+                await run(_MOVE_ASIDE, ids=list(plan.moved), ranks=list(plan.moved.values()))
+            new_ids: set[uuid.UUID] = set()
+            if plan.new:
+                new_ids = set((await run(_INSERT_STEPS, **_steps(plan.new))).scalars())
+            settle: dict[uuid.UUID, tuple[int | None, uuid.UUID | None]] = {
+                i: (r, None) for i, r in plan.moved.items()
+            }
+            for child, parent in plan.links.items():
+                settle[child] = (settle.get(child, (None, None))[0], parent)
+            if settle:
+                ids = list(settle)
                 await run(
-                    _LINK_CHILDREN,
-                    run_ids=[w[0] for w in waiting],
-                    span_ids=[w[1] for w in waiting],
-                    ids=[w[2] for w in waiting],
+                    _SETTLE,
+                    ids=ids,
+                    ranks=[settle[i][0] for i in ids],
+                    parents=[settle[i][1] for i in ids],
                 )
-            calls = _calls([(s, i, run_ids[s.trace_id]) for s, i in new if s.call is not None])
+            new = [n for n in plan.new if n.placed.id in new_ids]
+            calls = _calls(
+                [(n.placed, n.run_id) for n in new if n.placed.span and n.placed.span.call]
+            )
             if calls["ids"]:
                 await run(_INSERT_CALLS, **calls)
-            touched = sorted({run_ids[s.trace_id] for s, _ in new})
-            if touched:
-                await run(_RANK_STEPS, run_ids=touched)
-                await run(_SETTLE_STEPS, run_ids=touched)
-        return SavedSpans(stored=len(new), duplicates=len(spans) - len(new))
+        spans = sum(len(traces[t]) for t in trace_ids)
+        return SavedSpans(stored=len(new), duplicates=spans - len(new))
 
 
 def _first(spans: list[MappedSpan]) -> MappedSpan:
@@ -290,15 +312,90 @@ def _roots(
     return params
 
 
-def _steps(
-    traces: dict[str, list[MappedSpan]], trace_ids: list[str], run_ids: dict[str, uuid.UUID]
-) -> tuple[dict[str, list[Any]], list[MappedSpan]]:
+@dataclass(frozen=True)
+class _New:
+    """A new step: where it goes (run, final index) and its parent step, if present."""
+
+    placed: _Placed
+    run_id: uuid.UUID
+    index: int
+    parent: uuid.UUID | None
+
+
+@dataclass
+class _Plan:
+    """What one export changes: new steps (with final index and parent), stored steps that
+    move (id -> final index), and stored children whose parent arrives (id -> parent)."""
+
+    new: list[_New]
+    moved: dict[uuid.UUID, int]
+    links: dict[uuid.UUID, uuid.UUID]
+
+
+def _plan(
+    traces: dict[str, list[MappedSpan]],
+    trace_ids: list[str],
+    run_ids: dict[str, uuid.UUID],
+    stored_rows: Sequence[Any],
+) -> _Plan:
+    by_run: dict[uuid.UUID, list[Any]] = {}
+    for row in stored_rows:
+        by_run.setdefault(row.run_id, []).append(row)
+    plan = _Plan(new=[], moved={}, links={})
+    for trace_id in trace_ids:
+        run_id = run_ids[trace_id]
+        rows = by_run.get(run_id, [])
+        known = {row.id for row in rows}
+        step_ids = {s.span_id: span_step_id(run_id, s.span_id) for s in traces[trace_id]}
+        fresh = [s for s in traces[trace_id] if step_ids[s.span_id] not in known]
+        if not fresh:
+            continue
+        arriving = {step_ids[s.span_id]: s.span_id for s in fresh}
+        present = known | arriving.keys()
+        placed = [
+            _Placed(
+                id=row.id,
+                started_at=row.started_at,
+                completed_at=row.completed_at,
+                has_parent=row.parent_step_id is not None or row.parent_span_id is not None,
+                index=row.step_index,
+            )
+            for row in rows
+        ]
+        placed += [
+            _Placed(
+                id=step_ids[s.span_id],
+                started_at=s.step.started_at,
+                completed_at=s.step.completed_at,
+                has_parent=s.parent_span_id is not None,
+                span=s,
+            )
+            for s in fresh
+        ]
+        for rank, item in enumerate(sorted(placed, key=_Placed.order)):
+            if item.span is None:
+                if item.index != rank:
+                    plan.moved[item.id] = rank
+                continue
+            parent = None
+            parent_span = item.span.parent_span_id
+            if parent_span is not None:
+                candidate = step_ids.get(parent_span) or span_step_id(run_id, parent_span)
+                parent = candidate if candidate in present else None
+            plan.new.append(_New(item, run_id, rank, parent))
+        arriving_spans = {span: step_id for step_id, span in arriving.items()}
+        for row in rows:
+            if row.parent_step_id is None and row.parent_span_id in arriving_spans:
+                plan.links[row.id] = arriving_spans[row.parent_span_id]
+    return plan
+
+
+def _steps(new: Sequence[_New]) -> dict[str, list[Any]]:
     names = [
         "ids",
         "run_ids",
         "indexes",
         "parents",
-        "maybe_parents",
         "names",
         "types",
         "statuses",
@@ -311,39 +408,27 @@ def _steps(
         "metadata",
     ]
     params: dict[str, list[Any]] = {k: [] for k in names}
-    spans: list[MappedSpan] = []
-    for trace_id in trace_ids:
-        run_id = run_ids[trace_id]
-        here = {s.span_id for s in traces[trace_id]}
-        for span in traces[trace_id]:
-            step = span.step
-            parent = None
-            maybe = None
-            if span.parent_span_id is not None:
-                parent_id = span_step_id(run_id, span.parent_span_id)
-                parent, maybe = (
-                    (parent_id, None) if span.parent_span_id in here else (None, parent_id)
-                )
-            params["ids"].append(span_step_id(run_id, span.span_id))
-            params["run_ids"].append(run_id)
-            params["indexes"].append(TEMP_NEW + len(spans))
-            params["parents"].append(parent)
-            params["maybe_parents"].append(maybe)
-            params["names"].append(step.name)
-            params["types"].append(step.type)
-            params["statuses"].append(step.status)
-            params["inputs"].append(_json(step.input))
-            params["outputs"].append(_json(step.output))
-            params["errors"].append(step.error)
-            params["started"].append(step.started_at)
-            params["completed"].append(step.completed_at)
-            params["durations"].append(step.duration_ms)
-            params["metadata"].append(_json(step.metadata))
-            spans.append(span)
-    return params, spans
+    for entry in new:
+        assert entry.placed.span is not None
+        step = entry.placed.span.step
+        params["ids"].append(entry.placed.id)
+        params["run_ids"].append(entry.run_id)
+        params["indexes"].append(entry.index)
+        params["parents"].append(entry.parent)
+        params["names"].append(step.name)
+        params["types"].append(step.type)
+        params["statuses"].append(step.status)
+        params["inputs"].append(entry.placed.span.input_json)
+        params["outputs"].append(entry.placed.span.output_json)
+        params["errors"].append(step.error)
+        params["started"].append(step.started_at)
+        params["completed"].append(step.completed_at)
+        params["durations"].append(step.duration_ms)
+        params["metadata"].append(entry.placed.span.metadata_json)
+    return params
 
 
-def _calls(new: Sequence[tuple[MappedSpan, uuid.UUID, uuid.UUID]]) -> dict[str, list[Any]]:
+def _calls(new: Sequence[tuple[_Placed, uuid.UUID]]) -> dict[str, list[Any]]:
     names = [
         "ids",
         "run_ids",
@@ -361,12 +446,13 @@ def _calls(new: Sequence[tuple[MappedSpan, uuid.UUID, uuid.UUID]]) -> dict[str, 
         "responses",
     ]
     params: dict[str, list[Any]] = {k: [] for k in names}
-    for span, step_id, run_id in new:
-        call = span.call
-        assert call is not None
-        params["ids"].append(span_call_id(run_id, span.span_id))
+    for item, run_id in new:
+        assert item.span is not None
+        assert item.span.call is not None
+        call = item.span.call
+        params["ids"].append(span_call_id(run_id, item.span.span_id))
         params["run_ids"].append(run_id)
-        params["step_ids"].append(step_id)
+        params["step_ids"].append(item.id)
         params["providers"].append(call.provider)
         params["models"].append(call.model)
         params["prompt"].append(call.prompt_tokens)
