@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,12 +27,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chad_memory import ApiKeyStore
 from chad_memory.client import ChadMemoryClient
 from chad_memory.schemas import RunFilter
-from tests.api.test_serve_process import CLI, free_port
+from tests.api.test_serve_process import CLI, ROOT, free_port
+
+
+def readme_client_block() -> str:
+    """The README's Python client tour, as a newcomer would paste it."""
+    section = (ROOT / "README.md").read_text().split("## Python client", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    assert len(blocks) == 1, "README's client tour lost its python block"
+    return str(blocks[0])
 
 
 @asynccontextmanager
-async def serve(database_url: str) -> AsyncIterator[str]:
-    """`chad-memory serve` on a free port; yields its base URL, stops it with SIGTERM."""
+async def serve(database_url: str) -> AsyncIterator[tuple[str, int]]:
+    """`chad-memory serve` on a free port; yields its base URL and port, stops it."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         str(CLI),
@@ -56,7 +66,7 @@ async def serve(database_url: str) -> AsyncIterator[str]:
                     pass
                 assert time.monotonic() < deadline, "serve did not start"
                 await asyncio.sleep(0.2)
-        yield base
+        yield base, port
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -137,11 +147,13 @@ def agent_trace() -> tuple[list[ReadableSpan], list[ReadableSpan]]:
 async def test_sdk_exporter_to_serve_maps_a_trace(
     database_url: str, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
-    secret = (await ApiKeyStore(session_factory).create_key("alice")).secret
+    keys = ApiKeyStore(session_factory)
+    secret = (await keys.create_key("alice")).secret
+    bob = (await keys.create_key("bob")).secret
     good, failed = agent_trace()
     chat, anthropic, tool, root = good  # the order in which they ended
     trace_id = format(root.context.trace_id, "032x")
-    async with serve(database_url) as base:
+    async with serve(database_url) as (base, port):
         exporter = OTLPSpanExporter(
             endpoint=f"{base}/v1/traces",
             headers={"Authorization": f"Bearer {secret}"},
@@ -214,3 +226,20 @@ async def test_sdk_exporter_to_serve_maps_a_trace(
             assert (broken.status, client.get_run(broken.id).error) == ("failed", "agent crashed")
             [broken_step] = client.get_steps(broken.id)
             assert (broken_step.status, broken_step.error) == ("failed", "agent crashed")
+
+        # The README's client tour, twice: the second time replays the same run.
+        for _ in range(2):
+            tour = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                readme_client_block(),
+                env={**os.environ, "ALICE": secret, "BOB": bob, "PORT": str(port)},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(tour.communicate(), timeout=60)
+            assert tour.returncode == 0, err.decode()[-2000:]
+            lines = out.decode().splitlines()
+            assert lines[:2] == ["succeeded", "1500"]
+            assert lines[2].startswith("403 GET /runs/")
+            assert lines[2].endswith("belongs to another actor")
