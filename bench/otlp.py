@@ -178,6 +178,45 @@ async def save_steps_rate(db: str, n: int, batch: int) -> float:
     return rate
 
 
+async def breakdown(spans: list[Any], batch: int) -> list[list[Any]]:
+    """Where a span's time goes, in this process, beside save_steps' time per row: the
+    exporter's encoding, decoding + mapping (chad_memory.otlp), and TraceStore.save_spans."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from chad_memory.database import create_engine, get_session_factory
+    from chad_memory.otlp import TraceStore, map_request
+    from chad_memory.otlp.wire import PROTOBUF, decode_request
+
+    db = await create_database("bench_otlp_parts")
+    try:
+        n = len(spans)
+        t0 = time.perf_counter()
+        bodies = [
+            encode_spans(spans[i : i + batch]).SerializeToString() for i in range(0, n, batch)
+        ]
+        t1 = time.perf_counter()
+        mapped = [map_request(decode_request(body, PROTOBUF)) for body in bodies]
+        t2 = time.perf_counter()
+        engine = create_engine(sqlalchemy_url(db), pool_size=2)
+        store = TraceStore(get_session_factory(engine))
+        t3 = time.perf_counter()
+        for item in mapped:
+            await store.save_spans(item.traces, actor="alice")
+        t4 = time.perf_counter()
+        await engine.dispose()
+        per_row = 1e6 / await save_steps_rate(db, n, batch)
+    finally:
+        await drop_database(db)
+    parts = [
+        ("exporter: encode_spans + SerializeToString", t1 - t0),
+        ("server: decode + map_request", t2 - t1),
+        ("server: TraceStore.save_spans", t4 - t3),
+    ]
+    rows = [[name, seconds / n * 1e6, seconds / n * 1e6 / per_row] for name, seconds in parts]
+    rows.append(["save_steps (baseline), per row", per_row, 1.0])
+    return rows
+
+
 async def main(total: int, batch: int, trace_size: int, repeats: int) -> None:
     say(load_line())
     say(f"making {total:,} spans with the SDK (not timed)")
@@ -199,6 +238,9 @@ async def main(total: int, batch: int, trace_size: int, repeats: int) -> None:
         rows.append([attempt + 1, round(rate), round(baseline), rate / baseline])
     print(table(["pass", "OTLP spans/s", "save_steps rows/s", "ratio"], rows))
     print(f"median ratio {statistics.median(ratios):.2f} (goal >= 0.50); {load_line()}")
+    parts = await breakdown(spans[: min(total, 20 * batch)], batch)
+    print(table(["part (in-process)", "us per span", "x save_steps per row"], parts))
+    print(load_line())
 
 
 if __name__ == "__main__":

@@ -97,17 +97,17 @@ def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
         except InvalidInputError as exc:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    mapped.refuse(f"span {span.span_id.hex()}", str(exc))
+                    mapped.refuse(_name(span), str(exc))
             continue
         for scope_spans, span in _spans(resource_spans):
             scope = {"name": scope_spans.scope.name, "version": scope_spans.scope.version}
             try:
                 item = map_span(span, resource, scope)
             except InvalidInputError as exc:
-                mapped.refuse(f"span {span.span_id.hex()}", str(exc))
+                mapped.refuse(_name(span), str(exc))
                 continue
             except ValidationError as exc:
-                mapped.refuse(f"span {span.span_id.hex()}", _validation_message(exc))
+                mapped.refuse(_name(span), _validation_message(exc))
                 continue
             key = (item.trace_id, item.span_id)
             if key in seen:  # the same span twice in one export: stored once
@@ -121,6 +121,10 @@ def _spans(resource_spans: ResourceSpans) -> Iterable[tuple[Any, Span]]:
     for scope_spans in resource_spans.scope_spans:
         for span in scope_spans.spans:
             yield scope_spans, span
+
+
+def _name(span: Span) -> str:
+    return f"span {span.span_id.hex() or '(no span_id)'}"
 
 
 def _validation_message(exc: ValidationError) -> str:
