@@ -144,19 +144,40 @@ class AsyncChadMemoryClient:
         return records
 
     async def get_steps(self, run_id: uuid.UUID) -> list[StepRecord]:
-        return await self._send(calls.get_steps(run_id))
+        """Every one of the run's records, page after page (1,000 a request)."""
+        records: list[StepRecord] = []
+        cursor = None
+        while True:
+            page, cursor = await self._send(calls.get_steps(run_id, cursor))
+            records += page
+            if cursor is None:
+                return records
 
     async def save_llm_call(self, call: LLMCallCreate) -> LLMCallRecord:
         return await self._send(calls.save_llm_call(call))
 
     async def get_llm_calls(self, run_id: uuid.UUID) -> list[LLMCallRecord]:
-        return await self._send(calls.get_llm_calls(run_id))
+        """Every one of the run's records, page after page (1,000 a request)."""
+        records: list[LLMCallRecord] = []
+        cursor = None
+        while True:
+            page, cursor = await self._send(calls.get_llm_calls(run_id, cursor))
+            records += page
+            if cursor is None:
+                return records
 
     async def save_artifact(self, artifact: ArtifactCreate) -> ArtifactRecord:
         return await self._send(calls.save_artifact(artifact))
 
     async def get_artifacts(self, run_id: uuid.UUID) -> list[ArtifactRecord]:
-        return await self._send(calls.get_artifacts(run_id))
+        """Every one of the run's records, page after page (1,000 a request)."""
+        records: list[ArtifactRecord] = []
+        cursor = None
+        while True:
+            page, cursor = await self._send(calls.get_artifacts(run_id, cursor))
+            records += page
+            if cursor is None:
+                return records
 
     # Memory ---------------------------------------------------------------------------
 

@@ -51,6 +51,9 @@ from chad_memory.schemas import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
+# A child list's page: its records and the cursor of the next page (None: the last one).
+ChildPage = tuple[list[R], str | None]
 
 # The service's own per-request bounds (apps/core_api/schemas.py): batches larger than
 # these are sent as several requests.
@@ -121,6 +124,12 @@ def _model(cls: type[BaseModel]) -> Callable[[httpx.Response], Any]:
 def _items(cls: type[BaseModel]) -> Callable[[httpx.Response], Any]:
     adapter = TypeAdapter(list[cls])  # type: ignore[valid-type]
     return lambda r: adapter.validate_python(r.json())
+
+
+def _child_page(cls: type[BaseModel]) -> Callable[[httpx.Response], Any]:
+    """A child list's page: the records, and the X-Next-Cursor header (None: last page)."""
+    adapter = TypeAdapter(list[cls])  # type: ignore[valid-type]
+    return lambda r: (adapter.validate_python(r.json()), r.headers.get("X-Next-Cursor"))
 
 
 def _page(cls: type[BaseModel]) -> Callable[[httpx.Response], Any]:
@@ -222,8 +231,14 @@ def save_steps(steps: Sequence[StepCreate]) -> list[tuple[list[int], Call[list[S
     return calls
 
 
-def get_steps(run_id: uuid.UUID) -> Call[list[StepRecord]]:
-    return Call("GET", f"/runs/{run_id}/steps", _items(StepRecord))
+def get_steps(run_id: uuid.UUID, cursor: str | None) -> Call[ChildPage[StepRecord]]:
+    """One page of a run's steps (up to 1,000); the client follows the cursor."""
+    params = (
+        {"limit": MAX_CHILDREN_PER_REQUEST}
+        if cursor is None
+        else {"limit": MAX_CHILDREN_PER_REQUEST, "cursor": cursor}
+    )
+    return Call("GET", f"/runs/{run_id}/steps", _child_page(StepRecord), params=params)
 
 
 def save_llm_call(call: LLMCallCreate) -> Call[LLMCallRecord]:
@@ -232,8 +247,14 @@ def save_llm_call(call: LLMCallCreate) -> Call[LLMCallRecord]:
     return Call("POST", f"/runs/{call.run_id}/llm-calls", _model(LLMCallRecord), json=body)
 
 
-def get_llm_calls(run_id: uuid.UUID) -> Call[list[LLMCallRecord]]:
-    return Call("GET", f"/runs/{run_id}/llm-calls", _items(LLMCallRecord))
+def get_llm_calls(run_id: uuid.UUID, cursor: str | None) -> Call[ChildPage[LLMCallRecord]]:
+    """One page of a run's llm-calls (up to 1,000); the client follows the cursor."""
+    params = (
+        {"limit": MAX_CHILDREN_PER_REQUEST}
+        if cursor is None
+        else {"limit": MAX_CHILDREN_PER_REQUEST, "cursor": cursor}
+    )
+    return Call("GET", f"/runs/{run_id}/llm-calls", _child_page(LLMCallRecord), params=params)
 
 
 def save_artifact(artifact: ArtifactCreate) -> Call[ArtifactRecord]:
@@ -242,8 +263,14 @@ def save_artifact(artifact: ArtifactCreate) -> Call[ArtifactRecord]:
     return Call("POST", f"/runs/{artifact.run_id}/artifacts", _model(ArtifactRecord), json=body)
 
 
-def get_artifacts(run_id: uuid.UUID) -> Call[list[ArtifactRecord]]:
-    return Call("GET", f"/runs/{run_id}/artifacts", _items(ArtifactRecord))
+def get_artifacts(run_id: uuid.UUID, cursor: str | None) -> Call[ChildPage[ArtifactRecord]]:
+    """One page of a run's artifacts (up to 1,000); the client follows the cursor."""
+    params = (
+        {"limit": MAX_CHILDREN_PER_REQUEST}
+        if cursor is None
+        else {"limit": MAX_CHILDREN_PER_REQUEST, "cursor": cursor}
+    )
+    return Call("GET", f"/runs/{run_id}/artifacts", _child_page(ArtifactRecord), params=params)
 
 
 # Memory -------------------------------------------------------------------------------

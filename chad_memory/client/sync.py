@@ -153,19 +153,40 @@ class ChadMemoryClient:
         return records
 
     def get_steps(self, run_id: uuid.UUID) -> list[StepRecord]:
-        return self._send(calls.get_steps(run_id))
+        """Every one of the run's records, page after page (1,000 a request)."""
+        records: list[StepRecord] = []
+        cursor = None
+        while True:
+            page, cursor = self._send(calls.get_steps(run_id, cursor))
+            records += page
+            if cursor is None:
+                return records
 
     def save_llm_call(self, call: LLMCallCreate) -> LLMCallRecord:
         return self._send(calls.save_llm_call(call))
 
     def get_llm_calls(self, run_id: uuid.UUID) -> list[LLMCallRecord]:
-        return self._send(calls.get_llm_calls(run_id))
+        """Every one of the run's records, page after page (1,000 a request)."""
+        records: list[LLMCallRecord] = []
+        cursor = None
+        while True:
+            page, cursor = self._send(calls.get_llm_calls(run_id, cursor))
+            records += page
+            if cursor is None:
+                return records
 
     def save_artifact(self, artifact: ArtifactCreate) -> ArtifactRecord:
         return self._send(calls.save_artifact(artifact))
 
     def get_artifacts(self, run_id: uuid.UUID) -> list[ArtifactRecord]:
-        return self._send(calls.get_artifacts(run_id))
+        """Every one of the run's records, page after page (1,000 a request)."""
+        records: list[ArtifactRecord] = []
+        cursor = None
+        while True:
+            page, cursor = self._send(calls.get_artifacts(run_id, cursor))
+            records += page
+            if cursor is None:
+                return records
 
     # Memory ---------------------------------------------------------------------------
 

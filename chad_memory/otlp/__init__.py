@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from chad_memory.otlp.mapping import MappedRequest, MappedSpan, map_request
-from chad_memory.stores.traces import TraceStore, conversation_thread_id
+from chad_memory.stores.conversations import conversation_thread_id
+from chad_memory.stores.traces import TraceStore
 
 
 @dataclass(frozen=True)

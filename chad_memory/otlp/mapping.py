@@ -22,8 +22,9 @@ from pydantic import ValidationError
 from chad_memory.errors import InvalidInputError
 from chad_memory.otlp import conventions as c
 from chad_memory.otlp.values import hex_id, key_values, timestamp
-from chad_memory.schemas import LLMCallFields, RunStatus, StepFields, StepStatus
+from chad_memory.schemas import LLMCallFields, StepFields
 from chad_memory.validation import check_text, json_text
+from chad_memory.vocabulary import RunStatus, StepStatus
 
 # How many rejection reasons the partial-success message quotes (it says how many more).
 MAX_QUOTED_ERRORS = 5

@@ -33,22 +33,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from chad_memory.stores.transactions import SessionFactory, retried, transaction
+from chad_memory.stores.base import Store
+from chad_memory.stores.conversations import conversation_thread_id
+from chad_memory.stores.transactions import retried, transaction
+from chad_memory.validation import check_actor
 
 if TYPE_CHECKING:  # the mapping imports the stores' package; only its type is needed here
     from chad_memory.otlp.mapping import MappedSpan
 
-# uuid5 namespace of conversation threads (any fixed uuid; this one is uuid5(URL, ...)).
-CONVERSATION_NAMESPACE = uuid.UUID("0d8e1f3a-6f5c-5b9a-9a44-6d0c7c2e9b11")
 # Stored steps whose index changes wait at TEMP_MOVED + their new index, far above any
 # real one, while the new steps take their places (the unique index is checked per row).
 TEMP_MOVED = 2**30
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def conversation_thread_id(actor: str, conversation_id: str) -> uuid.UUID:
-    """The thread holding an actor's conversation: the same id on every export."""
-    return uuid.uuid5(CONVERSATION_NAMESPACE, f"{actor}\x00{conversation_id}")
 
 
 def span_step_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
@@ -171,11 +167,8 @@ class _Placed:
         )
 
 
-class TraceStore:
+class TraceStore(Store):
     """Spans as runs, steps and LLM calls; one export is one transaction."""
-
-    def __init__(self, session_factory: SessionFactory) -> None:
-        self._sessions = session_factory
 
     @retried
     async def save_spans(self, traces: dict[str, list[MappedSpan]], *, actor: str) -> SavedSpans:
@@ -183,7 +176,8 @@ class TraceStore:
         trace_ids = sorted(traces)
         if not trace_ids:
             return SavedSpans(0, 0)
-        async with transaction(self._sessions, "save_spans") as session:
+        check_actor(actor)
+        async with transaction(self._db, "save_spans") as session:
 
             async def run(stmt: Any, **params: Any) -> Any:
                 return await session.execute(stmt, params)

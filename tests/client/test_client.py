@@ -237,3 +237,14 @@ async def test_unreachable_service_is_retried_then_raised() -> None:
     async with client:
         with pytest.raises(ServiceUnreachableError):
             await client.health()
+
+
+async def test_batches_and_child_lists_span_several_requests(
+    clients: tuple[AsyncChadMemoryClient, AsyncChadMemoryClient],
+) -> None:
+    """1,001 steps: two POSTs (the service takes 1,000 a request), two pages back."""
+    alice, _ = clients
+    run = await alice.save_run(RunCreate(actor="a"))
+    saved = await alice.save_steps([StepCreate(run_id=run.id, step_index=i) for i in range(1001)])
+    assert [s.step_index for s in saved] == list(range(1001))
+    assert [s.id for s in await alice.get_steps(run.id)] == [s.id for s in saved]
