@@ -11,11 +11,11 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
 - A child may arrive before its parent. Its parent_step_id is set when the parent is in
   the same export or already stored; otherwise it stays null (the column is a foreign
   key) until the parent arrives, when the parent's insert links its waiting children.
-- step_index is start-time order within the run: new steps go in at temporary indexes
-  far above any real one, then every step of the touched runs whose index is off moves,
-  through a second temporary range, to its rank by (started_at, roots first,
-  completed_at desc, id).
-  Indexes of a trace's steps can therefore change while spans are still arriving.
+- step_index is start-time order within the run, by (started_at, roots first,
+  completed_at desc, id). The order is computed here from the new spans and the run's
+  stored steps; stored steps whose index changes wait at TEMP_MOVED + index while the
+  new steps are inserted at their final indexes, then land. Indexes of a trace's steps
+  can therefore change while its spans are still arriving.
 - Conversations: a span's `gen_ai.conversation.id` (or `session.id`) names a thread
   whose id is derived from (actor, conversation id) (`conversation_thread_id`); the
   thread is created on first sight and the run linked to it, so GET /runs?conversation_id=
