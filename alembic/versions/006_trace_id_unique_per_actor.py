@@ -12,7 +12,7 @@ run would keep the id is not ours to decide; the operator can clear or rename th
 trace ids (the message gives the query) and run the downgrade again.
 
 Revision ID: 006
-Revises: 005
+Revises: 013
 Create Date: 2026-11-29
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "006"
-down_revision: str | None = "005"
+down_revision: str | None = "013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -42,7 +42,8 @@ def downgrade() -> None:
     if shared:
         raise RuntimeError(
             f"cannot downgrade below revision 006: {shared} trace id(s) are used by more "
-            "than one actor, and revision 005 allows each trace id once across all actors. "
+            "than one actor, and the revisions before 006 allow each trace id once across all "
+            "actors. "
             f"Nothing was changed. Find them with: {SHARED_TRACE_IDS}; clear or rename the "
             "trace_id of all but one actor's run for each, then downgrade again."
         )

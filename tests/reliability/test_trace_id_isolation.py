@@ -72,7 +72,7 @@ async def test_downgrade_refuses_shared_trace_ids_and_keeps_the_data(admin_url: 
                 )
             )
         with pytest.raises(RuntimeError, match=r"1 trace id.*more than one actor"):
-            await asyncio.to_thread(downgrade, url, "005")
+            await asyncio.to_thread(downgrade, url, "-1")
         async with engine.connect() as conn:
             version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
             rows = (await conn.execute(text("SELECT actor, trace_id FROM runs"))).all()
@@ -84,7 +84,7 @@ async def test_downgrade_refuses_shared_trace_ids_and_keeps_the_data(admin_url: 
             await conn.execute(
                 text("UPDATE runs SET trace_id = NULL WHERE actor = 'bob' AND trace_id = 'T'")
             )
-        await asyncio.to_thread(downgrade, url, "005")
+        await asyncio.to_thread(downgrade, url, "-1")
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM runs")) == 3
             constraints = set(
