@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from chad_memory import InvalidInputError
+from chad_memory import InvalidInputError, PgVectorStore
 from chad_memory.database import get_session_factory
 from chad_memory.integrations.langgraph import ChadMemoryStore, sweep_expired_items
 from tests.langgraph_support import DIM, embed_texts, index_config
@@ -283,7 +283,8 @@ async def test_fields_and_index_false(session_factory: Factory) -> None:
 
 
 async def test_index_path_agrees_with_exact_path(session_factory: Factory) -> None:
-    """exact_scan_max_rows=1 forces the vector-index plan (iterative scan + join)."""
+    """exact_scan_max_rows=1 forces the vector-index plan (HNSW walk joined to the items)."""
+    await PgVectorStore(session_factory).reindex(method="hnsw")
     exact = ChadMemoryStore(session_factory, actor="alice", index=index_config())
     indexed = ChadMemoryStore(
         session_factory,

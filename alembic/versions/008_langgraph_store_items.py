@@ -30,7 +30,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "store_items",
-        sa.Column("id", sa.Text(), nullable=False, server_default=sa.text("gen_random_uuid()::text")),
+        sa.Column(
+            "id", sa.Text(), nullable=False, server_default=sa.text("gen_random_uuid()::text")
+        ),
         sa.Column("actor", sa.Text(), nullable=False),
         sa.Column("prefix", sa.Text(collation="C"), nullable=False),
         sa.Column("key", sa.Text(), nullable=False),

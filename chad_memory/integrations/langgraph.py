@@ -67,6 +67,8 @@ VECTOR_SOURCE = "langgraph_store"
 MAX_LIMIT = 10_000
 ORDERING = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 LIVE = "(i.expires_at IS NULL OR i.expires_at > now())"
+# Planner switches turned off for an index search (see _vector_search).
+INDEX_ONLY = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin", "enable_sort")
 ITEM_COLUMNS = "i.id, i.prefix, i.key, i.value, i.created_at, i.updated_at"
 
 PUT_SQL = f"""
@@ -84,9 +86,11 @@ WITH dropped AS (
         expires_at = EXCLUDED.expires_at, ttl_minutes = EXCLUDED.ttl_minutes
     RETURNING s.id, s.prefix, s.key
 ), unindexed AS (
+    -- Every touched key's old vectors (this statement's snapshot: before the upsert).
     DELETE FROM embeddings e
-    WHERE e.actor = $1 AND e.source_type = '{VECTOR_SOURCE}'
-      AND e.source_id IN (SELECT id FROM dropped UNION ALL SELECT id FROM written)
+    USING unnest($13::text[], $14::text[]) AS t(prefix, key), store_items s
+    WHERE s.actor = $1 AND s.prefix = t.prefix AND s.key = t.key
+      AND e.actor = $1 AND e.source_type = '{VECTOR_SOURCE}' AND e.source_id = s.id
 ), indexed AS (
     INSERT INTO embeddings (id, actor, namespace, source_type, source_id, content, embedding,
                             metadata)
@@ -491,7 +495,8 @@ class ChadMemoryStore(BaseStore):
             conn = await session.connection()
             binary = bool(conn.info.get(CODEC_FLAG))
             vectors = [_VectorArg(v) if binary else _vector_text(v) for v in args[-1]]
-            await _driver_fetch(conn, PUT_SQL, [*args[:-1], vectors])
+            touched = (args[1] + args[3], args[2] + args[4])
+            await _driver_fetch(conn, PUT_SQL, [*args[:-1], vectors, *touched])
 
     # Reads -----------------------------------------------------------------------------
 
@@ -553,22 +558,30 @@ class ChadMemoryStore(BaseStore):
         # Enough vector rows to fill limit + offset items even if each has every field.
         fetch = (limit + offset) * max(1, len(self._fields)) * 2 + 1
         exact, gucs = self._vectors._plan(info, min(fetch, 1000))
-        count_params = _Params(self.actor)
-        count_where = " AND ".join(_item_conditions(op, count_params))
-        columns = []
+        params = _Params(self.actor)
+        columns = [
+            f"set_config({params.add(name)}, {params.add(value)}, true)"
+            for name, value in gucs.items()
+        ]
+        prep = "SELECT " + ", ".join(columns) if columns else "SELECT 1"
         if not exact:
-            cap = count_params.add(self.exact_scan_max_rows)
-            columns.append(
-                f"(SELECT count(*) FROM (SELECT 1 FROM store_items i WHERE {count_where} "
-                f"LIMIT {cap}) m)"
+            cap = params.add(self.exact_scan_max_rows)
+            where = " AND ".join(_item_conditions(op, params))
+            # When the count picks the index, make the planner walk it: joined with
+            # store_items it would otherwise score every vector of the table and sort.
+            forced = ", ".join(
+                f"set_config('{name}', CASE WHEN m.n >= {cap} THEN 'off' ELSE 'on' END, true)"
+                for name in INDEX_ONLY
             )
-        for name, value in gucs.items():
-            columns.append(f"set_config({count_params.add(name)}, {count_params.add(value)}, true)")
+            prep = (
+                f"WITH m AS (SELECT count(*) AS n FROM (SELECT 1 FROM store_items i "
+                f"WHERE {where} LIMIT {cap}) x) "
+                f"SELECT m.n, {forced}{', ' if columns else ''}{', '.join(columns)} FROM m"
+            )
         async with transaction(self._sessions, "store search") as session:
             conn = await session.connection()
-            binds = {f"p{n}": v for n, v in enumerate(count_params.values, start=1)}
-            prep = re.sub(r"\$(\d+)", r":p\1", "SELECT " + ", ".join(columns))
-            row = (await conn.execute(text(prep), binds)).one()
+            binds = {f"p{n}": v for n, v in enumerate(params.values, start=1)}
+            row = (await conn.execute(text(re.sub(r"\$(\d+)", r":p\1", prep)), binds)).one()
             if not exact:
                 exact = int(row[0]) < self.exact_scan_max_rows
             binary = bool(conn.info.get(CODEC_FLAG))
