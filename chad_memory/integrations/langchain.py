@@ -27,11 +27,12 @@ import base64
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import inspect
 import logging
 import math
 import threading
 import uuid
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
@@ -345,7 +346,12 @@ class ChadMemoryTracer(BaseTracer):
             self._futures.add(future)
             future.add_done_callback(self._futures.discard)
 
-    async def _call(self, result: Awaitable[Any] | Any) -> Any:
+    async def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Await an async target's method; run a sync one (a blocking HTTP client) on a
+        worker thread, so the event loop of the traced program never waits on it."""
+        if inspect.iscoroutinefunction(method):
+            return await method(*args)
+        result = await asyncio.to_thread(method, *args)
         return await result if isinstance(result, Awaitable) else result
 
     async def _write(self, records: _Records) -> None:
@@ -353,26 +359,23 @@ class ChadMemoryTracer(BaseTracer):
             run = records.run
             try:
                 if records.thread_uuid is not None:
-                    await self._call(
-                        self.target.save_run(
-                            run.model_copy(update={"thread_id": records.thread_uuid})
-                        )
-                    )
+                    linked = run.model_copy(update={"thread_id": records.thread_uuid})
+                    await self._call(self.target.save_run, linked)
                 else:
-                    await self._call(self.target.save_run(run))
+                    await self._call(self.target.save_run, run)
             except Exception:
                 if records.thread_uuid is None:
                     raise
                 # The thread id names no thread of this actor: keep it in metadata only.
-                await self._call(self.target.save_run(run))
+                await self._call(self.target.save_run, run)
             for start in range(0, len(records.steps), STEP_BATCH):
-                await self._call(self.target.save_steps(records.steps[start : start + STEP_BATCH]))
+                await self._call(self.target.save_steps, records.steps[start : start + STEP_BATCH])
             many = getattr(self.target, "save_llm_calls", None)
             if many is not None and records.calls:
-                await self._call(many(records.calls))
+                await self._call(many, records.calls)
             else:
                 for call in records.calls:
-                    await self._call(self.target.save_llm_call(call))
+                    await self._call(self.target.save_llm_call, call)
         except Exception:
             self.failures += 1
             logger.exception("chad-memory tracer could not store run %s", records.run.id)

@@ -111,7 +111,7 @@ WITH wanted AS (
     UPDATE store_items s SET expires_at = now() + s.ttl_minutes * interval '1 minute'
     FROM wanted w
     WHERE s.actor = $1 AND s.prefix = w.prefix AND s.key = w.key AND w.refresh
-      AND s.ttl_minutes IS NOT NULL AND s.expires_at > now()
+      AND s.expires_at > now()
 )
 SELECT w.n, s.prefix, s.key, s.value, s.created_at, s.updated_at
 FROM wanted w JOIN store_items s ON s.actor = $1 AND s.prefix = w.prefix AND s.key = w.key
@@ -121,7 +121,8 @@ WHERE s.expires_at IS NULL OR s.expires_at > now()
 REFRESH_SQL = """
 WITH found AS ({search}), refreshed AS (
     UPDATE store_items s SET expires_at = now() + s.ttl_minutes * interval '1 minute'
-    FROM found f WHERE s.id = f.id AND s.ttl_minutes IS NOT NULL
+    -- expires_at IS NOT NULL (set exactly when ttl_minutes is) can use the partial index.
+    FROM found f WHERE s.id = f.id AND s.expires_at IS NOT NULL
 )
 SELECT * FROM found ORDER BY {order}
 """
