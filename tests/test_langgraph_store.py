@@ -9,6 +9,7 @@ of puts.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -472,3 +473,18 @@ async def test_text_vectors_without_the_binary_codec(database_url: str) -> None:
         assert found[0].score == pytest.approx(1.0, abs=1e-5)
     finally:
         await engine.dispose()
+
+
+async def test_concurrent_puts_of_one_key_leave_one_set_of_vectors(
+    store: ChadMemoryStore, session_factory: Factory
+) -> None:
+    """Each put replaces the key's vectors; racing puts must not leave a loser's behind."""
+    for _ in range(3):
+        await asyncio.gather(
+            *(store.aput(("race",), "k", {"text": f"version {n}"}) for n in range(8))
+        )
+        assert await _scalar(session_factory, "SELECT count(*) FROM embeddings") == 1
+        item = await store.aget(("race",), "k")
+        assert item is not None
+        content = await _scalar(session_factory, "SELECT content FROM embeddings")
+        assert content == json.dumps(item.value)

@@ -118,6 +118,14 @@ FROM wanted w JOIN store_items s ON s.actor = $1 AND s.prefix = w.prefix AND s.k
 WHERE s.expires_at IS NULL OR s.expires_at > now()
 """
 
+# One transaction-scoped advisory lock per (actor, namespace, key) a batch of puts touches.
+LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT "
+    "hashtextextended(:actor || chr(31) || t.prefix || chr(31) || t.key, 8) AS h "
+    "FROM unnest(CAST(:prefixes AS text[]), CAST(:keys AS text[])) AS t(prefix, key) "
+    "ORDER BY h) locks"
+)
+
 REFRESH_SQL = """
 WITH found AS ({search}), refreshed AS (
     UPDATE store_items s SET expires_at = now() + s.ttl_minutes * interval '1 minute'
@@ -488,16 +496,21 @@ class ChadMemoryStore(BaseStore):
         )
 
     async def _write(self, args: tuple[Any, ...]) -> None:
-        """PUT_SQL: one statement, so atomic on its own, on a pooled connection.
+        """PUT_SQL on a pooled connection, after locking the batch's keys.
 
+        PUT_SQL replaces a key's vectors with the ones its snapshot shows; two puts of one
+        key racing would each miss the other's new vectors and leave both sets. So the
+        keys' advisory locks (sorted: no deadlocks) are taken first, in their own
+        statement: the PUT's snapshot is taken after any racing put has committed.
         Vectors go binary where the connection has chad-memory's codec, else as text.
         """
+        prefixes, keys = args[1] + args[3], args[2] + args[4]
         async with transaction(self._sessions, "store put") as session:
             conn = await session.connection()
+            await conn.execute(LOCK_KEYS, {"actor": self.actor, "prefixes": prefixes, "keys": keys})
             binary = bool(conn.info.get(CODEC_FLAG))
             vectors = [_VectorArg(v) if binary else _vector_text(v) for v in args[-1]]
-            touched = (args[1] + args[3], args[2] + args[4])
-            await _driver_fetch(conn, PUT_SQL, [*args[:-1], vectors, *touched])
+            await _driver_fetch(conn, PUT_SQL, [*args[:-1], vectors, prefixes, keys])
 
     # Reads -----------------------------------------------------------------------------
 
