@@ -28,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-import asyncpg
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import (
     BaseStore,
@@ -48,12 +47,10 @@ from langgraph.store.base import (
     tokenize_path,
 )
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chad_memory.errors import InvalidInputError
-from chad_memory.stores.runs import fetch_direct
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.stores.transactions import SessionFactory, driver_transaction, transaction
 from chad_memory.stores.vectors import EXACT_SCAN_MAX_ROWS, PgVectorStore
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import CODEC_FLAG
@@ -305,15 +302,19 @@ def _search_item(row: Any) -> SearchItem:
     )
 
 
+async def _fetch(sessions: SessionFactory, what: str, sql: str, *args: Any) -> list[Any]:
+    """One statement on a pooled asyncpg connection, in a transaction of its own."""
+    async with driver_transaction(sessions, what) as driver:
+        rows: list[Any] = await driver.fetch(sql, *args)
+    return rows
+
+
 async def _driver_fetch(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> list[Any]:
-    """`fetch` straight on asyncpg, inside a `transaction()` block (which translates the
-    DBAPIError raised here into the library's typed errors)."""
+    """`fetch` straight on asyncpg inside a `transaction()` block, which translates
+    whatever the driver raises."""
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
-    try:
-        rows: list[Any] = await driver.fetch(sql, *args)
-    except asyncpg.PostgresError as exc:
-        raise DBAPIError(sql, None, exc) from exc
+    rows: list[Any] = await driver.fetch(sql, *args)
     return rows
 
 
@@ -520,7 +521,7 @@ class ChadMemoryStore(BaseStore):
             prefixes.append(_namespace(op.namespace))
             keys.append(check_text(str(op.key), "key"))
             refresh.append(bool(op.refresh_ttl))
-        rows = await fetch_direct(
+        rows = await _fetch(
             self._sessions, "store get", GET_SQL, self.actor, prefixes, keys, refresh
         )
         found = {int(row["n"]) - 1: _item(row) for row in rows}
@@ -546,7 +547,7 @@ class ChadMemoryStore(BaseStore):
             )
             if op.refresh_ttl:
                 sql = REFRESH_SQL.format(search=sql, order=order)
-            rows = await fetch_direct(self._sessions, "store search", sql, *params.values)
+            rows = await _fetch(self._sessions, "store search", sql, *params.values)
             return [_search_item(r) for r in rows]
         query = check_embedding(
             await self.embeddings.aembed_query(check_text(op.query, "query")),
@@ -654,14 +655,14 @@ class ChadMemoryStore(BaseStore):
             f"WHERE {' AND '.join(conds)} ORDER BY ns "
             f"LIMIT {params.add(limit)} OFFSET {params.add(offset)}"
         )
-        rows = await fetch_direct(self._sessions, "store list_namespaces", sql, *params.values)
+        rows = await _fetch(self._sessions, "store list_namespaces", sql, *params.values)
         return [tuple(r["ns"].split(".")) for r in rows]
 
     # TTL -------------------------------------------------------------------------------
 
     async def sweep_ttl(self) -> int:
         """Delete this actor's expired items and their vectors; returns how many items."""
-        rows = await fetch_direct(
+        rows = await _fetch(
             self._sessions,
             "store sweep_ttl",
             SWEEP_SQL.format(actor="AND actor = $1"),
@@ -718,5 +719,5 @@ class ChadMemoryStore(BaseStore):
 
 async def sweep_expired_items(session_factory: SessionFactory) -> int:
     """Delete every actor's expired store items and their vectors (for operators' jobs)."""
-    rows = await fetch_direct(session_factory, "sweep_expired_items", SWEEP_SQL.format(actor=""))
+    rows = await _fetch(session_factory, "sweep_expired_items", SWEEP_SQL.format(actor=""))
     return int(rows[0][0])
