@@ -317,3 +317,40 @@ def test_construction_errors(store: PostgresStore) -> None:
         ChadMemoryTracer(store)
     with pytest.raises(InvalidInputError, match="target"):
         ChadMemoryTracer(object(), actor="alice")
+
+
+async def test_retriever_and_text_llm_steps(store: PostgresStore) -> None:
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.language_models.fake import FakeListLLM
+    from langchain_core.retrievers import BaseRetriever
+
+    class Notes(BaseRetriever):
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ) -> list[Document]:
+            return [Document(page_content=f"note about {query}", metadata={"n": 1})]
+
+    tracer = ChadMemoryTracer(store, actor="alice")
+    chain: Any = (
+        Notes()
+        | RunnableLambda(lambda docs: docs[0].page_content, name="first")
+        | FakeListLLM(responses=["summary"])
+    )
+    assert await chain.ainvoke("tides", config={"callbacks": [tracer]}) == "summary"
+    await tracer.aflush()
+    (run,) = (await store.list_runs()).items
+    steps = await store.get_steps(run.id)
+    assert [(s.type, s.name) for s in steps] == [
+        ("retriever", "Notes"),
+        ("chain", "first"),
+        ("llm", "FakeListLLM"),
+    ]
+    assert steps[0].output == {
+        "documents": [
+            {"page_content": "note about tides", "metadata": {"n": 1}, "type": "Document"}
+        ]
+    }
+    (call,) = await store.get_llm_calls(run.id)
+    assert call.provider == "fakelist"  # LangChain strips the "llm" suffix
+    assert call.step_id == steps[2].id
