@@ -147,6 +147,7 @@ async def test_invalid_input_is_refused_and_writes_nothing(
         PutOp(("ok",), "k", {"v": float("nan")}),
         PutOp(("ok",), "k", {"v": "nul\x00"}),
         PutOp(("ok",), "k", {"v": 1}, ttl=-1),
+        PutOp(("ok",), "k", {"v": 1}, index="text"),  # type: ignore[arg-type]
     ]
     for op in bad_puts:
         with pytest.raises(InvalidInputError):

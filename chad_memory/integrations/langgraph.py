@@ -460,6 +460,14 @@ class ChadMemoryStore(BaseStore):
                 raise InvalidInputError(f"value of {key!r} must be a dict, or None to delete")
             value = check_json(op.value, f"value of {key!r}")
             written.append((prefix, key, json.dumps(value), _ttl(op.ttl)))
+            if (
+                op.index is not None
+                and op.index is not False
+                and not (
+                    isinstance(op.index, list) and all(isinstance(f, str) and f for f in op.index)
+                )
+            ):
+                raise InvalidInputError("index must be False, None or a list of field paths")
             if self.embeddings is None or op.index is False:
                 continue
             fields = (
