@@ -72,3 +72,26 @@ async def test_graph_nodes_write_and_read_memories(
         ChadMemoryStore(session_factory, actor="bob", index=index_config(fields=["text"]))
     )
     assert (await other.ainvoke({"user": "u1", "message": "mountain hiking"}))["recalled"] == []
+
+
+async def test_a_traced_graph_is_one_run_with_its_nodes_as_steps(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    from chad_memory import PostgresStore
+    from chad_memory.integrations.langchain import ChadMemoryTracer
+
+    runs = PostgresStore(session_factory)
+    tracer = ChadMemoryTracer(runs, actor="alice")
+    app = build(ChadMemoryStore(session_factory, actor="alice", index=index_config(["text"])))
+    config: Any = {"callbacks": [tracer], "configurable": {"thread_id": "chat-9"}}
+    await app.ainvoke({"user": "u1", "message": "I like rain"}, config=config)
+    await tracer.aflush()
+    (run,) = (await runs.list_runs()).items
+    assert run.name == "LangGraph"
+    assert run.metadata["thread_id"] == "chat-9"  # LangGraph copies it into the metadata
+    names = [s.name for s in await runs.get_steps(run.id)]
+    assert [n for n in names if n in ("remember", "recall", "count")] == [
+        "remember",
+        "recall",
+        "count",
+    ]
