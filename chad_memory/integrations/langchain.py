@@ -7,17 +7,19 @@
 Each top-level runnable becomes a run (its name, input as request_payload, output as
 result, status succeeded/failed with the error); every nested chain, chat model, LLM,
 tool, retriever, prompt and parser call becomes a step whose parent_step_id follows
-LangChain's parent_run_id (step ids are LangChain's run ids); every chat model / LLM call
-is also an LLM call with provider and model (LangChain's `ls_provider` / `ls_model_name`
-metadata), token counts from `AIMessage.usage_metadata` and latency.
+LangChain's parent_run_id; every chat model / LLM call is also an LLM call with provider
+and model (LangChain's `ls_provider` / `ls_model_name` metadata), token counts from
+`AIMessage.usage_metadata` and latency. Ids are the store's (the HTTP service assigns
+them); LangChain's top-level run id is the run's idempotency key.
 
 Nothing is written while the invocation runs: when the top-level run ends, its whole tree
-is turned into records and written in a few calls (the run, its steps in batches of
-STEP_BATCH, its LLM calls, one call each unless the target has `save_llm_calls`). The
-writes happen off the traced program's path, on its own event loop as a task (async
-invocations) or on the loop the tracer was created on / a private loop thread (sync
-ones). A failed write is logged and dropped; the chain's result and exceptions are never
-touched.
+is turned into records and written in a few calls: the run, its steps level by level (a
+parent's stored id is known before its children are sent) in batches of STEP_BATCH, its
+LLM calls (one call each unless the target has `save_llm_calls`). The writes happen off
+the traced program's path, on its own event loop as a task (async invocations) or on the
+loop the tracer was created on / a private loop thread (sync ones); a blocking target's
+methods run on a worker thread. A failed write is logged and dropped; the chain's result
+and exceptions are never touched.
 """
 
 from __future__ import annotations
@@ -189,9 +191,11 @@ class _Records:
         metadata = _metadata(root)
         self.thread = metadata.get("thread_id")
         tags = [t for t in (_short(t) for t in (root.tags or [])) if t][:MAX_TAGS]
+        # No ids are chosen here (the HTTP service assigns them): LangChain's run id is the
+        # idempotency key, so a retried create returns the first run.
         self.run = RunCreate(
-            id=root.id,
             actor=actor,
+            idempotency_key=str(root.id),
             name=_short(root.name),
             status="failed" if root.error else "succeeded",
             request_payload=plain(root.inputs),
@@ -208,17 +212,20 @@ class _Records:
                 self.thread_uuid = uuid.UUID(str(self.thread))
             except ValueError:
                 self.thread_uuid = None
-        descendants: list[Run] = []
-        stack = list(reversed(root.child_runs))
+        descendants: list[tuple[Run, int]] = []
+        stack = [(child, 1) for child in reversed(root.child_runs)]
         while stack:
-            run = stack.pop()
-            descendants.append(run)
-            stack.extend(reversed(run.child_runs))
-        # Start order: a parent always comes before its children (and so lands first).
-        descendants.sort(key=lambda r: (r.dotted_order or "", r.start_time))
+            run, depth = stack.pop()
+            descendants.append((run, depth))
+            stack.extend((child, depth + 1) for child in reversed(run.child_runs))
+        # step_index is start order; ids and run_id here are LangChain's, swapped for the
+        # stored ones when written (see ChadMemoryTracer._write).
+        descendants.sort(key=lambda d: (d[0].dotted_order or "", d[0].start_time))
         self.steps: list[StepCreate] = []
+        self.depths: list[int] = []
         self.calls: list[LLMCallCreate] = []
-        for index, run in enumerate(descendants):
+        for index, (run, depth) in enumerate(descendants):
+            self.depths.append(depth)
             parent = run.parent_run_id if run.parent_run_id != root.id else None
             self.steps.append(
                 StepCreate(
@@ -360,25 +367,54 @@ class ChadMemoryTracer(BaseTracer):
             try:
                 if records.thread_uuid is not None:
                     linked = run.model_copy(update={"thread_id": records.thread_uuid})
-                    await self._call(self.target.save_run, linked)
+                    saved = await self._call(self.target.save_run, linked)
                 else:
-                    await self._call(self.target.save_run, run)
+                    saved = await self._call(self.target.save_run, run)
             except Exception:
                 if records.thread_uuid is None:
                     raise
                 # The thread id names no thread of this actor: keep it in metadata only.
-                await self._call(self.target.save_run, run)
-            for start in range(0, len(records.steps), STEP_BATCH):
-                await self._call(self.target.save_steps, records.steps[start : start + STEP_BATCH])
+                saved = await self._call(self.target.save_run, run)
+            stored = await self._save_steps(records, saved.id)
+            calls = [
+                c.model_copy(update={"run_id": saved.id, "step_id": stored.get(c.step_id)})
+                for c in records.calls
+            ]
             many = getattr(self.target, "save_llm_calls", None)
-            if many is not None and records.calls:
-                await self._call(many, records.calls)
+            if many is not None and calls:
+                await self._call(many, calls)
             else:
-                for call in records.calls:
+                for call in calls:
                     await self._call(self.target.save_llm_call, call)
         except Exception:
             self.failures += 1
             logger.exception("chad-memory tracer could not store run %s", records.run.id)
+
+    async def _save_steps(self, records: _Records, run_id: uuid.UUID) -> dict[Any, uuid.UUID]:
+        """Save the steps level by level (a parent's stored id is known before its
+        children are sent), STEP_BATCH a call; returns LangChain id -> stored id."""
+        stored: dict[Any, uuid.UUID] = {}
+        levels: dict[int, list[StepCreate]] = {}
+        for step, depth in zip(records.steps, records.depths, strict=True):
+            levels.setdefault(depth, []).append(step)
+        for depth in sorted(levels):
+            level = levels[depth]
+            for start in range(0, len(level), STEP_BATCH):
+                chunk = level[start : start + STEP_BATCH]
+                batch = [
+                    step.model_copy(
+                        update={
+                            "id": None,
+                            "run_id": run_id,
+                            "parent_step_id": stored.get(step.parent_step_id),
+                        }
+                    )
+                    for step in chunk
+                ]
+                saved = await self._call(self.target.save_steps, batch)
+                for step, record in zip(chunk, saved, strict=True):
+                    stored[step.id] = record.id
+        return stored
 
     # Waiting for the writes ----------------------------------------------------------
 
