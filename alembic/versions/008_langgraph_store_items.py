@@ -11,7 +11,7 @@ The downgrade drops the table (there is nothing older to keep the items in); the
 vectors stay in `embeddings` as ordinary embeddings.
 
 Revision ID: 008
-Revises: 013
+Revises: 006
 Create Date: 2026-11-29
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision: str = "008"
-down_revision: str | None = "013"
+down_revision: str | None = "006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
