@@ -131,12 +131,20 @@ class Database:
     settings: Settings = field(default_factory=lambda: get_settings())
     sessions: SessionFactory | None = None
     retry_policy: RetryPolicy | None = None
+    _reader: AsyncEngine | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.sessions is None:
             self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if self.retry_policy is None:
             self.retry_policy = RetryPolicy.from_settings(self.settings)
+
+    @property
+    def reader(self) -> AsyncEngine:
+        """The same pool in autocommit: a read is its statements, without BEGIN/COMMIT."""
+        if self._reader is None:
+            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self._reader
 
     @property
     def session_factory(self) -> SessionFactory:

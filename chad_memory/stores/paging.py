@@ -25,15 +25,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import Page
 from chad_memory.stores.limits import check_page
 
 R = TypeVar("R", bound=BaseModel)
+# Held here: pydantic keeps parametrized generics only weakly, and rebuilding Page[Any]
+# (its validators and serializers) on every page was a measurable share of a request.
+_Page = Page[Any]
 
 _PROCESS_SECRET = secrets.token_bytes(32)
 _BAD_CURSOR = "cursor is malformed or not one this list issued; pass back a next_cursor unchanged"
@@ -162,11 +165,22 @@ def page_of(
     more = len(items) > limit
     items = items[:limit]
     next_cursor = keyset.cursor_of(codec, items[-1]) if more and items else None
-    return Page[Any](items=items, next_cursor=next_cursor, total=total)
+    return _Page(items=items, next_cursor=next_cursor, total=total)
+
+
+def record_select(model: type[DeclarativeBase], record: type[BaseModel]) -> Select[Any]:
+    """SELECT of exactly the columns `record` holds: plain rows, no ORM identity map.
+
+    Building ORM objects (and their instance state) for every row of a page only to copy
+    them into records was most of a list's Python time.
+    """
+    table = model.__table__
+    columns = [table.c[name] for name in record.model_fields]
+    return select(*columns)
 
 
 async def keyset_page(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     stmt: Select[Any],
     keyset: Keyset,
     record: type[R],
@@ -177,10 +191,11 @@ async def keyset_page(
     offset: int = 0,
     total_stmt: Select[Any] | None = None,
 ) -> Page[R]:
-    """One page of ORM rows as `record`s, and the total when `total_stmt` is given."""
-    rows = await session.scalars(
+    """One page of `stmt`'s rows (see `record_select`) as `record`s, and the total when
+    `total_stmt` is given."""
+    rows = await session.execute(
         keyset_select(stmt, keyset, codec, limit=limit, cursor=cursor, offset=offset)
     )
-    items = [record.model_validate(row) for row in rows]
+    items = [record.model_validate(dict(row._mapping)) for row in rows]
     total = None if total_stmt is None else int(await session.scalar(total_stmt) or 0)
     return page_of(items, keyset, codec, limit, total)

@@ -7,12 +7,11 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import load_only
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chad_memory.errors import (
     ConflictError,
@@ -31,14 +30,14 @@ from chad_memory.schemas import (
     RunSummary,
     RunUpdate,
 )
-from chad_memory.stores.base import Store, check_thread_for_run, load_run
+from chad_memory.stores.base import Store, check_owner_of, check_thread_for_run, load_run
 from chad_memory.stores.limits import row_values
-from chad_memory.stores.paging import Keyset, keyset_page
+from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.run_children import ARTIFACTS, ChildMethods
 from chad_memory.stores.run_filters import count_statement, run_conditions
 from chad_memory.stores.run_stats import StatsMethods
 from chad_memory.stores.steps import StepMethods
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.transactions import read, retried, transaction
 from chad_memory.vocabulary import TERMINAL, TRANSITIONS
 
 __all__ = ["TERMINAL", "TRANSITIONS", "PostgresStore", "RunCreation", "idempotency_lock_id"]
@@ -59,13 +58,6 @@ _RUN_WRITABLE = (
     "completed_at",
 )
 RUNS = Keyset("runs", (Run.created_at, Run.id), descending=True)
-
-R = TypeVar("R", bound=RunSummary)
-# What a summary reads: every column but the payloads, which can be megabytes.
-_SUMMARY_LOAD = load_only(
-    *(getattr(Run, "metadata_" if k == "metadata" else k) for k in RunSummary.model_fields),
-    raiseload=True,
-)
 
 
 class RunCreation(NamedTuple):
@@ -126,18 +118,21 @@ class RunMethods(Store):
     @retried
     async def get_run(self, run_id: uuid.UUID, *, actor: str | None = None) -> RunRecord:
         """The run; with `actor`, ForbiddenError unless that actor owns it."""
-        async with transaction(self._db, "get_run") as session:
-            return RunRecord.model_validate(await load_run(session, run_id, actor))
+        async with read(self._db, "get_run") as conn:
+            return await _run_record(conn, run_id, actor)
 
     @retried
     async def get_run_detail(
         self, run_id: uuid.UUID, *, actor: str | None = None
     ) -> tuple[RunRecord, list[ArtifactRecord]]:
         """The run and its artifacts, read in one transaction."""
-        stmt = ARTIFACTS.order(select(Artifact).where(Artifact.run_id == run_id))
-        async with transaction(self._db, "get_run") as session:
-            run = RunRecord.model_validate(await load_run(session, run_id, actor))
-            artifacts = [ArtifactRecord.model_validate(r) for r in await session.scalars(stmt)]
+        stmt = ARTIFACTS.order(
+            record_select(Artifact, ArtifactRecord).where(Artifact.run_id == run_id)
+        )
+        async with read(self._db, "get_run") as conn:
+            run = await _run_record(conn, run_id, actor)
+            rows = await conn.execute(stmt)
+            artifacts = [ArtifactRecord.model_validate(dict(r._mapping)) for r in rows]
         return run, artifacts
 
     @retried
@@ -150,8 +145,8 @@ class RunMethods(Store):
         if not wanted:
             return
         stmt = select(Run.id, Run.actor).where(Run.id.in_(wanted))
-        async with transaction(self._db, "check_owner") as session:
-            owners = {row.id: row.actor for row in await session.execute(stmt)}
+        async with read(self._db, "check_owner") as conn:
+            owners = {row.id: row.actor for row in await conn.execute(stmt)}
         missing = sorted(str(i) for i in wanted - owners.keys())
         if missing:
             raise NotFoundError(f"run {', '.join(missing)} not found")
@@ -203,10 +198,10 @@ class RunMethods(Store):
         cursor: str | None = None,
     ) -> Page[RunRecord]:
         """Newest first. `cursor` (a previous page's next_cursor) is stable under inserts."""
-        stmt = select(Run).where(*run_conditions(filters))
-        async with transaction(self._db, "list_runs") as session:
+        stmt = record_select(Run, RunRecord).where(*run_conditions(filters))
+        async with read(self._db, "list_runs") as conn:
             return await keyset_page(
-                session,
+                conn,
                 stmt,
                 RUNS,
                 RunRecord,
@@ -232,11 +227,11 @@ class RunMethods(Store):
         With `with_total`, the page also carries `count_runs(filters, cap=total_cap)`,
         counted in the same transaction.
         """
-        stmt = select(Run).options(_SUMMARY_LOAD).where(*run_conditions(filters))
+        stmt = record_select(Run, RunSummary).where(*run_conditions(filters))
         total_stmt = count_statement(filters, total_cap) if with_total else None
-        async with transaction(self._db, "list_runs") as session:
+        async with read(self._db, "list_runs") as conn:
             return await keyset_page(
-                session,
+                conn,
                 stmt,
                 RUNS,
                 RunSummary,
@@ -254,8 +249,8 @@ class RunMethods(Store):
         costs the same at any size.
         """
         stmt = count_statement(filters, cap)
-        async with transaction(self._db, "count_runs") as session:
-            return int(await session.scalar(stmt) or 0)
+        async with read(self._db, "count_runs") as conn:
+            return int(await conn.scalar(stmt) or 0)
 
     @retried
     async def delete_run(self, run_id: uuid.UUID, *, actor: str | None = None) -> None:
@@ -266,6 +261,19 @@ class RunMethods(Store):
             deleted = await session.scalar(delete(Run).where(Run.id == run_id).returning(Run.id))
             if deleted is None:
                 raise NotFoundError(f"run {run_id} not found")
+
+
+_RUN_SELECT = record_select(Run, RunRecord)
+_RUN_RETURNING = tuple(_RUN_SELECT.selected_columns)
+
+
+async def _run_record(
+    session: AsyncSession | AsyncConnection, run_id: uuid.UUID, actor: str | None
+) -> RunRecord:
+    row = (await session.execute(_RUN_SELECT.where(Run.id == run_id))).one_or_none()
+    check_owner_of("run", run_id, None if row is None else row.actor, actor)
+    assert row is not None
+    return RunRecord.model_validate(dict(row._mapping))
 
 
 async def _create(
@@ -285,14 +293,19 @@ async def _create(
             await session.execute(select(func.pg_advisory_xact_lock(lock_id)))
         elif not await session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))):
             raise IdempotencyInProgressError(key)
-        row = await session.scalar(
-            select(Run).where(Run.actor == run.actor, Run.idempotency_key == key)
+        found = await session.execute(
+            select(Run.idempotency_fingerprint, *_RUN_RETURNING).where(
+                Run.actor == run.actor, Run.idempotency_key == key
+            )
         )
+        row = found.one_or_none()
         if row is not None:
             stored = row.idempotency_fingerprint
             if fingerprint is not None and stored is not None and stored != fingerprint:
                 raise IdempotencyKeyReusedError(key)
-            return RunCreation(RunRecord.model_validate(row), replayed=True)
+            replay = dict(row._mapping)
+            del replay["idempotency_fingerprint"]
+            return RunCreation(RunRecord.model_validate(replay), replayed=True)
     await check_thread_for_run(session, run.thread_id, run.actor)
     values = _stamped(row_values(run))
     values["idempotency_fingerprint"] = fingerprint
@@ -305,13 +318,10 @@ async def _create(
         stmt = stmt.on_conflict_do_update(
             index_elements=[Run.id], set_=update, where=Run.actor == stmt.excluded.actor
         )
-    result = await session.scalars(
-        stmt.returning(Run), execution_options={"populate_existing": True}
-    )
-    inserted = result.one_or_none()
+    inserted = (await session.execute(stmt.returning(*_RUN_RETURNING))).one_or_none()
     if inserted is None:
         raise ConflictError(f"run {values['id']} exists and belongs to another actor")
-    return RunCreation(RunRecord.model_validate(inserted), replayed=False)
+    return RunCreation(RunRecord.model_validate(dict(inserted._mapping)), replayed=False)
 
 
 class PostgresStore(RunMethods, StepMethods, ChildMethods, StatsMethods):
