@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select
+import asyncpg
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chad_memory.errors import (
     ConflictError,
@@ -20,7 +20,7 @@ from chad_memory.errors import (
     IdempotencyKeyReusedError,
     NotFoundError,
 )
-from chad_memory.models import Artifact, Run
+from chad_memory.models import Artifact, Run, Thread
 from chad_memory.schemas import (
     ArtifactRecord,
     Page,
@@ -31,13 +31,19 @@ from chad_memory.schemas import (
     RunUpdate,
 )
 from chad_memory.stores.base import Store, check_owner_of, check_thread_for_run, load_run
-from chad_memory.stores.limits import row_values
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.run_children import ARTIFACTS, ChildMethods
 from chad_memory.stores.run_filters import count_statement, run_conditions
 from chad_memory.stores.run_stats import StatsMethods
+from chad_memory.stores.statements import DriverStatement
 from chad_memory.stores.steps import StepMethods
-from chad_memory.stores.transactions import read, retried, transaction
+from chad_memory.stores.transactions import (
+    driver_read,
+    driver_transaction,
+    read,
+    retried,
+    transaction,
+)
 from chad_memory.vocabulary import TERMINAL, TRANSITIONS
 
 __all__ = ["TERMINAL", "TRANSITIONS", "PostgresStore", "RunCreation", "idempotency_lock_id"]
@@ -97,8 +103,8 @@ class RunMethods(Store):
         was first stored, unchanged: retries of a create never make a second run (a
         concurrent one waits for the first to finish, then returns its run).
         """
-        async with transaction(self._db, "save_run") as session:
-            created = await _create(session, run, None, upsert=True, wait=True)
+        async with driver_transaction(self._db, "save_run") as conn:
+            created = await _create(conn, run, None, upsert=True, wait=True)
         return created.run
 
     @retried
@@ -112,28 +118,24 @@ class RunMethods(Store):
         transaction holds the same (actor, key), IdempotencyInProgressError is raised at
         once rather than waiting: the caller's first request is still running.
         """
-        async with transaction(self._db, "create_run") as session:
-            return await _create(session, run, fingerprint, upsert=False, wait=False)
+        async with driver_transaction(self._db, "create_run") as conn:
+            return await _create(conn, run, fingerprint, upsert=False, wait=False)
 
     @retried
     async def get_run(self, run_id: uuid.UUID, *, actor: str | None = None) -> RunRecord:
         """The run; with `actor`, ForbiddenError unless that actor owns it."""
-        async with read(self._db, "get_run") as conn:
+        async with driver_read(self._db, "get_run") as conn:
             return await _run_record(conn, run_id, actor)
 
     @retried
     async def get_run_detail(
         self, run_id: uuid.UUID, *, actor: str | None = None
     ) -> tuple[RunRecord, list[ArtifactRecord]]:
-        """The run and its artifacts, read in one transaction."""
-        stmt = ARTIFACTS.order(
-            record_select(Artifact, ArtifactRecord).where(Artifact.run_id == run_id)
-        )
-        async with read(self._db, "get_run") as conn:
+        """The run and its artifacts (oldest first)."""
+        async with driver_read(self._db, "get_run") as conn:
             run = await _run_record(conn, run_id, actor)
-            rows = await conn.execute(stmt)
-            artifacts = [ArtifactRecord.model_validate(dict(r._mapping)) for r in rows]
-        return run, artifacts
+            rows = await conn.fetch(_ARTIFACTS_OF_RUN.sql, run_id)
+        return run, [ArtifactRecord.model_validate(_ARTIFACTS_OF_RUN.row(r)) for r in rows]
 
     @retried
     async def check_owner(self, run_ids: Sequence[uuid.UUID], *, actor: str) -> None:
@@ -265,19 +267,57 @@ class RunMethods(Store):
 
 _RUN_SELECT = record_select(Run, RunRecord)
 _RUN_RETURNING = tuple(_RUN_SELECT.selected_columns)
+_RUN_JSON = ("request_payload", "result", "metadata")
+_RUN_BY_ID = DriverStatement.of(_RUN_SELECT.where(Run.id == bindparam("run_id")))
+_ARTIFACTS_OF_RUN = DriverStatement.of(
+    ARTIFACTS.order(
+        record_select(Artifact, ArtifactRecord).where(Artifact.run_id == bindparam("run_id"))
+    )
+)
+# Every column a client or the store sets when creating a run; the rest are the server's.
+_INSERT_COLUMNS = (
+    "id",
+    "actor",
+    "idempotency_key",
+    "idempotency_fingerprint",
+    *(Run.__mapper__.attrs[k].columns[0].name for k in _RUN_WRITABLE),
+)
+_insert = pg_insert(Run).values({name: bindparam(name) for name in _INSERT_COLUMNS})
+_INSERT_RUN = DriverStatement.of(_insert.returning(*_RUN_RETURNING), _RUN_JSON, _RUN_RETURNING)
+_UPSERT_RUN = DriverStatement.of(
+    _insert.on_conflict_do_update(
+        index_elements=[Run.id],
+        set_={
+            **{name: _insert.excluded[name] for name in _INSERT_COLUMNS[4:]},
+            "updated_at": func.now(),
+        },
+        where=Run.actor == _insert.excluded.actor,
+    ).returning(*_RUN_RETURNING),
+    _RUN_JSON,
+    _RUN_RETURNING,
+)
+_REPLAY = DriverStatement.of(
+    select(Run.idempotency_fingerprint, *_RUN_RETURNING).where(
+        Run.actor == bindparam("actor"), Run.idempotency_key == bindparam("key")
+    )
+)
+_THREAD_OWNER = DriverStatement.of(select(Thread.actor).where(Thread.id == bindparam("thread_id")))
 
 
-async def _run_record(
-    session: AsyncSession | AsyncConnection, run_id: uuid.UUID, actor: str | None
-) -> RunRecord:
-    row = (await session.execute(_RUN_SELECT.where(Run.id == run_id))).one_or_none()
-    check_owner_of("run", run_id, None if row is None else row.actor, actor)
+async def _run_record(conn: asyncpg.Connection, run_id: uuid.UUID, actor: str | None) -> RunRecord:
+    row = await conn.fetchrow(_RUN_BY_ID.sql, run_id)
+    check_owner_of("run", run_id, None if row is None else row["actor"], actor)
     assert row is not None
-    return RunRecord.model_validate(dict(row._mapping))
+    return RunRecord.model_validate(_RUN_BY_ID.row(row))
 
 
 async def _create(
-    session: AsyncSession, run: RunCreate, fingerprint: str | None, *, upsert: bool, wait: bool
+    conn: asyncpg.Connection,
+    run: RunCreate,
+    fingerprint: str | None,
+    *,
+    upsert: bool,
+    wait: bool,
 ) -> RunCreation:
     """The one way a run is created (save_run and create_run both come here).
 
@@ -290,38 +330,29 @@ async def _create(
     if key is not None:
         lock_id = idempotency_lock_id(run.actor, key)
         if wait:
-            await session.execute(select(func.pg_advisory_xact_lock(lock_id)))
-        elif not await session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))):
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id)
+        elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_id):
             raise IdempotencyInProgressError(key)
-        found = await session.execute(
-            select(Run.idempotency_fingerprint, *_RUN_RETURNING).where(
-                Run.actor == run.actor, Run.idempotency_key == key
-            )
-        )
-        row = found.one_or_none()
+        row = await conn.fetchrow(_REPLAY.sql, *_REPLAY.args({"actor": run.actor, "key": key}))
         if row is not None:
-            stored = row.idempotency_fingerprint
+            stored = row["idempotency_fingerprint"]
             if fingerprint is not None and stored is not None and stored != fingerprint:
                 raise IdempotencyKeyReusedError(key)
-            replay = dict(row._mapping)
+            replay = _REPLAY.row(row)
             del replay["idempotency_fingerprint"]
             return RunCreation(RunRecord.model_validate(replay), replayed=True)
-    await check_thread_for_run(session, run.thread_id, run.actor)
-    values = _stamped(row_values(run))
+    if run.thread_id is not None:
+        owner = await conn.fetchval(_THREAD_OWNER.sql, run.thread_id)
+        check_owner_of("thread", run.thread_id, owner, run.actor)
+    values = _stamped(run.model_dump())
+    if values["id"] is None:
+        values["id"] = uuid.uuid4()
     values["idempotency_fingerprint"] = fingerprint
-    stmt = pg_insert(Run).values(**values)
-    if upsert:
-        # on_conflict_do_update speaks column names ("metadata"), not attributes.
-        columns = [Run.__mapper__.attrs[k].columns[0].name for k in _RUN_WRITABLE]
-        update: dict[str, Any] = {name: stmt.excluded[name] for name in columns}
-        update["updated_at"] = func.now()
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Run.id], set_=update, where=Run.actor == stmt.excluded.actor
-        )
-    inserted = (await session.execute(stmt.returning(*_RUN_RETURNING))).one_or_none()
+    statement = _UPSERT_RUN if upsert else _INSERT_RUN
+    inserted = await conn.fetchrow(statement.sql, *statement.args(values))
     if inserted is None:
         raise ConflictError(f"run {values['id']} exists and belongs to another actor")
-    return RunCreation(RunRecord.model_validate(dict(inserted._mapping)), replayed=False)
+    return RunCreation(RunRecord.model_validate(statement.row(inserted)), replayed=False)
 
 
 class PostgresStore(RunMethods, StepMethods, ChildMethods, StatsMethods):

@@ -49,6 +49,7 @@ __all__ = [
     "Attempt",
     "RetryPolicy",
     "SessionFactory",
+    "driver_read",
     "driver_transaction",
     "read",
     "retried",
@@ -273,6 +274,19 @@ async def read(db: Database | SessionFactory, what: str) -> AsyncIterator[AsyncC
     with translated_errors(what):
         async with _connection(database, database.reader) as conn:
             yield conn
+
+
+@asynccontextmanager
+async def driver_read(
+    db: Database | SessionFactory, what: str
+) -> AsyncIterator[asyncpg.Connection]:
+    """`read`, on the pooled asyncpg connection itself (statements from `DriverStatement`)."""
+    database = Database.of(db)
+    with translated_errors(what):
+        async with _connection(database, database.reader) as conn:
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
+            yield driver
 
 
 @asynccontextmanager
