@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 
@@ -129,13 +129,40 @@ class Keyset:
     def order(self, stmt: Select[Any]) -> Select[Any]:
         return stmt.order_by(*(c.desc() if self.descending else c.asc() for c in self.columns))
 
-    def after(self, stmt: Select[Any], codec: CursorCodec, cursor: str) -> Select[Any]:
-        values = codec.decode(self.scope, cursor, self.kinds)
+    def after(self) -> ColumnElement[bool]:
+        """Rows after the cursor's row; its values are the `after_<i>` parameters."""
         key = tuple_(*self.columns)
-        return stmt.where(key < tuple_(*values) if self.descending else key > tuple_(*values))
+        marks = tuple_(*(bindparam(f"after_{i}", type_=c.type) for i, c in enumerate(self.columns)))
+        return key < marks if self.descending else key > marks
 
     def cursor_of(self, codec: CursorCodec, item: Any) -> str:
         return codec.encode(self.scope, [getattr(item, c.key) for c in self.columns])
+
+
+def keyset_shape(stmt: Select[Any], keyset: Keyset, *, after: bool, offset: bool) -> Select[Any]:
+    """`stmt` ordered and limited, with named parameters for the page (`keyset_values`):
+    one statement per shape, whatever the values, so it can be compiled once."""
+    if after:
+        stmt = stmt.where(keyset.after())
+    stmt = keyset.order(stmt)
+    if offset:
+        stmt = stmt.offset(bindparam("page_offset", type_=Integer))
+    return stmt.limit(bindparam("page_limit", type_=Integer))
+
+
+def keyset_values(
+    keyset: Keyset, codec: CursorCodec, *, limit: int, cursor: str | None, offset: int
+) -> dict[str, Any]:
+    """The page's parameters: one row more than asked (it says whether there is a next
+    page), the offset, and the cursor's values, checked (a forged cursor is refused)."""
+    check_page(limit, offset)
+    values: dict[str, Any] = {"page_limit": limit + 1}
+    if offset:
+        values["page_offset"] = offset
+    if cursor is not None:
+        decoded = codec.decode(keyset.scope, cursor, keyset.kinds)
+        values.update({f"after_{i}": v for i, v in enumerate(decoded)})
+    return values
 
 
 def keyset_select(
@@ -147,15 +174,10 @@ def keyset_select(
     cursor: str | None = None,
     offset: int = 0,
 ) -> Select[Any]:
-    """`stmt` narrowed to the page after `cursor`, ordered, with one row more than asked
-    (the extra row only says whether there is a next page)."""
-    check_page(limit, offset)
-    if cursor is not None:
-        stmt = keyset.after(stmt, codec, cursor)
-    stmt = keyset.order(stmt)
-    if offset:
-        stmt = stmt.offset(offset)
-    return stmt.limit(limit + 1)
+    """`stmt` narrowed to the page after `cursor`, ordered, limit + 1 rows."""
+    values = keyset_values(keyset, codec, limit=limit, cursor=cursor, offset=offset)
+    shape = keyset_shape(stmt, keyset, after=cursor is not None, offset=offset > 0)
+    return shape.params(values)
 
 
 def page_of(

@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -18,6 +19,7 @@ from chad_memory.errors import (
     ForbiddenError,
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
+    InvalidInputError,
     NotFoundError,
 )
 from chad_memory.models import Artifact, Run, Thread
@@ -31,9 +33,23 @@ from chad_memory.schemas import (
     RunUpdate,
 )
 from chad_memory.stores.base import Store, check_owner_of, check_thread_for_run, load_run
-from chad_memory.stores.paging import Keyset, keyset_page, record_select
+from chad_memory.stores.paging import (
+    Keyset,
+    keyset_page,
+    keyset_shape,
+    keyset_values,
+    page_of,
+    record_select,
+)
 from chad_memory.stores.run_children import ARTIFACTS, ChildMethods
-from chad_memory.stores.run_filters import count_statement, run_conditions
+from chad_memory.stores.run_filters import (
+    count_shape,
+    count_statement,
+    filter_conditions,
+    filter_names,
+    filter_values,
+    run_conditions,
+)
 from chad_memory.stores.run_stats import StatsMethods
 from chad_memory.stores.statements import DriverStatement
 from chad_memory.stores.steps import StepMethods
@@ -227,22 +243,25 @@ class RunMethods(Store):
         """Like `list_runs`, without reading the payload columns (they can be megabytes).
 
         With `with_total`, the page also carries `count_runs(filters, cap=total_cap)`,
-        counted in the same transaction.
+        counted on the same connection. Both statements are compiled once per shape
+        (which filters are set, cursor or offset) and sent straight to the driver.
         """
-        stmt = record_select(Run, RunSummary).where(*run_conditions(filters))
-        total_stmt = count_statement(filters, total_cap) if with_total else None
-        async with read(self._db, "list_runs") as conn:
-            return await keyset_page(
-                conn,
-                stmt,
-                RUNS,
-                RunSummary,
-                self._cursors,
-                limit=limit,
-                cursor=cursor,
-                offset=offset,
-                total_stmt=total_stmt,
-            )
+        if total_cap is not None and total_cap < 0:
+            raise InvalidInputError("cap must not be negative")
+        values = keyset_values(RUNS, self._cursors, limit=limit, cursor=cursor, offset=offset)
+        values.update(filter_values(filters))
+        names = filter_names(filters)
+        page = _summary_page(names, cursor is not None, offset > 0)
+        async with driver_read(self._db, "list_runs") as conn:
+            rows = await conn.fetch(page.sql, *page.args(values))
+            total = None
+            if with_total:
+                counter = _summary_count(names, total_cap is not None)
+                if total_cap is not None:
+                    values["count_cap"] = total_cap + 1
+                total = int(await conn.fetchval(counter.sql, *counter.args(values)))
+        items = [RunSummary.model_validate(page.row(r)) for r in rows]
+        return page_of(items, RUNS, self._cursors, limit, total)
 
     @retried
     async def count_runs(self, filters: RunFilter | None = None, *, cap: int | None = None) -> int:
@@ -302,6 +321,17 @@ _REPLAY = DriverStatement.of(
     )
 )
 _THREAD_OWNER = DriverStatement.of(select(Thread.actor).where(Thread.id == bindparam("thread_id")))
+
+
+@lru_cache(maxsize=256)
+def _summary_page(names: tuple[str, ...], after: bool, offset: bool) -> DriverStatement:
+    stmt = record_select(Run, RunSummary).where(*filter_conditions(names))
+    return DriverStatement.of(keyset_shape(stmt, RUNS, after=after, offset=offset))
+
+
+@lru_cache(maxsize=256)
+def _summary_count(names: tuple[str, ...], capped: bool) -> DriverStatement:
+    return DriverStatement.of(count_shape(names, capped))
 
 
 async def _run_record(conn: asyncpg.Connection, run_id: uuid.UUID, actor: str | None) -> RunRecord:
