@@ -16,6 +16,8 @@ from typing import Any
 from chad_memory.errors import EmbeddingDimensionError, InvalidInputError
 
 MAX_JSON_DEPTH = 64
+# pgvector stores float4: larger magnitudes cannot be stored (nor sent in binary).
+FLOAT4_MAX = 3.4028234663852886e38
 
 
 def text_problem(value: str) -> str | None:
@@ -122,4 +124,6 @@ def check_embedding(values: Sequence[float], dim: int, where: str = "embedding")
         raise InvalidInputError(f"{where} must hold numbers") from None
     if not math.isfinite(total) and not all(math.isfinite(v) for v in out):
         raise InvalidInputError(f"{where} holds NaN or an infinite value")
+    if out and (max(out) > FLOAT4_MAX or min(out) < -FLOAT4_MAX):
+        raise InvalidInputError(f"{where} holds a component outside float4's range (±3.4e38)")
     return out
