@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.errors import (
@@ -27,6 +28,7 @@ from chad_memory.schemas import (
     ArtifactRecord,
     Page,
     RunCreate,
+    RunFields,
     RunFilter,
     RunRecord,
     RunSummary,
@@ -64,21 +66,9 @@ from chad_memory.vocabulary import TERMINAL, TRANSITIONS
 
 __all__ = ["TERMINAL", "TRANSITIONS", "PostgresStore", "RunCreation", "idempotency_lock_id"]
 
-# Columns an upsert by id may overwrite (never the owner or the idempotency key).
-_RUN_WRITABLE = (
-    "name",
-    "agent",
-    "status",
-    "trace_id",
-    "thread_id",
-    "request_payload",
-    "result",
-    "error",
-    "metadata_",
-    "tags",
-    "started_at",
-    "completed_at",
-)
+# Columns an upsert by id may overwrite: what a client may say about a run (RunFields),
+# never the owner or the idempotency key. A new field there is written with no edit here.
+_RUN_WRITABLE = tuple(RunFields.model_fields)
 RUNS = Keyset("runs", (Run.created_at, Run.id), descending=True)
 
 
@@ -286,7 +276,7 @@ class RunMethods(Store):
 
 _RUN_SELECT = record_select(Run, RunRecord)
 _RUN_RETURNING = tuple(_RUN_SELECT.selected_columns)
-_RUN_JSON = ("request_payload", "result", "metadata")
+_RUN_JSON = tuple(c.key for c in Run.__table__.c if isinstance(c.type, JSONB))
 _RUN_BY_ID = DriverStatement.of(_RUN_SELECT.where(Run.id == bindparam("run_id")))
 _ARTIFACTS_OF_RUN = DriverStatement.of(
     ARTIFACTS.order(
@@ -299,7 +289,7 @@ _INSERT_COLUMNS = (
     "actor",
     "idempotency_key",
     "idempotency_fingerprint",
-    *(Run.__mapper__.attrs[k].columns[0].name for k in _RUN_WRITABLE),
+    *_RUN_WRITABLE,
 )
 _insert = pg_insert(Run).values({name: bindparam(name) for name in _INSERT_COLUMNS})
 _INSERT_RUN = DriverStatement.of(_insert.returning(*_RUN_RETURNING), _RUN_JSON, _RUN_RETURNING)
