@@ -96,6 +96,11 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _fields(body: BaseModel) -> dict[str, Any]:
+    """A validated body's fields as they are (no copy, no second validation)."""
+    return {name: getattr(body, name) for name in type(body).model_fields}
+
+
 # Runs ---------------------------------------------------------------------------------
 
 
@@ -105,7 +110,11 @@ class RunCreateBody(RunFields):
     thread_id: uuid.UUID | None = Field(default=None, description="one of the caller's threads")
 
     def to_create(self, actor: str, idempotency_key: str | None) -> RunCreate:
-        return RunCreate(actor=actor, idempotency_key=idempotency_key, **self.model_dump())
+        # Every field was validated as this body (the same field types); the actor comes
+        # from the key and the key from a header stricter than the field: not again.
+        return RunCreate.model_construct(
+            id=None, actor=actor, idempotency_key=idempotency_key, **_fields(self)
+        )
 
 
 class RunDetail(RunRecord):
@@ -167,7 +176,7 @@ class RunListQuery(RunFilterFields):
 
 class StepCreateBody(StepFields):
     def to_create(self, run_id: uuid.UUID) -> StepCreate:
-        return StepCreate(run_id=run_id, **self.model_dump())
+        return StepCreate.model_construct(id=None, run_id=run_id, **_fields(self))
 
 
 StepBatch = Annotated[
