@@ -69,8 +69,18 @@ def create_engine(url: str, settings: Settings | None = None, **overrides: Any) 
     # itself (a terminated backend, a restarted server), and a connection that only looks
     # alive fails at BEGIN, before anything is written, which the stores retry.
     engine.dialect.do_ping = _driver_still_open  # type: ignore[method-assign]
+    engine.dialect.do_close = _close_quietly  # type: ignore[method-assign]
     event.listen(engine.sync_engine, "connect", _register_vector_codec)
     return engine
+
+
+def _close_quietly(dbapi_connection: Any) -> None:
+    """Close a pooled connection; one whose socket is already gone (the server stopped) is
+    dropped without the goodbye message, instead of logging a BrokenPipe traceback."""
+    try:
+        dbapi_connection.close()
+    except (OSError, ConnectionError):
+        dbapi_connection.terminate()
 
 
 def _driver_still_open(dbapi_connection: Any) -> bool:
