@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 
 from apps.core_api.answers import JsonAnswer, answer
 from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import RunStoreDep, VectorStoreDep
+from apps.core_api.deps import ReadVectorStoreDep, RunStoreDep, VectorStoreDep
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
     MemoryAddBody,
@@ -50,7 +50,7 @@ async def add_memory(
 
 @router.post("/search", response_model=MemorySearchResult)
 async def search_memory(
-    body: MemorySearchBody, actor: CurrentActor, vectors: VectorStoreDep
+    body: MemorySearchBody, actor: CurrentActor, vectors: ReadVectorStoreDep
 ) -> JsonAnswer:
     """The caller's k nearest embeddings by cosine similarity, best first."""
     hits = await vectors.search(
