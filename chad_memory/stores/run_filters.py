@@ -15,19 +15,33 @@ from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import Run
 from chad_memory.schemas import RunFilter
+from chad_memory.stores.conversations import conversation_thread_id
+
+
+def _conversation(conversation_id: str, filters: RunFilter) -> Any:
+    """An OTLP conversation is a thread whose id derives from (actor, conversation id)."""
+    if filters.actor is None:
+        raise InvalidInputError("conversation_id needs an actor: conversations are per actor")
+    return conversation_thread_id(filters.actor, conversation_id)
+
 
 # Each rule takes the filter's bind parameter (named f_<field>, typed like its column).
 _RULES: dict[str, Callable[[Any], ColumnElement[bool]]] = {
     "tag": lambda tag: Run.tags.contains(tag),
     "created_after": lambda at: Run.created_at >= at,
     "created_before": lambda at: Run.created_at < at,
+    "conversation_id": lambda thread_id: Run.thread_id == thread_id,
 }
 # How a filter value becomes its parameter, where it is not the value itself.
-_VALUES: dict[str, Callable[[Any], Any]] = {"tag": lambda tag: [tag]}
+_VALUES: dict[str, Callable[[Any, RunFilter], Any]] = {
+    "tag": lambda tag, _: [tag],
+    "conversation_id": _conversation,
+}
 _TYPES: dict[str, Any] = {
     "tag": Run.tags.type,
     "created_after": Run.created_at.type,
     "created_before": Run.created_at.type,
+    "conversation_id": Run.thread_id.type,
 }
 _COLUMNS = set(Run.__table__.c.keys())
 
@@ -57,7 +71,8 @@ def filter_values(filters: RunFilter | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in filter_names(filters):
         value = getattr(filters, name)
-        values[f"f_{name}"] = _VALUES[name](value) if name in _VALUES else value
+        assert filters is not None
+        values[f"f_{name}"] = _VALUES[name](value, filters) if name in _VALUES else value
     return values
 
 
