@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     field_validator,
     model_validator,
 )
@@ -61,7 +62,35 @@ UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator
 MAX_MILLISECONDS = 1e12
 Milliseconds = Annotated[float, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
 TokenCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
-Cost = Annotated[Decimal, Field(ge=0, lt=Decimal("1e10"), allow_inf_nan=False)]
+# What llm_calls.cost_usd (numeric(30, 20)) holds exactly; more decimals are refused
+# rather than rounded.
+COST_DECIMALS = 20
+Cost = Annotated[
+    Decimal,
+    Field(ge=0, lt=Decimal("1e10"), decimal_places=COST_DECIMALS, allow_inf_nan=False),
+]
+
+
+def tidy_decimal(value: Decimal) -> Decimal:
+    """The same number without the column's trailing zeros (numeric(30, 20) reads 0.5 back
+    as 0.50000000000000000000) and without a positive exponent (100, not 1E+2)."""
+    value = value.normalize()
+    exponent = value.as_tuple().exponent
+    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A decimal as plain digits: "0.000000001", never "1E-9" (nor "0E-8"), which is
+    also the only string form the API accepts back."""
+    return format(tidy_decimal(value), "f")
+
+
+# Money in output records: exact, tidied, and serialised as a plain decimal string.
+Money = Annotated[
+    Decimal,
+    AfterValidator(tidy_decimal),
+    PlainSerializer(plain_decimal, return_type=str, when_used="json"),
+]
 
 _metadata_field: Any = Field(
     default_factory=dict, validation_alias=AliasChoices("metadata_", "metadata")
@@ -164,16 +193,31 @@ class RunRecord(RunSummary):
 
 
 class RunFilter(Input):
-    """Filters for listing runs; every one narrows, none can widen past `actor`."""
+    """Filters for listing runs; every one narrows, none can widen past `actor`.
+
+    `metadata` matches runs whose metadata contains the object (jsonb `@>`); `tags_any`
+    runs with at least one of the tags, `tags_all` runs with every one. Duration is
+    completed_at - started_at (runs without both never match a duration bound); cost is
+    the sum of the run's LLM call costs (a run without costs counts as 0). Lower bounds
+    are inclusive, upper bounds exclusive, as with created_after / created_before.
+    """
 
     actor: Actor | None = None
     status: RunStatus | None = None
     name: ShortText | None = None
+    agent: ShortText | None = None
     thread_id: uuid.UUID | None = None
     trace_id: ShortText | None = None
     tag: ShortText | None = None
+    tags_any: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = None
+    tags_all: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = None
+    metadata: JsonObject | None = None
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
+    min_duration_ms: Milliseconds | None = None
+    max_duration_ms: Milliseconds | None = None
+    min_cost_usd: Cost | None = None
+    max_cost_usd: Cost | None = None
 
 
 T = TypeVar("T")
@@ -264,6 +308,11 @@ class ArtifactRecord(Record):
 
 
 class LLMCallFields(Input):
+    """An LLM call. Token counts follow OpenTelemetry GenAI: prompt_tokens counts every
+    input token, cached_tokens (cache reads) and cache_write_tokens included;
+    completion_tokens counts every output token, reasoning_tokens included. Without a
+    cost_usd, the store computes one from the price table (chad_memory.prices)."""
+
     step_id: uuid.UUID | None = None
     provider: ShortText | None = None
     model: ShortText | None = None
@@ -271,6 +320,9 @@ class LLMCallFields(Input):
     completion_tokens: TokenCount = 0
     # None means prompt + completion, the usual case; providers that bill extra say so.
     total_tokens: TokenCount | None = None
+    cached_tokens: TokenCount = 0
+    cache_write_tokens: TokenCount = 0
+    reasoning_tokens: TokenCount = 0
     cost_usd: Cost | None = None
     latency_ms: Milliseconds | None = None
     status: RunStatus = "succeeded"
@@ -283,6 +335,16 @@ class LLMCallFields(Input):
         # The default total is prompt + completion, which must fit the integer column too.
         if self.total_tokens is None and self.prompt_tokens + self.completion_tokens > 2**31 - 1:
             raise ValueError("prompt_tokens + completion_tokens exceeds 2147483647")
+        if self.cached_tokens + self.cache_write_tokens > self.prompt_tokens:
+            raise ValueError(
+                "cached_tokens + cache_write_tokens exceeds prompt_tokens; prompt_tokens "
+                "counts every input token, cached ones included (OpenTelemetry GenAI)"
+            )
+        if self.reasoning_tokens > self.completion_tokens:
+            raise ValueError(
+                "reasoning_tokens exceeds completion_tokens; completion_tokens counts "
+                "every output token, reasoning ones included"
+            )
         return self
 
 
@@ -300,7 +362,13 @@ class LLMCallRecord(Record):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    cost_usd: Decimal | None
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: Money | None
+    cost_source: Literal["client", "table"] | None
+    price_id: uuid.UUID | None
+    price_ref: str | None
     latency_ms: float | None
     status: RunStatus
     error: str | None
@@ -316,7 +384,7 @@ class ModelStats(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    cost_usd: Decimal
+    cost_usd: Money
     latency_ms_mean: float | None
 
 
@@ -327,7 +395,7 @@ class RunStats(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    cost_usd: Decimal
+    cost_usd: Money
     # Wall time of the run: completed_at - started_at, else the span of its steps.
     duration_ms: float | None
     step_duration_ms_total: float | None
@@ -433,3 +501,79 @@ class MessageRecord(Record):
     artifact_data: Any | None
     metadata: dict[str, Any] = _metadata_field
     created_at: datetime
+
+
+# Prices and usage ---------------------------------------------------------------------
+
+# Per million tokens: model_prices columns are numeric(20, 10).
+PricePerMillion = Annotated[
+    Decimal, Field(ge=0, lt=Decimal("1e10"), decimal_places=10, allow_inf_nan=False)
+]
+ModelPattern = Annotated[
+    str,
+    Field(min_length=1, max_length=512, pattern=r"^[^\s]+$"),
+    AfterValidator(check_text),
+]
+
+
+class ModelPriceCreate(Input):
+    """A price for a model (or a `*` pattern such as "gpt-4o*"), per million tokens, in
+    force from `starts_at`. Cache prices left out cost the input price."""
+
+    provider: ShortText | None = None
+    model_pattern: ModelPattern
+    starts_at: UtcDatetime
+    input_mtok: PricePerMillion
+    cached_input_mtok: PricePerMillion | None = None
+    cache_write_mtok: PricePerMillion | None = None
+    output_mtok: PricePerMillion
+
+
+class ModelPriceRecord(Record):
+    id: uuid.UUID
+    # None: an operator-wide price, for every actor.
+    actor: str | None
+    provider: str | None
+    model_pattern: str
+    starts_at: datetime
+    input_mtok: Money
+    cached_input_mtok: Money | None
+    cache_write_mtok: Money | None
+    output_mtok: Money
+    created_at: datetime
+
+
+UsageGroupBy = Literal["model", "provider", "day", "hour", "run_name"]
+
+
+class UsageRow(BaseModel):
+    """One group of LLM calls. Percentiles come from quarter-octave latency buckets (each
+    is the mean latency of the bucket holding that rank: within 19% of the exact value)."""
+
+    group: str | None
+    calls: int
+    runs: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: Money
+    # Calls that have a cost; the others (no price known) add nothing to cost_usd.
+    costed_calls: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    latency_ms_p99: float | None
+    # Share of calls with status "failed", 0..1.
+    error_share: float
+
+
+class UsageReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    group_by: UsageGroupBy
+    # The window: calls with created_at in [from, to).
+    from_: datetime = Field(alias="from")
+    to: datetime
+    rows: list[UsageRow]

@@ -29,6 +29,7 @@ from chad_memory.errors import (
 )
 from chad_memory.models import Artifact, LLMCall, Run, Step
 from chad_memory.pagination import decode_cursor, encode_cursor
+from chad_memory.prices import quote, tokens_of
 from chad_memory.schemas import (
     ArtifactCreate,
     ArtifactRecord,
@@ -110,16 +111,41 @@ def run_conditions(filters: RunFilter) -> list[ColumnElement[bool]]:
         conds.append(Run.status == filters.status)
     if filters.name is not None:
         conds.append(Run.name == filters.name)
+    if filters.agent is not None:
+        conds.append(Run.agent == filters.agent)
     if filters.thread_id is not None:
         conds.append(Run.thread_id == filters.thread_id)
     if filters.trace_id is not None:
         conds.append(Run.trace_id == filters.trace_id)
     if filters.tag is not None:
         conds.append(Run.tags.contains([filters.tag]))
+    if filters.tags_any is not None:
+        conds.append(Run.tags.overlap(filters.tags_any))
+    if filters.tags_all is not None:
+        conds.append(Run.tags.contains(filters.tags_all))
+    if filters.metadata is not None:
+        # jsonb @> served by ix_runs_metadata (GIN, jsonb_path_ops).
+        conds.append(Run.metadata_.contains(filters.metadata))
     if filters.created_after is not None:
         conds.append(Run.created_at >= filters.created_after)
     if filters.created_before is not None:
         conds.append(Run.created_at < filters.created_before)
+    if filters.min_duration_ms is not None or filters.max_duration_ms is not None:
+        duration = func.extract("epoch", Run.completed_at - Run.started_at) * 1000
+        if filters.min_duration_ms is not None:
+            conds.append(duration >= filters.min_duration_ms)
+        if filters.max_duration_ms is not None:
+            conds.append(duration < filters.max_duration_ms)
+    if filters.min_cost_usd is not None or filters.max_cost_usd is not None:
+        cost = (
+            select(func.coalesce(func.sum(LLMCall.cost_usd), 0))
+            .where(LLMCall.run_id == Run.id)
+            .scalar_subquery()
+        )
+        if filters.min_cost_usd is not None:
+            conds.append(cost >= filters.min_cost_usd)
+        if filters.max_cost_usd is not None:
+            conds.append(cost < filters.max_cost_usd)
     return conds
 
 
@@ -556,10 +582,36 @@ class PostgresStore:
 
     @retried
     async def save_llm_call(self, call: LLMCallCreate) -> LLMCallRecord:
+        """Store a call. Without a cost_usd, the cost comes from the price table in force
+        now (chad_memory.prices), recorded with its source and price; with one, it is kept
+        exactly as sent (cost_source 'client')."""
         values = row_values(call)
         if values["total_tokens"] is None:
             values["total_tokens"] = call.prompt_tokens + call.completion_tokens
         async with transaction(self._sessions, "save_llm_call") as session:
+            if call.cost_usd is not None:
+                values["cost_source"] = "client"
+            else:
+                run = await session.get(Run, call.run_id, options=[load_only(Run.actor)])
+                if run is None:
+                    raise NotFoundError(f"run {call.run_id} not found")
+                now = await session.scalar(select(func.now()))
+                assert now is not None
+                found = await quote(
+                    session,
+                    actor=run.actor,
+                    provider=call.provider,
+                    model=call.model,
+                    tokens=tokens_of(call),
+                    at=now,
+                )
+                if found is not None:
+                    values.update(
+                        cost_usd=found.cost_usd,
+                        cost_source="table",
+                        price_id=found.price_id,
+                        price_ref=found.price_ref,
+                    )
             row = await session.scalar(pg_insert(LLMCall).values(**values).returning(LLMCall))
             return LLMCallRecord.model_validate(row)
 
