@@ -22,6 +22,7 @@ from chad_memory.schemas import (
     EmbeddingCreate,
     LLMCallCreate,
     MessageCreate,
+    ModelPriceCreate,
     RunCreate,
     RunFilter,
     RunUpdate,
@@ -29,7 +30,7 @@ from chad_memory.schemas import (
     ThreadCreate,
     ThreadUpdate,
 )
-from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
 __all__ = [
@@ -44,9 +45,11 @@ __all__ = [
     "InvalidInputError",
     "LLMCallCreate",
     "MessageCreate",
+    "ModelPriceCreate",
     "NotFoundError",
     "PgVectorStore",
     "PostgresStore",
+    "PriceStore",
     "RunCreate",
     "RunFilter",
     "RunUpdate",

@@ -109,3 +109,11 @@ def check_embedding(values: Sequence[float], dim: int, where: str = "embedding")
     if not math.isfinite(total) and not all(math.isfinite(v) for v in out):
         raise InvalidInputError(f"{where} holds NaN or an infinite value")
     return out
+
+
+def check_metadata_filter(value: Any, where: str = "metadata") -> dict[str, Any]:
+    """A metadata filter (matched by jsonb containment, `@>`) must be a JSON object."""
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{where} filter must be a JSON object")
+    checked: dict[str, Any] = check_json(value, where)
+    return checked

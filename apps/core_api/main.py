@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import health, memory, runs, threads
+from apps.core_api.routers import analytics, health, memory, prices, runs, threads
 from chad_memory.database import (
     check_db_connection,
     close_db_connections,
@@ -21,7 +21,7 @@ from chad_memory.database import (
 )
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import Settings, get_settings
-from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
 logger = logging.getLogger("chad_memory.api")
@@ -40,6 +40,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         app.state.vector_store = PgVectorStore(app.state.session_factory)
         app.state.key_store = ApiKeyStore(app.state.session_factory)
         app.state.thread_store = ThreadStore(app.state.session_factory)
+        app.state.price_store = PriceStore(app.state.session_factory)
         if not await check_db_connection(app.state.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
@@ -67,6 +68,8 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(analytics.router)
+    app.include_router(prices.router)
     return app
 
 

@@ -8,6 +8,7 @@ every route and a new library column is never exposed by accident.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Annotated, Any
@@ -32,6 +33,7 @@ from chad_memory.schemas import (
     JsonObject,
     LLMCallCreate,
     LLMCallFields,
+    Milliseconds,
     RunCreate,
     RunFields,
     RunRecord,
@@ -77,6 +79,36 @@ CostBody = Annotated[
         }
     ),
 ]
+
+
+def _json_text(value: Any) -> Any:
+    """A query parameter holding JSON (URL-encoded), parsed before it is validated."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('must be JSON (URL-encoded), e.g. {"team":"search"}') from None
+    return value
+
+
+# `metadata={"team":"search"}` in a query string: rows whose metadata contains the object.
+MetadataParam = Annotated[
+    JsonObject,
+    BeforeValidator(_json_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "a JSON object; matches rows whose metadata contains it (@>)",
+        }
+    ),
+]
+
+
+class MetadataQuery(BaseModel):
+    """Query parameters of list routes that filter by metadata."""
+
+    metadata: MetadataParam | None = None
 
 
 class Problem(BaseModel):
@@ -131,11 +163,31 @@ class RunListQuery(BaseModel):
 
     status: RunStatus | None = None
     name: ShortText | None = None
+    agent: ShortText | None = None
     thread_id: uuid.UUID | None = None
     trace_id: ShortText | None = None
     tag: ShortText | None = None
+    tags_any: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="runs with at least one of these tags (repeat the parameter)"
+    )
+    tags_all: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="runs with every one of these tags (repeat the parameter)"
+    )
+    metadata: MetadataParam | None = None
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
+    min_duration_ms: Milliseconds | None = Field(
+        default=None, description="completed_at - started_at at least this (inclusive)"
+    )
+    max_duration_ms: Milliseconds | None = Field(
+        default=None, description="completed_at - started_at below this (exclusive)"
+    )
+    min_cost_usd: CostBody | None = Field(
+        default=None, description="the run's LLM cost total at least this (inclusive)"
+    )
+    max_cost_usd: CostBody | None = Field(
+        default=None, description="the run's LLM cost total below this (exclusive)"
+    )
     limit: int = Field(default=50, ge=1, le=MAX_LIST_LIMIT)
     # The cap is enforced by the validator below (for its helpful message) and declared
     # here, so the OpenAPI document states the same bound clients are held to.

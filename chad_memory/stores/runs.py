@@ -45,7 +45,10 @@ from chad_memory.schemas import (
     RunUpdate,
     StepCreate,
     StepRecord,
+    UsageGroupBy,
+    UsageReport,
 )
+from chad_memory.stores.analytics import usage_report
 from chad_memory.stores.limits import check_batch, check_page, row_values
 from chad_memory.stores.transactions import (
     Attempt,
@@ -622,6 +625,23 @@ class PostgresStore:
         )
         async with transaction(self._sessions, "get_llm_calls") as session:
             return [LLMCallRecord.model_validate(r) for r in await session.scalars(stmt)]
+
+    # Usage ----------------------------------------------------------------------------
+
+    @retried
+    async def usage(
+        self,
+        actor: str,
+        *,
+        group_by: UsageGroupBy = "model",
+        from_: datetime | None = None,
+        to: datetime | None = None,
+    ) -> UsageReport:
+        """The actor's LLM usage in [from_, to) (default: the last 30 days), per model,
+        provider, day, hour (UTC) or run name: calls, runs, tokens, exact cost, latency
+        p50/p95/p99 and error share. See chad_memory.stores.analytics."""
+        async with transaction(self._sessions, "usage") as session:
+            return await usage_report(session, actor=actor, group_by=group_by, from_=from_, to=to)
 
     # Stats ----------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import ColumnElement, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +32,7 @@ from chad_memory.schemas import (
 )
 from chad_memory.stores.limits import check_batch, check_page, row_values
 from chad_memory.stores.transactions import SessionFactory, retried, transaction
-from chad_memory.validation import check_text
+from chad_memory.validation import check_metadata_filter, check_text
 
 # The step between the created_at of consecutive messages of one append: PostgreSQL's
 # timestamp resolution, so the offsets stay invisible at any human scale.
@@ -55,6 +56,23 @@ async def _thread(
     if actor is not None and row.actor != actor:
         raise ForbiddenError(f"thread {thread_id} belongs to another actor")
     return row
+
+
+def _thread_conditions(actor: str, metadata: dict[str, Any] | None) -> list[ColumnElement[bool]]:
+    conds = [Thread.actor == _check_actor(actor)]
+    if metadata is not None:
+        # jsonb @> served by ix_threads_metadata (GIN, jsonb_path_ops).
+        conds.append(Thread.metadata_.contains(check_metadata_filter(metadata)))
+    return conds
+
+
+def _message_conditions(
+    thread_id: uuid.UUID, metadata: dict[str, Any] | None
+) -> list[ColumnElement[bool]]:
+    conds = [Message.thread_id == thread_id]
+    if metadata is not None:
+        conds.append(Message.metadata_.contains(check_metadata_filter(metadata)))
+    return conds
 
 
 class ThreadStore:
@@ -86,15 +104,21 @@ class ThreadStore:
 
     @retried
     async def list_threads(
-        self, actor: str, *, limit: int = 50, cursor: str | None = None
+        self,
+        actor: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Page[ThreadRecord]:
-        """An actor's threads, most recently active first (updated_at desc).
+        """An actor's threads, most recently active first (updated_at desc); with
+        `metadata`, only threads whose metadata contains that object.
 
         The cursor names the last thread seen by its updated_at; a thread that becomes
         active while someone pages moves to the front and is not shown twice.
         """
         check_page(limit, 0)
-        stmt = select(Thread).where(Thread.actor == _check_actor(actor))
+        stmt = select(Thread).where(*_thread_conditions(actor, metadata))
         if cursor is not None:
             at, last_id = decode_cursor(cursor)
             stmt = stmt.where(tuple_(Thread.updated_at, Thread.id) < tuple_(at, last_id))
@@ -108,8 +132,9 @@ class ThreadStore:
         return Page[ThreadRecord](items=items, next_cursor=next_cursor)
 
     @retried
-    async def count_threads(self, actor: str) -> int:
-        stmt = select(func.count()).select_from(Thread).where(Thread.actor == _check_actor(actor))
+    async def count_threads(self, actor: str, *, metadata: dict[str, Any] | None = None) -> int:
+        conds = _thread_conditions(actor, metadata)
+        stmt = select(func.count()).select_from(Thread).where(*conds)
         async with transaction(self._sessions, "count_threads") as session:
             return int(await session.scalar(stmt) or 0)
 
@@ -191,10 +216,12 @@ class ThreadStore:
         limit: int = 50,
         cursor: str | None = None,
         actor: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Page[MessageRecord]:
-        """A thread's messages, oldest first, in the order they were appended."""
+        """A thread's messages, oldest first, in the order they were appended; with
+        `metadata`, only messages whose metadata contains that object."""
         check_page(limit, 0)
-        stmt = select(Message).where(Message.thread_id == thread_id)
+        stmt = select(Message).where(*_message_conditions(thread_id, metadata))
         if cursor is not None:
             at, last_id = decode_cursor(cursor)
             stmt = stmt.where(tuple_(Message.created_at, Message.id) > tuple_(at, last_id))
@@ -209,8 +236,11 @@ class ThreadStore:
         return Page[MessageRecord](items=items, next_cursor=next_cursor)
 
     @retried
-    async def count_messages(self, thread_id: uuid.UUID) -> int:
-        stmt = select(func.count()).select_from(Message).where(Message.thread_id == thread_id)
+    async def count_messages(
+        self, thread_id: uuid.UUID, *, metadata: dict[str, Any] | None = None
+    ) -> int:
+        conds = _message_conditions(thread_id, metadata)
+        stmt = select(func.count()).select_from(Message).where(*conds)
         async with transaction(self._sessions, "count_messages") as session:
             return int(await session.scalar(stmt) or 0)
 

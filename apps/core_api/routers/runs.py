@@ -138,11 +138,19 @@ async def list_runs(
             include={
                 "status",
                 "name",
+                "agent",
                 "thread_id",
                 "trace_id",
                 "tag",
+                "tags_any",
+                "tags_all",
+                "metadata",
                 "created_after",
                 "created_before",
+                "min_duration_ms",
+                "max_duration_ms",
+                "min_cost_usd",
+                "max_cost_usd",
             }
         ),
     )

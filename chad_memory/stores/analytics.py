@@ -1,0 +1,243 @@
+"""Usage analytics over an actor's LLM calls: calls, runs, tokens, cost, latency, errors.
+
+Whole hours are read from the roll-ups that triggers keep on llm_calls (revision 007):
+`llm_usage_hourly` (sums per hour, provider, model and latency bucket) and
+`llm_usage_runs` (which runs had calls there). The partial hours at either end of the
+window are read from llm_calls itself (index on actor, created_at), so any window is
+answered exactly, and a 30-day window reads a few thousand roll-up rows instead of every
+call (bench/usage.py). `run_name` is not rolled up (a run can be renamed): that grouping
+reads the window's calls joined to their runs.
+
+Percentiles come from the latency buckets: the value reported for a rank is the mean
+latency of the calls in the bucket holding that rank, so it lies within that bucket
+(at most 19% wide) and equals the exact percentile when the bucket holds one value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chad_memory.errors import InvalidInputError
+from chad_memory.schemas import UsageGroupBy, UsageReport, UsageRow
+
+DEFAULT_WINDOW = timedelta(days=30)
+MAX_WINDOW = timedelta(days=366)
+# An hourly breakdown answers one row per hour: bounded to a month.
+MAX_HOURLY_WINDOW = timedelta(days=31)
+GROUPS: tuple[UsageGroupBy, ...] = ("model", "provider", "day", "hour", "run_name")
+
+_HOUR = timedelta(hours=1)
+_SUMS = (
+    "calls",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "costed_calls",
+    "latency_ms_sum",
+)
+# The same sums, per raw call.
+_RAW_SUMS = (
+    "1",
+    "(c.status = 'failed')::int",
+    "c.prompt_tokens",
+    "c.completion_tokens",
+    "c.total_tokens",
+    "c.cached_tokens",
+    "c.cache_write_tokens",
+    "c.reasoning_tokens",
+    "coalesce(c.cost_usd, 0)",
+    "(c.cost_usd IS NOT NULL)::int",
+    "coalesce(c.latency_ms, 0)",
+)
+# Group key over the roll-up (columns of llm_usage_hourly / llm_usage_runs) and over calls.
+_ROLLUP_KEY = {
+    "model": "model",
+    "provider": "provider",
+    "day": "date_trunc('day', hour, 'UTC')",
+    "hour": "hour",
+}
+_RAW_KEY = {
+    "model": "coalesce(c.model, '')",
+    "provider": "coalesce(c.provider, '')",
+    "day": "date_trunc('day', c.created_at, 'UTC')",
+    "hour": "date_trunc('hour', c.created_at, 'UTC')",
+    "run_name": "r.name",
+}
+_RAW_WINDOW = (
+    "c.actor = :actor AND ((c.created_at >= :from_ AND c.created_at < :edge0) "
+    "OR (c.created_at >= :edge1 AND c.created_at < :to))"
+)
+
+
+def _floor_hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(at: datetime) -> datetime:
+    floor = _floor_hour(at)
+    return floor if floor == at else floor + _HOUR
+
+
+def window(
+    group_by: str, from_: datetime | None, to: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The window [from, to) the report covers: the last 30 days unless told."""
+    if group_by not in GROUPS:
+        raise InvalidInputError(f"group_by must be one of {', '.join(GROUPS)}")
+    to = (to or now).astimezone(UTC)
+    from_ = (from_ or to - DEFAULT_WINDOW).astimezone(UTC)
+    if from_ >= to:
+        raise InvalidInputError("from must be before to")
+    limit = MAX_HOURLY_WINDOW if group_by == "hour" else MAX_WINDOW
+    if to - from_ > limit:
+        raise InvalidInputError(
+            f"the window may span at most {limit.days} days for group_by={group_by}"
+        )
+    return from_, to
+
+
+def _sql(group_by: UsageGroupBy) -> tuple[str, str]:
+    """The sums query (per group and latency bucket) and the distinct-runs query."""
+    sums = ", ".join(f"sum({c})" for c in _SUMS)
+    raw_parts = ", ".join(f"{expr} AS {name}" for expr, name in zip(_RAW_SUMS, _SUMS, strict=True))
+    if group_by == "run_name":
+        source = (
+            f"SELECT {_RAW_KEY['run_name']} AS g, chad_latency_bucket(c.latency_ms) AS b, "
+            f"{raw_parts} FROM llm_calls c JOIN runs r ON r.id = c.run_id "
+            "WHERE c.actor = :actor AND c.created_at >= :from_ AND c.created_at < :to"
+        )
+        runs = (
+            "SELECT r.name AS g, c.run_id FROM llm_calls c JOIN runs r ON r.id = c.run_id "
+            "WHERE c.actor = :actor AND c.created_at >= :from_ AND c.created_at < :to"
+        )
+    else:
+        rolled = ", ".join(_SUMS)
+        source = (
+            f"SELECT {_ROLLUP_KEY[group_by]} AS g, latency_bucket AS b, {rolled} "
+            "FROM llm_usage_hourly WHERE actor = :actor AND hour >= :hour0 AND hour < :hour1 "
+            f"UNION ALL SELECT {_RAW_KEY[group_by]}, chad_latency_bucket(c.latency_ms), "
+            f"{raw_parts} FROM llm_calls c WHERE {_RAW_WINDOW}"
+        )
+        runs = (
+            f"SELECT {_ROLLUP_KEY[group_by]} AS g, run_id FROM llm_usage_runs "
+            "WHERE actor = :actor AND hour >= :hour0 AND hour < :hour1 "
+            f"UNION ALL SELECT {_RAW_KEY[group_by]}, c.run_id FROM llm_calls c "
+            f"WHERE {_RAW_WINDOW}"
+        )
+    return (
+        f"SELECT g, b, {sums} FROM ({source}) AS parts GROUP BY g, b",
+        f"SELECT g, count(DISTINCT run_id) FROM ({runs}) AS parts GROUP BY g",
+    )
+
+
+@dataclass
+class _Group:
+    sums: list[Any] = field(default_factory=lambda: [0] * len(_SUMS))
+    # latency bucket -> (calls, latency sum); bucket -1 (no latency) left out.
+    buckets: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+
+def _percentile(buckets: dict[int, tuple[int, float]], p: float) -> float | None:
+    """Nearest-rank percentile, read as the mean of the bucket that holds the rank."""
+    total = sum(n for n, _ in buckets.values())
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(p * total))
+    seen = 0
+    for bucket in sorted(buckets):
+        n, latency_sum = buckets[bucket]
+        seen += n
+        if seen >= rank:
+            return latency_sum / n
+    raise AssertionError("unreachable: the ranks add up to the total")
+
+
+def _label(group_by: UsageGroupBy, key: Any) -> str | None:
+    if group_by == "day":
+        return str(key.astimezone(UTC).date().isoformat())
+    if group_by == "hour":
+        return str(key.astimezone(UTC).isoformat())
+    if group_by in ("model", "provider"):
+        return key or None  # the roll-up keeps a missing model or provider as ''
+    return None if key is None else str(key)
+
+
+async def usage_report(
+    session: AsyncSession,
+    *,
+    actor: str,
+    group_by: UsageGroupBy,
+    from_: datetime | None,
+    to: datetime | None,
+) -> UsageReport:
+    now = await session.scalar(text("SELECT now()"))
+    assert isinstance(now, datetime)
+    start, end = window(group_by, from_, to, now)
+    hour0, hour1 = _ceil_hour(start), _floor_hour(end)
+    if hour0 >= hour1:  # no whole hour inside: every call is read from llm_calls
+        hour0 = hour1 = edge0 = edge1 = end
+    else:
+        edge0, edge1 = hour0, hour1
+    params = {
+        "actor": actor,
+        "from_": start,
+        "to": end,
+        "hour0": hour0,
+        "hour1": hour1,
+        "edge0": edge0,
+        "edge1": edge1,
+    }
+    sums_sql, runs_sql = _sql(group_by)
+    groups: dict[Any, _Group] = {}
+    for row in await session.execute(text(sums_sql), params):
+        group = groups.setdefault(row[0], _Group())
+        values = row[2:]
+        group.sums = [a + b for a, b in zip(group.sums, values, strict=True)]
+        if row[1] >= 0:
+            calls, latency_sum = values[0], values[-1]
+            group.buckets[row[1]] = (int(calls), float(latency_sum))
+    runs = {row[0]: int(row[1]) for row in await session.execute(text(runs_sql), params)}
+
+    rows = []
+    for key, group in groups.items():
+        s = dict(zip(_SUMS, group.sums, strict=True))
+        calls = int(s["calls"])
+        if calls == 0:
+            continue
+        rows.append(
+            (
+                key,
+                UsageRow(
+                    group=_label(group_by, key),
+                    calls=calls,
+                    runs=runs.get(key, 0),
+                    prompt_tokens=int(s["prompt_tokens"]),
+                    completion_tokens=int(s["completion_tokens"]),
+                    total_tokens=int(s["total_tokens"]),
+                    cached_tokens=int(s["cached_tokens"]),
+                    cache_write_tokens=int(s["cache_write_tokens"]),
+                    reasoning_tokens=int(s["reasoning_tokens"]),
+                    cost_usd=Decimal(s["cost_usd"]),
+                    costed_calls=int(s["costed_calls"]),
+                    latency_ms_p50=_percentile(group.buckets, 0.50),
+                    latency_ms_p95=_percentile(group.buckets, 0.95),
+                    latency_ms_p99=_percentile(group.buckets, 0.99),
+                    error_share=int(s["errors"]) / calls,
+                ),
+            )
+        )
+    # Time groups in time order; the others by name, a missing name last.
+    rows.sort(key=lambda item: (item[0] is None or item[0] == "", item[0] or ""))
+    return UsageReport(group_by=group_by, from_=start, to=end, rows=[r for _, r in rows])
