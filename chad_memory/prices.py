@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 import genai_prices
 from sqlalchemy import ColumnElement, func, literal, select
@@ -30,11 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import ModelPrice
-from chad_memory.schemas import COST_DECIMALS, LLMCallFields, LLMCallRecord, ModelPriceRecord
+from chad_memory.schemas import COST_DECIMALS, EXACT, LLMCallFields, LLMCallRecord, ModelPriceRecord
 
 MILLION = Decimal(1_000_000)
 _COST_QUANTUM = Decimal(1).scaleb(-COST_DECIMALS)
 _COST_LIMIT = Decimal("1e10")
+# Only for rounding a computed cost at 1e-20 (EXACT traps inexact results).
+ROUNDING = Context(prec=100, rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def _fit(cost: Decimal) -> Decimal:
         raise InvalidInputError(f"computed cost {cost} USD does not fit (must be < 1e10)")
     exponent = cost.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -COST_DECIMALS:
-        return cost.quantize(_COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+        return cost.quantize(_COST_QUANTUM, rounding=ROUND_HALF_EVEN, context=ROUNDING)
     return cost
 
 
@@ -82,13 +84,14 @@ def user_price_cost(price: ModelPriceRecord, tokens: Tokens) -> Decimal:
     uncached = tokens.prompt - tokens.cached - tokens.cache_write
     cached = price.cached_input_mtok if price.cached_input_mtok is not None else price.input_mtok
     write = price.cache_write_mtok if price.cache_write_mtok is not None else price.input_mtok
-    total = (
-        uncached * price.input_mtok
-        + tokens.cached * cached
-        + tokens.cache_write * write
-        + tokens.completion * price.output_mtok
-    )
-    return _fit(total / MILLION)
+    with localcontext(EXACT):
+        total = (
+            uncached * price.input_mtok
+            + tokens.cached * cached
+            + tokens.cache_write * write
+            + tokens.completion * price.output_mtok
+        )
+        return _fit(total / MILLION)
 
 
 def builtin_quote(provider: str | None, model: str, tokens: Tokens, at: datetime) -> Quote | None:

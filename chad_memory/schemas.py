@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import (
@@ -71,12 +71,19 @@ Cost = Annotated[
 ]
 
 
+# Money arithmetic in Python runs in this context: the default one keeps 28 digits, fewer
+# than a numeric(30, 20) cost or a sum of them has, and would round silently.
+EXACT = Context(prec=100, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation])
+
+
 def tidy_decimal(value: Decimal) -> Decimal:
     """The same number without the column's trailing zeros (numeric(30, 20) reads 0.5 back
     as 0.50000000000000000000) and without a positive exponent (100, not 1E+2)."""
-    value = value.normalize()
+    value = value.normalize(EXACT)
     exponent = value.as_tuple().exponent
-    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
+    if isinstance(exponent, int) and exponent > 0:
+        return value.quantize(Decimal(1), context=EXACT)
+    return value
 
 
 def plain_decimal(value: Decimal) -> str:

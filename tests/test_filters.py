@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -109,7 +110,7 @@ FILTERS: list[dict[str, Any]] = [
 
 def _python_filter(run: RunSummary, f: dict[str, Any], costs: dict[Any, Decimal]) -> bool:
     duration = _duration(run)
-    checks = {
+    checks: dict[str, Callable[[Any], bool]] = {
         "metadata": lambda v: contains(run.metadata, v),
         "agent": lambda v: run.agent == v,
         "tags_any": lambda v: bool(set(v) & set(run.tags)),
@@ -153,7 +154,8 @@ async def test_threads_and_messages_filter_by_metadata(threads_store: ThreadStor
     await threads_store.create_thread(
         ThreadCreate(agent_type="chat", metadata={"topic": "billing"}), actor="bo"
     )
-    for wanted in ({"topic": "billing"}, {"vip": True}, {"topic": "none"}):
+    wanted_threads: list[dict[str, Any]] = [{"topic": "billing"}, {"vip": True}, {"topic": "x"}]
+    for wanted in wanted_threads:
         expected = {t.id for t in made if contains(t.metadata, wanted)}
         page = await threads_store.list_threads("al", limit=100, metadata=wanted)
         assert {t.id for t in page.items} == expected
@@ -166,7 +168,8 @@ async def test_threads_and_messages_filter_by_metadata(threads_store: ThreadStor
         )
         for i, m in enumerate(metas * 2)
     ]
-    for wanted in ({"topic": "billing"}, {"topic": "bugs"}, {"x": 1}):
+    wanted_messages: list[dict[str, Any]] = [{"topic": "billing"}, {"topic": "bugs"}, {"x": 1}]
+    for wanted in wanted_messages:
         expected_ids = [m.id for m in sent if contains(m.metadata, wanted)]
         got = await threads_store.list_messages(thread.id, limit=100, metadata=wanted)
         assert [m.id for m in got.items] == expected_ids

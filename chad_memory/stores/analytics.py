@@ -18,14 +18,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chad_memory.errors import InvalidInputError
-from chad_memory.schemas import UsageGroupBy, UsageReport, UsageRow
+from chad_memory.schemas import EXACT, UsageGroupBy, UsageReport, UsageRow
 
 DEFAULT_WINDOW = timedelta(days=30)
 MAX_WINDOW = timedelta(days=366)
@@ -204,7 +204,8 @@ async def usage_report(
     for row in await session.execute(text(sums_sql), params):
         group = groups.setdefault(row[0], _Group())
         values = row[2:]
-        group.sums = [a + b for a, b in zip(group.sums, values, strict=True)]
+        with localcontext(EXACT):  # cost sums keep every digit
+            group.sums = [a + b for a, b in zip(group.sums, values, strict=True)]
         if row[1] >= 0:
             calls, latency_sum = values[0], values[-1]
             group.buckets[row[1]] = (int(calls), float(latency_sum))
