@@ -138,7 +138,9 @@ def _sql(group_by: UsageGroupBy) -> tuple[str, str]:
         )
     return (
         f"SELECT g, b, {sums} FROM ({source}) AS parts GROUP BY g, b",
-        f"SELECT g, count(DISTINCT run_id) FROM ({runs}) AS parts GROUP BY g",
+        # DISTINCT then count: a hash aggregate, where count(DISTINCT) would sort.
+        f"SELECT g, count(*) FROM (SELECT DISTINCT g, run_id FROM ({runs}) AS parts) AS d "
+        "GROUP BY g",
     )
 
 
