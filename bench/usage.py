@@ -39,13 +39,13 @@ PROVIDERS = "ARRAY['openai', 'openai', 'anthropic', 'google', 'openai']"
 # The same answer as usage(group_by=...) over the raw table, written by hand: exact
 # percentiles and distinct runs straight from llm_calls (index on actor, created_at).
 RAW_SQL = """
-SELECT {key} AS g, count(*), count(DISTINCT run_id), sum(prompt_tokens),
+SELECT {keys}, count(*), count(DISTINCT run_id), sum(prompt_tokens),
        sum(completion_tokens), sum(total_tokens), sum(cached_tokens), sum(cache_write_tokens),
        sum(reasoning_tokens), coalesce(sum(cost_usd), 0), count(cost_usd),
        percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms),
        avg((status = 'failed')::int)
 FROM llm_calls WHERE actor = $1 AND created_at >= $2 AND created_at < $3
-GROUP BY 1
+GROUP BY {n}
 """
 RAW_KEYS = {"model": "coalesce(model, '')", "day": "date_trunc('day', created_at, 'UTC')"}
 
@@ -98,8 +98,9 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
     start = to - timedelta(days=30)
     rows: list[list[Any]] = []
     explain = ""
-    for group_by in ("model", "day"):
-        sums_sql, runs_sql = _sql(group_by)  # type: ignore[arg-type]
+    for dims in (["model", "day"], ["model"], ["day"]):
+        group_by = ",".join(dims)
+        sums_sql, runs_sql = _sql(dims)  # type: ignore[arg-type]
         hour0 = start.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         hour1 = to.replace(minute=0, second=0, microsecond=0)
         params: list[Any] = [start, to, hour0, hour1]
@@ -115,11 +116,13 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
                 .replace(":edge1", "$5")
             )
 
-        async def lib(i: int, group_by: str = group_by) -> Any:
-            return await store.usage("alice", group_by=group_by, from_=start, to=to)  # type: ignore[arg-type]
+        async def lib(i: int, dims: list[str] = dims) -> Any:
+            return await store.usage("alice", group_by=dims, from_=start, to=to)  # type: ignore[arg-type]
 
-        async def raw(i: int, group_by: str = group_by) -> Any:
-            return await conn.fetch(RAW_SQL.format(key=RAW_KEYS[group_by]), "alice", start, to)
+        async def raw(i: int, dims: list[str] = dims) -> Any:
+            keys = ", ".join(RAW_KEYS[d] for d in dims)
+            sql = RAW_SQL.format(keys=keys, n=", ".join(str(i + 1) for i in range(len(dims))))
+            return await conn.fetch(sql, "alice", start, to)
 
         async def hand_rollup(
             i: int,
@@ -133,9 +136,12 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
         raw_p50, _, raw_result = await timed_passes(raw, 5)
         hand_p50, _, _ = await timed_passes(hand_rollup, 20)
         report = result[-1]
-        assert sum(r.calls for r in report.rows) == sum(r[1] for r in raw_result[-1])
-        assert sum(r.runs for r in report.rows) == sum(r[2] for r in raw_result[-1])
-        assert sum(r.cost_usd for r in report.rows) == sum(r[9] for r in raw_result[-1])
+        k = len(dims)
+        raw_rows = raw_result[-1]
+        assert len(report.rows) == len(raw_rows)
+        assert sum(r.calls for r in report.rows) == sum(r[k] for r in raw_rows)
+        assert sum(r.runs for r in report.rows) == sum(r[k + 1] for r in raw_rows)
+        assert sum(r.cost_usd for r in report.rows) == sum(r[k + 8] for r in raw_rows)
         rows.append(
             [
                 f"30 days by {group_by} ({len(report.rows)} rows)",
@@ -152,7 +158,7 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + rollup_sql(sums_sql), "alice", *params
         )
         explain += f"-- sums, group_by={group_by}\n" + "\n".join(r[0] for r in plan) + "\n\n"
-        if group_by == "model":
+        if dims == ["model", "day"]:
             plan = await conn.fetch(
                 "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + rollup_sql(runs_sql), "alice", *params
             )

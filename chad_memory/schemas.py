@@ -557,7 +557,9 @@ class UsageRow(BaseModel):
     """One group of LLM calls. Percentiles come from quarter-octave latency buckets (each
     is the mean latency of the bucket holding that rank: within 19% of the exact value)."""
 
-    group: str | None
+    # The group's value per dimension, e.g. {"model": "gpt-4o", "day": "2026-11-29"};
+    # null: calls without a model / provider, runs without a name.
+    group: dict[str, str | None]
     calls: int
     runs: int
     prompt_tokens: int
@@ -579,7 +581,7 @@ class UsageRow(BaseModel):
 class UsageReport(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    group_by: UsageGroupBy
+    group_by: list[UsageGroupBy]
     # The window: calls with created_at in [from, to).
     from_: datetime = Field(alias="from")
     to: datetime

@@ -67,7 +67,7 @@ async def _seed(
         return [dict(r._mapping) for r in rows]
 
 
-def _key(call: dict[str, Any], group_by: str) -> str | None:
+def _label(call: dict[str, Any], group_by: str) -> str | None:
     at: datetime = call["created_at"].astimezone(UTC)
     if group_by == "day":
         return at.date().isoformat()
@@ -85,13 +85,15 @@ def _check(
     report: UsageReport, calls: list[dict[str, Any]], start: datetime, end: datetime
 ) -> None:
     chosen = [c for c in calls if start <= c["created_at"] < end]
-    groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str | None, ...], list[dict[str, Any]]] = defaultdict(list)
     for c in chosen:
-        groups[_key(c, report.group_by)].append(c)
-    assert {r.group for r in report.rows} == set(groups)
+        groups[tuple(_label(c, d) for d in report.group_by)].append(c)
+    keys = [tuple(r.group[d] for d in report.group_by) for r in report.rows]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == set(groups)
     assert chosen, "the window should hold calls"
-    for row in report.rows:
-        mine = groups[row.group]
+    for key, row in zip(keys, report.rows, strict=True):
+        mine = groups[key]
         assert row.calls == len(mine)
         assert row.runs == len({c["run_id"] for c in mine})
         for name in (
@@ -118,13 +120,26 @@ def _check(
             assert got == pytest.approx(sum(same_bucket) / len(same_bucket))
 
 
-@pytest.mark.parametrize("group_by", ["model", "provider", "day", "hour", "run_name"])
+GROUPINGS: list[list[UsageGroupBy]] = [
+    ["model"],
+    ["provider"],
+    ["day"],
+    ["hour"],
+    ["run_name"],
+    ["model", "day"],
+    ["run_name", "hour"],
+]
+
+
+@pytest.mark.parametrize("group_by", GROUPINGS)
 async def test_usage_equals_python_over_the_same_calls(
-    store: PostgresStore, session_factory: async_sessionmaker[AsyncSession], group_by: str
+    store: PostgresStore,
+    session_factory: async_sessionmaker[AsyncSession],
+    group_by: list[UsageGroupBy],
 ) -> None:
     calls = await _seed(store, session_factory, "alice", 80)
     await _seed(store, session_factory, "bob", 10)  # never in alice's numbers
-    gb: UsageGroupBy = group_by  # type: ignore[assignment]
+    gb = group_by
     # Whole hours from the roll-up, with partial hours at both ends read from the calls.
     start = BASE + timedelta(hours=5, minutes=17, seconds=3)
     end = BASE + timedelta(days=2, hours=11, minutes=42)
@@ -162,7 +177,7 @@ async def test_usage_follows_deletes_and_recomputed_costs(
     assert {c["run_id"] for c in fresh} == {c["run_id"] for c in calls} - {gone}
     report = await store.usage("alice", group_by="model", from_=window[0], to=window[1])
     _check(report, fresh, *window)
-    assert [r.group for r in report.rows] == ["renamed"]
+    assert [r.group for r in report.rows] == [{"model": "renamed"}]
 
 
 async def test_usage_window_rules(store: PostgresStore) -> None:
@@ -174,5 +189,6 @@ async def test_usage_window_rules(store: PostgresStore) -> None:
         await store.usage("a", from_=now, to=now)
     with pytest.raises(InvalidInputError, match="31 days"):
         await store.usage("a", group_by="hour", from_=now - timedelta(days=40), to=now)
-    with pytest.raises(InvalidInputError, match="group_by"):
-        await store.usage("a", group_by="week", from_=now - timedelta(days=1))  # type: ignore[arg-type]
+    for bad in ("week", ["model", "model"], ["model", "day", "hour"], []):
+        with pytest.raises(InvalidInputError, match="group_by"):
+            await store.usage("a", group_by=bad, from_=now - timedelta(days=1))  # type: ignore[arg-type]

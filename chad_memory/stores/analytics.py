@@ -16,6 +16,7 @@ latency of the calls in the bucket holding that rank, so it lies within that buc
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -32,6 +33,7 @@ MAX_WINDOW = timedelta(days=366)
 # An hourly breakdown answers one row per hour: bounded to a month.
 MAX_HOURLY_WINDOW = timedelta(days=31)
 GROUPS: tuple[UsageGroupBy, ...] = ("model", "provider", "day", "hour", "run_name")
+MAX_DIMENSIONS = 2
 
 _HOUR = timedelta(hours=1)
 _SUMS = (
@@ -90,57 +92,66 @@ def _ceil_hour(at: datetime) -> datetime:
     return floor if floor == at else floor + _HOUR
 
 
+def dimensions(group_by: UsageGroupBy | Sequence[UsageGroupBy]) -> list[UsageGroupBy]:
+    """One dimension, or two (e.g. model and day): rows are the groups of both."""
+    dims: list[UsageGroupBy] = [group_by] if isinstance(group_by, str) else list(group_by)
+    unknown = [d for d in dims if d not in GROUPS]
+    if unknown or not 1 <= len(dims) <= MAX_DIMENSIONS or len(set(dims)) != len(dims):
+        raise InvalidInputError(
+            f"group_by takes one or {MAX_DIMENSIONS} different dimensions of {', '.join(GROUPS)}"
+        )
+    return dims
+
+
 def window(
-    group_by: str, from_: datetime | None, to: datetime | None, now: datetime
+    dims: Sequence[UsageGroupBy], from_: datetime | None, to: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
     """The window [from, to) the report covers: the last 30 days unless told."""
-    if group_by not in GROUPS:
-        raise InvalidInputError(f"group_by must be one of {', '.join(GROUPS)}")
     to = (to or now).astimezone(UTC)
     from_ = (from_ or to - DEFAULT_WINDOW).astimezone(UTC)
     if from_ >= to:
         raise InvalidInputError("from must be before to")
-    limit = MAX_HOURLY_WINDOW if group_by == "hour" else MAX_WINDOW
+    limit = MAX_HOURLY_WINDOW if "hour" in dims else MAX_WINDOW
     if to - from_ > limit:
         raise InvalidInputError(
-            f"the window may span at most {limit.days} days for group_by={group_by}"
+            f"the window may span at most {limit.days} days for group_by={','.join(dims)}"
         )
     return from_, to
 
 
-def _sql(group_by: UsageGroupBy) -> tuple[str, str]:
-    """The sums query (per group and latency bucket) and the distinct-runs query."""
+def _sql(dims: Sequence[UsageGroupBy]) -> tuple[str, str]:
+    """The sums query (per group and latency bucket) and the distinct-runs query; group
+    key columns come first (g0, g1, ...)."""
+    keys = ", ".join(f"g{i}" for i in range(len(dims)))
     sums = ", ".join(f"sum({c})" for c in _SUMS)
     raw_parts = ", ".join(f"{expr} AS {name}" for expr, name in zip(_RAW_SUMS, _SUMS, strict=True))
-    if group_by == "run_name":
-        source = (
-            f"SELECT {_RAW_KEY['run_name']} AS g, chad_latency_bucket(c.latency_ms) AS b, "
-            f"{raw_parts} FROM llm_calls c JOIN runs r ON r.id = c.run_id "
+    raw_keys = ", ".join(f"{_RAW_KEY[d]} AS g{i}" for i, d in enumerate(dims))
+    if "run_name" in dims:
+        calls = (
+            "FROM llm_calls c JOIN runs r ON r.id = c.run_id "
             "WHERE c.actor = :actor AND c.created_at >= :from_ AND c.created_at < :to"
         )
-        runs = (
-            "SELECT r.name AS g, c.run_id FROM llm_calls c JOIN runs r ON r.id = c.run_id "
-            "WHERE c.actor = :actor AND c.created_at >= :from_ AND c.created_at < :to"
-        )
+        source = f"SELECT {raw_keys}, chad_latency_bucket(c.latency_ms) AS b, {raw_parts} {calls}"
+        runs = f"SELECT {raw_keys}, c.run_id {calls}"
     else:
         rolled = ", ".join(_SUMS)
+        rolled_keys = ", ".join(f"{_ROLLUP_KEY[d]} AS g{i}" for i, d in enumerate(dims))
+        rolled_window = "WHERE actor = :actor AND hour >= :hour0 AND hour < :hour1"
         source = (
-            f"SELECT {_ROLLUP_KEY[group_by]} AS g, latency_bucket AS b, {rolled} "
-            "FROM llm_usage_hourly WHERE actor = :actor AND hour >= :hour0 AND hour < :hour1 "
-            f"UNION ALL SELECT {_RAW_KEY[group_by]}, chad_latency_bucket(c.latency_ms), "
+            f"SELECT {rolled_keys}, latency_bucket AS b, {rolled} "
+            f"FROM llm_usage_hourly {rolled_window} "
+            f"UNION ALL SELECT {raw_keys}, chad_latency_bucket(c.latency_ms), "
             f"{raw_parts} FROM llm_calls c WHERE {_RAW_WINDOW}"
         )
         runs = (
-            f"SELECT {_ROLLUP_KEY[group_by]} AS g, run_id FROM llm_usage_runs "
-            "WHERE actor = :actor AND hour >= :hour0 AND hour < :hour1 "
-            f"UNION ALL SELECT {_RAW_KEY[group_by]}, c.run_id FROM llm_calls c "
-            f"WHERE {_RAW_WINDOW}"
+            f"SELECT {rolled_keys}, run_id FROM llm_usage_runs {rolled_window} "
+            f"UNION ALL SELECT {raw_keys}, c.run_id FROM llm_calls c WHERE {_RAW_WINDOW}"
         )
     return (
-        f"SELECT g, b, {sums} FROM ({source}) AS parts GROUP BY g, b",
+        f"SELECT {keys}, b, {sums} FROM ({source}) AS parts GROUP BY {keys}, b",
         # DISTINCT then count: a hash aggregate, where count(DISTINCT) would sort.
-        f"SELECT g, count(*) FROM (SELECT DISTINCT g, run_id FROM ({runs}) AS parts) AS d "
-        "GROUP BY g",
+        f"SELECT {keys}, count(*) FROM (SELECT DISTINCT {keys}, run_id FROM ({runs}) AS parts) "
+        f"AS d GROUP BY {keys}",
     )
 
 
@@ -166,7 +177,7 @@ def _percentile(buckets: dict[int, tuple[int, float]], p: float) -> float | None
     raise AssertionError("unreachable: the ranks add up to the total")
 
 
-def _label(group_by: UsageGroupBy, key: Any) -> str | None:
+def _label(group_by: str, key: Any) -> str | None:
     if group_by == "day":
         return str(key.astimezone(UTC).date().isoformat())
     if group_by == "hour":
@@ -176,17 +187,23 @@ def _label(group_by: UsageGroupBy, key: Any) -> str | None:
     return None if key is None else str(key)
 
 
+def _order(key: Any) -> tuple[bool, Any]:
+    """Times in time order; names in name order, a missing name last."""
+    return (key is None or key == "", key or "")
+
+
 async def usage_report(
     session: AsyncSession,
     *,
     actor: str,
-    group_by: UsageGroupBy,
+    group_by: UsageGroupBy | Sequence[UsageGroupBy],
     from_: datetime | None,
     to: datetime | None,
 ) -> UsageReport:
+    dims = dimensions(group_by)
     now = await session.scalar(text("SELECT now()"))
     assert isinstance(now, datetime)
-    start, end = window(group_by, from_, to, now)
+    start, end = window(dims, from_, to, now)
     hour0, hour1 = _ceil_hour(start), _floor_hour(end)
     if hour0 >= hour1:  # no whole hour inside: every call is read from llm_calls
         hour0 = hour1 = edge0 = edge1 = end
@@ -201,46 +218,43 @@ async def usage_report(
         "edge0": edge0,
         "edge1": edge1,
     }
-    sums_sql, runs_sql = _sql(group_by)
-    groups: dict[Any, _Group] = {}
+    sums_sql, runs_sql = _sql(dims)
+    n = len(dims)
+    groups: dict[tuple[Any, ...], _Group] = {}
     for row in await session.execute(text(sums_sql), params):
-        group = groups.setdefault(row[0], _Group())
-        values = row[2:]
+        group = groups.setdefault(tuple(row[:n]), _Group())
+        bucket, values = row[n], row[n + 1 :]
         with localcontext(EXACT):  # cost sums keep every digit
             group.sums = [a + b for a, b in zip(group.sums, values, strict=True)]
-        if row[1] >= 0:
+        if bucket >= 0:
             calls, latency_sum = values[0], values[-1]
-            group.buckets[row[1]] = (int(calls), float(latency_sum))
-    runs = {row[0]: int(row[1]) for row in await session.execute(text(runs_sql), params)}
+            group.buckets[bucket] = (int(calls), float(latency_sum))
+    runs = {tuple(row[:n]): int(row[n]) for row in await session.execute(text(runs_sql), params)}
 
     rows = []
-    for key, group in groups.items():
+    for key in sorted(groups, key=lambda k: tuple(_order(part) for part in k)):
+        group = groups[key]
         s = dict(zip(_SUMS, group.sums, strict=True))
         calls = int(s["calls"])
         if calls == 0:
             continue
         rows.append(
-            (
-                key,
-                UsageRow(
-                    group=_label(group_by, key),
-                    calls=calls,
-                    runs=runs.get(key, 0),
-                    prompt_tokens=int(s["prompt_tokens"]),
-                    completion_tokens=int(s["completion_tokens"]),
-                    total_tokens=int(s["total_tokens"]),
-                    cached_tokens=int(s["cached_tokens"]),
-                    cache_write_tokens=int(s["cache_write_tokens"]),
-                    reasoning_tokens=int(s["reasoning_tokens"]),
-                    cost_usd=Decimal(s["cost_usd"]),
-                    costed_calls=int(s["costed_calls"]),
-                    latency_ms_p50=_percentile(group.buckets, 0.50),
-                    latency_ms_p95=_percentile(group.buckets, 0.95),
-                    latency_ms_p99=_percentile(group.buckets, 0.99),
-                    error_share=int(s["errors"]) / calls,
-                ),
+            UsageRow(
+                group={d: _label(d, part) for d, part in zip(dims, key, strict=True)},
+                calls=calls,
+                runs=runs.get(key, 0),
+                prompt_tokens=int(s["prompt_tokens"]),
+                completion_tokens=int(s["completion_tokens"]),
+                total_tokens=int(s["total_tokens"]),
+                cached_tokens=int(s["cached_tokens"]),
+                cache_write_tokens=int(s["cache_write_tokens"]),
+                reasoning_tokens=int(s["reasoning_tokens"]),
+                cost_usd=Decimal(s["cost_usd"]),
+                costed_calls=int(s["costed_calls"]),
+                latency_ms_p50=_percentile(group.buckets, 0.50),
+                latency_ms_p95=_percentile(group.buckets, 0.95),
+                latency_ms_p99=_percentile(group.buckets, 0.99),
+                error_share=int(s["errors"]) / calls,
             )
         )
-    # Time groups in time order; the others by name, a missing name last.
-    rows.sort(key=lambda item: (item[0] is None or item[0] == "", item[0] or ""))
-    return UsageReport(group_by=group_by, from_=start, to=end, rows=[r for _, r in rows])
+    return UsageReport(group_by=dims, from_=start, to=end, rows=rows)

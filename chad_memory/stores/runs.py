@@ -633,13 +633,14 @@ class PostgresStore:
         self,
         actor: str,
         *,
-        group_by: UsageGroupBy = "model",
+        group_by: UsageGroupBy | Sequence[UsageGroupBy] = "model",
         from_: datetime | None = None,
         to: datetime | None = None,
     ) -> UsageReport:
         """The actor's LLM usage in [from_, to) (default: the last 30 days), per model,
-        provider, day, hour (UTC) or run name: calls, runs, tokens, exact cost, latency
-        p50/p95/p99 and error share. See chad_memory.stores.analytics."""
+        provider, day, hour (UTC) or run name, or per two of them (("model", "day")):
+        calls, runs, tokens, exact cost, latency p50/p95/p99 and error share. See
+        chad_memory.stores.analytics."""
         async with transaction(self._sessions, "usage") as session:
             return await usage_report(session, actor=actor, group_by=group_by, from_=from_, to=to)
 

@@ -18,7 +18,7 @@ async def test_usage_api(api: Api) -> None:
         assert added.status_code == 201
     got = await c.get("/analytics/usage", params={"group_by": "model"}, headers=h)
     assert got.status_code == 200, got.text
-    rows = {r["group"]: r for r in got.json()["rows"]}
+    rows = {r["group"]["model"]: r for r in got.json()["rows"]}
     assert rows["gpt-4o"]["cost_usd"] == "0.250000001"
     assert rows["gpt-4o"]["calls"] == 2
     assert rows["gpt-4o"]["runs"] == 1
@@ -29,6 +29,20 @@ async def test_usage_api(api: Api) -> None:
 
     bob = await c.get("/analytics/usage", headers=api.bob)
     assert bob.json()["rows"] == []
-    for params in ({"group_by": "week"}, {"from": "2026-01-02", "to": "2026-01-01"}, {"x": "1"}):
+    both = await c.get("/analytics/usage", params={"group_by": "model,day"}, headers=h)
+    assert both.json()["group_by"] == ["model", "day"]
+    assert {tuple(r["group"]) for r in both.json()["rows"]} == {("model", "day")}
+    twice: list[tuple[str, str | int | float | bool | None]] = [
+        ("group_by", "model"),
+        ("group_by", "day"),
+    ]
+    repeated = await c.get("/analytics/usage", params=twice, headers=h)
+    assert repeated.json()["rows"] == both.json()["rows"]
+    for params in (
+        {"group_by": "week"},
+        {"group_by": "model,model"},
+        {"from": "2026-01-02", "to": "2026-01-01"},
+        {"x": "1"},
+    ):
         bad = await c.get("/analytics/usage", params=params, headers=h)
         assert bad.status_code == 422, params
