@@ -189,6 +189,12 @@ async def test_usage_window_rules(store: PostgresStore) -> None:
         await store.usage("a", from_=now, to=now)
     with pytest.raises(InvalidInputError, match="31 days"):
         await store.usage("a", group_by="hour", from_=now - timedelta(days=40), to=now)
+    # The edges of the datetime range are an answer or a 422, never an overflow.
+    with pytest.raises(InvalidInputError, match="too early"):
+        await store.usage("a", to=datetime(1, 1, 2, tzinfo=UTC))
+    last = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
+    late = await store.usage("a", from_=last, to=last + timedelta(minutes=29))
+    assert late.rows == []
     for bad in ("week", ["model", "model"], ["model", "day", "hour"], []):
         with pytest.raises(InvalidInputError, match="group_by"):
             await store.usage("a", group_by=bad, from_=now - timedelta(days=1))  # type: ignore[arg-type]

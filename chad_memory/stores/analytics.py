@@ -89,7 +89,12 @@ def _floor_hour(at: datetime) -> datetime:
 
 def _ceil_hour(at: datetime) -> datetime:
     floor = _floor_hour(at)
-    return floor if floor == at else floor + _HOUR
+    if floor == at:
+        return floor
+    try:
+        return floor + _HOUR
+    except OverflowError:  # in the last hour of year 9999: no whole hour follows
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def dimensions(group_by: UsageGroupBy | Sequence[UsageGroupBy]) -> list[UsageGroupBy]:
@@ -108,7 +113,10 @@ def window(
 ) -> tuple[datetime, datetime]:
     """The window [from, to) the report covers: the last 30 days unless told."""
     to = (to or now).astimezone(UTC)
-    from_ = (from_ or to - DEFAULT_WINDOW).astimezone(UTC)
+    try:
+        from_ = (from_ or to - DEFAULT_WINDOW).astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError("to is too early for the default 30-day window") from None
     if from_ >= to:
         raise InvalidInputError("from must be before to")
     limit = MAX_HOURLY_WINDOW if "hour" in dims else MAX_WINDOW
