@@ -133,7 +133,8 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
             return await conn.fetch(s, "alice", *p), await conn.fetch(r, "alice", *p)
 
         p50, p95, result = await timed_passes(lib, 20)
-        raw_p50, _, raw_result = await timed_passes(raw, 5)
+        # The raw-table baseline takes seconds a query: three runs.
+        raw_p50, _, raw_result = await timed_passes(raw, 3, repeats=1)
         hand_p50, _, _ = await timed_passes(hand_rollup, 20)
         report = result[-1]
         k = len(dims)
@@ -167,6 +168,68 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
     await engine.dispose()
     await drop_database(db)
     return rows, explain
+
+
+async def write_bench(n: int = 300) -> list[list[Any]]:
+    """What the roll-up triggers and the price lookup cost a single call's write."""
+    from chad_memory import LLMCallCreate, PostgresStore, RunCreate
+    from chad_memory.database import create_engine, get_session_factory
+
+    db = await create_database("bench_usage_writes")
+    conn = await raw_connection(db)
+    engine = create_engine(sqlalchemy_url(db), pool_size=2)
+    store = PostgresStore(get_session_factory(engine))
+    run = await store.save_run(RunCreate(actor="alice"))
+    insert = (
+        "INSERT INTO llm_calls (id, run_id, actor, provider, model, prompt_tokens, "
+        "completion_tokens, total_tokens, cost_usd, latency_ms) "
+        "VALUES (gen_random_uuid(), $1, 'alice', 'openai', 'gpt-4o', 1000, 200, 1200, "
+        "0.0045, 800)"
+    )
+
+    async def raw(i: int) -> Any:
+        return await conn.execute(insert, run.id)
+
+    async def priced(i: int) -> Any:
+        call = LLMCallCreate(
+            run_id=run.id,
+            provider="openai",
+            model="gpt-4o",
+            prompt_tokens=1000,
+            cached_tokens=400,
+            completion_tokens=200,
+            latency_ms=800,
+        )
+        return await store.save_llm_call(call)
+
+    async def sent(i: int) -> Any:
+        call = LLMCallCreate(
+            run_id=run.id,
+            provider="openai",
+            model="gpt-4o",
+            prompt_tokens=1000,
+            completion_tokens=200,
+            cost_usd="0.0045",
+            latency_ms=800,
+        )
+        return await store.save_llm_call(call)
+
+    rows: list[list[Any]] = []
+    await conn.execute("ALTER TABLE llm_calls DISABLE TRIGGER USER")
+    bare, _, _ = await timed_passes(raw, n)
+    await conn.execute("ALTER TABLE llm_calls ENABLE TRIGGER USER")
+    with_triggers, _, _ = await timed_passes(raw, n)
+    client_cost, _, _ = await timed_passes(sent, n)
+    table_cost, _, _ = await timed_passes(priced, n)
+    rows.append(["raw INSERT, triggers disabled", bare, 1.0])
+    rows.append(["raw INSERT, roll-up triggers", with_triggers, with_triggers / bare])
+    rows.append(["save_llm_call, cost sent by the client", client_cost, client_cost / bare])
+    rows.append(["save_llm_call, cost from the price table", table_cost, table_cost / bare])
+    say(f"writes: bare {bare:.2f} ms, triggers {with_triggers:.2f}, library {table_cost:.2f}")
+    await conn.close()
+    await engine.dispose()
+    await drop_database(db)
+    return rows
 
 
 async def filter_bench(n_runs: int) -> tuple[list[list[Any]], str]:
@@ -245,6 +308,11 @@ async def main(n_calls: int, n_runs: int) -> None:
     print("```")
     print(usage_explain.strip())
     print("```")
+    print()
+    write_rows = await write_bench()
+    print("### Writing one LLM call (p50 ms, sequential, autocommit)")
+    print()
+    print(table(["what", "p50 ms", "vs bare INSERT"], write_rows))
     print()
     filter_rows, filter_explain = await filter_bench(n_runs)
     print(f"### First page (50) of run summaries at {n_runs:,} runs, metadata filters")

@@ -81,24 +81,27 @@ CostBody = Annotated[
 ]
 
 
-def _json_text(value: Any) -> Any:
-    """A query parameter holding JSON (URL-encoded), parsed before it is validated."""
+def _json_object_text(value: Any) -> Any:
+    """A query parameter holding a JSON object (URL-encoded), parsed before validation."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            value = json.loads(value)
         except ValueError:
-            raise ValueError('must be JSON (URL-encoded), e.g. {"team":"search"}') from None
+            value = None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object, URL-encoded, e.g. {"team":"search"}')
     return value
 
 
 # `metadata={"team":"search"}` in a query string: rows whose metadata contains the object.
 MetadataParam = Annotated[
     JsonObject,
-    BeforeValidator(_json_text),
+    BeforeValidator(_json_object_text),
     WithJsonSchema(
         {
             "type": "string",
             "contentMediaType": "application/json",
+            "contentSchema": {"type": "object"},
             "description": "a JSON object; matches rows whose metadata contains it (@>)",
         }
     ),

@@ -77,9 +77,11 @@ _RAW_KEY = {
     "hour": "date_trunc('hour', c.created_at, 'UTC')",
     "run_name": "r.name",
 }
-_RAW_WINDOW = (
-    "c.actor = :actor AND ((c.created_at >= :from_ AND c.created_at < :edge0) "
-    "OR (c.created_at >= :edge1 AND c.created_at < :to))"
+# The partial hours at both ends, as two plain ranges (each an index range scan on
+# ix_llm_calls_actor_created_at; an OR of the two made the planner scan every call).
+_RAW_EDGES = (
+    "c.actor = :actor AND c.created_at >= :from_ AND c.created_at < :edge0",
+    "c.actor = :actor AND c.created_at >= :edge1 AND c.created_at < :to",
 )
 
 
@@ -145,16 +147,15 @@ def _sql(dims: Sequence[UsageGroupBy]) -> tuple[str, str]:
         rolled = ", ".join(_SUMS)
         rolled_keys = ", ".join(f"{_ROLLUP_KEY[d]} AS g{i}" for i, d in enumerate(dims))
         rolled_window = "WHERE actor = :actor AND hour >= :hour0 AND hour < :hour1"
-        source = (
-            f"SELECT {rolled_keys}, latency_bucket AS b, {rolled} "
-            f"FROM llm_usage_hourly {rolled_window} "
-            f"UNION ALL SELECT {raw_keys}, chad_latency_bucket(c.latency_ms), "
-            f"{raw_parts} FROM llm_calls c WHERE {_RAW_WINDOW}"
-        )
-        runs = (
-            f"SELECT {rolled_keys}, run_id FROM llm_usage_runs {rolled_window} "
-            f"UNION ALL SELECT {raw_keys}, c.run_id FROM llm_calls c WHERE {_RAW_WINDOW}"
-        )
+        source = f"SELECT {rolled_keys}, latency_bucket AS b, {rolled} "
+        source += f"FROM llm_usage_hourly {rolled_window}"
+        runs = f"SELECT {rolled_keys}, run_id FROM llm_usage_runs {rolled_window}"
+        for edge in _RAW_EDGES:
+            source += (
+                f" UNION ALL SELECT {raw_keys}, chad_latency_bucket(c.latency_ms), "
+                f"{raw_parts} FROM llm_calls c WHERE {edge}"
+            )
+            runs += f" UNION ALL SELECT {raw_keys}, c.run_id FROM llm_calls c WHERE {edge}"
     return (
         f"SELECT {keys}, b, {sums} FROM ({source}) AS parts GROUP BY {keys}, b",
         # DISTINCT then count: a hash aggregate, where count(DISTINCT) would sort.

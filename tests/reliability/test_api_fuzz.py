@@ -59,6 +59,20 @@ UNSTORABLE_OR_UNKNOWN = (
     "dimensions, expected",  # embedding length must equal EMBEDDING_DIM
     "all zeros",  # cosine similarity of a zero vector is undefined
     "nested deeper than",
+    # A JSON object inside a query string (metadata=...): OpenAPI documents it with
+    # contentMediaType/contentSchema, which generators do not read.
+    "must be a JSON object",
+    # Rules across parameters: a usage window's order and span, distinct dimensions.
+    "must be before",
+    "may span at most",
+    "different dimensions",
+    "too early for the default",
+    # Token parts within their totals (OpenTelemetry GenAI: input includes the cache).
+    "exceeds prompt_tokens",
+    "exceeds 2147483647",
+    "exceeds completion_tokens",
+    # A computed cost that overflows the column (a user price times huge token counts).
+    "does not fit",
 )
 
 
