@@ -23,14 +23,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import Any
 
 import genai_prices
-from sqlalchemy import ColumnElement, func, literal, select
+from sqlalchemy import ColumnElement, Select, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
-from chad_memory.errors import InvalidInputError
-from chad_memory.models import ModelPrice
-from chad_memory.schemas import COST_DECIMALS, EXACT, LLMCallFields, LLMCallRecord, ModelPriceRecord
+from chad_memory.errors import InvalidInputError, NotFoundError
+from chad_memory.models import ModelPrice, Run
+from chad_memory.schemas import (
+    COST_DECIMALS,
+    EXACT,
+    LLMCallCreate,
+    LLMCallFields,
+    LLMCallRecord,
+    ModelPriceRecord,
+)
 
 MILLION = Decimal(1_000_000)
 _COST_QUANTUM = Decimal(1).scaleb(-COST_DECIMALS)
@@ -126,14 +135,17 @@ def _glob_matches(model: str) -> ColumnElement[bool]:
     return literal(model).like(like, escape="\\")
 
 
-async def find_user_price(
-    session: AsyncSession, *, actor: str, provider: str | None, model: str, at: datetime
-) -> ModelPriceRecord | None:
-    """The user price in force for the call (the module docstring's rule 1), if any."""
+def _price_in_force(
+    actor: ColumnElement[str] | QueryableAttribute[str] | str,
+    provider: str | None,
+    model: str,
+    at: ColumnElement[datetime] | datetime,
+) -> Select[Any]:
+    """The user price row for a call (the module docstring's rule 1)."""
     provider_ok: ColumnElement[bool] = ModelPrice.provider.is_(None)
     if provider is not None:
         provider_ok = provider_ok | (ModelPrice.provider == provider)
-    stmt = (
+    return (
         select(ModelPrice)
         .where(
             (ModelPrice.actor == actor) | ModelPrice.actor.is_(None),
@@ -150,8 +162,44 @@ async def find_user_price(
         )
         .limit(1)
     )
-    row = await session.scalar(stmt)
+
+
+async def find_user_price(
+    session: AsyncSession, *, actor: str, provider: str | None, model: str, at: datetime
+) -> ModelPriceRecord | None:
+    """The user price in force for a call by `actor` at `at`, if any."""
+    row = await session.scalar(_price_in_force(actor, provider, model, at))
     return None if row is None else ModelPriceRecord.model_validate(row)
+
+
+def _user_quote(price: ModelPriceRecord, tokens: Tokens) -> Quote:
+    ref = (
+        f"model_prices {price.id}: {price.provider or '*'}/{price.model_pattern} "
+        f"from {price.starts_at.isoformat()}"
+    )
+    return Quote(cost_usd=user_price_cost(price, tokens), price_id=price.id, price_ref=ref)
+
+
+async def quote_new_call(session: AsyncSession, call: LLMCallCreate) -> Quote | None:
+    """The cost of a call being stored now, in one round trip: the run's actor, the
+    transaction's now() and the user price in force, then genai-prices if none."""
+    price = _price_in_force(Run.actor, call.provider, call.model or "", func.now()).lateral()
+    stmt = (
+        select(func.now(), Run.actor, *price.c)
+        .select_from(Run)
+        .outerjoin(price, true())
+        .where(Run.id == call.run_id)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"run {call.run_id} not found")
+    if call.model is None:
+        return None
+    values = {column.name: row[2 + i] for i, column in enumerate(price.c)}
+    tokens = tokens_of(call)
+    if values["id"] is not None:
+        return _user_quote(ModelPriceRecord.model_validate(values), tokens)
+    return builtin_quote(call.provider, call.model, tokens, row[0])
 
 
 async def quote(
@@ -168,9 +216,5 @@ async def quote(
         return None
     price = await find_user_price(session, actor=actor, provider=provider, model=model, at=at)
     if price is not None:
-        ref = (
-            f"model_prices {price.id}: {price.provider or '*'}/{price.model_pattern} "
-            f"from {price.starts_at.isoformat()}"
-        )
-        return Quote(cost_usd=user_price_cost(price, tokens), price_id=price.id, price_ref=ref)
+        return _user_quote(price, tokens)
     return builtin_quote(provider, model, tokens, at)

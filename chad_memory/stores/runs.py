@@ -29,7 +29,7 @@ from chad_memory.errors import (
 )
 from chad_memory.models import Artifact, LLMCall, Run, Step
 from chad_memory.pagination import decode_cursor, encode_cursor
-from chad_memory.prices import quote, tokens_of
+from chad_memory.prices import quote_new_call
 from chad_memory.schemas import (
     ArtifactCreate,
     ArtifactRecord,
@@ -595,19 +595,7 @@ class PostgresStore:
             if call.cost_usd is not None:
                 values["cost_source"] = "client"
             else:
-                run = await session.get(Run, call.run_id, options=[load_only(Run.actor)])
-                if run is None:
-                    raise NotFoundError(f"run {call.run_id} not found")
-                now = await session.scalar(select(func.now()))
-                assert now is not None
-                found = await quote(
-                    session,
-                    actor=run.actor,
-                    provider=call.provider,
-                    model=call.model,
-                    tokens=tokens_of(call),
-                    at=now,
-                )
+                found = await quote_new_call(session, call)
                 if found is not None:
                     values.update(
                         cost_usd=found.cost_usd,
