@@ -33,17 +33,17 @@ from chad_memory.schemas import (
     JsonObject,
     LLMCallCreate,
     LLMCallFields,
-    Milliseconds,
+    Page,
     RunCreate,
     RunFields,
+    RunFilter,
+    RunFilterFields,
     RunRecord,
-    RunStatus,
     RunSummary,
     SearchHit,
     ShortText,
     StepCreate,
     StepFields,
-    UtcDatetime,
 )
 from chad_memory.schemas import Cost as CostValue
 
@@ -148,43 +148,26 @@ class RunDetail(RunRecord):
     artifacts: list[ArtifactRecord]
 
 
-class RunList(BaseModel):
-    items: list[RunSummary]
+class RunList(Page[RunSummary]):
     total: int = Field(
         description=(
             "runs matching the filters, ignoring limit/offset/cursor; at most "
             f"{TOTAL_CAP:,} unless exact_total=true (header X-Total-Exact says which)"
         )
     )
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: done")
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; null: done"
+    )
 
 
-class RunListQuery(BaseModel):
-    """GET /runs query. Unknown parameters (an `actor`, say) are refused: none can widen."""
+class RunListQuery(RunFilterFields):
+    """GET /runs query: every run filter, plus paging. Unknown parameters (an `actor`,
+    say) are refused: none can widen past the caller."""
 
     model_config = ConfigDict(extra="forbid")
 
-    status: RunStatus | None = None
-    name: ShortText | None = None
-    agent: ShortText | None = None
-    thread_id: uuid.UUID | None = None
-    trace_id: ShortText | None = None
-    tag: ShortText | None = None
-    tags_any: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = Field(
-        default=None, description="runs with at least one of these tags (repeat the parameter)"
-    )
-    tags_all: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = Field(
-        default=None, description="runs with every one of these tags (repeat the parameter)"
-    )
+    # Overrides: a JSON object arrives as URL-encoded text; a cost as a plain decimal.
     metadata: MetadataParam | None = None
-    created_after: UtcDatetime | None = None
-    created_before: UtcDatetime | None = None
-    min_duration_ms: Milliseconds | None = Field(
-        default=None, description="completed_at - started_at at least this (inclusive)"
-    )
-    max_duration_ms: Milliseconds | None = Field(
-        default=None, description="completed_at - started_at below this (exclusive)"
-    )
     min_cost_usd: CostBody | None = Field(
         default=None, description="the run's LLM cost total at least this (inclusive)"
     )
@@ -214,6 +197,11 @@ class RunListQuery(BaseModel):
                 "(each response's next_cursor)"
             )
         return value
+
+    def to_filter(self, actor: str) -> RunFilter:
+        """The library's filter: every filter field as sent, narrowed to the caller."""
+        fields = {name: getattr(self, name) for name in RunFilterFields.model_fields}
+        return RunFilter.model_construct(actor=actor, **fields)
 
 
 # Steps, artifacts, LLM calls ---------------------------------------------------------

@@ -27,6 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import EXACT, UsageGroupBy, UsageReport, UsageRow
+from chad_memory.stores.base import Store
+from chad_memory.stores.transactions import retried, transaction
+from chad_memory.validation import check_actor
 
 DEFAULT_WINDOW = timedelta(days=30)
 MAX_WINDOW = timedelta(days=366)
@@ -267,3 +270,22 @@ async def usage_report(
             )
         )
     return UsageReport(group_by=dims, from_=start, to=end, rows=rows)
+
+
+class UsageMethods(Store):
+    @retried
+    async def usage(
+        self,
+        actor: str,
+        *,
+        group_by: UsageGroupBy | Sequence[UsageGroupBy] = "model",
+        from_: datetime | None = None,
+        to: datetime | None = None,
+    ) -> UsageReport:
+        """The actor's LLM usage in [from_, to) (default: the last 30 days), per model,
+        provider, day, hour (UTC) or run name, or per two of them (("model", "day")):
+        calls, runs, tokens, exact cost, latency p50/p95/p99 and error share."""
+        async with transaction(self._db, "usage") as session:
+            return await usage_report(
+                session, actor=check_actor(actor), group_by=group_by, from_=from_, to=to
+            )

@@ -14,28 +14,25 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
+from chad_memory.errors import ForbiddenError, NotFoundError
 from chad_memory.models import LLMCall, ModelPrice
 from chad_memory.prices import quote, tokens_of
 from chad_memory.schemas import LLMCallRecord, ModelPriceCreate, ModelPriceRecord
+from chad_memory.stores.base import Store
 from chad_memory.stores.limits import row_values
-from chad_memory.stores.transactions import SessionFactory, retried, transaction
-from chad_memory.validation import check_text
+from chad_memory.stores.transactions import retried, transaction
+from chad_memory.validation import check_actor
 
 RECOMPUTE_CHUNK = 500
 
 
 def _check_actor(actor: str | None) -> str | None:
-    if actor is not None and not 1 <= len(actor) <= 255:
-        raise InvalidInputError("actor must be 1 to 255 characters long")
-    return None if actor is None else check_text(actor, "actor")
+    """None is the operator-wide owner; anything else follows the actor rule."""
+    return None if actor is None else check_actor(actor)
 
 
-class PriceStore:
+class PriceStore(Store):
     """User prices. Every method is one transaction (recompute: one per chunk)."""
-
-    def __init__(self, session_factory: SessionFactory) -> None:
-        self._sessions = session_factory
 
     @retried
     async def set_price(self, price: ModelPriceCreate, *, actor: str | None) -> ModelPriceRecord:
@@ -49,7 +46,7 @@ class PriceStore:
             index_elements=["actor", "provider", "model_pattern", "starts_at"],
             set_={name: stmt.excluded[name] for name in prices},
         ).returning(ModelPrice)
-        async with transaction(self._sessions, "set_price") as session:
+        async with transaction(self._db, "set_price") as session:
             row = await session.scalar(upsert, execution_options={"populate_existing": True})
             return ModelPriceRecord.model_validate(row)
 
@@ -74,7 +71,7 @@ class PriceStore:
                 ModelPrice.starts_at,
             )
         )
-        async with transaction(self._sessions, "list_prices") as session:
+        async with transaction(self._db, "list_prices") as session:
             return [ModelPriceRecord.model_validate(r) for r in await session.scalars(stmt)]
 
     @retried
@@ -82,7 +79,7 @@ class PriceStore:
         """Delete a price row. Calls it priced keep their cost and price_ref; their
         price_id becomes null. `actor` may delete only its own rows; None: operator-wide."""
         actor = _check_actor(actor)
-        async with transaction(self._sessions, "delete_price") as session:
+        async with transaction(self._db, "delete_price") as session:
             row = await session.get(ModelPrice, price_id, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"price {price_id} not found")
@@ -136,7 +133,7 @@ class PriceStore:
             stmt = stmt.where(tuple_(LLMCall.created_at, LLMCall.id) > tuple_(*after))
         stmt = stmt.order_by(LLMCall.created_at, LLMCall.id).limit(RECOMPUTE_CHUNK)
         changed = 0
-        async with transaction(self._sessions, "recompute_costs") as session:
+        async with transaction(self._db, "recompute_costs") as session:
             rows = list(await session.scalars(stmt.with_for_update()))
             calls = [(row.actor, LLMCallRecord.model_validate(row)) for row in rows]
             for call_actor, call in calls:

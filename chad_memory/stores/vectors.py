@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -11,7 +10,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     Column,
@@ -28,14 +26,15 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chad_memory.errors import DatabaseUnavailableError, InvalidInputError
+from chad_memory.database import Database, SessionFactory
+from chad_memory.errors import InvalidInputError
 from chad_memory.models import Embedding
 from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
-from chad_memory.settings import get_settings
+from chad_memory.stores.base import Store
 from chad_memory.stores.limits import check_batch
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import CODEC_FLAG, BinaryVector
 from chad_memory.vector_index import (
@@ -140,47 +139,24 @@ def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]
     return conds
 
 
-@lru_cache(maxsize=512)
-def _search_sql(filters: tuple[str, ...], exact: bool, floor: bool, k: int) -> str:
-    """The search as plain SQL for the driver ($1 query, then filter values, then floor).
-
-    Same statement as `_search_statement` builds; sent straight to asyncpg it skips
-    SQLAlchemy's per-execution work, which was most of the library's overhead over raw
-    asyncpg in bench/vectors.py. Column names are fixed; values are always parameters.
-    """
-    distance = "cosine_distance(embedding, $1)" if exact else "embedding <=> $1"
-    where = [
-        f"metadata @> ${i}::jsonb" if name == "metadata" else f"{name} = ${i}"
-        for i, name in enumerate(filters, start=2)
-    ]
-    columns = ", ".join(c.name for c in Embedding.__table__.c if c.name != "embedding")
-    sql = (
-        f"SELECT * FROM (SELECT {columns}, 1 - ({distance}) AS score FROM embeddings"
-        f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {distance} LIMIT {int(k)}) s"
-    )
-    if floor:
-        sql += f" WHERE score >= ${len(filters) + 2}"
-    return sql + " ORDER BY score DESC"
-
-
 def _binary(conn: AsyncConnection) -> bool:
     return bool(conn.info.get(CODEC_FLAG))
 
 
-class PgVectorStore:
+class PgVectorStore(Store):
     """Embeddings scoped by actor and namespace; every method is one transaction."""
 
     def __init__(
         self,
-        session_factory: SessionFactory,
+        session_factory: Database | SessionFactory,
         *,
         dim: int | None = None,
         probes: int | None = None,
         ef_search: int | None = None,
         exact_scan_max_rows: int = EXACT_SCAN_MAX_ROWS,
     ) -> None:
-        settings = get_settings()
-        self._sessions = session_factory
+        super().__init__(session_factory)
+        settings = self._db.settings
         self.dim = dim or settings.embedding_dim
         # None: chosen per search from the index present (IVFFLAT_PROBES overrides).
         self.probes = probes or settings.ivfflat_probes
@@ -189,9 +165,11 @@ class PgVectorStore:
         self._info: VectorIndexInfo | None = None
         self._info_at = 0.0
 
+    @retried
     async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
         return (await self.add_embeddings([item]))[0]
 
+    @retried
     async def add_embeddings(self, items: Sequence[EmbeddingCreate]) -> list[EmbeddingRecord]:
         """Insert a batch in one statement; every vector is checked before any SQL runs."""
         if not items:
@@ -203,7 +181,7 @@ class PgVectorStore:
             data["id"] = data["id"] or uuid.uuid4()
             data["embedding"] = check_embedding(item.embedding, self.dim, f"embeddings[{i}]")
             rows.append(data)
-        async with transaction(self._sessions, "add_embeddings") as session:
+        async with transaction(self._db, "add_embeddings") as session:
             conn = await session.connection()
             t = _TABLES[_binary(conn)]
             result = await conn.execute(
@@ -214,6 +192,7 @@ class PgVectorStore:
             )
             return [EmbeddingRecord.model_validate(r) for r in result.mappings()]
 
+    @retried
     async def index_info(self, *, refresh: bool = False) -> VectorIndexInfo:
         """The vector index search will use, re-read at most every INDEX_INFO_TTL seconds.
 
@@ -222,7 +201,7 @@ class PgVectorStore:
         """
         now = time.monotonic()
         if refresh or self._info is None or now - self._info_at > INDEX_INFO_TTL:
-            async with transaction(self._sessions, "index_info") as session:
+            async with transaction(self._db, "index_info") as session:
                 info = await inspect_index(await session.connection())
             if info.stale:
                 logger.warning(
@@ -263,6 +242,7 @@ class PgVectorStore:
             **custom,
         }
 
+    @retried
     async def search(
         self,
         embedding: Sequence[float],
@@ -303,7 +283,7 @@ class PgVectorStore:
 
         info = await self.index_info()
         exact, gucs = self._plan(info, k)
-        async with transaction(self._sessions, "search") as session:
+        async with transaction(self._db, "search") as session:
             conn = await session.connection()
             # One round trip: this transaction's settings and, when an index could serve a
             # filtered search, whether the filter is selective enough to score exactly.
@@ -314,38 +294,14 @@ class PgVectorStore:
             row = (await conn.execute(_prepare_statement(counted, len(gucs)), prep)).one()
             if counted:
                 exact = int(row[0]) < self.exact_scan_max_rows
-            if not _binary(conn):
-                stmt = _search_statement(False, filters, exact, min_score is not None)
-                params.update(query=query, k=k)
-                if min_score is not None:
-                    params["min_score"] = min_score
-                result = await conn.execute(stmt, params)
-                return [SearchHit.model_validate(r) for r in result.mappings()]
-            # The codec is there: the driver takes the list as a binary vector directly.
-            args: list[Any] = [query]
-            args += [
-                json.dumps(params[f"f_{f}"]) if f == "metadata" else params[f"f_{f}"]
-                for f in filters
-            ]
+            stmt = _search_statement(_binary(conn), filters, exact, min_score is not None)
+            params.update(query=query, k=k)
             if min_score is not None:
-                args.append(min_score)
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            try:
-                rows = await driver.fetch(
-                    _search_sql(filters, exact, min_score is not None, k), *args
-                )
-            except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-                raise DatabaseUnavailableError("search: database unavailable") from exc
-        hits = []
-        for r in rows:
-            hit = dict(r)
-            # SQLAlchemy's jsonb codec on these connections hands back the JSON text.
-            if isinstance(hit["metadata"], str):
-                hit["metadata"] = json.loads(hit["metadata"])
-            hits.append(SearchHit.model_validate(hit))
-        return hits
+                params["min_score"] = min_score
+            result = await conn.execute(stmt, params)
+            return [SearchHit.model_validate(r) for r in result.mappings()]
 
+    @retried
     async def reindex(
         self,
         *,
@@ -358,22 +314,22 @@ class PgVectorStore:
         IVFFLAT gets lists sized to the data (√rows) unless `lists` is given; `method="hnsw"`
         switches to HNSW (m=16, ef_construction=64), which never goes stale.
         """
-        engine = self._sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
-            raise InvalidInputError("reindex needs a session factory bound to an AsyncEngine")
         try:
-            info = await rebuild_index(engine, method=method, lists=lists, progress=progress)
+            info = await rebuild_index(
+                self._db.engine, method=method, lists=lists, progress=progress
+            )
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
         self._info, self._info_at = info, time.monotonic()
         return info
 
+    @retried
     async def delete_by_source(self, source_id: str, *, actor: str | None = None) -> int:
         """Delete every embedding of a source (only the actor's, when given); returns the count."""
         conds = [Embedding.source_id == check_text(source_id, "source_id")]
         if actor is not None:
             conds.append(Embedding.actor == actor)
-        async with transaction(self._sessions, "delete_by_source") as session:
+        async with transaction(self._db, "delete_by_source") as session:
             ids = (
                 await session.scalars(delete(Embedding).where(*conds).returning(Embedding.id))
             ).all()
