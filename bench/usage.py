@@ -53,7 +53,7 @@ RAW_KEYS = {"model": "coalesce(model, '')", "day": "date_trunc('day', created_at
 async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
     from chad_memory import PostgresStore
     from chad_memory.database import create_engine, get_session_factory
-    from chad_memory.stores.analytics import USAGE_WORK_MEM, _sql
+    from chad_memory.stores.analytics import USAGE_WORK_MEM, usage_sql
 
     db = await create_database("bench_usage")
     conn = await raw_connection(db)
@@ -102,7 +102,7 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
     explain = ""
     for dims in (["model", "day"], ["model"], ["day"]):
         group_by = ",".join(dims)
-        sums_sql, runs_sql = _sql(dims)  # type: ignore[arg-type]
+        sql = usage_sql(dims)  # type: ignore[arg-type]
         hour0 = start.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         hour1 = to.replace(minute=0, second=0, microsecond=0)
         params: list[Any] = [start, to, hour0, hour1]
@@ -126,15 +126,8 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
             sql = RAW_SQL.format(keys=keys, n=", ".join(str(i + 1) for i in range(len(dims))))
             return await conn.fetch(sql, "alice", start, to)
 
-        async def hand_rollup(  # in one transaction with usage()'s work_mem, as it runs
-            i: int,
-            s: str = rollup_sql(sums_sql),
-            r: str = rollup_sql(runs_sql),
-            p: list[Any] = params,
-        ) -> Any:
-            async with conn.transaction():
-                await conn.execute(f"SET LOCAL work_mem = '{USAGE_WORK_MEM}'")
-                return await conn.fetch(s, "alice", *p), await conn.fetch(r, "alice", *p)
+        async def hand_rollup(i: int, s: str = rollup_sql(sql), p: list[Any] = params) -> Any:
+            return await conn.fetch(s, "alice", *p)
 
         p50, p95, result = await timed_passes(lib, 20)
         # The raw-table baseline takes seconds a query: three runs.
@@ -159,15 +152,11 @@ async def usage_bench(n_calls: int) -> tuple[list[list[Any]], str]:
             ]
         )
         say(f"usage by {group_by}: p50 {p50:.1f} ms, raw SQL {raw_p50:.1f}, hand {hand_p50:.1f}")
-        plan = await conn.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + rollup_sql(sums_sql), "alice", *params
-        )
-        explain += f"-- sums, group_by={group_by}\n" + "\n".join(r[0] for r in plan) + "\n\n"
         if dims == ["model", "day"]:
             plan = await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + rollup_sql(runs_sql), "alice", *params
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + rollup_sql(sql), "alice", *params
             )
-            explain += "-- distinct runs\n" + "\n".join(r[0] for r in plan) + "\n\n"
+            explain += f"-- group_by={group_by}\n" + "\n".join(r[0] for r in plan) + "\n\n"
     await conn.close()
     await engine.dispose()
     await drop_database(db)
@@ -318,6 +307,8 @@ async def main(n_calls: int, n_runs: int) -> None:
     print()
     print(table(["what", "p50 ms", "vs bare INSERT"], write_rows))
     print()
+    if n_runs == 0:
+        return
     filter_rows, filter_explain = await filter_bench(n_runs)
     print(f"### First page (50) of run summaries at {n_runs:,} runs, metadata filters")
     print()

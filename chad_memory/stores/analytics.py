@@ -79,7 +79,9 @@ _RAW_KEY = {
     "provider": "coalesce(c.provider, '')",
     "day": "date_trunc('day', c.created_at, 'UTC')",
     "hour": "date_trunc('hour', c.created_at, 'UTC')",
-    "run_name": "r.name",
+    # Run names are never '' (ShortText), so '' can stand for "no name" and keys stay
+    # non-null: the sums and the run counts join on plain equality (a hash join).
+    "run_name": "coalesce(r.name, '')",
 }
 # The partial hours at both ends, as two plain ranges (each an index range scan on
 # ix_llm_calls_actor_created_at; an OR of the two made the planner scan every call).
@@ -133,9 +135,9 @@ def window(
     return from_, to
 
 
-def _sql(dims: Sequence[UsageGroupBy]) -> tuple[str, str]:
-    """The sums query (per group and latency bucket) and the distinct-runs query; group
-    key columns come first (g0, g1, ...)."""
+def usage_sql(dims: Sequence[UsageGroupBy]) -> str:
+    """One statement (one round trip): per group and latency bucket, the sums, and the
+    group's distinct runs. Columns: g0[, g1], b, the sums in _SUMS order, runs."""
     keys = ", ".join(f"g{i}" for i in range(len(dims)))
     sums = ", ".join(f"sum({c})" for c in _SUMS)
     raw_parts = ", ".join(f"{expr} AS {name}" for expr, name in zip(_RAW_SUMS, _SUMS, strict=True))
@@ -160,11 +162,13 @@ def _sql(dims: Sequence[UsageGroupBy]) -> tuple[str, str]:
                 f"{raw_parts} FROM llm_calls c WHERE {edge}"
             )
             runs += f" UNION ALL SELECT {raw_keys}, c.run_id FROM llm_calls c WHERE {edge}"
+    on = " AND ".join(f"s.g{i} = r.g{i}" for i in range(len(dims)))
     return (
-        f"SELECT {keys}, b, {sums} FROM ({source}) AS parts GROUP BY {keys}, b",
+        f"WITH s AS (SELECT {keys}, b, {sums} FROM ({source}) AS parts GROUP BY {keys}, b), "
         # DISTINCT then count: a hash aggregate, where count(DISTINCT) would sort.
-        f"SELECT {keys}, count(*) FROM (SELECT DISTINCT {keys}, run_id FROM ({runs}) AS parts) "
-        f"AS d GROUP BY {keys}",
+        f"r AS (SELECT {keys}, count(*) AS runs "
+        f"FROM (SELECT DISTINCT {keys}, run_id FROM ({runs}) AS parts) AS d GROUP BY {keys}) "
+        f"SELECT s.*, r.runs FROM s LEFT JOIN r ON {on}"
     )
 
 
@@ -195,8 +199,8 @@ def _label(group_by: str, key: Any) -> str | None:
         return str(key.astimezone(UTC).date().isoformat())
     if group_by == "hour":
         return str(key.astimezone(UTC).isoformat())
-    if group_by in ("model", "provider"):
-        return key or None  # the roll-up keeps a missing model or provider as ''
+    if group_by in ("model", "provider", "run_name"):
+        return key or None  # a missing model, provider or run name is kept as ''
     return None if key is None else str(key)
 
 
@@ -217,9 +221,7 @@ async def usage_report(
     # Tens of thousands of roll-up rows are grouped: with the default 4 MB PostgreSQL
     # sorted them on disk (bench/usage.py's EXPLAIN); in memory they hash.
     await session.execute(text(f"SET LOCAL work_mem = '{USAGE_WORK_MEM}'"))
-    now = await session.scalar(text("SELECT now()"))
-    assert isinstance(now, datetime)
-    start, end = window(dims, from_, to, now)
+    start, end = window(dims, from_, to, datetime.now(UTC))
     hour0, hour1 = _ceil_hour(start), _floor_hour(end)
     if hour0 >= hour1:  # no whole hour inside: every call is read from llm_calls
         hour0 = hour1 = edge0 = edge1 = end
@@ -234,18 +236,19 @@ async def usage_report(
         "edge0": edge0,
         "edge1": edge1,
     }
-    sums_sql, runs_sql = _sql(dims)
     n = len(dims)
     groups: dict[tuple[Any, ...], _Group] = {}
-    for row in await session.execute(text(sums_sql), params):
-        group = groups.setdefault(tuple(row[:n]), _Group())
-        bucket, values = row[n], row[n + 1 :]
+    runs: dict[tuple[Any, ...], int] = {}
+    for row in await session.execute(text(usage_sql(dims)), params):
+        key = tuple(row[:n])
+        group = groups.setdefault(key, _Group())
+        runs[key] = int(row[-1] or 0)
+        bucket, values = row[n], row[n + 1 : -1]
         with localcontext(EXACT):  # cost sums keep every digit
             group.sums = [a + b for a, b in zip(group.sums, values, strict=True)]
         if bucket >= 0:
             calls, latency_sum = values[0], values[-1]
             group.buckets[bucket] = (int(calls), float(latency_sum))
-    runs = {tuple(row[:n]): int(row[n]) for row in await session.execute(text(runs_sql), params)}
 
     rows = []
     for key in sorted(groups, key=lambda k: tuple(_order(part) for part in k)):
