@@ -33,7 +33,9 @@ from chad_memory.schemas import (
     JsonObject,
     LLMCallCreate,
     LLMCallFields,
+    ModelPriceCreate,
     Page,
+    PricePerMillion,
     RunCreate,
     RunFields,
     RunFilter,
@@ -112,6 +114,40 @@ class MetadataQuery(BaseModel):
     """Query parameters of list routes that filter by metadata."""
 
     metadata: MetadataParam | None = None
+
+
+# A price per million tokens sent as a string: a plain decimal with up to 10 decimals
+# (model_prices columns are numeric(20, 10)).
+PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,10})?$"
+
+
+def _plain_price(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(PRICE_PATTERN, value):
+        raise ValueError('a price as a string must be a plain decimal such as "2.5"')
+    return value
+
+
+PriceBodyValue = Annotated[
+    PricePerMillion,
+    BeforeValidator(_plain_price),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e10},
+                {"type": "string", "pattern": PRICE_PATTERN},
+            ]
+        }
+    ),
+]
+
+
+class PriceBody(ModelPriceCreate):
+    """PUT /prices: prices per million tokens, as numbers or plain decimal strings."""
+
+    input_mtok: PriceBodyValue
+    cached_input_mtok: PriceBodyValue | None = None
+    cache_write_mtok: PriceBodyValue | None = None
+    output_mtok: PriceBodyValue
 
 
 class Problem(BaseModel):

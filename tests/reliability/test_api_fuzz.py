@@ -71,6 +71,9 @@ UNSTORABLE_OR_UNKNOWN = (
     "exceeds prompt_tokens",
     "exceeds 2147483647",
     "exceeds completion_tokens",
+    # A JSON number with more decimals than the column keeps (20 for costs, 10 for
+    # prices): JSON Schema's multipleOf cannot say it for binary floats.
+    "decimal places",
     # A computed cost that overflows the column (a user price times huge token counts).
     "does not fit",
 )

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import PriceStoreDep
-from apps.core_api.schemas import AUTH_RESPONSES, Problem
+from apps.core_api.schemas import AUTH_RESPONSES, PriceBody, Problem
 from chad_memory.schemas import Input, ModelPriceCreate, ModelPriceRecord, UtcDatetime
 
 router = APIRouter(prefix="/prices", tags=["prices"], responses=AUTH_RESPONSES)
@@ -37,11 +37,11 @@ async def list_prices(actor: CurrentActor, prices: PriceStoreDep) -> list[ModelP
 
 @router.put("", response_model=ModelPriceRecord)
 async def set_price(
-    body: ModelPriceCreate, actor: CurrentActor, prices: PriceStoreDep
+    body: PriceBody, actor: CurrentActor, prices: PriceStoreDep
 ) -> ModelPriceRecord:
     """Add a price, or replace the caller's price with the same provider, pattern and
     start."""
-    return await prices.set_price(body, actor=actor)
+    return await prices.set_price(ModelPriceCreate(**body.model_dump()), actor=actor)
 
 
 @router.delete(
