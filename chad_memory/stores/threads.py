@@ -29,7 +29,7 @@ from chad_memory.schemas import (
     ThreadUpdate,
 )
 from chad_memory.stores.base import Store, check_owner_of
-from chad_memory.stores.limits import check_batch, row_values
+from chad_memory.stores.limits import MAX_PAGE_SIZE, check_batch, row_values
 from chad_memory.stores.paging import Keyset, keyset_page
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_actor, check_metadata_filter
@@ -100,15 +100,28 @@ class ThreadStore(Store):
         actor: str,
         *,
         limit: int = 50,
+        offset: int = 0,
         cursor: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Page[ThreadRecord]:
         """An actor's threads, most recently active first (updated_at desc); with
-        `metadata`, only threads whose metadata contains that object."""
+        `metadata`, only threads whose metadata contains that object.
+
+        `offset` skips that many threads (after the cursor, if both are given), for
+        clients that page by position; a thread that becomes active meanwhile shifts
+        those pages, which the cursor does not.
+        """
         stmt = select(Thread).where(*_thread_conditions(actor, metadata))
         async with transaction(self._db, "list_threads") as session:
             return await keyset_page(
-                session, stmt, THREADS, ThreadRecord, self._cursors, limit=limit, cursor=cursor
+                session,
+                stmt,
+                THREADS,
+                ThreadRecord,
+                self._cursors,
+                limit=limit,
+                cursor=cursor,
+                offset=offset,
             )
 
     @retried
@@ -206,6 +219,26 @@ class ThreadStore(Store):
             return await keyset_page(
                 session, stmt, MESSAGES, MessageRecord, self._cursors, limit=limit, cursor=cursor
             )
+
+    async def list_all_messages(
+        self, thread_id: uuid.UUID, *, actor: str | None = None
+    ) -> list[MessageRecord]:
+        """Every message of a thread, oldest first, read page by page with the cursor.
+
+        For clients that take a conversation whole. Each page is its own transaction;
+        the keyset cursor keeps the pages from overlapping or skipping a message while
+        others append.
+        """
+        messages: list[MessageRecord] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_messages(
+                thread_id, limit=MAX_PAGE_SIZE, cursor=cursor, actor=actor
+            )
+            messages.extend(page.items)
+            if page.next_cursor is None:
+                return messages
+            cursor = page.next_cursor
 
     @retried
     async def count_messages(
