@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from chad_memory.schemas import (
+    MAX_MILLISECONDS,
     ArtifactCreate,
     ArtifactFields,
     ArtifactRecord,
@@ -110,6 +111,10 @@ MetadataParam = Annotated[
         }
     ),
 ]
+
+
+# Milliseconds in a query string: text parsed as a number, with the library's bounds.
+QueryMilliseconds = Annotated[float, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
 
 
 class MetadataQuery(BaseModel):
@@ -219,8 +224,15 @@ class RunListQuery(RunFilterFields):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Overrides: a JSON object arrives as URL-encoded text; a cost as a plain decimal.
+    # Overrides: a JSON object arrives as URL-encoded text, a cost as a plain decimal, a
+    # duration as text (the library's strict float would refuse "0.0" from a query).
     metadata: MetadataParam | None = None
+    min_duration_ms: QueryMilliseconds | None = Field(
+        default=None, description="completed_at - started_at at least this (inclusive)"
+    )
+    max_duration_ms: QueryMilliseconds | None = Field(
+        default=None, description="completed_at - started_at below this (exclusive)"
+    )
     min_cost_usd: CostBody | None = Field(
         default=None, description="the run's LLM cost total at least this (inclusive)"
     )

@@ -37,6 +37,7 @@ async def test_runs_filters_over_http(api: Api) -> None:
     assert await ids(tags_all=["a"]) == [ads, search]
     assert await ids(min_cost_usd="0.5") == [ads]
     assert await ids(max_cost_usd="0.5") == [search]
+    assert await ids(min_duration_ms="0.0") == []  # neither run has both timestamps
     # Matching nothing is an empty page, not an error.
     assert await ids(metadata='{"team":"nobody"}') == []
 
