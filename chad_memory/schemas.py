@@ -248,6 +248,9 @@ class RunFilterFields(Input):
     agent: ShortText | None = None
     thread_id: uuid.UUID | None = None
     trace_id: ShortText | None = None
+    # An OTLP conversation (gen_ai.conversation.id / session.id); needs `actor`, since
+    # conversations are named per actor (see chad_memory.stores.traces).
+    conversation_id: ShortText | None = None
     tag: ShortText | None = None
     tags_any: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = None
     tags_all: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = None

@@ -19,7 +19,7 @@ The downgrade keeps every row; cost_usd goes back to numeric(18, 8), which round
 that have more than 8 decimals (the old column could not hold them).
 
 Revision ID: 007
-Revises: 013
+Revises: 006
 Create Date: 2026-11-29
 """
 
@@ -30,7 +30,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision: str = "007"
-down_revision: str | None = "013"
+down_revision: str | None = "006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -26,6 +26,7 @@ from apps.core_api.routers import (
     health,
     memory,
     operations,
+    otlp,
     prices,
     runs,
     threads,
@@ -41,7 +42,7 @@ from chad_memory.errors import ChadMemoryError
 from chad_memory.replicas import ReadRouted, ReplicaState
 from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
 from chad_memory.stores.keys import ApiKeyStore
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def create_app(
         app.state.key_store = ApiKeyStore(db)
         app.state.thread_store = ThreadStore(db)
         app.state.price_store = PriceStore(db)
+        app.state.trace_store = TraceStore(db)
         app.state.metrics.watch_pool(db.engine)
         replica_engine = _route_reads(app, settings)
         supervisor = _embedded_supervisor(settings) if own_engine else None
@@ -104,6 +106,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.vector_store.close()  # a background recalibration or rebuild
             if supervisor is not None:
                 # Before anything stops the server on purpose, so it is not revived.
                 await asyncio.to_thread(supervisor.stop)
@@ -127,7 +130,11 @@ def create_app(
     app.state.metrics = ServiceMetrics()
     install_error_handlers(app)
     # Added last = outermost: the access log sees every answer, 413/415 included.
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        binary_paths=frozenset({"/v1/traces"}),
+    )
     if settings.cors_origins:
         # Outside the body guard, so a browser can read its 413/415 answers too.
         app.add_middleware(
@@ -146,6 +153,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(otlp.router)
     app.include_router(agentkit.router)
     app.include_router(analytics.router)
     app.include_router(prices.router)

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import LLMCall, Run
 from chad_memory.schemas import RunFilter
+from chad_memory.stores.conversations import conversation_thread_id
 
 
 def _duration_ms() -> ColumnElement[Any]:
@@ -32,28 +33,39 @@ def _cost_usd() -> ColumnElement[Any]:
     )
 
 
-_RULES: dict[str, Callable[[Any], ColumnElement[bool]]] = {
-    "tag": lambda tag: Run.tags.contains([tag]),
-    "tags_any": lambda tags: Run.tags.overlap(tags),
-    "tags_all": lambda tags: Run.tags.contains(tags),
+Rule = Callable[[Any, RunFilter], ColumnElement[bool]]
+
+
+def _conversation(conversation_id: str, filters: RunFilter) -> ColumnElement[bool]:
+    """An OTLP conversation is a thread whose id derives from (actor, conversation id)."""
+    if filters.actor is None:
+        raise InvalidInputError("conversation_id needs an actor: conversations are per actor")
+    return Run.thread_id == conversation_thread_id(filters.actor, conversation_id)
+
+
+_RULES: dict[str, Rule] = {
+    "tag": lambda tag, _: Run.tags.contains([tag]),
+    "tags_any": lambda tags, _: Run.tags.overlap(tags),
+    "tags_all": lambda tags, _: Run.tags.contains(tags),
     # jsonb @> served by ix_runs_metadata (GIN, jsonb_path_ops); not an equality test.
-    "metadata": lambda wanted: Run.metadata_.contains(wanted),
-    "created_after": lambda at: Run.created_at >= at,
-    "created_before": lambda at: Run.created_at < at,
-    "min_duration_ms": lambda ms: _duration_ms() >= ms,
-    "max_duration_ms": lambda ms: _duration_ms() < ms,
-    "min_cost_usd": lambda usd: _cost_usd() >= usd,
-    "max_cost_usd": lambda usd: _cost_usd() < usd,
+    "metadata": lambda wanted, _: Run.metadata_.contains(wanted),
+    "created_after": lambda at, _: Run.created_at >= at,
+    "created_before": lambda at, _: Run.created_at < at,
+    "min_duration_ms": lambda ms, _: _duration_ms() >= ms,
+    "max_duration_ms": lambda ms, _: _duration_ms() < ms,
+    "min_cost_usd": lambda usd, _: _cost_usd() >= usd,
+    "max_cost_usd": lambda usd, _: _cost_usd() < usd,
+    "conversation_id": _conversation,
 }
 _COLUMNS = set(Run.__table__.c.keys())
 
 
-def _rule(name: str) -> Callable[[Any], ColumnElement[bool]]:
+def _rule(name: str) -> Rule:
     if name in _RULES:
         return _RULES[name]
     if name in _COLUMNS:
         column = Run.__table__.c[name]
-        return lambda value: column == value
+        return lambda value, _: column == value
     raise RuntimeError(f"RunFilter.{name} has no rule in chad_memory.stores.run_filters")
 
 
@@ -64,7 +76,7 @@ def run_conditions(filters: RunFilter | None) -> list[ColumnElement[bool]]:
     if filters is None:
         return []
     return [
-        _CONDITION_OF[name](value)
+        _CONDITION_OF[name](value, filters)
         for name in RunFilter.model_fields
         if (value := getattr(filters, name)) is not None
     ]
