@@ -172,6 +172,14 @@ def adopt(body: BaseModel, record: type[Created], **extra: Any) -> Created:
     return record.model_construct(**dict(body), **extra)
 
 
+# A cost in a query string is text: documented as the plain decimal it must be.
+CostQuery = Annotated[
+    CostValue,
+    BeforeValidator(_plain_decimal),
+    WithJsonSchema({"type": "string", "pattern": COST_PATTERN}),
+]
+
+
 class Problem(BaseModel):
     """Every error answer: a JSON object with a `detail` (a string, or pydantic's list)."""
 
@@ -233,10 +241,10 @@ class RunListQuery(RunFilterFields):
     max_duration_ms: QueryMilliseconds | None = Field(
         default=None, description="completed_at - started_at below this (exclusive)"
     )
-    min_cost_usd: CostBody | None = Field(
+    min_cost_usd: CostQuery | None = Field(
         default=None, description="the run's LLM cost total at least this (inclusive)"
     )
-    max_cost_usd: CostBody | None = Field(
+    max_cost_usd: CostQuery | None = Field(
         default=None, description="the run's LLM cost total below this (exclusive)"
     )
     limit: int = Field(default=50, ge=1, le=MAX_LIST_LIMIT)
