@@ -24,6 +24,7 @@ from chad_memory.schemas import (
     EmbeddingCreate,
     LLMCallCreate,
     MessageCreate,
+    ModelPriceCreate,
     Page,
     RunCreate,
     RunFilter,
@@ -32,7 +33,7 @@ from chad_memory.schemas import (
     ThreadCreate,
     ThreadUpdate,
 )
-from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
 __all__ = [
@@ -48,10 +49,12 @@ __all__ = [
     "InvalidInputError",
     "LLMCallCreate",
     "MessageCreate",
+    "ModelPriceCreate",
     "NotFoundError",
     "Page",
     "PgVectorStore",
     "PostgresStore",
+    "PriceStore",
     "RetryPolicy",
     "RunCreate",
     "RunFilter",

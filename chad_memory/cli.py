@@ -11,15 +11,18 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
 from chad_memory.errors import ChadMemoryError
+from chad_memory.schemas import ModelPriceCreate, ModelPriceRecord, plain_decimal
 from chad_memory.settings import Settings, get_settings, is_loopback
 from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores.prices import PriceStore
 from chad_memory.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndexInfo
 
 if TYPE_CHECKING:
@@ -169,6 +172,89 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         f"{get_settings().api_key_cache_seconds:g} s more (API_KEY_CACHE_SECONDS)"
     )
     return 0
+
+
+def _run_prices(work: Callable[[PriceStore], Awaitable[T]]) -> T:
+    from chad_memory.database import close_db_connections, get_session_factory
+
+    async def runner() -> T:
+        try:
+            return await work(PriceStore(get_session_factory()))
+        finally:
+            await close_db_connections()
+
+    _prepare_embedded()
+    return asyncio.run(runner())
+
+
+def _print_prices(records: Sequence[ModelPriceRecord]) -> None:
+    print("id\tactor\tprovider\tmodel_pattern\tstarts_at\tinput\tcached_input\tcache_write\toutput")
+    for p in records:
+        cells = (p.input_mtok, p.cached_input_mtok, p.cache_write_mtok, p.output_mtok)
+        shown = "\t".join("" if c is None else plain_decimal(c) for c in cells)
+        print(
+            f"{p.id}\t{p.actor or '*'}\t{p.provider or '*'}\t{p.model_pattern}\t"
+            f"{p.starts_at.isoformat()}\t{shown}"
+        )
+
+
+def cmd_prices_set(args: argparse.Namespace) -> int:
+    price = ModelPriceCreate(
+        provider=args.provider,
+        model_pattern=args.model,
+        starts_at=args.starts_at or datetime.now(UTC),
+        input_mtok=args.input,
+        cached_input_mtok=args.cached_input,
+        cache_write_mtok=args.cache_write,
+        output_mtok=args.output,
+    )
+    record = _run_prices(lambda prices: prices.set_price(price, actor=args.actor))
+    _say(f"price {record.id} set; stored costs are unchanged (see `prices recompute`)")
+    _print_prices([record])
+    return 0
+
+
+def cmd_prices_list(args: argparse.Namespace) -> int:
+    _print_prices(_run_prices(lambda prices: prices.list_prices(actor=args.actor)))
+    return 0
+
+
+def cmd_prices_delete(args: argparse.Namespace) -> int:
+    _run_prices(lambda prices: prices.delete_price(args.id, actor=args.actor))
+    _say(f"deleted price {args.id}; calls it priced keep their cost and price_ref")
+    return 0
+
+
+def cmd_prices_recompute(args: argparse.Namespace) -> int:
+    def show(seen: int, changed: int) -> None:
+        _say(f"{seen} calls priced again, {changed} costs changed")
+
+    changed = _run_prices(
+        lambda prices: prices.recompute(
+            since=args.since, until=args.until, actor=args.actor, progress=show
+        )
+    )
+    print(changed)
+    return 0
+
+
+def _timestamp(value: str) -> datetime:
+    """ISO 8601 (naive means UTC), or a relative age such as 30d / 12h."""
+    if value[-1:] in ("d", "h") and value[:-1].isdigit():
+        unit = "days" if value[-1] == "d" else "hours"
+        return datetime.now(UTC) - timedelta(**{unit: int(value[:-1])})
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a timestamp or age (30d, 12h): {value!r}") from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def _price(value: str) -> Decimal:
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"not a decimal number: {value!r}") from None
 
 
 def cmd_memory_reindex(args: argparse.Namespace) -> int:
@@ -449,6 +535,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.set_defaults(func=cmd_memory_calibrate)
 
+    prices = sub.add_parser("prices", help="model prices (USD per million tokens)")
+    prices_sub = prices.add_subparsers(dest="prices_command", required=True)
+    actor_help = "the actor the price is for (default: every actor, operator-wide)"
+    set_ = prices_sub.add_parser(
+        "set", help="add a price, or replace the one with the same actor/provider/model/start"
+    )
+    set_.add_argument("--model", required=True, help='a model name or a pattern like "gpt-4o*"')
+    set_.add_argument("--provider", default=None, help="default: any provider")
+    set_.add_argument("--actor", default=None, help=actor_help)
+    set_.add_argument("--input", type=_price, required=True, help="input, per million tokens")
+    set_.add_argument("--output", type=_price, required=True, help="output, per million tokens")
+    set_.add_argument("--cached-input", type=_price, default=None, help="default: --input")
+    set_.add_argument("--cache-write", type=_price, default=None, help="default: --input")
+    set_.add_argument(
+        "--starts-at", type=_timestamp, default=None, help="in force from (default: now)"
+    )
+    set_.set_defaults(func=cmd_prices_set)
+    plist = prices_sub.add_parser("list", help="list prices (an actor's, with operator-wide)")
+    plist.add_argument("--actor", default=None)
+    plist.set_defaults(func=cmd_prices_list)
+    pdelete = prices_sub.add_parser("delete", help="delete a price by id")
+    pdelete.add_argument("id", type=uuid.UUID)
+    pdelete.add_argument("--actor", default=None, help="the price's actor (default: none)")
+    pdelete.set_defaults(func=cmd_prices_delete)
+    recompute = prices_sub.add_parser(
+        "recompute", help="price stored calls again with today's table (never client costs)"
+    )
+    recompute.add_argument("--since", type=_timestamp, required=True, help="ISO 8601 or 30d")
+    recompute.add_argument("--until", type=_timestamp, default=None)
+    recompute.add_argument("--actor", default=None, help="default: every actor")
+    recompute.set_defaults(func=cmd_prices_recompute)
     prune_ = sub.add_parser(
         "prune", help="delete runs (with their steps, LLM calls, artifacts) older than a duration"
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Generic, Self, TypeVar
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     Strict,
     field_validator,
     model_validator,
@@ -91,7 +92,42 @@ Number = Annotated[float, Strict()]
 MAX_MILLISECONDS = 1e12
 Milliseconds = Annotated[Number, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
 TokenCount = Int32
-Cost = Annotated[Decimal, Field(ge=0, lt=Decimal("1e10"), allow_inf_nan=False)]
+# What llm_calls.cost_usd (numeric(30, 20)) holds exactly; more decimals are refused
+# rather than rounded.
+COST_DECIMALS = 20
+Cost = Annotated[
+    Decimal,
+    Field(ge=0, lt=Decimal("1e10"), decimal_places=COST_DECIMALS, allow_inf_nan=False),
+]
+
+
+# Money arithmetic in Python runs in this context: the default one keeps 28 digits, fewer
+# than a numeric(30, 20) cost or a sum of them has, and would round silently.
+EXACT = Context(prec=100, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation])
+
+
+def tidy_decimal(value: Decimal) -> Decimal:
+    """The same number without the column's trailing zeros (numeric(30, 20) reads 0.5 back
+    as 0.50000000000000000000) and without a positive exponent (100, not 1E+2)."""
+    value = value.normalize(EXACT)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        return value.quantize(Decimal(1), context=EXACT)
+    return value
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A decimal as plain digits: "0.000000001", never "1E-9" (nor "0E-8"), which is
+    also the only string form the API accepts back."""
+    return format(tidy_decimal(value), "f")
+
+
+# Money in output records: exact, tidied, and serialised as a plain decimal string.
+Money = Annotated[
+    Decimal,
+    AfterValidator(tidy_decimal),
+    PlainSerializer(plain_decimal, return_type=str, when_used="json"),
+]
 
 _metadata_field: Any = Field(
     default_factory=dict, validation_alias=AliasChoices("metadata_", "metadata")
@@ -199,18 +235,32 @@ class RunFilterFields(Input):
     A field named after a `runs` column filters by equality with no other code
     (chad_memory.stores.run_filters); other kinds of filter get one entry there, and a
     field without a rule fails at import, so no filter can be silently ignored.
+
+    `metadata` matches runs whose metadata contains the object (jsonb `@>`); `tags_any`
+    runs with at least one of the tags, `tags_all` runs with every one. Duration is
+    completed_at - started_at (runs without both never match a duration bound); cost is
+    the sum of the run's LLM call costs (a run without costs counts as 0). Lower bounds
+    are inclusive, upper bounds exclusive, as with created_after / created_before.
     """
 
     status: RunStatus | None = None
     name: ShortText | None = None
+    agent: ShortText | None = None
     thread_id: uuid.UUID | None = None
     trace_id: ShortText | None = None
     # An OTLP conversation (gen_ai.conversation.id / session.id); needs `actor`, since
     # conversations are named per actor (see chad_memory.stores.traces).
     conversation_id: ShortText | None = None
     tag: ShortText | None = None
+    tags_any: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = None
+    tags_all: Annotated[list[ShortText], Field(min_length=1, max_length=64)] | None = None
+    metadata: JsonObject | None = None
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
+    min_duration_ms: Milliseconds | None = None
+    max_duration_ms: Milliseconds | None = None
+    min_cost_usd: Cost | None = None
+    max_cost_usd: Cost | None = None
 
 
 class RunFilter(RunFilterFields):
@@ -310,6 +360,11 @@ class ArtifactRecord(Record):
 
 
 class LLMCallFields(Input):
+    """An LLM call. Token counts follow OpenTelemetry GenAI: prompt_tokens counts every
+    input token, cached_tokens (cache reads) and cache_write_tokens included;
+    completion_tokens counts every output token, reasoning_tokens included. Without a
+    cost_usd, the store computes one from the price table (chad_memory.prices)."""
+
     step_id: uuid.UUID | None = None
     provider: ShortText | None = None
     model: ShortText | None = None
@@ -317,6 +372,9 @@ class LLMCallFields(Input):
     completion_tokens: TokenCount = 0
     # None means prompt + completion, the usual case; providers that bill extra say so.
     total_tokens: TokenCount | None = None
+    cached_tokens: TokenCount = 0
+    cache_write_tokens: TokenCount = 0
+    reasoning_tokens: TokenCount = 0
     cost_usd: Cost | None = None
     latency_ms: Milliseconds | None = None
     status: RunStatus = "succeeded"
@@ -329,6 +387,16 @@ class LLMCallFields(Input):
         # The default total is prompt + completion, which must fit the integer column too.
         if self.total_tokens is None and self.prompt_tokens + self.completion_tokens > 2**31 - 1:
             raise ValueError("prompt_tokens + completion_tokens exceeds 2147483647")
+        if self.cached_tokens + self.cache_write_tokens > self.prompt_tokens:
+            raise ValueError(
+                "cached_tokens + cache_write_tokens exceeds prompt_tokens; prompt_tokens "
+                "counts every input token, cached ones included (OpenTelemetry GenAI)"
+            )
+        if self.reasoning_tokens > self.completion_tokens:
+            raise ValueError(
+                "reasoning_tokens exceeds completion_tokens; completion_tokens counts "
+                "every output token, reasoning ones included"
+            )
         return self
 
 
@@ -346,7 +414,13 @@ class LLMCallRecord(Record):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    cost_usd: Decimal | None
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: Money | None
+    cost_source: Literal["client", "table"] | None
+    price_id: uuid.UUID | None
+    price_ref: str | None
     latency_ms: float | None
     status: RunStatus
     error: str | None
@@ -362,7 +436,7 @@ class ModelStats(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    cost_usd: Decimal
+    cost_usd: Money
     latency_ms_mean: float | None
 
 
@@ -373,7 +447,7 @@ class RunStats(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    cost_usd: Decimal
+    cost_usd: Money
     # Wall time of the run: completed_at - started_at, else the span of its steps.
     duration_ms: float | None
     step_duration_ms_total: float | None
@@ -483,3 +557,81 @@ class MessageRecord(Record):
     artifact_data: Any | None
     metadata: dict[str, Any] = _metadata_field
     created_at: datetime
+
+
+# Prices and usage ---------------------------------------------------------------------
+
+# Per million tokens: model_prices columns are numeric(20, 10).
+PricePerMillion = Annotated[
+    Decimal, Field(ge=0, lt=Decimal("1e10"), decimal_places=10, allow_inf_nan=False)
+]
+ModelPattern = Annotated[
+    str,
+    Field(min_length=1, max_length=512, pattern=r"^[^\s]+$"),
+    AfterValidator(check_text),
+]
+
+
+class ModelPriceCreate(Input):
+    """A price for a model (or a `*` pattern such as "gpt-4o*"), per million tokens, in
+    force from `starts_at`. Cache prices left out cost the input price."""
+
+    provider: ShortText | None = None
+    model_pattern: ModelPattern
+    starts_at: UtcDatetime
+    input_mtok: PricePerMillion
+    cached_input_mtok: PricePerMillion | None = None
+    cache_write_mtok: PricePerMillion | None = None
+    output_mtok: PricePerMillion
+
+
+class ModelPriceRecord(Record):
+    id: uuid.UUID
+    # None: an operator-wide price, for every actor.
+    actor: str | None
+    provider: str | None
+    model_pattern: str
+    starts_at: datetime
+    input_mtok: Money
+    cached_input_mtok: Money | None
+    cache_write_mtok: Money | None
+    output_mtok: Money
+    created_at: datetime
+
+
+UsageGroupBy = Literal["model", "provider", "day", "hour", "run_name"]
+
+
+class UsageRow(BaseModel):
+    """One group of LLM calls. Percentiles come from quarter-octave latency buckets (each
+    is the mean latency of the bucket holding that rank: within 19% of the exact value)."""
+
+    # The group's value per dimension, e.g. {"model": "gpt-4o", "day": "2026-11-29"};
+    # null: calls without a model / provider, runs without a name.
+    group: dict[str, str | None]
+    calls: int
+    runs: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: Money
+    # Calls that have a cost; the others (no price known) add nothing to cost_usd.
+    costed_calls: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    latency_ms_p99: float | None
+    # Share of calls with status "failed", 0..1.
+    error_share: float
+
+
+class UsageReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    group_by: list[UsageGroupBy]
+    # The window: calls with created_at in [from, to).
+    from_: datetime = Field(alias="from")
+    to: datetime
+    rows: list[UsageRow]

@@ -254,3 +254,11 @@ def check_embedding(values: Sequence[float], dim: int, where: str = "embedding")
             " its cosine similarity cannot be computed"
         )
     return out
+
+
+def check_metadata_filter(value: Any, where: str = "metadata") -> dict[str, Any]:
+    """A metadata filter (matched by jsonb containment, `@>`) must be a JSON object."""
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{where} filter must be a JSON object")
+    checked: dict[str, Any] = check_json(value, where)
+    return checked

@@ -35,7 +35,7 @@ async def test_readme_library_example_runs(database_url: str, tmp_path: Path) ->
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
     assert lines == [
-        "1500 tokens, $0.00036000, 2 steps",
+        "1500 tokens, $0.00036, 2 steps",
         "alice has 1 demo run(s)",
         "best hit: 'hello' (score 1.000)",
     ]

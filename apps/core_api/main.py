@@ -20,7 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import agentkit, health, memory, operations, otlp, runs, threads
+from apps.core_api.routers import (
+    agentkit,
+    analytics,
+    health,
+    memory,
+    operations,
+    otlp,
+    prices,
+    runs,
+    threads,
+)
 from chad_memory.database import (
     Database,
     RetryPolicy,
@@ -32,7 +42,7 @@ from chad_memory.errors import ChadMemoryError
 from chad_memory.replicas import ReadRouted, ReplicaState
 from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
-from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore, TraceStore
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
 from chad_memory.stores.keys import ApiKeyStore
 
 if TYPE_CHECKING:
@@ -71,6 +81,7 @@ def create_app(
         app.state.vector_store = PgVectorStore(db)
         app.state.key_store = ApiKeyStore(db)
         app.state.thread_store = ThreadStore(db)
+        app.state.price_store = PriceStore(db)
         app.state.trace_store = TraceStore(db)
         app.state.metrics.watch_pool(db.engine)
         replica_engine = _route_reads(app, settings)
@@ -144,6 +155,8 @@ def create_app(
     app.include_router(threads.router)
     app.include_router(otlp.router)
     app.include_router(agentkit.router)
+    app.include_router(analytics.router)
+    app.include_router(prices.router)
     app.include_router(operations.router)
     return app
 

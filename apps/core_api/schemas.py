@@ -8,6 +8,7 @@ every route and a new library column is never exposed by accident.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Annotated, Any, TypeVar
@@ -22,6 +23,7 @@ from pydantic import (
 )
 
 from chad_memory.schemas import (
+    MAX_MILLISECONDS,
     ArtifactCreate,
     ArtifactFields,
     ArtifactRecord,
@@ -32,9 +34,11 @@ from chad_memory.schemas import (
     JsonObject,
     LLMCallCreate,
     LLMCallFields,
+    ModelPriceCreate,
     NotBool,
     Number,
     Page,
+    PricePerMillion,
     RunCreate,
     RunFields,
     RunFilter,
@@ -82,6 +86,77 @@ CostBody = Annotated[
 ]
 
 
+def _json_object_text(value: Any) -> Any:
+    """A query parameter holding a JSON object (URL-encoded), parsed before validation."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object, URL-encoded, e.g. {"team":"search"}')
+    return value
+
+
+# `metadata={"team":"search"}` in a query string: rows whose metadata contains the object.
+MetadataParam = Annotated[
+    JsonObject,
+    BeforeValidator(_json_object_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"type": "object"},
+            "description": "a JSON object; matches rows whose metadata contains it (@>)",
+        }
+    ),
+]
+
+
+# Milliseconds in a query string: text parsed as a number, with the library's bounds.
+QueryMilliseconds = Annotated[float, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
+
+
+class MetadataQuery(BaseModel):
+    """Query parameters of list routes that filter by metadata."""
+
+    metadata: MetadataParam | None = None
+
+
+# A price per million tokens sent as a string: a plain decimal with up to 10 decimals
+# (model_prices columns are numeric(20, 10)).
+PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,10})?$"
+
+
+def _plain_price(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(PRICE_PATTERN, value):
+        raise ValueError('a price as a string must be a plain decimal such as "2.5"')
+    return value
+
+
+PriceBodyValue = Annotated[
+    PricePerMillion,
+    BeforeValidator(_plain_price),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e10},
+                {"type": "string", "pattern": PRICE_PATTERN},
+            ]
+        }
+    ),
+]
+
+
+class PriceBody(ModelPriceCreate):
+    """PUT /prices: prices per million tokens, as numbers or plain decimal strings."""
+
+    input_mtok: PriceBodyValue
+    cached_input_mtok: PriceBodyValue | None = None
+    cache_write_mtok: PriceBodyValue | None = None
+    output_mtok: PriceBodyValue
+
+
 Created = TypeVar("Created", bound=BaseModel)
 
 
@@ -95,6 +170,14 @@ def adopt(body: BaseModel, record: type[Created], **extra: Any) -> Created:
     from the API key.
     """
     return record.model_construct(**dict(body), **extra)
+
+
+# A cost in a query string is text: documented as the plain decimal it must be.
+CostQuery = Annotated[
+    CostValue,
+    BeforeValidator(_plain_decimal),
+    WithJsonSchema({"type": "string", "pattern": COST_PATTERN}),
+]
 
 
 class Problem(BaseModel):
@@ -150,6 +233,21 @@ class RunListQuery(RunFilterFields):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Overrides: a JSON object arrives as URL-encoded text, a cost as a plain decimal, a
+    # duration as text (the library's strict float would refuse "0.0" from a query).
+    metadata: MetadataParam | None = None
+    min_duration_ms: QueryMilliseconds | None = Field(
+        default=None, description="completed_at - started_at at least this (inclusive)"
+    )
+    max_duration_ms: QueryMilliseconds | None = Field(
+        default=None, description="completed_at - started_at below this (exclusive)"
+    )
+    min_cost_usd: CostQuery | None = Field(
+        default=None, description="the run's LLM cost total at least this (inclusive)"
+    )
+    max_cost_usd: CostQuery | None = Field(
+        default=None, description="the run's LLM cost total below this (exclusive)"
+    )
     limit: int = Field(default=50, ge=1, le=MAX_LIST_LIMIT)
     # The cap is enforced by the validator below (for its helpful message) and declared
     # here, so the OpenAPI document states the same bound clients are held to.

@@ -11,6 +11,7 @@ import uuid
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.models import Artifact, LLMCall
+from chad_memory.prices import quote_new_call
 from chad_memory.schemas import (
     ArtifactCreate,
     ArtifactRecord,
@@ -77,12 +78,24 @@ class ChildMethods(Store):
     async def save_llm_call(
         self, call: LLMCallCreate, *, actor: str | None = None
     ) -> LLMCallRecord:
+        """Store a call. Without a cost_usd, the cost comes from the price table in force
+        now (chad_memory.prices), recorded with its source and price; with one, it is kept
+        exactly as sent (cost_source 'client')."""
         values = row_values(call)
         if values["total_tokens"] is None:
             values["total_tokens"] = call.prompt_tokens + call.completion_tokens
         async with transaction(self._db, "save_llm_call") as session:
             await check_run_owner(session, call.run_id, actor)
             await check_step_refs(session, call.run_id, [call.step_id])
+            if call.cost_usd is not None:
+                values["cost_source"] = "client"
+            elif (found := await quote_new_call(session, call)) is not None:
+                values.update(
+                    cost_usd=found.cost_usd,
+                    cost_source="table",
+                    price_id=found.price_id,
+                    price_ref=found.price_ref,
+                )
             row = await session.scalar(pg_insert(LLMCall).values(**values).returning(LLMCall))
             return LLMCallRecord.model_validate(row)
 

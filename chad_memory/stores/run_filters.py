@@ -10,12 +10,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Double, Integer, Select, bindparam, func, select
 
 from chad_memory.errors import InvalidInputError
-from chad_memory.models import Run
+from chad_memory.models import LLMCall, Run
 from chad_memory.schemas import RunFilter
 from chad_memory.stores.conversations import conversation_thread_id
+
+
+
+def _duration_ms() -> ColumnElement[Any]:
+    """completed_at - started_at in ms; null (so never a match) unless both are set."""
+    return func.extract("epoch", Run.completed_at - Run.started_at) * 1000
+
+
+def _cost_usd() -> ColumnElement[Any]:
+    """The sum of the run's LLM call costs (0 without any), per candidate run through
+    ix_llm_calls_run_id_created_at."""
+    return (
+        select(func.coalesce(func.sum(LLMCall.cost_usd), 0))
+        .where(LLMCall.run_id == Run.id)
+        .scalar_subquery()
+    )
 
 
 def _conversation(conversation_id: str, filters: RunFilter) -> Any:
@@ -28,8 +44,16 @@ def _conversation(conversation_id: str, filters: RunFilter) -> Any:
 # Each rule takes the filter's bind parameter (named f_<field>, typed like its column).
 _RULES: dict[str, Callable[[Any], ColumnElement[bool]]] = {
     "tag": lambda tag: Run.tags.contains(tag),
+    "tags_any": lambda tags: Run.tags.overlap(tags),
+    "tags_all": lambda tags: Run.tags.contains(tags),
+    # jsonb @> served by ix_runs_metadata (GIN, jsonb_path_ops); not an equality test.
+    "metadata": lambda wanted: Run.metadata_.contains(wanted),
     "created_after": lambda at: Run.created_at >= at,
     "created_before": lambda at: Run.created_at < at,
+    "min_duration_ms": lambda ms: _duration_ms() >= ms,
+    "max_duration_ms": lambda ms: _duration_ms() < ms,
+    "min_cost_usd": lambda usd: _cost_usd() >= usd,
+    "max_cost_usd": lambda usd: _cost_usd() < usd,
     "conversation_id": lambda thread_id: Run.thread_id == thread_id,
 }
 # How a filter value becomes its parameter, where it is not the value itself.
@@ -39,8 +63,15 @@ _VALUES: dict[str, Callable[[Any, RunFilter], Any]] = {
 }
 _TYPES: dict[str, Any] = {
     "tag": Run.tags.type,
+    "tags_any": Run.tags.type,
+    "tags_all": Run.tags.type,
+    "metadata": Run.metadata_.type,
     "created_after": Run.created_at.type,
     "created_before": Run.created_at.type,
+    "min_duration_ms": Double(),
+    "max_duration_ms": Double(),
+    "min_cost_usd": LLMCall.cost_usd.type,
+    "max_cost_usd": LLMCall.cost_usd.type,
     "conversation_id": Run.thread_id.type,
 }
 _COLUMNS = set(Run.__table__.c.keys())

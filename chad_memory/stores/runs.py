@@ -34,6 +34,7 @@ from chad_memory.schemas import (
     RunSummary,
     RunUpdate,
 )
+from chad_memory.stores.analytics import UsageMethods
 from chad_memory.stores.base import Store, check_owner_of, check_thread_for_run, load_run
 from chad_memory.stores.paging import (
     Keyset,
@@ -375,7 +376,7 @@ async def _create(
     return RunCreation(RunRecord.model_validate(statement.row(inserted)), replayed=False)
 
 
-class PostgresStore(RunMethods, StepMethods, ChildMethods, StatsMethods):
+class PostgresStore(RunMethods, StepMethods, ChildMethods, StatsMethods, UsageMethods):
     """Runs and everything hanging off them. Every method is one transaction.
 
     Methods that take `actor=` check, inside that transaction, that the run is that

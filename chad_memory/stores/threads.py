@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +32,7 @@ from chad_memory.stores.base import Store, check_owner_of
 from chad_memory.stores.limits import MAX_PAGE_SIZE, check_batch, row_values
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.transactions import retried, transaction
-from chad_memory.validation import check_actor
+from chad_memory.validation import check_actor, check_metadata_filter
 
 # The step between the created_at of consecutive messages of one append: PostgreSQL's
 # timestamp resolution, so the offsets stay invisible at any human scale.
@@ -50,6 +51,23 @@ async def _thread(
     check_owner_of("thread", thread_id, None if row is None else row.actor, actor)
     assert row is not None
     return row
+
+
+def _thread_conditions(actor: str, metadata: dict[str, Any] | None) -> list[ColumnElement[bool]]:
+    conds = [Thread.actor == check_actor(actor)]
+    if metadata is not None:
+        # jsonb @> served by ix_threads_metadata (GIN, jsonb_path_ops).
+        conds.append(Thread.metadata_.contains(check_metadata_filter(metadata)))
+    return conds
+
+
+def _message_conditions(
+    thread_id: uuid.UUID, metadata: dict[str, Any] | None
+) -> list[ColumnElement[bool]]:
+    conds = [Message.thread_id == thread_id]
+    if metadata is not None:
+        conds.append(Message.metadata_.contains(check_metadata_filter(metadata)))
+    return conds
 
 
 class ThreadStore(Store):
@@ -78,15 +96,22 @@ class ThreadStore(Store):
 
     @retried
     async def list_threads(
-        self, actor: str, *, limit: int = 50, offset: int = 0, cursor: str | None = None
+        self,
+        actor: str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Page[ThreadRecord]:
-        """An actor's threads, most recently active first (updated_at desc).
+        """An actor's threads, most recently active first (updated_at desc); with
+        `metadata`, only threads whose metadata contains that object.
 
         `offset` skips that many threads (after the cursor, if both are given), for
         clients that page by position; a thread that becomes active meanwhile shifts
         those pages, which the cursor does not.
         """
-        stmt = record_select(Thread, ThreadRecord).where(Thread.actor == check_actor(actor))
+        stmt = record_select(Thread, ThreadRecord).where(*_thread_conditions(actor, metadata))
         async with transaction(self._db, "list_threads") as session:
             return await keyset_page(
                 session,
@@ -100,8 +125,9 @@ class ThreadStore(Store):
             )
 
     @retried
-    async def count_threads(self, actor: str) -> int:
-        stmt = select(func.count()).select_from(Thread).where(Thread.actor == check_actor(actor))
+    async def count_threads(self, actor: str, *, metadata: dict[str, Any] | None = None) -> int:
+        conds = _thread_conditions(actor, metadata)
+        stmt = select(func.count()).select_from(Thread).where(*conds)
         async with transaction(self._db, "count_threads") as session:
             return int(await session.scalar(stmt) or 0)
 
@@ -183,9 +209,13 @@ class ThreadStore(Store):
         limit: int = 50,
         cursor: str | None = None,
         actor: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Page[MessageRecord]:
-        """A thread's messages, oldest first, in the order they were appended."""
-        stmt = record_select(Message, MessageRecord).where(Message.thread_id == thread_id)
+        """A thread's messages, oldest first, in the order they were appended; with
+        `metadata`, only messages whose metadata contains that object."""
+        stmt = record_select(Message, MessageRecord).where(
+            *_message_conditions(thread_id, metadata)
+        )
         async with transaction(self._db, "list_messages") as session:
             await _thread(session, thread_id, actor)
             return await keyset_page(
@@ -213,8 +243,11 @@ class ThreadStore(Store):
             cursor = page.next_cursor
 
     @retried
-    async def count_messages(self, thread_id: uuid.UUID) -> int:
-        stmt = select(func.count()).select_from(Message).where(Message.thread_id == thread_id)
+    async def count_messages(
+        self, thread_id: uuid.UUID, *, metadata: dict[str, Any] | None = None
+    ) -> int:
+        conds = _message_conditions(thread_id, metadata)
+        stmt = select(func.count()).select_from(Message).where(*conds)
         async with transaction(self._db, "count_messages") as session:
             return int(await session.scalar(stmt) or 0)
 

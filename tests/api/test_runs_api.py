@@ -74,7 +74,7 @@ async def test_run_lifecycle_with_children_and_stats(api: Api) -> None:
         assert call.json()["total_tokens"] == 1500
     calls = (await c.get(f"/runs/{rid}/llm-calls", headers=h)).json()
     assert [x["model"] for x in calls] == ["gpt-4o-mini", "gpt-4o"]
-    assert calls[0]["cost_usd"] == "0.00036000"
+    assert calls[0]["cost_usd"] == "0.00036"
 
     artifact = await c.post(
         f"/runs/{rid}/artifacts",
@@ -101,7 +101,7 @@ async def test_run_lifecycle_with_children_and_stats(api: Api) -> None:
     assert stats["step_count"] == 3
     assert stats["llm_call_count"] == 2
     assert stats["total_tokens"] == 3000
-    assert stats["cost_usd"] == "0.01086000"
+    assert stats["cost_usd"] == "0.01086"
     assert Decimal(stats["cost_usd"]) == Decimal("0.01086")
     assert stats["latency_ms_mean"] == 500.0
     assert stats["latency_ms_p95"] == 860.0

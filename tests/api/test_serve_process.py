@@ -93,7 +93,7 @@ async def test_serve_process_answers_over_http(
         assert '"total":1,"next_cursor":null' in shown
         assert '"status":"succeeded"' in shown
         assert '"total_tokens":1500' in shown
-        assert '"cost_usd":"0.00036000"' in shown
+        assert '"cost_usd":"0.00036"' in shown
         assert shown.strip().splitlines()[-1].endswith('belongs to another actor"}')
     finally:
         if proc.returncode is None:

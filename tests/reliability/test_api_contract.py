@@ -23,7 +23,16 @@ from tests.reliability.conftest import EngineMaker, Served, serve
 
 DIM = get_settings().embedding_dim
 X = "\x01MARK\x01"  # replaced by the hostile value under test
-TABLES = ("runs", "steps", "artifacts", "llm_calls", "embeddings", "threads", "messages")
+TABLES = (
+    "runs",
+    "steps",
+    "artifacts",
+    "llm_calls",
+    "embeddings",
+    "threads",
+    "messages",
+    "model_prices",
+)
 
 
 def vector(seed: int = 1) -> list[float]:
@@ -39,6 +48,7 @@ class World:
     step_id: str
     thread_id: str
     message_id: str
+    price_id: str
     watcher: AsyncConnection
 
 
@@ -68,15 +78,34 @@ async def world(make_engine: EngineMaker, watcher: AsyncConnection) -> AsyncIter
             f"/threads/{thread_id}/messages", json={"role": "user", "content": "hi"}, headers=h
         )
         linked = await c.patch(f"/runs/{run_id}", json={"thread_id": thread_id}, headers=h)
-        assert [r.status_code for r in (step, art, call, mem, message, linked)] == [
+        price = await c.put(
+            "/prices",
+            json={
+                "model_pattern": "m",
+                "starts_at": "2026-01-01T00:00:00Z",
+                "input_mtok": "1",
+                "output_mtok": "2",
+            },
+            headers=h,
+        )
+        assert [r.status_code for r in (step, art, call, mem, message, linked, price)] == [
             201,
             201,
             201,
             201,
             201,
             200,
+            200,
         ]
-        yield World(api, run_id, step.json()[0]["id"], thread_id, message.json()["id"], watcher)
+        yield World(
+            api,
+            run_id,
+            step.json()[0]["id"],
+            thread_id,
+            message.json()["id"],
+            price.json()["id"],
+            watcher,
+        )
 
 
 async def snapshot(conn: AsyncConnection) -> dict[str, list[str]]:
@@ -443,6 +472,7 @@ BOB_BODIES: dict[tuple[str, str], Any] = {
     ("post", "/threads/{thread_id}/messages"): {"role": "user", "content": "pwned"},
     ("get", "/threads/{thread_id}/runs"): None,
     ("delete", "/messages/{message_id}"): None,
+    ("delete", "/prices/{price_id}"): None,
 }
 # AgentKit's protocol (/api) has no 403: another actor's row answers its plain 404.
 BOB_BODIES_404: dict[tuple[str, str], Any] = {
@@ -472,6 +502,7 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
             path.replace("{run_id}", run)
             .replace("{thread_id}", world.thread_id)
             .replace("{message_id}", world.message_id)
+            .replace("{price_id}", world.price_id)
         )
         # Bob also tries to pass himself off as alice through headers that must not count.
         headers = {**bob, "X-Actor-ID": "alice"}

@@ -81,6 +81,23 @@ UNSTORABLE_OR_UNKNOWN = (
     "storable range",  # the two instants asyncpg would store as -infinity / infinity
     "JSON values (MAX_JSON_NODES)",  # the node budget of one JSON field
     "nested deeper than",
+    # A JSON object inside a query string (metadata=...): OpenAPI documents it with
+    # contentMediaType/contentSchema, which generators do not read.
+    "must be a JSON object",
+    # Rules across parameters: a usage window's order and span, distinct dimensions.
+    "must be before",
+    "may span at most",
+    "different dimensions",
+    "too early for the default",
+    # Token parts within their totals (OpenTelemetry GenAI: input includes the cache).
+    "exceeds prompt_tokens",
+    "exceeds 2147483647",
+    "exceeds completion_tokens",
+    # A JSON number with more decimals than the column keeps (20 for costs, 10 for
+    # prices): JSON Schema's multipleOf cannot say it for binary floats.
+    "decimal places",
+    # A computed cost that overflows the column (a user price times huge token counts).
+    "does not fit",
 )
 
 

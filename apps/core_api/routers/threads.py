@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import RunStoreDep, ThreadStoreDep
-from apps.core_api.schemas import Problem
+from apps.core_api.schemas import MetadataQuery, Problem
 from chad_memory.schemas import (
     MessageCreate,
     MessageRecord,
@@ -70,11 +70,15 @@ async def create_thread(
 
 @router.get("/threads", response_model=Page[ThreadRecord], responses=AUTHED)
 async def list_threads(
-    actor: CurrentActor, threads: ThreadStoreDep, limit: Limit = 50, cursor: Cursor = None
+    actor: CurrentActor,
+    threads: ThreadStoreDep,
+    filters: Annotated[MetadataQuery, Query()],
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[ThreadRecord]:
     """The caller's threads, most recently active first."""
-    page = await threads.list_threads(actor, limit=limit, cursor=cursor)
-    total = await threads.count_threads(actor)
+    page = await threads.list_threads(actor, limit=limit, cursor=cursor, metadata=filters.metadata)
+    total = await threads.count_threads(actor, metadata=filters.metadata)
     return Page(items=page.items, total=total, next_cursor=page.next_cursor)
 
 
@@ -121,12 +125,15 @@ async def list_messages(
     thread_id: uuid.UUID,
     actor: CurrentActor,
     threads: ThreadStoreDep,
+    filters: Annotated[MetadataQuery, Query()],
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[MessageRecord]:
     """Oldest first, in the order the messages were appended."""
-    page = await threads.list_messages(thread_id, limit=limit, cursor=cursor, actor=actor)
-    total = await threads.count_messages(thread_id)
+    page = await threads.list_messages(
+        thread_id, limit=limit, cursor=cursor, actor=actor, metadata=filters.metadata
+    )
+    total = await threads.count_messages(thread_id, metadata=filters.metadata)
     return Page(items=page.items, total=total, next_cursor=page.next_cursor)
 
 

@@ -1,0 +1,66 @@
+"""/prices: the caller's own model prices, which win over the built-in ones.
+
+Operator-wide prices (set with `chad-memory prices set` without --actor) are listed here
+too, but only the CLI changes them. Setting a price never changes stored costs;
+POST /prices/recompute does, for the caller's calls priced from the table.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+
+from apps.core_api.auth import CurrentActor
+from apps.core_api.deps import PriceStoreDep
+from apps.core_api.schemas import AUTH_RESPONSES, PriceBody, Problem
+from chad_memory.schemas import Input, ModelPriceCreate, ModelPriceRecord, UtcDatetime
+
+router = APIRouter(prefix="/prices", tags=["prices"], responses=AUTH_RESPONSES)
+
+
+class RecomputeBody(Input):
+    since: UtcDatetime
+    until: UtcDatetime | None = None
+
+
+class Recomputed(BaseModel):
+    changed: int
+
+
+@router.get("", response_model=list[ModelPriceRecord])
+async def list_prices(actor: CurrentActor, prices: PriceStoreDep) -> list[ModelPriceRecord]:
+    """The caller's prices and the operator-wide ones that apply to it."""
+    return await prices.list_prices(actor=actor)
+
+
+@router.put("", response_model=ModelPriceRecord)
+async def set_price(
+    body: PriceBody, actor: CurrentActor, prices: PriceStoreDep
+) -> ModelPriceRecord:
+    """Add a price, or replace the caller's price with the same provider, pattern and
+    start."""
+    return await prices.set_price(ModelPriceCreate(**body.model_dump()), actor=actor)
+
+
+@router.delete(
+    "/{price_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        403: {"model": Problem, "description": "another actor's or an operator-wide price"},
+        404: {"model": Problem, "description": "no price with this id"},
+    },
+)
+async def delete_price(price_id: uuid.UUID, actor: CurrentActor, prices: PriceStoreDep) -> Response:
+    await prices.delete_price(price_id, actor=actor)
+    return Response(status_code=204)
+
+
+@router.post("/recompute", response_model=Recomputed)
+async def recompute(body: RecomputeBody, actor: CurrentActor, prices: PriceStoreDep) -> Recomputed:
+    """Price the caller's calls in [since, until) again with today's table; costs sent by
+    the client are never changed. Answers how many costs changed."""
+    changed = await prices.recompute(since=body.since, until=body.until, actor=actor)
+    return Recomputed(changed=changed)

@@ -1,0 +1,220 @@
+"""What an LLM call costs when the client did not say: the price table.
+
+Precedence, for a call by `actor` to `model` at `provider`, at the call's time t:
+
+1. The user's prices (`model_prices`). Among the rows whose pattern matches the model,
+   whose provider is the call's or empty, and that started at or before t, the most
+   specific wins: the actor's own rows before operator-wide ones (actor empty), a named
+   provider before any provider, an exact model name before a `*` pattern, a longer
+   pattern before a shorter one; within the same (actor, provider, pattern) the row with
+   the latest start. Rows with the same key are a price history.
+2. The prices bundled with PyPI `genai-prices` (no network), in force at t, through its
+   own `calc_price`, which knows cache read/write prices and tiers.
+3. Otherwise the call has no cost (cost_source null), never a guessed one.
+
+A call sent with a cost keeps it (cost_source 'client'). Changing prices never rewrites
+stored costs; `PriceStore.recompute` (`chad-memory prices recompute --since`) does, on
+request, for costs that came from the table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import Any
+
+import genai_prices
+from sqlalchemy import ColumnElement, Select, func, literal, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+
+from chad_memory.errors import InvalidInputError, NotFoundError
+from chad_memory.models import ModelPrice, Run
+from chad_memory.schemas import (
+    COST_DECIMALS,
+    EXACT,
+    LLMCallCreate,
+    LLMCallFields,
+    LLMCallRecord,
+    ModelPriceRecord,
+)
+
+MILLION = Decimal(1_000_000)
+_COST_QUANTUM = Decimal(1).scaleb(-COST_DECIMALS)
+_COST_LIMIT = Decimal("1e10")
+# Only for rounding a computed cost at 1e-20 (EXACT traps inexact results).
+ROUNDING = Context(prec=100, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The counts a price applies to (OpenTelemetry GenAI: prompt includes the cache)."""
+
+    prompt: int
+    completion: int
+    cached: int = 0
+    cache_write: int = 0
+
+
+def tokens_of(call: LLMCallFields | LLMCallRecord) -> Tokens:
+    return Tokens(
+        prompt=call.prompt_tokens,
+        completion=call.completion_tokens,
+        cached=call.cached_tokens,
+        cache_write=call.cache_write_tokens,
+    )
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A computed cost and the price that produced it, so a bill can be explained."""
+
+    cost_usd: Decimal
+    price_id: uuid.UUID | None
+    price_ref: str
+
+
+def _fit(cost: Decimal) -> Decimal:
+    """Costs are stored with 20 decimals; a computed one with more (never the case with
+    prices of up to 10 decimals per million tokens) is rounded half-even at 1e-20 USD."""
+    if cost >= _COST_LIMIT:
+        raise InvalidInputError(f"computed cost {cost} USD does not fit (must be < 1e10)")
+    exponent = cost.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -COST_DECIMALS:
+        return cost.quantize(_COST_QUANTUM, rounding=ROUND_HALF_EVEN, context=ROUNDING)
+    return cost
+
+
+def user_price_cost(price: ModelPriceRecord, tokens: Tokens) -> Decimal:
+    """Uncached input at the input price, cache reads and writes at theirs (the input
+    price when unset), output at the output price; all per million tokens."""
+    uncached = tokens.prompt - tokens.cached - tokens.cache_write
+    cached = price.cached_input_mtok if price.cached_input_mtok is not None else price.input_mtok
+    write = price.cache_write_mtok if price.cache_write_mtok is not None else price.input_mtok
+    with localcontext(EXACT):
+        total = (
+            uncached * price.input_mtok
+            + tokens.cached * cached
+            + tokens.cache_write * write
+            + tokens.completion * price.output_mtok
+        )
+        return _fit(total / MILLION)
+
+
+def builtin_quote(provider: str | None, model: str, tokens: Tokens, at: datetime) -> Quote | None:
+    """genai-prices' own `calc_price` for the call, or None when it knows no such model."""
+    usage = genai_prices.Usage(
+        input_tokens=tokens.prompt,
+        cache_read_tokens=tokens.cached,
+        cache_write_tokens=tokens.cache_write,
+        output_tokens=tokens.completion,
+    )
+    try:
+        calc = genai_prices.calc_price(
+            usage, model, provider_id=provider, genai_request_timestamp=at
+        )
+    except (LookupError, ValueError):
+        return None
+    ref = f"genai-prices {genai_prices.__version__}: {calc.provider.id}/{calc.model.id}"
+    return Quote(cost_usd=_fit(calc.total_price), price_id=None, price_ref=ref)
+
+
+def _glob_matches(model: str) -> ColumnElement[bool]:
+    """`model` matches the row's pattern, where `*` is any run of characters."""
+    like = func.replace(
+        func.replace(
+            func.replace(func.replace(ModelPrice.model_pattern, "\\", "\\\\"), "%", "\\%"),
+            "_",
+            "\\_",
+        ),
+        "*",
+        "%",
+    )
+    return literal(model).like(like, escape="\\")
+
+
+def _price_in_force(
+    actor: ColumnElement[str] | QueryableAttribute[str] | str,
+    provider: str | None,
+    model: str,
+    at: ColumnElement[datetime] | datetime,
+) -> Select[Any]:
+    """The user price row for a call (the module docstring's rule 1)."""
+    provider_ok: ColumnElement[bool] = ModelPrice.provider.is_(None)
+    if provider is not None:
+        provider_ok = provider_ok | (ModelPrice.provider == provider)
+    return (
+        select(ModelPrice)
+        .where(
+            (ModelPrice.actor == actor) | ModelPrice.actor.is_(None),
+            provider_ok,
+            _glob_matches(model),
+            ModelPrice.starts_at <= at,
+        )
+        .order_by(
+            ModelPrice.actor.is_not(None).desc(),
+            ModelPrice.provider.is_not(None).desc(),
+            (func.strpos(ModelPrice.model_pattern, "*") == 0).desc(),
+            func.length(ModelPrice.model_pattern).desc(),
+            ModelPrice.starts_at.desc(),
+        )
+        .limit(1)
+    )
+
+
+async def find_user_price(
+    session: AsyncSession, *, actor: str, provider: str | None, model: str, at: datetime
+) -> ModelPriceRecord | None:
+    """The user price in force for a call by `actor` at `at`, if any."""
+    row = await session.scalar(_price_in_force(actor, provider, model, at))
+    return None if row is None else ModelPriceRecord.model_validate(row)
+
+
+def _user_quote(price: ModelPriceRecord, tokens: Tokens) -> Quote:
+    ref = (
+        f"model_prices {price.id}: {price.provider or '*'}/{price.model_pattern} "
+        f"from {price.starts_at.isoformat()}"
+    )
+    return Quote(cost_usd=user_price_cost(price, tokens), price_id=price.id, price_ref=ref)
+
+
+async def quote_new_call(session: AsyncSession, call: LLMCallCreate) -> Quote | None:
+    """The cost of a call being stored now, in one round trip: the run's actor, the
+    transaction's now() and the user price in force, then genai-prices if none."""
+    price = _price_in_force(Run.actor, call.provider, call.model or "", func.now()).lateral()
+    stmt = (
+        select(func.now(), Run.actor, *price.c)
+        .select_from(Run)
+        .outerjoin(price, true())
+        .where(Run.id == call.run_id)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"run {call.run_id} not found")
+    if call.model is None:
+        return None
+    values = {column.name: row[2 + i] for i, column in enumerate(price.c)}
+    tokens = tokens_of(call)
+    if values["id"] is not None:
+        return _user_quote(ModelPriceRecord.model_validate(values), tokens)
+    return builtin_quote(call.provider, call.model, tokens, row[0])
+
+
+async def quote(
+    session: AsyncSession,
+    *,
+    actor: str,
+    provider: str | None,
+    model: str | None,
+    tokens: Tokens,
+    at: datetime,
+) -> Quote | None:
+    """The cost of a call by the precedence in the module docstring; None: no price."""
+    if model is None:
+        return None
+    price = await find_user_price(session, actor=actor, provider=provider, model=model, at=at)
+    if price is not None:
+        return _user_quote(price, tokens)
+    return builtin_quote(provider, model, tokens, at)
