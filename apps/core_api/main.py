@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
 from apps.core_api.routers import health, memory, runs, threads
+from apps.core_api.ui import install_ui
 from chad_memory.database import (
     check_db_connection,
     close_db_connections,
@@ -67,6 +68,7 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    install_ui(app)
     return app
 
 

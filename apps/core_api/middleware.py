@@ -26,6 +26,13 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _is_dashboard_form(path: str, content_type: str) -> bool:
+    """The dashboard's own forms (sign in, sign out) post urlencoded fields, under the
+    same size limit as every body."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return path.startswith("/ui/") and media_type == "application/x-www-form-urlencoded"
+
+
 class BodyGuardMiddleware:
     """413 for bodies over `max_body_bytes`, 415 for bodies that are not JSON.
 
@@ -52,7 +59,11 @@ class BodyGuardMiddleware:
                 await self._too_large(scope, receive, send)
                 return
         content_type = headers.get("content-type")
-        if content_type is not None and not _is_json(content_type):
+        if (
+            content_type is not None
+            and not _is_json(content_type)
+            and not _is_dashboard_form(scope["path"], content_type)
+        ):
             await _refuse(
                 scope, receive, send, 415, "request bodies must be JSON (application/json)"
             )

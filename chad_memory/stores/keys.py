@@ -112,3 +112,13 @@ class ApiKeyStore:
                     update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=func.now())
                 )
             return record
+
+    @retried
+    async def get_live_key(self, key_id: uuid.UUID) -> ApiKeyRecord | None:
+        """The key with this id unless it is unknown or revoked: a dashboard session
+        remembers the key it began with and ends when that key is revoked."""
+        async with transaction(self._sessions, "get_live_key") as session:
+            row = await session.scalar(
+                select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            )
+            return None if row is None else ApiKeyRecord.model_validate(row)

@@ -21,20 +21,28 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    Text,
     bindparam,
     delete,
     func,
     literal,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chad_memory.errors import DatabaseUnavailableError, InvalidInputError
+from chad_memory.errors import (
+    DatabaseUnavailableError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
 from chad_memory.models import Embedding
-from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
+from chad_memory.pagination import decode_cursor, encode_cursor
+from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount, Page, SearchHit
 from chad_memory.settings import get_settings
-from chad_memory.stores.limits import check_batch
+from chad_memory.stores.limits import check_batch, check_page
 from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import CODEC_FLAG, BinaryVector
@@ -378,3 +386,88 @@ class PgVectorStore:
                 await session.scalars(delete(Embedding).where(*conds).returning(Embedding.id))
             ).all()
             return len(ids)
+
+    async def list_embeddings(
+        self,
+        actor: str,
+        *,
+        namespace: str | None = None,
+        source_type: str | None = None,
+        source_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EmbeddingRecord]:
+        """An actor's embeddings (without vectors), newest first, keyset-paged."""
+        check_page(limit, 0)
+        conds: list[ColumnElement[bool]] = [Embedding.actor == check_text(actor, "actor")]
+        for column, value, name in (
+            (Embedding.namespace, namespace, "namespace"),
+            (Embedding.source_type, source_type, "source_type"),
+            (Embedding.source_id, source_id, "source_id"),
+        ):
+            if value is not None:
+                conds.append(column == check_text(value, name))
+        if cursor is not None:
+            at, last_id = decode_cursor(cursor)
+            conds.append(tuple_(Embedding.created_at, Embedding.id) < tuple_(at, last_id))
+        columns = [c for c in Embedding.__table__.c if c.name != "embedding"]
+        stmt = (
+            select(*columns)
+            .where(*conds)
+            .order_by(Embedding.created_at.desc(), Embedding.id.desc())
+            .limit(limit + 1)
+        )
+        async with transaction(self._sessions, "list_embeddings") as session:
+            rows = (await session.execute(stmt)).mappings().all()
+        items = [EmbeddingRecord.model_validate(dict(r)) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
+        return Page[EmbeddingRecord](items=items, next_cursor=next_cursor)
+
+    async def count_by_namespace(self, actor: str) -> list[NamespaceCount]:
+        """How many embeddings the actor has in each namespace, by name."""
+        stmt = (
+            select(Embedding.namespace, func.count())
+            .where(Embedding.actor == check_text(actor, "actor"))
+            .group_by(Embedding.namespace)
+            .order_by(Embedding.namespace)
+        )
+        async with transaction(self._sessions, "count_by_namespace") as session:
+            rows = (await session.execute(stmt)).all()
+        return [NamespaceCount(namespace=r[0], count=int(r[1])) for r in rows]
+
+    async def more_like(
+        self,
+        embedding_id: uuid.UUID,
+        *,
+        actor: str,
+        k: int = 10,
+        same_namespace: bool = True,
+    ) -> tuple[EmbeddingRecord, list[SearchHit]]:
+        """The stored embedding and the k others most like it (a `search` seeded by its
+        vector, within the actor's rows and, by default, its namespace).
+
+        NotFoundError for an unknown id, ForbiddenError for another actor's.
+        """
+        columns = [c for c in Embedding.__table__.c if c.name != "embedding"]
+        stmt = select(*columns, Embedding.embedding.cast(Text).label("vector_text")).where(
+            Embedding.id == embedding_id
+        )
+        async with transaction(self._sessions, "more_like") as session:
+            row = (await session.execute(stmt)).mappings().one_or_none()
+        if row is None:
+            raise NotFoundError(f"embedding {embedding_id} not found")
+        if row["actor"] != actor:
+            raise ForbiddenError(f"embedding {embedding_id} belongs to another actor")
+        seed = EmbeddingRecord.model_validate(
+            {k_: v for k_, v in row.items() if k_ != "vector_text"}
+        )
+        vector = [float(x) for x in json.loads(row["vector_text"])]
+        hits = await self.search(
+            vector,
+            k=min(k + 1, MAX_K),
+            actor=actor,
+            namespace=seed.namespace if same_namespace else None,
+        )
+        return seed, [h for h in hits if h.id != embedding_id][:k]
