@@ -6,7 +6,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck check install bench bench-runs fuzz load clean
+.PHONY: serve test lint typecheck check install bench bench-runs fuzz load clean screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -31,6 +31,10 @@ check: lint typecheck
 
 test: check
 	$(BIN)/python -m pytest
+
+# PNGs of every dashboard page with sample data, for the README (needs `apt-get install chromium`).
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.ui.screenshots --out docs/screenshots
 
 # Benchmarks get their own venv: the peers and the real-text model (torch) stay out of
 # `make test`. torch==2.13.0 goes in first: it is the CPU wheel this machine has on disk;

@@ -239,7 +239,18 @@ async def runs_page(
             if isinstance(exc, ValidationError)
             else str(exc)
         )
-        return ui.page("runs.html", 422, form=form, runs=[], totals={}, error=message, total=0)
+        return ui.page(
+            "runs.html",
+            422,
+            form=form,
+            runs=[],
+            totals={},
+            total=None,
+            next_url=None,
+            first_url=None,
+            filtered=True,
+            error=message,
+        )
     totals = await ui.runs.get_run_totals([r.id for r in page.items])
     shown = {k: v for k, v in form.items() if v}
     next_url = None

@@ -1,0 +1,275 @@
+"""The dashboard's rules over HTTP, in-process: sessions, CSRF, ownership, bad input,
+headers. What a browser shows is in test_browser.py; these are the edges around it."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apps.core_api.ui import CONTENT_SECURITY_POLICY
+from apps.core_api.ui.pages import STEPS_PAGE
+from apps.core_api.ui.session import COOKIE
+from chad_memory import ApiKeyStore, PostgresStore, RunCreate, StepCreate
+from tests.ui.conftest import Dashboard, csrf_of
+
+
+async def test_pages_need_a_session_and_keep_where_you_were_going(dash: Dashboard) -> None:
+    run = dash.sample.support_run
+    page = await dash.client.get(f"/ui/runs/{run}")
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/ui/login?next=%2Fui%2Fruns%2F{run}"
+    form = await dash.client.get(page.headers["location"])
+    assert f'name="next" value="/ui/runs/{run}"' in form.text
+    signed = await dash.client.post(
+        "/ui/login",
+        data={
+            "api_key": dash.sample.alice_key,
+            "csrf": csrf_of(form.text),
+            "next": f"/ui/runs/{run}",
+        },
+    )
+    assert signed.status_code == 303
+    assert signed.headers["location"] == f"/ui/runs/{run}"
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Path=/ui" in cookie
+    assert dash.sample.alice_key not in cookie
+    assert (await dash.client.get(f"/ui/runs/{run}")).status_code == 200
+
+
+async def test_sign_in_refuses_a_missing_or_foreign_csrf_token(dash: Dashboard) -> None:
+    await dash.client.get("/ui/login")
+    for token in ("", "0" * 64):
+        answer = await dash.client.post(
+            "/ui/login", data={"api_key": dash.sample.alice_key, "csrf": token}
+        )
+        assert answer.status_code == 403
+        assert "expired or came from another site" in answer.text
+    # Nothing was signed in.
+    assert (await dash.client.get("/ui/runs")).status_code == 303
+
+
+async def test_a_wrong_key_says_so_and_signs_nobody_in(dash: Dashboard) -> None:
+    answer = await dash.sign_in("cm_not-a-key")
+    assert answer.status_code == 401
+    assert "unknown or revoked" in answer.text
+    assert (await dash.client.get("/ui/runs")).status_code == 303
+
+
+async def test_sign_in_draws_a_new_session_id(dash: Dashboard) -> None:
+    await dash.client.get("/ui/login")
+    before = dash.client.cookies[COOKIE]
+    await dash.sign_in(dash.sample.alice_key)
+    after = dash.client.cookies[COOKIE]
+    assert before.split(".")[0] != after.split(".")[0]
+    # A CSRF token minted for the anonymous session is no good after sign-in.
+    old_form = csrf_of((await dash.client.get("/ui/login")).text)
+    page = await dash.client.get("/ui/runs")
+    assert csrf_of(page.text) == old_form  # the login page now shows the signed-in token
+
+
+async def test_sign_out_needs_its_token_and_ends_the_session(dash: Dashboard) -> None:
+    await dash.sign_in(dash.sample.alice_key)
+    refused = await dash.client.post("/ui/logout", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    assert (await dash.client.get("/ui/runs")).status_code == 200
+    token = csrf_of((await dash.client.get("/ui/runs")).text)
+    out = await dash.client.post("/ui/logout", data={"csrf": token})
+    assert out.status_code == 303
+    assert out.headers["location"] == "/ui/login"
+    assert (await dash.client.get("/ui/runs")).status_code == 303
+
+
+async def test_a_tampered_cookie_is_no_session(dash: Dashboard) -> None:
+    await dash.sign_in(dash.sample.alice_key)
+    payload, signature = dash.client.cookies[COOKIE].rsplit(".", 1)
+    forged = payload.replace(payload[5], "A" if payload[5] != "A" else "B", 1)
+    dash.client.cookies.set(COOKIE, f"{forged}.{signature}", path="/ui")
+    assert (await dash.client.get("/ui/runs")).status_code == 303
+
+
+async def test_revoking_the_key_ends_its_sessions(dash: Dashboard, session_factory: object) -> None:
+    await dash.sign_in(dash.sample.alice_key)
+    assert (await dash.client.get("/ui/runs")).status_code == 200
+    keys = ApiKeyStore(session_factory)  # type: ignore[arg-type]
+    (alice,) = [k for k in await keys.list_keys("alice") if k.revoked_at is None]
+    await keys.revoke_key(alice.id)
+    assert (await dash.client.get("/ui/runs")).status_code == 303
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/runs", "/ui\\x"])
+async def test_next_never_leaves_the_dashboard(dash: Dashboard, target: str) -> None:
+    form = await dash.client.get("/ui/login", params={"next": target})
+    assert 'name="next" value="/ui/runs"' in form.text
+    signed = await dash.client.post(
+        "/ui/login",
+        data={"api_key": dash.sample.alice_key, "csrf": csrf_of(form.text), "next": target},
+    )
+    assert signed.headers["location"] == "/ui/runs"
+
+
+async def test_another_actors_things_answer_the_403_page(dash: Dashboard) -> None:
+    await dash.sign_in(dash.sample.alice_key)
+    for url in (
+        f"/ui/runs/{dash.sample.bob_run}",
+        f"/ui/runs/{dash.sample.bob_run}/live",
+    ):
+        page = await dash.client.get(url)
+        assert page.status_code == 403
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Not yours" in page.text
+        assert "bob-private" not in page.text
+    assert (await dash.client.get(f"/ui/runs/{uuid.uuid4()}")).status_code == 404
+    assert (await dash.client.get("/ui/runs/not-a-uuid")).status_code == 422
+    assert (await dash.client.get(f"/ui/memory/{uuid.uuid4()}")).status_code == 404
+    # Bob sees his own run and none of alice's.
+    await dash.client.post(
+        "/ui/logout", data={"csrf": csrf_of((await dash.client.get("/ui/runs")).text)}
+    )
+    await dash.sign_in(dash.sample.bob_key)
+    runs = await dash.client.get("/ui/runs")
+    assert "bob-private" in runs.text
+    assert "support-agent" not in runs.text
+    assert (await dash.client.get(f"/ui/runs/{dash.sample.support_run}")).status_code == 403
+    assert (await dash.client.get(f"/ui/threads/{dash.sample.thread}")).status_code == 403
+    assert (await dash.client.get(f"/ui/memory/{dash.sample.embedding}")).status_code == 403
+
+
+async def test_the_api_still_answers_json(dash: Dashboard) -> None:
+    answer = await dash.client.get(
+        f"/runs/{dash.sample.bob_run}",
+        headers={"Authorization": f"Bearer {dash.sample.alice_key}"},
+    )
+    assert answer.status_code == 403
+    assert answer.json() == {"detail": f"run {dash.sample.bob_run} belongs to another actor"}
+    assert "content-security-policy" not in answer.headers
+    # Form bodies are the dashboard's only: the API still wants JSON.
+    form = await dash.client.post("/runs", data={"name": "x"})
+    assert form.status_code == 415
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"status": "exploded"}, "status"),
+        ({"from": "yesterday"}, "from: expected a date"),
+        ({"thread_id": "nope"}, "thread_id"),
+        ({"cursor": "garbage"}, "cursor is malformed"),
+    ],
+)
+async def test_bad_filters_say_what_is_wrong(
+    dash: Dashboard, query: dict[str, str], message: str
+) -> None:
+    await dash.sign_in(dash.sample.alice_key)
+    page = await dash.client.get("/ui/runs", params=query)
+    assert page.status_code == 422
+    assert message in page.text
+    # The form keeps what was typed, so it can be corrected.
+    assert f'value="{next(iter(query.values()))}"' in page.text or "selected" not in page.text
+
+
+async def test_filters_and_keyset_pages_live_in_the_url(
+    dash: Dashboard, store: PostgresStore
+) -> None:
+    for i in range(55):
+        await store.save_run(
+            RunCreate(actor="alice", name="bulk", tags=["many"], status="succeeded")
+        )
+    await dash.sign_in(dash.sample.alice_key)
+    first = await dash.client.get("/ui/runs", params={"tag": "many"})
+    assert first.text.count('class="run-link"') == 50
+    match = re.search(r'href="(/ui/runs\?[^"]*cursor=[^"]+)" rel="next"', first.text)
+    assert match, "no link to the next page"
+    link = match.group(1).replace("&amp;", "&")
+    assert "tag=many" in link
+    second = await dash.client.get(link)
+    assert second.text.count('class="run-link"') == 5
+    assert 'rel="next"' not in second.text
+    today = datetime.now(UTC).date()
+    dated = await dash.client.get(
+        "/ui/runs", params={"tag": "many", "from": str(today), "to": str(today)}
+    )
+    assert "55 matching" in dated.text
+    past = await dash.client.get("/ui/runs", params={"to": str(today - timedelta(days=3))})
+    assert "No runs match" in past.text
+
+
+async def test_every_page_carries_the_security_headers(dash: Dashboard) -> None:
+    await dash.sign_in(dash.sample.alice_key)
+    urls = [
+        "/ui/login",
+        "/ui/runs",
+        f"/ui/runs/{dash.sample.support_run}",
+        "/ui/usage",
+        "/ui/threads",
+        f"/ui/threads/{dash.sample.thread}",
+        "/ui/memory",
+        f"/ui/memory/{dash.sample.embedding}",
+        f"/ui/runs/{dash.sample.bob_run}",
+        "/ui/no-such-page",
+        "/ui/static/ui.css",
+        "/ui/static/vendor/htmx-2.0.11.min.js",
+    ]
+    for url in urls:
+        answer = await dash.client.get(url)
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, url
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        if answer.headers["content-type"].startswith("text/html"):
+            # Nothing inline for the CSP to refuse: no inline script, handler or style.
+            assert not re.search(r"<script(?![^>]*\b(src|type=\"application/json\"))", answer.text)
+            assert not re.search(r"\son[a-z]+=|\sstyle=|<style", answer.text), url
+    assert (await dash.client.get("/")).headers["location"] == "/ui"
+
+
+async def test_every_asset_a_page_names_is_served(dash: Dashboard) -> None:
+    await dash.sign_in(dash.sample.alice_key)
+    names: set[str] = set()
+    for url in ("/ui/runs", "/ui/usage"):
+        names |= set(
+            re.findall(r'(?:src|href)="(/ui/static/[^"?]+)', (await dash.client.get(url)).text)
+        )
+    assert len(names) >= 5
+    for name in names:
+        assert (await dash.client.get(name)).status_code == 200, name
+
+
+async def test_a_run_of_10000_steps_renders_one_page_of_them(
+    dash: Dashboard, store: PostgresStore
+) -> None:
+    run = await store.save_run(RunCreate(actor="alice", name="huge", status="succeeded"))
+    start = datetime.now(UTC)
+    await store.save_steps(
+        [
+            StepCreate(
+                run_id=run.id,
+                step_index=i,
+                name=f"step-{i}",
+                type="tool",
+                started_at=start + timedelta(milliseconds=i),
+                duration_ms=1.0,
+                input={"i": i},
+            )
+            for i in range(10_000)
+        ]
+    )
+    await dash.sign_in(dash.sample.alice_key)
+    began = time.perf_counter()
+    page = await dash.client.get(f"/ui/runs/{run.id}")
+    elapsed = time.perf_counter() - began
+    assert page.status_code == 200
+    assert page.text.count('<details class="step"') == STEPS_PAGE
+    assert "Later steps" in page.text
+    assert len(page.text) < 1_000_000
+    last = await dash.client.get(f"/ui/runs/{run.id}", params={"offset": 10_000 - 50})
+    assert last.text.count('<details class="step"') == 50
+    assert "step-9999" in last.text
+    # Generous for a shared CI machine; measured ~0.5 s here.
+    print(f"10,000-step run page: {elapsed:.2f} s")
+    assert elapsed < 10, elapsed
+    assert (await dash.client.get(f"/ui/runs/{run.id}", params={"offset": -1})).status_code == 422
