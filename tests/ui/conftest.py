@@ -40,7 +40,7 @@ def csrf_of(html: str) -> str:
 async def dash(
     engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Dashboard]:
-    sample = await seed(session_factory)
+    sample = await seed(session_factory, history=False)
     settings = Settings(auth_mode="api_key", ui_session_secret=SecretStr(SECRET))
     app = create_app(engine=engine, settings=settings)
     async with (

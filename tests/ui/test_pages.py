@@ -8,11 +8,17 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from apps.core_api.main import create_app
 from apps.core_api.ui import CONTENT_SECURITY_POLICY
 from apps.core_api.ui.pages import STEPS_PAGE
 from apps.core_api.ui.session import COOKIE
 from chad_memory import ApiKeyStore, PostgresStore, RunCreate, StepCreate
-from tests.ui.conftest import Dashboard, csrf_of
+from chad_memory.settings import Settings
+from tests.ui.conftest import SECRET, Dashboard, csrf_of
 
 
 async def test_pages_need_a_session_and_keep_where_you_were_going(dash: Dashboard) -> None:
@@ -271,3 +277,45 @@ async def test_a_run_of_10000_steps_renders_one_page_of_them(
     print(f"10,000-step run page: {elapsed:.2f} s")
     assert elapsed < 10, elapsed
     assert (await dash.client.get(f"/ui/runs/{run.id}", params={"offset": -1})).status_code == 422
+
+
+async def test_the_cookie_is_secure_over_https(dash: Dashboard) -> None:
+    plain = await dash.client.get("http://t/ui/login")
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    tls = await dash.client.get("https://t/ui/login")
+    assert "; secure" in tls.headers["set-cookie"].lower()
+
+
+async def test_behind_an_auth_proxy_the_header_names_the_actor(
+    dash: Dashboard, engine: AsyncEngine
+) -> None:
+    app = create_app(
+        engine=engine,
+        settings=Settings(auth_mode="trusted_header", ui_session_secret=SecretStr(SECRET)),
+    )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        page = await client.get("/ui/runs", headers={"X-Actor-ID": "bob"})
+        assert page.status_code == 200
+        assert "bob-private" in page.text
+        assert "support-agent" not in page.text
+        assert (await client.get("/ui/runs")).status_code == 303
+        assert (await client.get("/ui/runs", headers={"X-Actor-ID": " "})).status_code == 303
+        other = await client.get(
+            f"/ui/runs/{dash.sample.support_run}", headers={"X-Actor-ID": "bob"}
+        )
+        assert other.status_code == 403
+
+
+async def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(dash: Dashboard) -> None:
+    live = f"/ui/runs/{dash.sample.running_run}/live"
+    answer = await dash.client.get(live, headers={"HX-Request": "true"})
+    assert answer.status_code == 401
+    assert answer.headers["HX-Redirect"] == "/ui/login"
+    await dash.sign_in(dash.sample.alice_key)
+    fragment = await dash.client.get(live, headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert fragment.text.startswith('<div id="run-body" class="live" hx-get=')
+    assert "<html" not in fragment.text
