@@ -157,7 +157,7 @@ async def bulk_runs(conn: Any, actor: str, n: int) -> None:
 
 
 async def runs_over_http(n: int, requests: int) -> tuple[list[list[Any]], str]:
-    from chad_memory.pagination import encode_cursor
+    from chad_memory.stores.paging import CursorCodec
 
     db = await create_database("bench_http_runs")
     app, engine, _, auth = await _app(db)
@@ -175,7 +175,7 @@ async def runs_over_http(n: int, requests: int) -> tuple[list[list[Any]], str]:
             "ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1",
             int(n * 0.9),
         )
-        cursor = encode_cursor(deep["created_at"], deep["id"])
+        cursor = CursorCodec().encode("runs", [deep["created_at"], deep["id"]])
         deep_sql = PAGE_SQL.format(cursor="AND (created_at, id) < ($2, $3) ")
         async with (
             app.router.lifespan_context(app),

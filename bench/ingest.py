@@ -205,7 +205,7 @@ LIST_SQL = "SELECT * FROM runs WHERE actor = $1 {cursor}ORDER BY created_at DESC
 async def runs_at(n: int) -> tuple[list[list[Any]], str]:
     from chad_memory import PostgresStore, RunFilter
     from chad_memory.database import create_engine, get_session_factory
-    from chad_memory.pagination import encode_cursor
+    from chad_memory.stores.paging import CursorCodec
 
     db = await create_database("bench_runs")
     conn = await raw_connection(db)
@@ -227,7 +227,7 @@ async def runs_at(n: int) -> tuple[list[list[Any]], str]:
         "ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1",
         int(n * 0.9),
     )
-    cursor = encode_cursor(deep["created_at"], deep["id"])
+    cursor = CursorCodec().encode("runs", [deep["created_at"], deep["id"]])
     engine = create_engine(sqlalchemy_url(db), pool_size=2)
     store = PostgresStore(get_session_factory(engine))
     f = RunFilter(actor="alice")

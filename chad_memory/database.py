@@ -1,20 +1,24 @@
 """Where the database is and how to talk to it: one resolver, one engine per process.
 
 The service, Alembic, the CLI and the tests all resolve the URL here, so they can never
-disagree about which database they are using.
+disagree about which database they are using. `Database` is the one object the stores
+talk through: the engine, its session factory, the settings and the retry policy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -26,6 +30,8 @@ from chad_memory.settings import Settings, get_settings
 from chad_memory.vector_codec import CODEC_FLAG, register_vector_codec
 
 logger = logging.getLogger(__name__)
+
+SessionFactory = async_sessionmaker[AsyncSession]
 
 _engine: AsyncEngine | None = None
 _session_factory: async_sessionmaker[AsyncSession] | None = None
@@ -59,8 +65,17 @@ def create_engine(url: str, settings: Settings | None = None, **overrides: Any) 
     }
     options.update(overrides)
     engine = create_async_engine(url, **options)
+    # The pool's liveness check without a round trip: asyncpg notices a closed socket by
+    # itself (a terminated backend, a restarted server), and a connection that only looks
+    # alive fails at BEGIN, before anything is written, which the stores retry.
+    engine.dialect.do_ping = _driver_still_open  # type: ignore[method-assign]
     event.listen(engine.sync_engine, "connect", _register_vector_codec)
     return engine
+
+
+def _driver_still_open(dbapi_connection: Any) -> bool:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    return driver is not None and not driver.is_closed()
 
 
 def _register_vector_codec(dbapi_connection: Any, connection_record: Any) -> None:
@@ -85,6 +100,70 @@ def get_session_factory(engine: AsyncEngine | None = None) -> async_sessionmaker
     if _session_factory is None:
         _session_factory = async_sessionmaker(get_engine(), expire_on_commit=False)
     return _session_factory
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a retryable failure is tried again, and how long to wait in between."""
+
+    attempts: int = 3
+    backoff_seconds: float = 0.05
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(settings.db_retry_attempts, settings.db_retry_backoff_ms / 1000)
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, so colliding writers do not collide again."""
+        return random.uniform(0, self.backoff_seconds * 2 ** (attempt - 1))
+
+
+@dataclass
+class Database:
+    """The stores' one way in: engine, session factory, settings and retry policy.
+
+    Stores accept either this or a bare session factory (`PostgresStore(session_factory)`
+    is the documented constructor); `Database.of` turns the latter into the former, so
+    every store reads its settings and retry rule from here and nowhere else.
+    """
+
+    engine: AsyncEngine
+    settings: Settings = field(default_factory=lambda: get_settings())
+    sessions: SessionFactory | None = None
+    retry_policy: RetryPolicy | None = None
+
+    def __post_init__(self) -> None:
+        if self.sessions is None:
+            self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        if self.retry_policy is None:
+            self.retry_policy = RetryPolicy.from_settings(self.settings)
+
+    @property
+    def session_factory(self) -> SessionFactory:
+        assert self.sessions is not None
+        return self.sessions
+
+    @property
+    def retry(self) -> RetryPolicy:
+        assert self.retry_policy is not None
+        return self.retry_policy
+
+    @classmethod
+    def of(cls, source: Database | SessionFactory, settings: Settings | None = None) -> Database:
+        """`source` itself, or a Database around a session factory bound to an engine."""
+        if isinstance(source, Database):
+            return source
+        bind = source.kw.get("bind")
+        engine = bind.engine if isinstance(bind, AsyncConnection) else bind
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError("the session factory must be bound to an AsyncEngine or connection")
+        return cls(engine, settings or get_settings(), source)
+
+    @classmethod
+    def connect(cls, settings: Settings | None = None, **overrides: Any) -> Database:
+        """A Database with an engine of its own for `settings` (the caller disposes it)."""
+        settings = settings or get_settings()
+        return cls(create_engine(resolve_database_url(settings), settings, **overrides), settings)
 
 
 @asynccontextmanager

@@ -1,12 +1,10 @@
 """The library's own exceptions, so callers never have to catch driver errors.
 
-Driver errors are translated once, in `translate_db_error`; the service maps these classes
-to HTTP status codes in one table.
+Driver errors are translated once, in `chad_memory.stores.transactions.translate`; the
+service maps these classes to HTTP status codes in one table.
 """
 
 from __future__ import annotations
-
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 
 class ChadMemoryError(Exception):
@@ -89,51 +87,3 @@ class PoolExhaustedError(DatabaseUnavailableError):
 
 class EmbeddedServerUnavailableError(ChadMemoryError):
     """Neither DATABASE_URL nor the `embedded` extra is available."""
-
-
-# SQLSTATE classes we translate; see PostgreSQL's errcodes appendix.
-_UNIQUE_VIOLATION = "23505"
-_FOREIGN_KEY_VIOLATION = "23503"
-_CHECK_VIOLATION = "23514"
-_NOT_NULL_VIOLATION = "23502"
-# Class 22, data exception: numeric out of range, invalid datetime, bad text representation.
-_DATA_EXCEPTION_CLASS = "22"
-
-
-def sqlstate_of(exc: BaseException) -> str | None:
-    """The SQLSTATE of a driver error wrapped by SQLAlchemy, if there is one."""
-    orig = getattr(exc, "orig", None)
-    for candidate in (orig, getattr(orig, "__cause__", None), exc):
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if isinstance(code, str):
-            return code
-    return None
-
-
-def constraint_of(exc: BaseException) -> str | None:
-    """The name of the violated constraint, as asyncpg reports it."""
-    orig = getattr(exc, "orig", None)
-    for candidate in (getattr(orig, "__cause__", None), orig):
-        name = getattr(candidate, "constraint_name", None)
-        if isinstance(name, str):
-            return name
-    return None
-
-
-def translate_db_error(exc: DBAPIError, what: str) -> ChadMemoryError | None:
-    """Map an integrity or data error to a domain error; None means: not ours to translate."""
-    code = sqlstate_of(exc)
-    if code is not None and code.startswith(_DATA_EXCEPTION_CLASS):
-        # Out-of-range numbers and dates that slipped past validation: the caller's input.
-        first_line = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        return InvalidInputError(f"{what}: a value does not fit its column ({first_line})")
-    if not isinstance(exc, IntegrityError):
-        return None
-    constraint = constraint_of(exc) or "a constraint"
-    if code == _UNIQUE_VIOLATION:
-        return ConflictError(f"{what}: duplicate value violates {constraint}")
-    if code == _FOREIGN_KEY_VIOLATION:
-        return NotFoundError(f"{what}: referenced row does not exist ({constraint})")
-    if code in (_CHECK_VIOLATION, _NOT_NULL_VIOLATION):
-        return InvalidInputError(f"{what}: value violates {constraint}")
-    return None

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from chad_memory.settings import get_settings
+from chad_memory.vocabulary import MESSAGE_ROLES, RUN_STATUSES, STEP_STATUSES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -39,9 +40,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-RUN_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
-STEP_STATUSES = (*RUN_STATUSES, "skipped")
-MESSAGE_ROLES = ("user", "assistant", "system", "tool")
 
 EMBEDDING_DIM = get_settings().embedding_dim
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -24,11 +24,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from chad_memory.validation import check_json, check_text
-
-RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
-StepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped"]
-MessageRole = Literal["user", "assistant", "system", "tool"]
+from chad_memory.validation import MAX_ACTOR_LENGTH, check_actor, check_json, check_text
+from chad_memory.vocabulary import MessageRole, RunStatus, StepStatus
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -53,7 +50,9 @@ def _not_a_number(value: Any) -> Any:
 
 SafeText = Annotated[str, AfterValidator(check_text)]
 ShortText = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(check_text)]
-Actor = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(check_text)]
+Actor = Annotated[
+    str, Field(min_length=1, max_length=MAX_ACTOR_LENGTH), AfterValidator(check_actor)
+]
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
@@ -163,10 +162,14 @@ class RunRecord(RunSummary):
     error: str | None
 
 
-class RunFilter(Input):
-    """Filters for listing runs; every one narrows, none can widen past `actor`."""
+class RunFilterFields(Input):
+    """Filters on runs a client may use; the API's query model extends this one.
 
-    actor: Actor | None = None
+    A field named after a `runs` column filters by equality with no other code
+    (chad_memory.stores.run_filters); other kinds of filter get one entry there, and a
+    field without a rule fails at import, so no filter can be silently ignored.
+    """
+
     status: RunStatus | None = None
     name: ShortText | None = None
     thread_id: uuid.UUID | None = None
@@ -176,14 +179,23 @@ class RunFilter(Input):
     created_before: UtcDatetime | None = None
 
 
+class RunFilter(RunFilterFields):
+    """Filters for listing runs; every one narrows, none can widen past `actor`."""
+
+    actor: Actor | None = None
+
+
 T = TypeVar("T")
 
 
 class Page(BaseModel, Generic[T]):
+    """One page of a list, in the order the list defines; `next_cursor` is None on the
+    last page."""
+
     items: list[T]
-    next_cursor: str | None = None
     # Filled only when the caller asked for it (e.g. `list_run_summaries(with_total=True)`).
     total: int | None = None
+    next_cursor: str | None = None
 
 
 # Steps --------------------------------------------------------------------------------
@@ -405,10 +417,14 @@ class ThreadCreate(Input):
 
 
 class ThreadUpdate(Input):
-    """A partial update of the fields a person edits; omitted fields stay as they are."""
+    """A partial update of the fields a person edits; omitted fields stay as they are.
 
-    title: ShortText | None = None
-    metadata: JsonObject | None = None
+    Both may be left out but not set to null; the OpenAPI document shows them without
+    null (SkipJsonSchema), as for RunUpdate.
+    """
+
+    title: ShortText | SkipJsonSchema[None] = None
+    metadata: JsonObject | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> ThreadUpdate:

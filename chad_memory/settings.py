@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     db_retry_attempts: int = Field(default=3, ge=1, le=10)
     db_retry_backoff_ms: int = Field(default=50, ge=0, le=10_000)
 
+    # Key for signing pagination cursors; unset: random per process (cursors then do not
+    # survive a restart). `chad-memory serve --workers N` shares one among its workers.
+    cursor_secret: str | None = None
+    # How long a verified API key is trusted without asking the database again: a revoked
+    # key keeps working for at most this many seconds in a process that saw it (0: ask
+    # every time).
+    api_key_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
+
     # Vector memory. embedding_dim is frozen into the schema when revision 001 runs.
     embedding_dim: int = Field(default=1536, ge=1, le=16_000)
     ivfflat_lists: int = Field(default=100, ge=1, le=32_768)

@@ -36,6 +36,20 @@ def check_text(value: str, where: str = "text") -> str:
     return value
 
 
+MAX_ACTOR_LENGTH = 255
+
+
+def check_actor(value: str, where: str = "actor") -> str:
+    """The actor rule, for every place an actor enters: 1 to 255 characters of storable text.
+
+    Used by the `Actor` field of the input models, the stores' `actor=` arguments, API
+    key creation and the trusted-header mode, so all four accept exactly the same names.
+    """
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ACTOR_LENGTH:
+        raise InvalidInputError(f"{where} must be 1 to {MAX_ACTOR_LENGTH} characters long")
+    return check_text(value, where)
+
+
 def _plainly_valid(value: Any, depth: int = 0) -> bool:
     """True when `check_json` would surely accept `value`; False means: walk it fully.
 

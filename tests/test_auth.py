@@ -38,6 +38,7 @@ async def test_keys_are_hashed_listed_and_revocable(
     assert authed.actor == "alice"
     assert await keys.authenticate(created.secret + "x") is None
     assert await keys.authenticate("nonsense") is None
+    await keys.aclose()  # last_used_at is written in the background
     listed = await keys.list_keys("alice")
     assert [k.id for k in listed] == [created.key.id]
     assert listed[0].last_used_at is not None
@@ -71,7 +72,8 @@ async def test_bearer_auth_and_ownership(
     alice = (await keys.create_key("alice")).secret
     bob_key = await keys.create_key("bob")
     run = await PostgresStore(session_factory).save_run(RunCreate(actor="alice"))
-    app = _probe_app(engine, Settings(auth_mode="api_key"))
+    # No key cache here: the revocation below must take effect at once.
+    app = _probe_app(engine, Settings(auth_mode="api_key", api_key_cache_seconds=0))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,

@@ -86,7 +86,7 @@ async def test_values_the_database_rejects_are_invalid_input(store: PostgresStor
     unchecked = LLMCallCreate.model_construct(
         run_id=run.id, prompt_tokens=2**40, completion_tokens=0, total_tokens=2**40
     )
-    with pytest.raises(InvalidInputError, match="does not fit"):
+    with pytest.raises(InvalidInputError, match="out of range or not allowed"):
         await store.save_llm_call(unchecked)
     assert await store.get_llm_calls(run.id) == []
 

@@ -21,7 +21,7 @@ from chad_memory import (
 from chad_memory.database import create_engine, get_session_factory
 from chad_memory.models import Step
 from chad_memory.schemas import StepFields, StepRecord
-from chad_memory.stores.runs import INSERT_STEPS_SQL
+from chad_memory.stores.steps import INSERT_STEPS_SQL
 
 
 def test_step_create_holds_every_record_field_but_created_at() -> None:
@@ -92,7 +92,7 @@ async def test_conflict_in_the_middle_of_a_batch_writes_nothing(
     run = await store.save_run(RunCreate(actor="alice"))
     await store.save_step(StepCreate(run_id=run.id, step_index=500))
     batch = [StepCreate(run_id=run.id, step_index=i) for i in range(1000)]
-    with pytest.raises(ConflictError, match="uq_steps_run_id_step_index"):
+    with pytest.raises(ConflictError, match="step_index is already taken"):
         await store.save_steps(batch)
     async with session_factory() as session:
         count = await session.scalar(select(func.count()).where(Step.run_id == run.id))
@@ -111,7 +111,7 @@ async def test_unknown_run_in_a_batch_is_not_found_and_writes_nothing(
     run = await store.save_run(RunCreate(actor="alice"))
     batch = [StepCreate(run_id=run.id, step_index=i) for i in range(10)]
     batch[5] = StepCreate(run_id=uuid.uuid4(), step_index=5)
-    with pytest.raises(NotFoundError, match="fk_steps_run_id_runs"):
+    with pytest.raises(NotFoundError, match=r"run .* not found"):
         await store.save_steps(batch)
     assert await store.get_steps(run.id) == []
 
@@ -119,7 +119,7 @@ async def test_unknown_run_in_a_batch_is_not_found_and_writes_nothing(
 async def test_taken_step_id_is_a_conflict(store: PostgresStore) -> None:
     run = await store.save_run(RunCreate(actor="alice"))
     step = await store.save_step(StepCreate(run_id=run.id, step_index=0))
-    with pytest.raises(ConflictError, match="pk_steps"):
+    with pytest.raises(ConflictError, match="id is already taken"):
         await store.save_step(StepCreate(id=step.id, run_id=run.id, step_index=1))
 
 

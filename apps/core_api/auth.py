@@ -14,10 +14,11 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from apps.core_api.deps import RunStoreDep, ThreadStoreDep
+from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import RunRecord, ThreadRecord
 from chad_memory.settings import Settings
 from chad_memory.stores.keys import ApiKeyStore
-from chad_memory.validation import text_problem
+from chad_memory.validation import check_actor
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `chad-memory keys create`")
 
@@ -34,8 +35,10 @@ async def current_actor(
     settings: Settings = request.app.state.settings
     if settings.auth_mode == "trusted_header":
         actor = (x_actor_id or "").strip()
-        if not actor or len(actor) > 255 or text_problem(actor):
-            raise _unauthorized("X-Actor-ID header is missing or invalid")
+        try:
+            check_actor(actor)
+        except InvalidInputError:
+            raise _unauthorized("X-Actor-ID header is missing or invalid") from None
         request.state.actor = actor
         return actor
     if credentials is None or credentials.scheme.lower() != "bearer":

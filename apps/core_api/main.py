@@ -1,4 +1,8 @@
-"""The FastAPI service: `create_app()` builds it, `app` is what uvicorn serves."""
+"""The FastAPI service: `create_app()` builds it, `app` is what uvicorn serves.
+
+`app` is built on first access (module `__getattr__`), so importing this module reads no
+settings; `create_app(settings=...)` reaches every store through one `Database`.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,7 @@ from apps.core_api.errors import install_error_handlers
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
 from apps.core_api.routers import health, memory, runs, threads
 from apps.core_api.ui import install_ui
-from chad_memory.database import (
-    check_db_connection,
-    close_db_connections,
-    get_engine,
-    get_session_factory,
-)
+from chad_memory.database import Database, check_db_connection, create_engine, resolve_database_url
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
@@ -28,20 +27,31 @@ from chad_memory.stores.keys import ApiKeyStore
 logger = logging.getLogger("chad_memory.api")
 
 
-def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None = None) -> FastAPI:
-    """Build the app. Pass `engine` to use one you own (tests); else the process engine."""
-    settings = settings or get_settings()
+def create_app(
+    *,
+    engine: AsyncEngine | None = None,
+    settings: Settings | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """Build the app. Pass `engine` (or a whole `database`) to use one you own (tests);
+    else the app makes an engine from `settings` for its lifetime."""
+    settings = settings or (database.settings if database is not None else get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own_engine = engine is None
-        app.state.engine = engine or get_engine()
-        app.state.session_factory = get_session_factory(app.state.engine)
-        app.state.postgres_store = PostgresStore(app.state.session_factory)
-        app.state.vector_store = PgVectorStore(app.state.session_factory)
-        app.state.key_store = ApiKeyStore(app.state.session_factory)
-        app.state.thread_store = ThreadStore(app.state.session_factory)
-        if not await check_db_connection(app.state.engine):
+        db = database
+        own_engine = db is None and engine is None
+        if db is None:
+            eng = engine or create_engine(resolve_database_url(settings), settings)
+            db = Database(eng, settings)
+        app.state.database = db
+        app.state.engine = db.engine
+        app.state.session_factory = db.session_factory
+        app.state.postgres_store = PostgresStore(db)
+        app.state.vector_store = PgVectorStore(db)
+        app.state.key_store = ApiKeyStore(db)
+        app.state.thread_store = ThreadStore(db)
+        if not await check_db_connection(db.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
         else:
@@ -50,8 +60,9 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
         try:
             yield
         finally:
+            await app.state.key_store.aclose()
             if own_engine:
-                await close_db_connections()
+                await db.engine.dispose()
 
     app = FastAPI(
         title="chad-memory",
@@ -72,4 +83,14 @@ def create_app(*, engine: AsyncEngine | None = None, settings: Settings | None =
     return app
 
 
-app = create_app()
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`apps.core_api.main:app`, built from the environment's settings on first use."""
+    global _app
+    if name != "app":
+        raise AttributeError(name)
+    if _app is None:
+        _app = create_app()
+    return _app

@@ -32,16 +32,17 @@ from chad_memory.schemas import (
     JsonObject,
     LLMCallCreate,
     LLMCallFields,
+    Page,
     RunCreate,
     RunFields,
+    RunFilter,
+    RunFilterFields,
     RunRecord,
-    RunStatus,
     RunSummary,
     SearchHit,
     ShortText,
     StepCreate,
     StepFields,
-    UtcDatetime,
 )
 from chad_memory.schemas import Cost as CostValue
 
@@ -113,29 +114,24 @@ class RunDetail(RunRecord):
     artifacts: list[ArtifactRecord]
 
 
-class RunList(BaseModel):
-    items: list[RunSummary]
+class RunList(Page[RunSummary]):
     total: int = Field(
         description=(
             "runs matching the filters, ignoring limit/offset/cursor; at most "
             f"{TOTAL_CAP:,} unless exact_total=true (header X-Total-Exact says which)"
         )
     )
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: done")
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; null: done"
+    )
 
 
-class RunListQuery(BaseModel):
-    """GET /runs query. Unknown parameters (an `actor`, say) are refused: none can widen."""
+class RunListQuery(RunFilterFields):
+    """GET /runs query: every run filter, plus paging. Unknown parameters (an `actor`,
+    say) are refused: none can widen past the caller."""
 
     model_config = ConfigDict(extra="forbid")
 
-    status: RunStatus | None = None
-    name: ShortText | None = None
-    thread_id: uuid.UUID | None = None
-    trace_id: ShortText | None = None
-    tag: ShortText | None = None
-    created_after: UtcDatetime | None = None
-    created_before: UtcDatetime | None = None
     limit: int = Field(default=50, ge=1, le=MAX_LIST_LIMIT)
     # The cap is enforced by the validator below (for its helpful message) and declared
     # here, so the OpenAPI document states the same bound clients are held to.
@@ -159,6 +155,11 @@ class RunListQuery(BaseModel):
                 "(each response's next_cursor)"
             )
         return value
+
+    def to_filter(self, actor: str) -> RunFilter:
+        """The library's filter: every filter field as sent, narrowed to the caller."""
+        fields = {name: getattr(self, name) for name in RunFilterFields.model_fields}
+        return RunFilter.model_construct(actor=actor, **fields)
 
 
 # Steps, artifacts, LLM calls ---------------------------------------------------------

@@ -2,12 +2,21 @@
 
 A key is `cm_` + 32 random bytes (URL-safe base64). Only its SHA-256 is stored: a leaked
 database does not leak usable keys, and lookup stays one indexed equality.
+
+A key that authenticated is trusted for `api_key_cache_seconds` (default 10) in the
+process that checked it, so most requests never ask the database who is calling; a
+revocation therefore takes effect within that time. `last_used_at` is written at most
+once a minute per key, in the background, never on the request's path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,11 +24,15 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from chad_memory.errors import NotFoundError
+from chad_memory.database import Database, SessionFactory
+from chad_memory.errors import ChadMemoryError, NotFoundError
 from chad_memory.models import ApiKey
 from chad_memory.schemas import Record
-from chad_memory.stores.transactions import SessionFactory, retried, transaction
-from chad_memory.validation import check_text
+from chad_memory.stores.base import Store
+from chad_memory.stores.transactions import retried, transaction
+from chad_memory.validation import check_actor, check_text
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "cm_"
 # last_used_at is refreshed at most this often, so authentication is not a write per request.
@@ -47,14 +60,23 @@ class CreatedApiKey(BaseModel):
     secret: str
 
 
-class ApiKeyStore:
-    def __init__(self, session_factory: SessionFactory) -> None:
-        self._sessions = session_factory
+class ApiKeyStore(Store):
+    def __init__(
+        self, session_factory: Database | SessionFactory, *, cache_seconds: float | None = None
+    ) -> None:
+        super().__init__(session_factory)
+        self.cache_seconds = (
+            self._db.settings.api_key_cache_seconds if cache_seconds is None else cache_seconds
+        )
+        # digest -> (record, monotonic time it was read); only live keys are kept.
+        self._cache: dict[str, tuple[ApiKeyRecord, float]] = {}
+        # key id -> when last_used_at was last written (or scheduled) by this process.
+        self._touched: dict[uuid.UUID, datetime] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
+    @retried
     async def create_key(self, actor: str, name: str | None = None) -> CreatedApiKey:
-        check_text(actor, "actor")
-        if not actor or len(actor) > 255:
-            raise ValueError("actor must be 1 to 255 characters")
+        check_actor(actor)
         if name is not None:
             check_text(name, "name")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -79,8 +101,13 @@ class ApiKeyStore:
         async with transaction(self._sessions, "list_keys") as session:
             return [ApiKeyRecord.model_validate(r) for r in await session.scalars(stmt)]
 
+    @retried
     async def revoke_key(self, key_id: uuid.UUID) -> ApiKeyRecord:
-        """Revoke (idempotently: a revoked key keeps its first revocation time)."""
+        """Revoke (idempotently: a revoked key keeps its first revocation time).
+
+        Processes that authenticated the key in the last `api_key_cache_seconds` accept it
+        until that time has passed; this process forgets it at once.
+        """
         stmt = (
             update(ApiKey)
             .where(ApiKey.id == key_id)
@@ -91,34 +118,71 @@ class ApiKeyStore:
             row = await session.scalar(stmt)
             if row is None:
                 raise NotFoundError(f"api key {key_id} not found")
-            return ApiKeyRecord.model_validate(row)
+            record = ApiKeyRecord.model_validate(row)
+        self._cache = {d: hit for d, hit in self._cache.items() if hit[0].id != key_id}
+        return record
 
-    @retried
     async def authenticate(self, secret: str) -> ApiKeyRecord | None:
         """The live key matching `secret`, or None (unknown or revoked)."""
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
             return None
         digest = hash_key(secret)
-        async with transaction(self._sessions, "authenticate") as session:
-            row = await session.scalar(
-                select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
-            )
-            if row is None:
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and now - hit[1] < self.cache_seconds:
+            record = hit[0]
+        else:
+            found = await self._lookup(digest)
+            if found is None:
+                self._cache.pop(digest, None)
                 return None
-            record = ApiKeyRecord.model_validate(row)
-            last = record.last_used_at
-            if last is None or datetime.now(UTC) - last > LAST_USED_RESOLUTION:
-                await session.execute(
-                    update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=func.now())
-                )
-            return record
+            record = found
+            if self.cache_seconds > 0:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (record, now)
+        self._touch(record)
+        return record
+
+    @retried
+    async def _lookup(self, digest: str) -> ApiKeyRecord | None:
+        stmt = select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
+        async with transaction(self._db, "authenticate") as session:
+            row = await session.scalar(stmt)
+            return None if row is None else ApiKeyRecord.model_validate(row)
+
+    def _touch(self, record: ApiKeyRecord) -> None:
+        """Schedule the last_used_at write when the stored one is a minute old."""
+        wall = datetime.now(UTC)
+        last = self._touched.get(record.id) or record.last_used_at
+        if last is not None and wall - last < LAST_USED_RESOLUTION:
+            return
+        self._touched[record.id] = wall
+        task = asyncio.get_running_loop().create_task(self._write_last_used(record.id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _write_last_used(self, key_id: uuid.UUID) -> None:
+        stmt = update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=func.now())
+        try:
+            async with transaction(self._db, "touch_key") as session:
+                await session.execute(stmt)
+        except ChadMemoryError as exc:  # a usage timestamp is not worth failing over
+            logger.info("could not record key use: %s", exc)
+            self._touched.pop(key_id, None)
+
+    async def aclose(self) -> None:
+        """Wait for pending last_used_at writes (at shutdown)."""
+        if self._background:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._background, return_exceptions=True)
 
     @retried
     async def get_live_key(self, key_id: uuid.UUID) -> ApiKeyRecord | None:
-        """The key with this id unless it is unknown or revoked: a dashboard session
-        remembers the key it began with and ends when that key is revoked."""
-        async with transaction(self._sessions, "get_live_key") as session:
-            row = await session.scalar(
-                select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-            )
+        """The key with this id unless it is unknown or revoked, read now (not from the
+        cache): a dashboard session remembers the key it began with and ends as soon as
+        that key is revoked."""
+        stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        async with transaction(self._db, "get_live_key") as session:
+            row = await session.scalar(stmt)
             return None if row is None else ApiKeyRecord.model_validate(row)

@@ -14,13 +14,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chad_memory.models import Message, Thread
-from chad_memory.pagination import decode_cursor, encode_cursor
 from chad_memory.schemas import (
     MessageCreate,
     MessageRecord,
@@ -29,20 +27,19 @@ from chad_memory.schemas import (
     ThreadRecord,
     ThreadUpdate,
 )
-from chad_memory.stores.limits import check_batch, check_page, row_values
-from chad_memory.stores.transactions import SessionFactory, retried, transaction
-from chad_memory.validation import check_text
+from chad_memory.stores.base import Store, check_owner_of
+from chad_memory.stores.limits import check_batch, row_values
+from chad_memory.stores.paging import Keyset, keyset_page
+from chad_memory.stores.transactions import retried, transaction
+from chad_memory.validation import check_actor
 
 # The step between the created_at of consecutive messages of one append: PostgreSQL's
 # timestamp resolution, so the offsets stay invisible at any human scale.
 TICK = timedelta(microseconds=1)
-
-
-def _check_actor(actor: str) -> str:
-    """The same rule as the `Actor` field of the input models, for the `actor=` argument."""
-    if not 1 <= len(actor) <= 255:
-        raise InvalidInputError("actor must be 1 to 255 characters long")
-    return check_text(actor, "actor")
+# Threads most recently active first; a thread that becomes active while someone pages
+# moves to the front and is not shown twice. Messages oldest first, in append order.
+THREADS = Keyset("threads", (Thread.updated_at, Thread.id), descending=True)
+MESSAGES = Keyset("messages", (Message.created_at, Message.id), descending=False)
 
 
 async def _thread(
@@ -50,67 +47,50 @@ async def _thread(
 ) -> Thread:
     """The thread row: NotFoundError if unknown, ForbiddenError if `actor` does not own it."""
     row = await session.get(Thread, thread_id, with_for_update=lock)
-    if row is None:
-        raise NotFoundError(f"thread {thread_id} not found")
-    if actor is not None and row.actor != actor:
-        raise ForbiddenError(f"thread {thread_id} belongs to another actor")
+    check_owner_of("thread", thread_id, None if row is None else row.actor, actor)
+    assert row is not None
     return row
 
 
-class ThreadStore:
+class ThreadStore(Store):
     """Threads and messages. Every method is one transaction.
 
     Methods that take `actor` check ownership inside that transaction (ForbiddenError for
     another actor's thread); without it they act as a trusted caller.
     """
 
-    def __init__(self, session_factory: SessionFactory) -> None:
-        self._sessions = session_factory
-
     # Threads --------------------------------------------------------------------------
 
     @retried
     async def create_thread(self, thread: ThreadCreate, *, actor: str) -> ThreadRecord:
         values = row_values(thread)
-        values["actor"] = _check_actor(actor)
+        values["actor"] = check_actor(actor)
         if values["title"] is None:
             values["title"] = f"New {thread.agent_type} conversation"
-        async with transaction(self._sessions, "create_thread") as session:
+        async with transaction(self._db, "create_thread") as session:
             row = await session.scalar(pg_insert(Thread).values(**values).returning(Thread))
             return ThreadRecord.model_validate(row)
 
     @retried
     async def get_thread(self, thread_id: uuid.UUID, *, actor: str | None = None) -> ThreadRecord:
-        async with transaction(self._sessions, "get_thread") as session:
+        async with transaction(self._db, "get_thread") as session:
             return ThreadRecord.model_validate(await _thread(session, thread_id, actor))
 
     @retried
     async def list_threads(
         self, actor: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page[ThreadRecord]:
-        """An actor's threads, most recently active first (updated_at desc).
-
-        The cursor names the last thread seen by its updated_at; a thread that becomes
-        active while someone pages moves to the front and is not shown twice.
-        """
-        check_page(limit, 0)
-        stmt = select(Thread).where(Thread.actor == _check_actor(actor))
-        if cursor is not None:
-            at, last_id = decode_cursor(cursor)
-            stmt = stmt.where(tuple_(Thread.updated_at, Thread.id) < tuple_(at, last_id))
-        stmt = stmt.order_by(Thread.updated_at.desc(), Thread.id.desc()).limit(limit + 1)
-        async with transaction(self._sessions, "list_threads") as session:
-            rows = list(await session.scalars(stmt))
-        items = [ThreadRecord.model_validate(r) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor(items[-1].updated_at, items[-1].id)
-        return Page[ThreadRecord](items=items, next_cursor=next_cursor)
+        """An actor's threads, most recently active first (updated_at desc)."""
+        stmt = select(Thread).where(Thread.actor == check_actor(actor))
+        async with transaction(self._db, "list_threads") as session:
+            return await keyset_page(
+                session, stmt, THREADS, ThreadRecord, self._cursors, limit=limit, cursor=cursor
+            )
 
     @retried
     async def count_threads(self, actor: str) -> int:
-        stmt = select(func.count()).select_from(Thread).where(Thread.actor == _check_actor(actor))
-        async with transaction(self._sessions, "count_threads") as session:
+        stmt = select(func.count()).select_from(Thread).where(Thread.actor == check_actor(actor))
+        async with transaction(self._db, "count_threads") as session:
             return int(await session.scalar(stmt) or 0)
 
     @retried
@@ -119,7 +99,7 @@ class ThreadStore:
     ) -> ThreadRecord:
         """Set the fields given in `changes`; updated_at moves to now either way."""
         data = changes.model_dump(exclude_unset=True)
-        async with transaction(self._sessions, "update_thread") as session:
+        async with transaction(self._db, "update_thread") as session:
             row = await _thread(session, thread_id, actor, lock=True)
             if "title" in data:
                 row.title = data["title"]
@@ -134,7 +114,7 @@ class ThreadStore:
     async def delete_thread(self, thread_id: uuid.UUID, *, actor: str | None = None) -> None:
         """Delete a thread. Its messages go with it (CASCADE); its runs stay, with
         thread_id set to null (SET NULL), because run history outlives a conversation."""
-        async with transaction(self._sessions, "delete_thread") as session:
+        async with transaction(self._db, "delete_thread") as session:
             await _thread(session, thread_id, actor, lock=True)
             await session.execute(delete(Thread).where(Thread.id == thread_id))
 
@@ -163,7 +143,7 @@ class ThreadStore:
         if not messages:
             return []
         check_batch(messages, "messages")
-        async with transaction(self._sessions, "add_messages") as session:
+        async with transaction(self._db, "add_messages") as session:
             thread = await _thread(session, thread_id, actor, lock=True)
             newest = (
                 select(func.max(Message.created_at))
@@ -193,38 +173,27 @@ class ThreadStore:
         actor: str | None = None,
     ) -> Page[MessageRecord]:
         """A thread's messages, oldest first, in the order they were appended."""
-        check_page(limit, 0)
         stmt = select(Message).where(Message.thread_id == thread_id)
-        if cursor is not None:
-            at, last_id = decode_cursor(cursor)
-            stmt = stmt.where(tuple_(Message.created_at, Message.id) > tuple_(at, last_id))
-        stmt = stmt.order_by(Message.created_at, Message.id).limit(limit + 1)
-        async with transaction(self._sessions, "list_messages") as session:
+        async with transaction(self._db, "list_messages") as session:
             await _thread(session, thread_id, actor)
-            rows = list(await session.scalars(stmt))
-        items = [MessageRecord.model_validate(r) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
-        return Page[MessageRecord](items=items, next_cursor=next_cursor)
+            return await keyset_page(
+                session, stmt, MESSAGES, MessageRecord, self._cursors, limit=limit, cursor=cursor
+            )
 
     @retried
     async def count_messages(self, thread_id: uuid.UUID) -> int:
         stmt = select(func.count()).select_from(Message).where(Message.thread_id == thread_id)
-        async with transaction(self._sessions, "count_messages") as session:
+        async with transaction(self._db, "count_messages") as session:
             return int(await session.scalar(stmt) or 0)
 
     @retried
     async def delete_message(self, message_id: uuid.UUID, *, actor: str | None = None) -> None:
         """Delete one message; ForbiddenError if `actor` does not own its thread."""
-        async with transaction(self._sessions, "delete_message") as session:
+        async with transaction(self._db, "delete_message") as session:
             owner = await session.scalar(
                 select(Thread.actor)
                 .join(Message, Message.thread_id == Thread.id)
                 .where(Message.id == message_id)
             )
-            if owner is None:
-                raise NotFoundError(f"message {message_id} not found")
-            if actor is not None and owner != actor:
-                raise ForbiddenError(f"message {message_id} belongs to another actor's thread")
+            check_owner_of("message", message_id, owner, actor)
             await session.execute(delete(Message).where(Message.id == message_id))

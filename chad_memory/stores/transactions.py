@@ -1,11 +1,17 @@
-"""One unit of work per store call, with driver errors translated on the way out.
+"""The unit of work: one module opens transactions and translates every driver error.
 
-`transaction` runs one attempt and says, on the typed error it raises, whether trying
-again is safe (`retryable`). `retried` wraps a store method and repeats the whole method
-a bounded number of times when it is: serialization failures and deadlocks (PostgreSQL
-rolled the transaction back) and connections lost before COMMIT was sent. A connection
-lost *during* COMMIT is never retried, because the commit may have happened; the caller
-gets DatabaseUnavailableError and decides (an Idempotency-Key makes its retry safe).
+Both ways to the database go through here: `transaction` (an ORM session inside BEGIN
+... COMMIT) and `driver_transaction` (the pooled asyncpg connection itself, for the hot
+statements where SQLAlchemy's per-call work costs more than the SQL). Whatever escapes
+either, a SQLAlchemy error, an asyncpg error, a pool timeout or a codec refusing a value,
+is turned into a `chad_memory.errors` exception by `translate`, from one SQLSTATE table.
+
+`retried` repeats a whole store method while it fails with an error marked retryable:
+serialization failures and deadlocks (PostgreSQL rolled the transaction back) and
+connections lost before COMMIT was sent. A connection lost *during* COMMIT is never
+retried, because the commit may have happened; the caller gets DatabaseUnavailableError
+and decides (an Idempotency-Key makes its retry safe). Nested store calls are retried
+once, at the outermost level.
 """
 
 from __future__ import annotations
@@ -13,45 +19,104 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
+import struct
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from contextlib import asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ArgumentError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from chad_memory.database import Database, RetryPolicy, SessionFactory
 from chad_memory.errors import (
     ChadMemoryError,
+    ConflictError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
+    InvalidInputError,
+    NotFoundError,
     PoolExhaustedError,
     TransientDatabaseError,
-    sqlstate_of,
-    translate_db_error,
 )
-from chad_memory.settings import Settings, get_settings
+
+__all__ = [
+    "Attempt",
+    "RetryPolicy",
+    "SessionFactory",
+    "driver_transaction",
+    "retried",
+    "transaction",
+    "translate",
+    "translated_errors",
+]
 
 logger = logging.getLogger(__name__)
 
-SessionFactory = async_sessionmaker[AsyncSession]
+# SQLSTATE -> what it means for the caller. Exact codes first, then two-character classes
+# (PostgreSQL's errcodes appendix). "retry" means PostgreSQL rolled the transaction back
+# and running it again is the documented remedy.
+_BY_SQLSTATE: dict[str, str] = {
+    "23505": "conflict",  # unique_violation
+    "23P01": "conflict",  # exclusion_violation
+    "23503": "missing",  # foreign_key_violation
+    "23514": "invalid",  # check_violation
+    "23502": "invalid",  # not_null_violation
+    "40001": "retry",  # serialization_failure
+    "40P01": "retry",  # deadlock_detected
+    "57014": "timeout",  # query_canceled (statement_timeout)
+    "57P01": "unavailable",  # admin_shutdown (pg_terminate_backend, restart)
+    "57P02": "unavailable",  # crash_shutdown
+    "57P03": "unavailable",  # cannot_connect_now
+    "53300": "unavailable",  # too_many_connections
+}
+_BY_SQLSTATE_CLASS: dict[str, str] = {
+    "22": "invalid",  # data exception: out of range, invalid datetime or text
+    "08": "unavailable",  # connection exception
+}
 
-# PostgreSQL rolled the whole transaction back; running it again is the documented remedy.
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
-# query_canceled: statement_timeout (or a cancel request) stopped the statement.
-TIMEOUT_SQLSTATES = frozenset({"57014"})
-# The server went away or refuses connections: admin/crash shutdown, cannot connect now,
-# too many connections; class 08 is "connection exception".
-UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# What a violated constraint means, in the API's words; constraint names stay inside.
+_CONSTRAINT_MEANINGS: dict[str, str] = {
+    "uq_steps_run_id_step_index": "step_index is already taken in this run",
+    "uq_runs_actor_idempotency_key": "the idempotency key is already used",
+    "uq_runs_trace_id": "trace_id is already used by another run",
+    "runs_trace_id_key": "trace_id is already used by another run",
+    "uq_api_keys_key_hash": "the key already exists",
+    "fk_steps_parent_step_id_steps": "parent_step_id names no step",
+    "fk_artifacts_step_id_steps": "step_id names no step",
+    "fk_llm_calls_step_id_steps": "step_id names no step",
+    "fk_runs_thread_id_threads": "thread_id names no thread",
+}
 
 
-def _is_unavailable(exc: DBAPIError, code: str | None) -> bool:
-    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return code is not None and (code in UNAVAILABLE_SQLSTATES or code.startswith("08"))
+def _driver_error(exc: BaseException) -> BaseException:
+    """The asyncpg exception under SQLAlchemy's wrappers (or `exc` itself)."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (getattr(orig, "__cause__", None), orig):
+        if isinstance(
+            candidate, asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError
+        ):
+            found: BaseException = candidate
+            return found
+    return orig if isinstance(orig, BaseException) else exc
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, bare or wrapped by SQLAlchemy, if there is one."""
+    for candidate in (_driver_error(exc), exc):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def constraint_of(exc: BaseException) -> str | None:
+    """The name of the violated constraint, as asyncpg reports it."""
+    name = getattr(_driver_error(exc), "constraint_name", None)
+    return name if isinstance(name, str) else None
 
 
 def _unavailable(what: str, committing: bool) -> DatabaseUnavailableError:
@@ -63,19 +128,60 @@ def _unavailable(what: str, committing: bool) -> DatabaseUnavailableError:
     return error
 
 
-def _translate(exc: DBAPIError, what: str, committing: bool) -> BaseException:
-    translated = translate_db_error(exc, what)
-    if translated is not None:
-        return translated
+def translate(exc: BaseException, what: str, committing: bool = False) -> BaseException:
+    """The library's exception for any error raised while talking to the database.
+
+    Returns `exc` itself for what is not a database error (a bug, a cancellation), so
+    the caller re-raises it unchanged. Messages never quote the driver: the driver's text
+    (Python reprs, `query argument $2`, constraint names) stays in the exception chain
+    and the logs.
+    """
+    if isinstance(exc, ChadMemoryError):
+        return exc
+    if isinstance(exc, PoolTimeoutError):
+        return PoolExhaustedError(f"{what}: no database connection free")
+    if isinstance(exc, OverflowError | struct.error):
+        # The binary vector codec packs float4: a component beyond its range.
+        return InvalidInputError(f"{what}: a vector component is outside float4's range")
+    driver = _driver_error(exc)
+    if isinstance(driver, ArgumentError):
+        # asyncpg could not encode a parameter: a value the column type cannot take.
+        return InvalidInputError(f"{what}: a value does not fit its field")
     code = sqlstate_of(exc)
-    if code in RETRYABLE_SQLSTATES:
+    meaning = None
+    if code is not None:
+        meaning = _BY_SQLSTATE.get(code) or _BY_SQLSTATE_CLASS.get(code[:2])
+    if meaning == "conflict":
+        constraint = constraint_of(exc) or ""
+        if constraint.startswith("pk_"):
+            return ConflictError(f"{what}: the id is already taken")
+        return ConflictError(
+            f"{what}: {_CONSTRAINT_MEANINGS.get(constraint, 'conflicts with existing data')}"
+        )
+    if meaning == "missing":
+        reason = _CONSTRAINT_MEANINGS.get(constraint_of(exc) or "", "a referenced row is gone")
+        return NotFoundError(f"{what}: {reason}")
+    if meaning == "invalid":
+        return InvalidInputError(f"{what}: a value is out of range or not allowed for its field")
+    if meaning == "retry":
         transient = TransientDatabaseError(f"{what}: concurrent transaction conflict ({code})")
         transient.retryable = True
         return transient
-    if code in TIMEOUT_SQLSTATES:
+    if meaning == "timeout":
         return DatabaseTimeoutError(f"{what}: statement timed out")
-    if _is_unavailable(exc, code):
+    if (
+        meaning == "unavailable"
+        # "cannot switch to state ...; another operation is in progress": the driver's
+        # protocol state after its connection was cut mid-operation.
+        or isinstance(driver, asyncpg.InternalClientError | asyncpg.InterfaceError)
+        or isinstance(exc, OSError | ConnectionError | OperationalError | InterfaceError)
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    ):
         return _unavailable(what, committing)
+    if isinstance(driver, asyncpg.PostgresError) or isinstance(exc, DBAPIError):
+        # A server error we have no entry for: still the library's, without its text.
+        logger.error("%s: untranslated database error %s", what, code or type(driver).__name__)
+        return ChadMemoryError(f"{what}: the database refused the operation")
     return exc
 
 
@@ -85,62 +191,100 @@ class Attempt:
     committing = False
 
 
+_DRIVER_ERRORS = (
+    DBAPIError,
+    PoolTimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    ConnectionError,
+    OverflowError,
+    struct.error,
+)
+
+
 @contextmanager
 def translated_errors(what: str) -> Iterator[Attempt]:
-    """Turn driver and pool errors raised inside the block into the library's typed errors.
-
-    Integrity errors become ConflictError / NotFoundError / InvalidInputError, lost
-    connections DatabaseUnavailableError (retryable only before anything may have been
-    committed), serialization failures and deadlocks TransientDatabaseError, statement
-    timeouts DatabaseTimeoutError and an exhausted pool PoolExhaustedError; anything else
-    propagates unchanged.
-    """
+    """Translate database errors raised inside the block (see `translate`)."""
     attempt = Attempt()
     try:
         yield attempt
-    except DBAPIError as exc:
-        translated = _translate(exc, what, attempt.committing)
+    except _DRIVER_ERRORS as exc:
+        translated = translate(exc, what, attempt.committing)
         if translated is exc:
             raise
         raise translated from exc
-    except PoolTimeoutError as exc:
-        raise PoolExhaustedError(f"{what}: no database connection free") from exc
-    except (OSError, ConnectionError, asyncpg.InterfaceError) as exc:
-        raise _unavailable(what, attempt.committing) from exc
+
+
+def _sessions(db: Database | SessionFactory) -> SessionFactory:
+    return db.session_factory if isinstance(db, Database) else db
 
 
 @asynccontextmanager
-async def transaction(factory: SessionFactory, what: str) -> AsyncIterator[AsyncSession]:
-    """A session inside `BEGIN ... COMMIT`; the commit has happened when this block exits.
-
-    Errors are translated by `translated_errors`.
-    """
+async def transaction(db: Database | SessionFactory, what: str) -> AsyncIterator[AsyncSession]:
+    """A session inside `BEGIN ... COMMIT`; the commit has happened when this block exits."""
     with translated_errors(what) as attempt:
-        async with factory() as session, session.begin():
+        async with _sessions(db)() as session, session.begin():
             yield session
             attempt.committing = True  # leaving session.begin() sends COMMIT
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often a retryable failure is tried again, and how long to wait in between."""
+@asynccontextmanager
+async def driver_transaction(
+    db: Database | SessionFactory, what: str
+) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled asyncpg connection between explicit BEGIN and COMMIT.
 
-    attempts: int = 3
-    backoff_seconds: float = 0.05
+    Skips SQLAlchemy's Session and cursor; the pool's checkout is kept. One statement
+    would be atomic on its own, but if the connection dies while an autocommit statement
+    runs nobody can tell whether it committed. With BEGIN/COMMIT a loss before COMMIT is
+    known to have written nothing, so `retried` may run it again.
+    """
+    database = Database.of(db)
+    with translated_errors(what) as attempt:
+        async with _connection(database) as conn:
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
+            tx = driver.transaction()
+            await tx.start()
+            try:
+                yield driver
+            except BaseException:
+                if not driver.is_closed():
+                    with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                        await tx.rollback()
+                raise
+            attempt.committing = True
+            await tx.commit()
 
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> RetryPolicy:
-        settings = settings or get_settings()
-        return cls(settings.db_retry_attempts, settings.db_retry_backoff_ms / 1000)
 
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, so colliding writers do not collide again."""
-        return random.uniform(0, self.backoff_seconds * 2 ** (attempt - 1))
+@asynccontextmanager
+async def _connection(database: Database) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection; a factory bound to one connection (tests) lends that one."""
+    if database.session_factory.kw.get("bind") is database.engine:
+        async with database.engine.connect() as conn:
+            yield conn
+        return
+    async with database.session_factory() as session:
+        yield await session.connection()
 
 
-S = TypeVar("S")
+class _HasDatabase(Protocol):
+    @property
+    def retry_policy(self) -> RetryPolicy | None: ...
+
+    @property
+    def database(self) -> Database: ...
+
+
+S = TypeVar("S", bound=_HasDatabase)
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# True while a retried store method runs: a store method called from another one runs
+# once, and the outer call does the retrying (otherwise attempts multiply).
+_retrying: ContextVar[bool] = ContextVar("chad_memory_retrying", default=False)
 
 
 def retried(
@@ -149,28 +293,34 @@ def retried(
     """Run a store method again while it fails with a retryable error, at most N times.
 
     The whole method is repeated, not one statement: PostgreSQL discarded the failed
-    transaction, so every statement of the unit of work must run again. The instance's
-    `retry_policy` (if it has one) sets N; after the last attempt the typed error escapes.
+    transaction, so every statement of the unit of work must run again. N comes from
+    the store's `retry_policy` if set, else its Database's.
     """
 
     @functools.wraps(method)
     async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        policy: RetryPolicy = getattr(self, "retry_policy", None) or RetryPolicy.from_settings()
-        attempt = 1
-        while True:
-            try:
-                return await method(self, *args, **kwargs)
-            except ChadMemoryError as exc:
-                if not exc.retryable or attempt >= policy.attempts:
-                    raise
-                logger.warning(
-                    "%s failed (attempt %d of %d), retrying: %s",
-                    method.__name__,
-                    attempt,
-                    policy.attempts,
-                    exc,
-                )
-                await asyncio.sleep(policy.delay(attempt))
-                attempt += 1
+        if _retrying.get():
+            return await method(self, *args, **kwargs)
+        policy = self.retry_policy or self.database.retry
+        token = _retrying.set(True)
+        try:
+            attempt = 1
+            while True:
+                try:
+                    return await method(self, *args, **kwargs)
+                except ChadMemoryError as exc:
+                    if not exc.retryable or attempt >= policy.attempts:
+                        raise
+                    logger.warning(
+                        "%s failed (attempt %d of %d), retrying: %s",
+                        method.__name__,
+                        attempt,
+                        policy.attempts,
+                        exc,
+                    )
+                    await asyncio.sleep(policy.delay(attempt))
+                    attempt += 1
+        finally:
+            _retrying.reset(token)
 
     return wrapper

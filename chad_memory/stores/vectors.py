@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     Column,
@@ -27,23 +26,19 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import defer
 
-from chad_memory.errors import (
-    DatabaseUnavailableError,
-    ForbiddenError,
-    InvalidInputError,
-    NotFoundError,
-)
+from chad_memory.database import Database, SessionFactory
+from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chad_memory.models import Embedding
-from chad_memory.pagination import decode_cursor, encode_cursor
 from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount, Page, SearchHit
-from chad_memory.settings import get_settings
-from chad_memory.stores.limits import check_batch, check_page
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.stores.base import Store
+from chad_memory.stores.limits import check_batch
+from chad_memory.stores.paging import Keyset, keyset_page
+from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import CODEC_FLAG, BinaryVector
 from chad_memory.vector_index import (
@@ -67,6 +62,7 @@ STALE_EXACT_MAX_ROWS = 20_000
 # Seconds between re-reads of which vector index exists (reindex() refreshes at once).
 INDEX_INFO_TTL = 30.0
 FILTERS = ("actor", "namespace", "source_id", "metadata")
+EMBEDDINGS = Keyset("embeddings", (Embedding.created_at, Embedding.id), descending=True)
 
 
 def _core_table(vector: Any) -> Table:
@@ -148,47 +144,24 @@ def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]
     return conds
 
 
-@lru_cache(maxsize=512)
-def _search_sql(filters: tuple[str, ...], exact: bool, floor: bool, k: int) -> str:
-    """The search as plain SQL for the driver ($1 query, then filter values, then floor).
-
-    Same statement as `_search_statement` builds; sent straight to asyncpg it skips
-    SQLAlchemy's per-execution work, which was most of the library's overhead over raw
-    asyncpg in bench/vectors.py. Column names are fixed; values are always parameters.
-    """
-    distance = "cosine_distance(embedding, $1)" if exact else "embedding <=> $1"
-    where = [
-        f"metadata @> ${i}::jsonb" if name == "metadata" else f"{name} = ${i}"
-        for i, name in enumerate(filters, start=2)
-    ]
-    columns = ", ".join(c.name for c in Embedding.__table__.c if c.name != "embedding")
-    sql = (
-        f"SELECT * FROM (SELECT {columns}, 1 - ({distance}) AS score FROM embeddings"
-        f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {distance} LIMIT {int(k)}) s"
-    )
-    if floor:
-        sql += f" WHERE score >= ${len(filters) + 2}"
-    return sql + " ORDER BY score DESC"
-
-
 def _binary(conn: AsyncConnection) -> bool:
     return bool(conn.info.get(CODEC_FLAG))
 
 
-class PgVectorStore:
+class PgVectorStore(Store):
     """Embeddings scoped by actor and namespace; every method is one transaction."""
 
     def __init__(
         self,
-        session_factory: SessionFactory,
+        session_factory: Database | SessionFactory,
         *,
         dim: int | None = None,
         probes: int | None = None,
         ef_search: int | None = None,
         exact_scan_max_rows: int = EXACT_SCAN_MAX_ROWS,
     ) -> None:
-        settings = get_settings()
-        self._sessions = session_factory
+        super().__init__(session_factory)
+        settings = self._db.settings
         self.dim = dim or settings.embedding_dim
         # None: chosen per search from the index present (IVFFLAT_PROBES overrides).
         self.probes = probes or settings.ivfflat_probes
@@ -197,9 +170,11 @@ class PgVectorStore:
         self._info: VectorIndexInfo | None = None
         self._info_at = 0.0
 
+    @retried
     async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
         return (await self.add_embeddings([item]))[0]
 
+    @retried
     async def add_embeddings(self, items: Sequence[EmbeddingCreate]) -> list[EmbeddingRecord]:
         """Insert a batch in one statement; every vector is checked before any SQL runs."""
         if not items:
@@ -211,7 +186,7 @@ class PgVectorStore:
             data["id"] = data["id"] or uuid.uuid4()
             data["embedding"] = check_embedding(item.embedding, self.dim, f"embeddings[{i}]")
             rows.append(data)
-        async with transaction(self._sessions, "add_embeddings") as session:
+        async with transaction(self._db, "add_embeddings") as session:
             conn = await session.connection()
             t = _TABLES[_binary(conn)]
             result = await conn.execute(
@@ -222,6 +197,7 @@ class PgVectorStore:
             )
             return [EmbeddingRecord.model_validate(r) for r in result.mappings()]
 
+    @retried
     async def index_info(self, *, refresh: bool = False) -> VectorIndexInfo:
         """The vector index search will use, re-read at most every INDEX_INFO_TTL seconds.
 
@@ -230,7 +206,7 @@ class PgVectorStore:
         """
         now = time.monotonic()
         if refresh or self._info is None or now - self._info_at > INDEX_INFO_TTL:
-            async with transaction(self._sessions, "index_info") as session:
+            async with transaction(self._db, "index_info") as session:
                 info = await inspect_index(await session.connection())
             if info.stale:
                 logger.warning(
@@ -271,6 +247,7 @@ class PgVectorStore:
             **custom,
         }
 
+    @retried
     async def search(
         self,
         embedding: Sequence[float],
@@ -311,7 +288,7 @@ class PgVectorStore:
 
         info = await self.index_info()
         exact, gucs = self._plan(info, k)
-        async with transaction(self._sessions, "search") as session:
+        async with transaction(self._db, "search") as session:
             conn = await session.connection()
             # One round trip: this transaction's settings and, when an index could serve a
             # filtered search, whether the filter is selective enough to score exactly.
@@ -322,38 +299,14 @@ class PgVectorStore:
             row = (await conn.execute(_prepare_statement(counted, len(gucs)), prep)).one()
             if counted:
                 exact = int(row[0]) < self.exact_scan_max_rows
-            if not _binary(conn):
-                stmt = _search_statement(False, filters, exact, min_score is not None)
-                params.update(query=query, k=k)
-                if min_score is not None:
-                    params["min_score"] = min_score
-                result = await conn.execute(stmt, params)
-                return [SearchHit.model_validate(r) for r in result.mappings()]
-            # The codec is there: the driver takes the list as a binary vector directly.
-            args: list[Any] = [query]
-            args += [
-                json.dumps(params[f"f_{f}"]) if f == "metadata" else params[f"f_{f}"]
-                for f in filters
-            ]
+            stmt = _search_statement(_binary(conn), filters, exact, min_score is not None)
+            params.update(query=query, k=k)
             if min_score is not None:
-                args.append(min_score)
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            try:
-                rows = await driver.fetch(
-                    _search_sql(filters, exact, min_score is not None, k), *args
-                )
-            except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-                raise DatabaseUnavailableError("search: database unavailable") from exc
-        hits = []
-        for r in rows:
-            hit = dict(r)
-            # SQLAlchemy's jsonb codec on these connections hands back the JSON text.
-            if isinstance(hit["metadata"], str):
-                hit["metadata"] = json.loads(hit["metadata"])
-            hits.append(SearchHit.model_validate(hit))
-        return hits
+                params["min_score"] = min_score
+            result = await conn.execute(stmt, params)
+            return [SearchHit.model_validate(r) for r in result.mappings()]
 
+    @retried
     async def reindex(
         self,
         *,
@@ -366,27 +319,28 @@ class PgVectorStore:
         IVFFLAT gets lists sized to the data (√rows) unless `lists` is given; `method="hnsw"`
         switches to HNSW (m=16, ef_construction=64), which never goes stale.
         """
-        engine = self._sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
-            raise InvalidInputError("reindex needs a session factory bound to an AsyncEngine")
         try:
-            info = await rebuild_index(engine, method=method, lists=lists, progress=progress)
+            info = await rebuild_index(
+                self._db.engine, method=method, lists=lists, progress=progress
+            )
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
         self._info, self._info_at = info, time.monotonic()
         return info
 
+    @retried
     async def delete_by_source(self, source_id: str, *, actor: str | None = None) -> int:
         """Delete every embedding of a source (only the actor's, when given); returns the count."""
         conds = [Embedding.source_id == check_text(source_id, "source_id")]
         if actor is not None:
             conds.append(Embedding.actor == actor)
-        async with transaction(self._sessions, "delete_by_source") as session:
+        async with transaction(self._db, "delete_by_source") as session:
             ids = (
                 await session.scalars(delete(Embedding).where(*conds).returning(Embedding.id))
             ).all()
             return len(ids)
 
+    @retried
     async def list_embeddings(
         self,
         actor: str,
@@ -397,8 +351,7 @@ class PgVectorStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[EmbeddingRecord]:
-        """An actor's embeddings (without vectors), newest first, keyset-paged."""
-        check_page(limit, 0)
+        """An actor's embeddings (without their vectors), newest first, keyset-paged."""
         conds: list[ColumnElement[bool]] = [Embedding.actor == check_text(actor, "actor")]
         for column, value, name in (
             (Embedding.namespace, namespace, "namespace"),
@@ -407,24 +360,19 @@ class PgVectorStore:
         ):
             if value is not None:
                 conds.append(column == check_text(value, name))
-        if cursor is not None:
-            at, last_id = decode_cursor(cursor)
-            conds.append(tuple_(Embedding.created_at, Embedding.id) < tuple_(at, last_id))
-        columns = [c for c in Embedding.__table__.c if c.name != "embedding"]
-        stmt = (
-            select(*columns)
-            .where(*conds)
-            .order_by(Embedding.created_at.desc(), Embedding.id.desc())
-            .limit(limit + 1)
-        )
-        async with transaction(self._sessions, "list_embeddings") as session:
-            rows = (await session.execute(stmt)).mappings().all()
-        items = [EmbeddingRecord.model_validate(dict(r)) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
-        return Page[EmbeddingRecord](items=items, next_cursor=next_cursor)
+        stmt = select(Embedding).options(defer(Embedding.embedding)).where(*conds)
+        async with transaction(self._db, "list_embeddings") as session:
+            return await keyset_page(
+                session,
+                stmt,
+                EMBEDDINGS,
+                EmbeddingRecord,
+                self._cursors,
+                limit=limit,
+                cursor=cursor,
+            )
 
+    @retried
     async def count_by_namespace(self, actor: str) -> list[NamespaceCount]:
         """How many embeddings the actor has in each namespace, by name."""
         stmt = (
@@ -433,10 +381,11 @@ class PgVectorStore:
             .group_by(Embedding.namespace)
             .order_by(Embedding.namespace)
         )
-        async with transaction(self._sessions, "count_by_namespace") as session:
+        async with transaction(self._db, "count_by_namespace") as session:
             rows = (await session.execute(stmt)).all()
         return [NamespaceCount(namespace=r[0], count=int(r[1])) for r in rows]
 
+    @retried
     async def more_like(
         self,
         embedding_id: uuid.UUID,
@@ -445,25 +394,21 @@ class PgVectorStore:
         k: int = 10,
         same_namespace: bool = True,
     ) -> tuple[EmbeddingRecord, list[SearchHit]]:
-        """The stored embedding and the k others most like it (a `search` seeded by its
-        vector, within the actor's rows and, by default, its namespace).
+        """The stored embedding and the k others most like it: a `search` seeded by its
+        vector, within the actor's rows and, by default, its namespace.
 
         NotFoundError for an unknown id, ForbiddenError for another actor's.
         """
-        columns = [c for c in Embedding.__table__.c if c.name != "embedding"]
-        stmt = select(*columns, Embedding.embedding.cast(Text).label("vector_text")).where(
-            Embedding.id == embedding_id
-        )
-        async with transaction(self._sessions, "more_like") as session:
-            row = (await session.execute(stmt)).mappings().one_or_none()
-        if row is None:
-            raise NotFoundError(f"embedding {embedding_id} not found")
-        if row["actor"] != actor:
-            raise ForbiddenError(f"embedding {embedding_id} belongs to another actor")
-        seed = EmbeddingRecord.model_validate(
-            {k_: v for k_, v in row.items() if k_ != "vector_text"}
-        )
-        vector = [float(x) for x in json.loads(row["vector_text"])]
+        stmt = select(Embedding, Embedding.embedding.cast(Text)).options(defer(Embedding.embedding))
+        async with transaction(self._db, "more_like") as session:
+            row = (await session.execute(stmt.where(Embedding.id == embedding_id))).one_or_none()
+            if row is None:
+                raise NotFoundError(f"embedding {embedding_id} not found")
+            stored, vector_text = row
+            if stored.actor != actor:
+                raise ForbiddenError(f"embedding {embedding_id} belongs to another actor")
+            seed = EmbeddingRecord.model_validate(stored)
+        vector = [float(x) for x in json.loads(vector_text)]
         hits = await self.search(
             vector,
             k=min(k + 1, MAX_K),

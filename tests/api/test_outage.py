@@ -65,7 +65,11 @@ async def test_data_routes_answer_503_while_database_is_down(
                 await c.get("/runs", headers=h),
                 await c.get(f"/runs/{created.json()['id']}", headers=h),
                 await c.post("/runs", json={"name": "during"}, headers=h),
-                await c.post("/memory/search", json={"embedding": [1.0], "k": 1}, headers=h),
+                await c.post(
+                    "/memory/search",
+                    json={"embedding": [1.0] * Settings().embedding_dim, "k": 1},
+                    headers=h,
+                ),
             ]
             for response in down:
                 assert response.status_code == 503, (response.request.url, response.text)

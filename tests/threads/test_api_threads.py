@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps.core_api.main import create_app
 from chad_memory import ApiKeyStore, PostgresStore, RunCreate
+from chad_memory.errors import ForbiddenError
 from chad_memory.settings import Settings
 
 ALICE = {"X-Actor-ID": "alice"}
@@ -239,8 +240,9 @@ async def test_thread_runs(
         for i in range(3)
     ]
     await runs.save_run(RunCreate(actor="alice", name="unlinked"))
-    # Bob links a run of his to Alice's thread; she does not see it.
-    await runs.save_run(RunCreate(actor="bob", name="bobs", thread_id=thread_id))
+    # A run may only join its own actor's thread: the library refuses Bob's link too.
+    with pytest.raises(ForbiddenError):
+        await runs.save_run(RunCreate(actor="bob", name="bobs", thread_id=thread_id))
 
     resp = await client.get(f"/threads/{tid}/runs", params={"limit": 2}, headers=ALICE)
     assert resp.status_code == 200

@@ -1,8 +1,8 @@
 """/runs: what dashboards read and what agents outside Python write.
 
-Every route resolves the actor first (`CurrentActor`), and every route under
-/runs/{run_id} loads the run through `OwnedRun`, so ownership (403/404/422) is decided
-once, before a handler runs. Library exceptions become HTTP answers in `errors.py`.
+Every route resolves the actor first (`CurrentActor`) and hands it to the store, which
+decides ownership (403/404) inside the same transaction as the work: one pool checkout
+per request. Library exceptions become HTTP answers in `errors.py`.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Body, Header, Query, Response
 
-from apps.core_api.auth import CurrentActor, OwnedRun
-from apps.core_api.deps import RunStoreDep, ThreadStoreDep
+from apps.core_api.auth import CurrentActor
+from apps.core_api.deps import RunStoreDep
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
+    MAX_CHILDREN_PER_REQUEST,
     TOTAL_CAP,
     ArtifactCreateBody,
     LLMCallCreateBody,
@@ -34,19 +34,19 @@ from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import (
     ArtifactRecord,
     LLMCallRecord,
-    RunFilter,
+    Page,
     RunRecord,
     RunStats,
     RunUpdate,
     StepRecord,
 )
-from chad_memory.stores import PostgresStore
 
 _RUN_ERRORS: dict[int | str, dict[str, object]] = {
     403: {"model": Problem, "description": "the run belongs to another actor"},
     404: {"model": Problem, "description": "no run with this id"},
 }
 
+T = TypeVar("T")
 router = APIRouter(prefix="/runs", tags=["runs"], responses=AUTH_RESPONSES)
 
 IdempotencyKey = Annotated[
@@ -73,17 +73,18 @@ def fingerprint(body: RunCreateBody) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _check_step_refs(
-    store: PostgresStore, run_id: uuid.UUID, refs: Iterable[uuid.UUID | None]
-) -> None:
-    """Children may point only at steps of their own run, never at another actor's."""
-    wanted = {ref for ref in refs if ref is not None}
-    if not wanted:
-        return
-    unknown = wanted - await store.get_step_ids(run_id)
-    if unknown:
-        names = ", ".join(sorted(str(u) for u in unknown))
-        raise InvalidInputError(f"step ids not found in run {run_id}: {names}")
+ChildLimit = Annotated[int, Query(ge=1, le=MAX_CHILDREN_PER_REQUEST, description="Page size.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=512, description="A previous page's `X-Next-Cursor`, passed back unchanged."),
+]
+
+
+def _paged(page: Page[T], response: Response) -> list[T]:
+    """Child lists answer a JSON list; the next page's cursor is the X-Next-Cursor header."""
+    if page.next_cursor is not None:
+        response.headers["X-Next-Cursor"] = page.next_cursor
+    return page.items
 
 
 @router.post(
@@ -102,13 +103,10 @@ async def create_run(
     body: RunCreateBody,
     actor: CurrentActor,
     store: RunStoreDep,
-    threads: ThreadStoreDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> RunRecord:
     """Create a run owned by the caller (201); a retry with the same key answers 200."""
-    if body.thread_id is not None:
-        await threads.get_thread(body.thread_id, actor=actor)
     created = await store.create_run(
         body.to_create(actor, idempotency_key),
         fingerprint=fingerprint(body) if idempotency_key is not None else None,
@@ -132,22 +130,8 @@ async def list_runs(
     """
     if query.cursor is not None and query.offset:
         raise InvalidInputError("use either offset or cursor, not both")
-    filters = RunFilter(
-        actor=actor,
-        **query.model_dump(
-            include={
-                "status",
-                "name",
-                "thread_id",
-                "trace_id",
-                "tag",
-                "created_after",
-                "created_before",
-            }
-        ),
-    )
     page = await store.list_run_summaries(
-        filters,
+        query.to_filter(actor),
         limit=query.limit,
         offset=query.offset,
         cursor=query.cursor,
@@ -166,9 +150,9 @@ async def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunDetail, responses=_RUN_ERRORS)
-async def get_run(run: OwnedRun, store: RunStoreDep) -> RunDetail:
-    artifacts = await store.get_artifacts(run.id)
-    return RunDetail(**run.model_dump(), artifacts=artifacts)
+async def get_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> RunDetail:
+    run, artifacts = await store.get_run_detail(run_id, actor=actor)
+    return RunDetail(**run.__dict__, artifacts=artifacts)
 
 
 @router.patch(
@@ -177,24 +161,31 @@ async def get_run(run: OwnedRun, store: RunStoreDep) -> RunDetail:
     responses={**_RUN_ERRORS, 409: {"model": Problem, "description": "status cannot go back"}},
 )
 async def update_run(
-    run: OwnedRun, changes: RunUpdate, store: RunStoreDep, threads: ThreadStoreDep
+    run_id: uuid.UUID, changes: RunUpdate, actor: CurrentActor, store: RunStoreDep
 ) -> RunRecord:
     """Set status (forward only), result, error, completed_at and other fields given."""
-    if changes.thread_id is not None:
-        await threads.get_thread(changes.thread_id, actor=run.actor)
-    return await store.update_run(run.id, changes)
+    return await store.update_run(run_id, changes, actor=actor)
 
 
 @router.delete("/{run_id}", status_code=204, response_class=Response, responses=_RUN_ERRORS)
-async def delete_run(run: OwnedRun, store: RunStoreDep) -> Response:
+async def delete_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> Response:
     """Delete the run; its steps, artifacts and LLM calls go with it."""
-    await store.delete_run(run.id)
+    await store.delete_run(run_id, actor=actor)
     return Response(status_code=204)
 
 
 @router.get("/{run_id}/steps", response_model=list[StepRecord], responses=_RUN_ERRORS)
-async def get_steps(run: OwnedRun, store: RunStoreDep) -> list[StepRecord]:
-    return await store.get_steps(run.id)
+async def get_steps(
+    run_id: uuid.UUID,
+    actor: CurrentActor,
+    store: RunStoreDep,
+    response: Response,
+    limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
+    cursor: Cursor = None,
+) -> list[StepRecord]:
+    """The run's steps by step_index, at most `limit`; X-Next-Cursor names the next page."""
+    page = await store.list_steps(run_id, actor=actor, limit=limit, cursor=cursor)
+    return _paged(page, response)
 
 
 @router.post(
@@ -204,45 +195,61 @@ async def get_steps(run: OwnedRun, store: RunStoreDep) -> list[StepRecord]:
     responses={**_RUN_ERRORS, 409: {"model": Problem, "description": "step_index taken"}},
 )
 async def add_steps(
-    run: OwnedRun,
+    run_id: uuid.UUID,
     body: Annotated[StepCreateBody | StepBatch, Body()],
+    actor: CurrentActor,
     store: RunStoreDep,
 ) -> list[StepRecord]:
     """One step or a list of them (all land or none do); answers the stored steps."""
     steps = body if isinstance(body, list) else [body]
-    await _check_step_refs(store, run.id, (s.parent_step_id for s in steps))
-    return await store.save_steps([s.to_create(run.id) for s in steps])
+    return await store.save_steps([s.to_create(run_id) for s in steps], actor=actor)
 
 
 @router.get("/{run_id}/artifacts", response_model=list[ArtifactRecord], responses=_RUN_ERRORS)
-async def get_artifacts(run: OwnedRun, store: RunStoreDep) -> list[ArtifactRecord]:
-    return await store.get_artifacts(run.id)
+async def get_artifacts(
+    run_id: uuid.UUID,
+    actor: CurrentActor,
+    store: RunStoreDep,
+    response: Response,
+    limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
+    cursor: Cursor = None,
+) -> list[ArtifactRecord]:
+    page = await store.list_artifacts(run_id, actor=actor, limit=limit, cursor=cursor)
+    return _paged(page, response)
 
 
 @router.post(
     "/{run_id}/artifacts", status_code=201, response_model=ArtifactRecord, responses=_RUN_ERRORS
 )
 async def add_artifact(
-    run: OwnedRun, body: ArtifactCreateBody, store: RunStoreDep
+    run_id: uuid.UUID, body: ArtifactCreateBody, actor: CurrentActor, store: RunStoreDep
 ) -> ArtifactRecord:
-    await _check_step_refs(store, run.id, [body.step_id])
-    return await store.save_artifact(body.to_create(run.id))
+    return await store.save_artifact(body.to_create(run_id), actor=actor)
 
 
 @router.get("/{run_id}/llm-calls", response_model=list[LLMCallRecord], responses=_RUN_ERRORS)
-async def get_llm_calls(run: OwnedRun, store: RunStoreDep) -> list[LLMCallRecord]:
-    return await store.get_llm_calls(run.id)
+async def get_llm_calls(
+    run_id: uuid.UUID,
+    actor: CurrentActor,
+    store: RunStoreDep,
+    response: Response,
+    limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
+    cursor: Cursor = None,
+) -> list[LLMCallRecord]:
+    page = await store.list_llm_calls(run_id, actor=actor, limit=limit, cursor=cursor)
+    return _paged(page, response)
 
 
 @router.post(
     "/{run_id}/llm-calls", status_code=201, response_model=LLMCallRecord, responses=_RUN_ERRORS
 )
-async def add_llm_call(run: OwnedRun, body: LLMCallCreateBody, store: RunStoreDep) -> LLMCallRecord:
-    await _check_step_refs(store, run.id, [body.step_id])
-    return await store.save_llm_call(body.to_create(run.id))
+async def add_llm_call(
+    run_id: uuid.UUID, body: LLMCallCreateBody, actor: CurrentActor, store: RunStoreDep
+) -> LLMCallRecord:
+    return await store.save_llm_call(body.to_create(run_id), actor=actor)
 
 
 @router.get("/{run_id}/stats", response_model=RunStats, responses=_RUN_ERRORS)
-async def get_stats(run: OwnedRun, store: RunStoreDep) -> RunStats:
+async def get_stats(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> RunStats:
     """Step and call counts, tokens, cost (a decimal string), duration, latency mean/p95."""
-    return await store.get_run_stats(run.id)
+    return await store.get_run_stats(run_id, actor=actor)

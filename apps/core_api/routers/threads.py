@@ -8,17 +8,18 @@ or timestamps: the store sets those.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
 
-from apps.core_api.auth import CurrentActor, OwnedThread
+from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import RunStoreDep, ThreadStoreDep
 from apps.core_api.schemas import Problem
 from chad_memory.schemas import (
     MessageCreate,
     MessageRecord,
+    Page,
     RunFilter,
     RunRecord,
     ThreadCreate,
@@ -29,7 +30,6 @@ from chad_memory.schemas import (
 router = APIRouter(tags=["threads"])
 
 MAX_MESSAGES_PER_REQUEST = 1000
-T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 Cursor = Annotated[
@@ -61,12 +61,6 @@ OWNED: dict[int | str, dict[str, Any]] = {
 }
 
 
-class Listing(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    next_cursor: str | None = None
-
-
 @router.post("/threads", status_code=201, response_model=ThreadRecord, responses=AUTHED)
 async def create_thread(
     body: ThreadCreate, actor: CurrentActor, threads: ThreadStoreDep
@@ -74,34 +68,36 @@ async def create_thread(
     return await threads.create_thread(body, actor=actor)
 
 
-@router.get("/threads", response_model=Listing[ThreadRecord], responses=AUTHED)
+@router.get("/threads", response_model=Page[ThreadRecord], responses=AUTHED)
 async def list_threads(
     actor: CurrentActor, threads: ThreadStoreDep, limit: Limit = 50, cursor: Cursor = None
-) -> Listing[ThreadRecord]:
+) -> Page[ThreadRecord]:
     """The caller's threads, most recently active first."""
     page = await threads.list_threads(actor, limit=limit, cursor=cursor)
     total = await threads.count_threads(actor)
-    return Listing(items=page.items, total=total, next_cursor=page.next_cursor)
+    return Page(items=page.items, total=total, next_cursor=page.next_cursor)
 
 
 @router.get("/threads/{thread_id}", response_model=ThreadRecord, responses=OWNED)
-async def get_thread(thread: OwnedThread) -> ThreadRecord:
-    return thread
+async def get_thread(
+    thread_id: uuid.UUID, actor: CurrentActor, threads: ThreadStoreDep
+) -> ThreadRecord:
+    return await threads.get_thread(thread_id, actor=actor)
 
 
 @router.patch("/threads/{thread_id}", response_model=ThreadRecord, responses=OWNED)
 async def update_thread(
-    body: ThreadUpdate, thread: OwnedThread, actor: CurrentActor, threads: ThreadStoreDep
+    thread_id: uuid.UUID, body: ThreadUpdate, actor: CurrentActor, threads: ThreadStoreDep
 ) -> ThreadRecord:
-    return await threads.update_thread(thread.id, body, actor=actor)
+    return await threads.update_thread(thread_id, body, actor=actor)
 
 
 @router.delete("/threads/{thread_id}", status_code=204, response_class=Response, responses=OWNED)
 async def delete_thread(
-    thread: OwnedThread, actor: CurrentActor, threads: ThreadStoreDep
+    thread_id: uuid.UUID, actor: CurrentActor, threads: ThreadStoreDep
 ) -> Response:
     """Its messages are deleted too; its runs stay, no longer linked to a thread."""
-    await threads.delete_thread(thread.id, actor=actor)
+    await threads.delete_thread(thread_id, actor=actor)
     return Response(status_code=204)
 
 
@@ -112,26 +108,26 @@ async def delete_thread(
     responses=OWNED,
 )
 async def add_messages(
-    body: NewMessages, thread: OwnedThread, actor: CurrentActor, threads: ThreadStoreDep
+    thread_id: uuid.UUID, body: NewMessages, actor: CurrentActor, threads: ThreadStoreDep
 ) -> MessageRecord | list[MessageRecord]:
     """Answers in the shape it was sent: one record for one message, a list for a list."""
     if isinstance(body, MessageCreate):
-        return await threads.add_message(thread.id, body, actor=actor)
-    return await threads.add_messages(thread.id, body, actor=actor)
+        return await threads.add_message(thread_id, body, actor=actor)
+    return await threads.add_messages(thread_id, body, actor=actor)
 
 
-@router.get("/threads/{thread_id}/messages", response_model=Listing[MessageRecord], responses=OWNED)
+@router.get("/threads/{thread_id}/messages", response_model=Page[MessageRecord], responses=OWNED)
 async def list_messages(
-    thread: OwnedThread,
+    thread_id: uuid.UUID,
     actor: CurrentActor,
     threads: ThreadStoreDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Listing[MessageRecord]:
+) -> Page[MessageRecord]:
     """Oldest first, in the order the messages were appended."""
-    page = await threads.list_messages(thread.id, limit=limit, cursor=cursor, actor=actor)
-    total = await threads.count_messages(thread.id)
-    return Listing(items=page.items, total=total, next_cursor=page.next_cursor)
+    page = await threads.list_messages(thread_id, limit=limit, cursor=cursor, actor=actor)
+    total = await threads.count_messages(thread_id)
+    return Page(items=page.items, total=total, next_cursor=page.next_cursor)
 
 
 @router.delete("/messages/{message_id}", status_code=204, response_class=Response, responses=OWNED)
@@ -142,16 +138,18 @@ async def delete_message(
     return Response(status_code=204)
 
 
-@router.get("/threads/{thread_id}/runs", response_model=Listing[RunRecord], responses=OWNED)
+@router.get("/threads/{thread_id}/runs", response_model=Page[RunRecord], responses=OWNED)
 async def list_thread_runs(
-    thread: OwnedThread,
+    thread_id: uuid.UUID,
     actor: CurrentActor,
+    threads: ThreadStoreDep,
     runs: RunStoreDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Listing[RunRecord]:
+) -> Page[RunRecord]:
     """The caller's runs linked to this thread, newest first."""
-    filters = RunFilter(actor=actor, thread_id=thread.id)
+    await threads.get_thread(thread_id, actor=actor)
+    filters = RunFilter(actor=actor, thread_id=thread_id)
     page = await runs.list_runs(filters, limit=limit, cursor=cursor)
     total = await runs.count_runs(filters)
-    return Listing(items=page.items, total=total, next_cursor=page.next_cursor)
+    return Page(items=page.items, total=total, next_cursor=page.next_cursor)

@@ -251,7 +251,7 @@ async def runs_page(
             filtered=True,
             error=message,
         )
-    totals = await ui.runs.get_run_totals([r.id for r in page.items])
+    totals = await ui.runs.get_run_totals([r.id for r in page.items], actor=ui.actor)
     shown = {k: v for k, v in form.items() if v}
     next_url = None
     if page.next_cursor:
@@ -269,18 +269,23 @@ async def runs_page(
     )
 
 
-async def _run_context(ui: Ui, run_id: uuid.UUID, offset: int) -> dict[str, Any]:
+async def _run_context(ui: Ui, run_id: uuid.UUID, cursor: str | None) -> dict[str, Any]:
     run = await ui.runs.get_run(run_id, actor=ui.actor)
-    steps = await ui.runs.get_steps(run.id)
-    calls = await ui.runs.get_llm_calls(run.id)
-    artifacts = await ui.runs.get_artifacts(run.id)
-    stats = await ui.runs.get_run_stats(run.id)
-    fall = waterfall(run, steps, calls, offset=offset, limit=STEPS_PAGE)
+    stats = await ui.runs.get_run_stats(run.id, actor=ui.actor)
+    # One page of steps (all of them for most runs): a 10,000-step run costs one page.
+    steps = await ui.runs.list_steps(run.id, actor=ui.actor, limit=STEPS_PAGE, cursor=cursor)
+    calls = await ui.runs.get_llm_calls(run.id, actor=ui.actor)
+    artifacts = await ui.runs.get_artifacts(run.id, actor=ui.actor)
+    here = f"/ui/runs/{run.id}"
     return {
         "run": run,
-        "fall": fall,
-        "offset": offset,
-        "page_size": STEPS_PAGE,
+        "fall": waterfall(run, steps.items, calls, total=stats.step_count),
+        "cursor": cursor,
+        "later_url": f"{here}?{urlencode({'cursor': steps.next_cursor})}"
+        if steps.next_cursor
+        else None,
+        "first_url": here if cursor else None,
+        "live_url": f"{here}/live" + (f"?{urlencode({'cursor': cursor})}" if cursor else ""),
         "calls": calls,
         "artifacts": artifacts,
         "stats": stats,
@@ -290,18 +295,14 @@ async def _run_context(ui: Ui, run_id: uuid.UUID, offset: int) -> dict[str, Any]
 
 
 @router.get("/runs/{run_id}")
-async def run_page(
-    ui: SignedIn, run_id: uuid.UUID, offset: Annotated[int, Query(ge=0)] = 0
-) -> HTMLResponse:
-    return ui.page("run.html", **await _run_context(ui, run_id, offset))
+async def run_page(ui: SignedIn, run_id: uuid.UUID, cursor: str = "") -> HTMLResponse:
+    return ui.page("run.html", **await _run_context(ui, run_id, cursor or None))
 
 
 @router.get("/runs/{run_id}/live")
-async def run_live(
-    ui: SignedIn, run_id: uuid.UUID, offset: Annotated[int, Query(ge=0)] = 0
-) -> HTMLResponse:
+async def run_live(ui: SignedIn, run_id: uuid.UUID, cursor: str = "") -> HTMLResponse:
     """The run's changing part alone, which a running run's page polls for."""
-    return ui.page("_run_body.html", **await _run_context(ui, run_id, offset))
+    return ui.page("_run_body.html", **await _run_context(ui, run_id, cursor or None))
 
 
 # Usage ----------------------------------------------------------------------------------
@@ -313,7 +314,7 @@ async def usage_page(ui: SignedIn) -> HTMLResponse:
     page = await ui.runs.list_run_summaries(RunFilter(actor=ui.actor), limit=USAGE_RUNS)
     stats: dict[uuid.UUID, RunStats] = {}
     for run in page.items:
-        stats[run.id] = await ui.runs.get_run_stats(run.id)
+        stats[run.id] = await ui.runs.get_run_stats(run.id, actor=ui.actor)
     series = usage_series(page.items, stats)
     totals: dict[str, dict[str, Any]] = {}
     for s in stats.values():

@@ -83,10 +83,11 @@ def waterfall(
     steps: Sequence[StepRecord],
     calls: Sequence[LLMCallRecord],
     *,
-    offset: int,
-    limit: int,
+    total: int,
 ) -> Waterfall:
-    """The rows [offset, offset + limit) of the tree, placed on the whole run's time axis."""
+    """One page of steps as a tree, placed on the run's time axis (its started_at and
+    completed_at when known, else the span of the steps shown). `total` is the run's
+    step count; a parent on another page makes its children roots here."""
     starts = [s.started_at for s in steps if s.started_at is not None]
     ends = [e for e in (_end(s) for s in steps) if e is not None]
     if run.started_at is not None:
@@ -101,7 +102,7 @@ def waterfall(
         if c.step_id is not None:
             by_step[c.step_id].append(c)
     rows = []
-    for step, depth in tree_order(steps)[offset : offset + limit]:
+    for step, depth in tree_order(steps):
         row = StepRow(step, min(depth, MAX_DEPTH), calls=by_step.get(step.id, []))
         if t0 is not None and span_ms and step.started_at is not None:
             end = _end(step) or step.started_at
@@ -115,7 +116,7 @@ def waterfall(
     ticks = []
     if span_ms:
         ticks = [(SCALE * f, duration(span_ms * f)) for f in (0, 0.25, 0.5, 0.75, 1)]
-    return Waterfall(rows=rows, total=len(steps), span_ms=span_ms, ticks=ticks)
+    return Waterfall(rows=rows, total=total, span_ms=span_ms, ticks=ticks)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

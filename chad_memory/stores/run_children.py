@@ -1,0 +1,111 @@
+"""Artifacts and LLM calls: the records a run keeps beside its steps.
+
+Both may name a step (`step_id`), which must be a step of the same run; both are read
+oldest first, whole (`get_*`) or a page at a time (`list_*`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from chad_memory.models import Artifact, LLMCall
+from chad_memory.schemas import (
+    ArtifactCreate,
+    ArtifactRecord,
+    LLMCallCreate,
+    LLMCallRecord,
+    Page,
+)
+from chad_memory.stores.base import Store, check_run_owner, check_step_refs
+from chad_memory.stores.limits import row_values
+from chad_memory.stores.paging import Keyset, keyset_page
+from chad_memory.stores.transactions import retried, transaction
+
+ARTIFACTS = Keyset("artifacts", (Artifact.created_at, Artifact.id), descending=False)
+LLM_CALLS = Keyset("llm_calls", (LLMCall.created_at, LLMCall.id), descending=False)
+
+
+class ChildMethods(Store):
+    # Artifacts ------------------------------------------------------------------------
+
+    @retried
+    async def save_artifact(
+        self, artifact: ArtifactCreate, *, actor: str | None = None
+    ) -> ArtifactRecord:
+        async with transaction(self._db, "save_artifact") as session:
+            await check_run_owner(session, artifact.run_id, actor)
+            await check_step_refs(session, artifact.run_id, [artifact.step_id])
+            row = await session.scalar(
+                pg_insert(Artifact).values(**row_values(artifact)).returning(Artifact)
+            )
+            return ArtifactRecord.model_validate(row)
+
+    @retried
+    async def get_artifacts(
+        self, run_id: uuid.UUID, *, actor: str | None = None
+    ) -> list[ArtifactRecord]:
+        stmt = ARTIFACTS.order(select(Artifact).where(Artifact.run_id == run_id))
+        async with transaction(self._db, "get_artifacts") as session:
+            if actor is not None:
+                await check_run_owner(session, run_id, actor)
+            return [ArtifactRecord.model_validate(r) for r in await session.scalars(stmt)]
+
+    @retried
+    async def list_artifacts(
+        self,
+        run_id: uuid.UUID,
+        *,
+        actor: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[ArtifactRecord]:
+        stmt = select(Artifact).where(Artifact.run_id == run_id)
+        async with transaction(self._db, "list_artifacts") as session:
+            await check_run_owner(session, run_id, actor)
+            return await keyset_page(
+                session, stmt, ARTIFACTS, ArtifactRecord, self._cursors, limit=limit, cursor=cursor
+            )
+
+    # LLM calls ------------------------------------------------------------------------
+
+    @retried
+    async def save_llm_call(
+        self, call: LLMCallCreate, *, actor: str | None = None
+    ) -> LLMCallRecord:
+        values = row_values(call)
+        if values["total_tokens"] is None:
+            values["total_tokens"] = call.prompt_tokens + call.completion_tokens
+        async with transaction(self._db, "save_llm_call") as session:
+            await check_run_owner(session, call.run_id, actor)
+            await check_step_refs(session, call.run_id, [call.step_id])
+            row = await session.scalar(pg_insert(LLMCall).values(**values).returning(LLMCall))
+            return LLMCallRecord.model_validate(row)
+
+    @retried
+    async def get_llm_calls(
+        self, run_id: uuid.UUID, *, actor: str | None = None
+    ) -> list[LLMCallRecord]:
+        stmt = LLM_CALLS.order(select(LLMCall).where(LLMCall.run_id == run_id))
+        async with transaction(self._db, "get_llm_calls") as session:
+            if actor is not None:
+                await check_run_owner(session, run_id, actor)
+            return [LLMCallRecord.model_validate(r) for r in await session.scalars(stmt)]
+
+    @retried
+    async def list_llm_calls(
+        self,
+        run_id: uuid.UUID,
+        *,
+        actor: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[LLMCallRecord]:
+        stmt = select(LLMCall).where(LLMCall.run_id == run_id)
+        async with transaction(self._db, "list_llm_calls") as session:
+            await check_run_owner(session, run_id, actor)
+            return await keyset_page(
+                session, stmt, LLM_CALLS, LLMCallRecord, self._cursors, limit=limit, cursor=cursor
+            )
