@@ -4,8 +4,9 @@ Usage: python -m bench.ui_pages [--requests 10] [--steps 1000,10000]
 
 For a run of N steps (~370-byte JSON inputs) with 100 LLM calls: `GET /ui/runs/{id}`
 (signed in, HTML: one page of 200 waterfall rows) beside what a client of the API reads
-to draw the same page: `GET /runs/{id}` + `/steps` + `/llm-calls` + `/stats`, in-process
-(httpx over ASGI), sequential. The ratio is the page's price over the API's.
+to draw the same page: `GET /runs/{id}` + `/steps` + `/llm-calls` + `/stats` (each child
+list answers its first page, at most MAX_CHILDREN_PER_REQUEST rows), in-process (httpx
+over ASGI), sequential. The ratio is the page's price over the API's.
 """
 
 from __future__ import annotations
