@@ -201,6 +201,8 @@ def when(value: datetime | None) -> str:
 def duration(ms: float | None) -> str:
     if ms is None:
         return "—"
+    if ms == 0:
+        return "0 ms"
     if ms < 1:
         return f"{ms:.2f} ms"
     if ms < 1000:
@@ -224,14 +226,17 @@ def run_duration(run: RunSummary) -> float | None:
 
 
 def usd(value: Decimal | float | None) -> str:
+    """Dollars to four significant digits ($0.001916, $0.0004413, $12.35); the API has
+    the exact amount."""
     if value is None:
         return "—"
     amount = Decimal(str(value))
     if amount == 0:
         return "$0"
-    if amount < Decimal("0.01"):
-        return f"${amount.normalize():f}"
-    return f"${amount:,.4f}".rstrip("0").rstrip(".")
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    rounded = amount.quantize(Decimal(1).scaleb(amount.adjusted() - 3))
+    return "$" + f"{rounded:f}".rstrip("0").rstrip(".")
 
 
 def number(value: int | float | None) -> str:
