@@ -112,7 +112,7 @@ def test_waterfall_bars_sit_on_the_runs_time_axis() -> None:
     assert bars[2] == (None, None)
     assert fall.span_ms == 10_000
     assert [label for _, label in fall.ticks] == [
-        "0.00 ms",
+        "0 ms",
         "2.50 s",
         "5.00 s",
         "7.50 s",
