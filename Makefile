@@ -5,6 +5,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# Headless Chromium for the browser tests (tests/agentkit): Debian's package, installed
+# once when it is missing (these machines are Debian, and make runs as root on them).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: serve test lint typecheck check install bench bench-runs fuzz load clean screenshots
 
@@ -29,8 +32,12 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
-test: check
+test: check $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 # PNGs of every dashboard page with sample data, for the README (needs `apt-get install chromium`).
 screenshots: $(STAMP)

@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError
 
 from chad_memory.errors import ChadMemoryError
-from chad_memory.settings import get_settings
+from chad_memory.settings import Settings, get_settings, is_loopback
 from chad_memory.stores.keys import ApiKeyStore
 
 logger = logging.getLogger("chad_memory.cli")
@@ -67,11 +67,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from chad_memory.embedded import stop_embedded_servers
 
     settings = get_settings()
+    if settings.auth_mode == "local" and not is_loopback(args.host):
+        raise ValueError(
+            f"AUTH_MODE=local lets every request in without a key, so it listens on "
+            f"loopback only (127.0.0.1, ::1 or localhost), not {args.host!r}; "
+            "use AUTH_MODE=api_key to serve other machines"
+        )
     if settings.database_url is None:
         _prepare_embedded()
     elif args.migrate:
         _migrate()
-    _say(f"serving on http://{args.host}:{args.port}")
+    _say(f"serving on http://{args.host}:{args.port} ({_access(settings)})")
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the process;
     # with the default handler that kills us before any cleanup runs, orphaning the
     # embedded PostgreSQL. Turning it into SystemExit lets the finally block stop it.
@@ -89,6 +95,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         stop_embedded_servers()
     return 0
+
+
+def _access(settings: Settings) -> str:
+    """Who may call, for the start-up line: a local-mode server says so before anything."""
+    if settings.auth_mode == "local":
+        who = f"AUTH_MODE=local: no key needed, every request acts as {settings.local_actor!r}"
+        who += ", this machine only"
+    elif settings.auth_mode == "trusted_header":
+        who = "AUTH_MODE=trusted_header: the actor is X-Actor-ID from your auth proxy"
+    else:
+        who = "AUTH_MODE=api_key: Authorization: Bearer <key>"
+    origins = ", ".join(settings.cors_origins) or "none"
+    return f"{who}; CORS origins: {origins}"
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

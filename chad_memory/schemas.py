@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     field_validator,
     model_validator,
 )
@@ -27,13 +28,36 @@ from pydantic.json_schema import SkipJsonSchema
 from chad_memory.validation import MAX_ACTOR_LENGTH, check_actor, check_json, check_text
 from chad_memory.vocabulary import MessageRole, RunStatus, StepStatus
 
+# asyncpg writes these two instants as PostgreSQL -infinity / infinity and reads those
+# back as naive datetimes: storing them would not keep what was sent.
+EARLIEST_INSTANT = datetime.min.replace(tzinfo=UTC)
+LATEST_INSTANT = datetime.max.replace(tzinfo=UTC)
+_RANGE = (
+    "timestamps must lie strictly between 0001-01-01T00:00:00Z and "
+    "9999-12-31T23:59:59.999999Z (the storable range)"
+)
+
 
 def _as_utc(value: datetime) -> datetime:
-    """Naive datetimes are taken as UTC; aware ones are converted, so storage is uniform."""
+    """Naive datetimes are taken as UTC; aware ones are converted, so storage is uniform.
+
+    One rule for every timestamp field, input and filter alike: what is stored (or
+    compared) is exactly the instant sent, or the value is refused.
+    """
     try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise ValueError("datetime is out of range once converted to UTC") from exc
+        raise ValueError(f"datetime is out of range once converted to UTC: {_RANGE}") from exc
+    if utc in (EARLIEST_INSTANT, LATEST_INSTANT):
+        raise ValueError(f"datetime is out of range: {_RANGE}")
+    return utc
+
+
+def not_bool(value: Any) -> Any:
+    """JSON's true/false are not numbers; pydantic's lax mode would read them as 1/0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
 
 
 def _not_a_number(value: Any) -> Any:
@@ -56,10 +80,17 @@ Actor = Annotated[
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
+# Numbers in bodies are never booleans. Floats are strict (ints are still taken, strings
+# and booleans are not); integers refuse booleans and keep pydantic's other conversions.
+# Put an integer's bounds before NotBool, so the OpenAPI document states them.
+NotBool = BeforeValidator(not_bool)
+Int32 = Annotated[int, Field(ge=0, le=2**31 - 1), NotBool]
+Int64 = Annotated[int, Field(ge=0, le=2**63 - 1), NotBool]
+Number = Annotated[float, Strict()]
 # Bounded (about 31 years) so sums and averages over many rows stay finite in float8.
 MAX_MILLISECONDS = 1e12
-Milliseconds = Annotated[float, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
-TokenCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Milliseconds = Annotated[Number, Field(ge=0, le=MAX_MILLISECONDS, allow_inf_nan=False)]
+TokenCount = Int32
 Cost = Annotated[Decimal, Field(ge=0, lt=Decimal("1e10"), allow_inf_nan=False)]
 
 _metadata_field: Any = Field(
@@ -204,7 +235,7 @@ class Page(BaseModel, Generic[T]):
 class StepFields(Input):
     """A step as a client describes it; the run comes from the path (HTTP) or the caller."""
 
-    step_index: int = Field(ge=0, le=2**31 - 1)
+    step_index: Int32
     parent_step_id: uuid.UUID | None = None
     name: ShortText | None = None
     type: ShortText | None = None
@@ -248,7 +279,7 @@ class ArtifactFields(Input):
     step_id: uuid.UUID | None = None
     name: ShortText
     content_type: ShortText | None = None
-    size_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    size_bytes: Int64 | None = None
     url: Annotated[str, Field(max_length=4096), AfterValidator(check_text)] | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     metadata: JsonObject = Field(default_factory=dict)
@@ -369,7 +400,7 @@ class EmbeddingFields(Input):
     source_id: ShortText | None = None
     run_id: uuid.UUID | None = None
     content: SafeText | None = None
-    embedding: list[float] = Field(min_length=1)
+    embedding: list[Number] = Field(min_length=1)
     metadata: JsonObject = Field(default_factory=dict)
 
 

@@ -6,12 +6,16 @@ case-insensitive, so `DATABASE_URL` and `database_url` are the same setting.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chad_memory.validation import check_actor
 
 
 class Settings(BaseSettings):
@@ -50,7 +54,14 @@ class Settings(BaseSettings):
     ivfflat_probes: int | None = Field(default=None, ge=1, le=32_768)
 
     # Service.
-    auth_mode: Literal["api_key", "trusted_header"] = "api_key"
+    # api_key: `Authorization: Bearer <key>`. trusted_header: `X-Actor-ID` from an auth
+    # proxy. local: no credentials, every request acts as `local_actor`; for one person's
+    # app on their own machine, so `serve` listens on loopback only in this mode.
+    auth_mode: Literal["api_key", "trusted_header", "local"] = "api_key"
+    local_actor: str = "local"
+    # Browser origins allowed to call the API (CORS), comma-separated in the environment,
+    # e.g. CORS_ORIGINS=http://localhost:5173. Empty: no cross-origin browser access.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
@@ -69,6 +80,20 @@ class Settings(BaseSettings):
             return None
         return to_asyncpg_url(value.strip())
 
+    @field_validator("local_actor")
+    @classmethod
+    def _local_actor_is_an_actor(cls, value: str) -> str:
+        return check_actor(value, "LOCAL_ACTOR")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [to_origin(item) if isinstance(item, str) else item for item in value]
+        return value
+
 
 def to_asyncpg_url(url: str) -> str:
     """Rewrite any PostgreSQL URL scheme to the asyncpg driver SQLAlchemy needs."""
@@ -81,6 +106,46 @@ def to_asyncpg_url(url: str) -> str:
     raise ValueError(
         f"DATABASE_URL must be a PostgreSQL URL, got scheme of {url.split(':', 1)[0]!r}"
     )
+
+
+def to_origin(value: str) -> str:
+    """A CORS origin as browsers send it in `Origin`, or "*": scheme://host[:port].
+
+    Browsers compare origins as exact strings, so an entry with a path or a trailing
+    slash would silently never match; it is refused instead. Scheme and host are
+    case-insensitive and browsers send them lowercase, so they are lowercased here.
+    """
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or value.endswith(("?", "#"))
+    ):
+        raise ValueError(
+            f"CORS_ORIGINS entry {value!r} is not an origin: write scheme://host[:port], "
+            "with no path and no trailing slash (e.g. http://localhost:5173), or *"
+        )
+    try:
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError as exc:
+        raise ValueError(f"CORS_ORIGINS entry {value!r} has an invalid port") from exc
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def is_loopback(host: str) -> bool:
+    """True for hosts only this machine can reach: localhost, 127.0.0.0/8, ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,7 @@ these up front with a message that says where the bad value is.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,12 @@ from typing import Any
 from chad_memory.errors import EmbeddingDimensionError, InvalidInputError
 
 MAX_JSON_DEPTH = 64
+# Values (objects, arrays, strings, numbers, booleans, nulls) in one JSON field. Checking
+# is linear in this count and the request body limit bounds the number of fields, so the
+# two together bound the work one request can cause.
+MAX_JSON_NODES = 100_000
+# Longest key or echoed text quoted in an error message; the rest is elided.
+MAX_QUOTED_CHARS = 40
 
 
 def text_problem(value: str) -> str | None:
@@ -50,76 +57,174 @@ def check_actor(value: str, where: str = "actor") -> str:
     return check_text(value, where)
 
 
-def _plainly_valid(value: Any, depth: int = 0) -> bool:
-    """True when `check_json` would surely accept `value`; False means: walk it fully.
+def quoted(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`text` cut to `limit` characters for an error message: input is never echoed whole."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
-    The full walk builds a path string for every node so an error can say where it is;
-    for the common case of a clean payload that was most of the cost of validating a step
-    (22 us of a ~500-byte payload in bench/ingest.py). This pass builds nothing and gives
-    up on anything unusual (tuples, Decimals, subclasses), leaving the verdict and the
-    message to the full walk.
+
+class _Bad(Exception):
+    """A problem found deep in a value; each frame adds its key while it unwinds.
+
+    The path is built only for the one bad node. Building it for every node as the walk
+    went made checking a wide value under long keys quadratic (a 10 MB body held the
+    worker for about a minute).
     """
-    if depth > MAX_JSON_DEPTH:
-        return False
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.path: list[str | int] = []
+
+
+def _scalar_problem(value: Any) -> str | None:
+    """Why a non-container cannot be stored as JSON(B), or None."""
     kind = type(value)
     if kind is str:
-        return "\x00" not in value and (value.isascii() or text_problem(value) is None)
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _plainly_valid(key, depth):
-                return False
-            if not _plainly_valid(item, depth + 1):
-                return False
-        return True
-    if kind is list:
-        return all(_plainly_valid(item, depth + 1) for item in value)
+        return text_problem(value) if "\x00" in value or not value.isascii() else None
     if kind is float:
-        return math.isfinite(value)
-    return value is None or kind is int or kind is bool
-
-
-def check_json(value: Any, where: str = "json", _depth: int = 0) -> Any:
-    """Walk a JSON-like value and reject NUL bytes, bad surrogates and non-finite numbers."""
-    if _depth == 0 and _plainly_valid(value):
-        return value
-    if _depth > MAX_JSON_DEPTH:
-        raise InvalidInputError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+        return None if math.isfinite(value) else f"holds a non-finite number ({value})"
+    if value is None or kind is int or kind is bool:
+        return None
     if isinstance(value, str):
-        check_text(value, where)
-    elif isinstance(value, bool) or value is None or isinstance(value, int):
-        pass
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{where} holds a non-finite number ({value})")
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise InvalidInputError(f"{where} holds a non-finite number ({value})")
-    elif isinstance(value, dict):
+        return text_problem(value)
+    if isinstance(value, int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"holds a non-finite number ({value})"
+    if isinstance(value, Decimal):
+        return None if value.is_finite() else f"holds a non-finite number ({value})"
+    return f"holds a {type(value).__name__}, which is not JSON"
+
+
+def _walk(value: Any, depth: int, budget: list[int]) -> None:
+    """Check one container (dict, list or tuple) and its members.
+
+    The common scalars (str, int, bool, None, float) are checked inline: a call per leaf
+    was most of the cost.
+    """
+    if depth >= MAX_JSON_DEPTH and value:
+        raise _Bad(f"is nested deeper than {MAX_JSON_DEPTH} levels")
+    budget[0] -= len(value)
+    if budget[0] < 0:
+        raise _Bad(f"holds more than {MAX_JSON_NODES:,} JSON values (MAX_JSON_NODES)")
+    if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInputError(f"{where} has a non-string key {key!r}")
-            check_text(key, f"{where} key")
-            check_json(item, f"{where}.{key}", _depth + 1)
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            check_json(item, f"{where}[{i}]", _depth + 1)
-    else:
-        raise InvalidInputError(f"{where} holds a {type(value).__name__}, which is not JSON")
+            if type(key) is not str and not isinstance(key, str):
+                raise _Bad(f"has a non-string key {quoted(repr(key))}")
+            if "\x00" in key or not key.isascii():
+                problem = text_problem(key)
+                if problem:
+                    raise _Bad(f"key {problem}")
+            kind = type(item)
+            if kind is str:
+                if "\x00" not in item and item.isascii():
+                    continue
+            # item - item == 0.0 is false for NaN and +-inf
+            elif (
+                kind is int
+                or kind is bool
+                or item is None
+                or (kind is float and item - item == 0.0)
+            ):
+                continue
+            try:
+                _member(item, depth, budget)
+            except _Bad as bad:
+                bad.path.append(key)
+                raise
+        return
+    for i, item in enumerate(value):
+        kind = type(item)
+        if kind is str:
+            if "\x00" not in item and item.isascii():
+                continue
+        elif kind is int or kind is bool or item is None or (kind is float and item - item == 0.0):
+            continue
+        try:
+            _member(item, depth, budget)
+        except _Bad as bad:
+            bad.path.append(i)
+            raise
+
+
+def _member(item: Any, depth: int, budget: list[int]) -> None:
+    """The slow path for one member: containers, non-ASCII text, and anything unusual."""
+    if isinstance(item, dict | list | tuple):
+        _walk(item, depth + 1, budget)
+        return
+    problem = _scalar_problem(item)
+    if problem:
+        raise _Bad(problem)
+
+
+def _where(where: str, path: list[str | int]) -> str:
+    """`where.a[3].b` from a path collected innermost first, long keys elided."""
+    out = where
+    for part in reversed(path):
+        out += f"[{part}]" if isinstance(part, int) else f".{quoted(part)}"
+    return out
+
+
+def check_json(value: Any, where: str = "json") -> Any:
+    """Refuse NUL bytes, lone surrogates, non-finite numbers, non-JSON types, nesting
+    past MAX_JSON_DEPTH and more than MAX_JSON_NODES values; returns `value` unchanged.
+
+    One pass, nothing allocated per node: the cost is linear in the value's size and
+    bounded by MAX_JSON_NODES, and the error says where the bad node is.
+    """
+    if not isinstance(value, dict | list | tuple):
+        problem = _scalar_problem(value)
+        if problem:
+            raise InvalidInputError(f"{where} {problem}")
+        return value
+    try:
+        _walk(value, 0, [MAX_JSON_NODES - 1])
+    except _Bad as bad:
+        raise InvalidInputError(f"{_where(where, bad.path)} {bad.problem}") from None
     return value
 
 
+# float4 limits. pgvector stores components as float4 and sums squares and products in
+# float4 (VectorCosineSimilarity), so a vector must survive that arithmetic, not only
+# float8's, for its cosine similarity to be a number.
+FLOAT4_MAX = 3.4028234663852886e38
+FLOAT4_MIN_NORMAL = 1.1754943508222875e-38
+# The largest component's square must be a normal float4, else every square (and the
+# norm) can be 0 and the score NaN; the norm's square must stay well inside float4 (half
+# its range leaves room for float4 rounding over 16,000 terms), else it is infinite.
+MIN_EMBEDDING_COMPONENT = math.sqrt(FLOAT4_MIN_NORMAL)  # about 1.08e-19
+MAX_EMBEDDING_NORM = math.sqrt(FLOAT4_MAX / 2)  # about 1.3e19
+
+
 def check_embedding(values: Sequence[float], dim: int, where: str = "embedding") -> list[float]:
-    """A plain list of `dim` finite floats, or a clear error before anything reaches SQL."""
+    """A plain list of `dim` finite floats whose cosine similarity pgvector can compute,
+    checked as it will be stored (float4), or a clear error before anything reaches SQL."""
     if len(values) != dim:
         raise EmbeddingDimensionError(expected=dim, got=len(values))
-    # Pydantic has usually made these floats already; converting 1536 of them again per
-    # row was most of add_embeddings' Python time. sum() both type-checks (numbers only)
-    # and, when finite, proves every element finite (NaN and inf propagate) in one C loop.
     out = values if isinstance(values, list) else list(values)
     try:
-        total = sum(out)
+        # One C call over float8 values (NaN and inf propagate): a norm well inside the
+        # band proves every float4 condition below, so the common case stops here.
+        norm = math.hypot(*out)
     except TypeError:
         raise InvalidInputError(f"{where} must hold numbers") from None
-    if not math.isfinite(total) and not all(math.isfinite(v) for v in out):
-        raise InvalidInputError(f"{where} holds NaN or an infinite value")
+    if MIN_EMBEDDING_COMPONENT * math.sqrt(dim) * 1.001 <= norm <= MAX_EMBEDDING_NORM * 0.999:
+        return out
+    stored = array("f", out)  # float4, as pgvector keeps it; out-of-range becomes inf
+    if not all(math.isfinite(v) for v in (sum(out), max(stored), min(stored))):
+        if not all(math.isfinite(v) for v in out):
+            raise InvalidInputError(f"{where} holds NaN or an infinite value")
+        raise InvalidInputError(
+            f"{where} holds a component outside float4's range (+-{FLOAT4_MAX:.4g})"
+        )
+    largest = max(max(stored), -min(stored))
+    if largest < MIN_EMBEDDING_COMPONENT:
+        raise InvalidInputError(
+            f"{where} is zero once stored as float4 (every component is below "
+            f"{MIN_EMBEDDING_COMPONENT:.3g} in magnitude): its cosine similarity is undefined"
+        )
+    if math.hypot(*stored) > MAX_EMBEDDING_NORM:
+        raise InvalidInputError(
+            f"{where} is too long for float4 arithmetic (norm above {MAX_EMBEDDING_NORM:.3g}):"
+            " its cosine similarity cannot be computed"
+        )
     return out

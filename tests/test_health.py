@@ -6,16 +6,22 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from apps.core_api.main import create_app
-from chad_memory import EmbeddingCreate, PgVectorStore
+from chad_memory import ApiKeyStore, EmbeddingCreate, PgVectorStore
+from chad_memory.database import get_session_factory
 from chad_memory.settings import get_settings
 
 
 async def _get_health(engine: AsyncEngine, path: str = "/health") -> httpx.Response:
+    """GET `path`; with ?details=true it sends an API key, which details need."""
     app = create_app(engine=engine)
     async with app.router.lifespan_context(app):
+        headers = {}
+        if "details" in path:
+            secret = (await ApiKeyStore(get_session_factory(engine)).create_key("ops")).secret
+            headers["Authorization"] = f"Bearer {secret}"
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.get(path)
+            return await client.get(path, headers=headers)
 
 
 async def test_health_ok(engine: AsyncEngine) -> None:

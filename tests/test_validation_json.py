@@ -1,4 +1,4 @@
-"""check_json's quick pass never accepts what the full walk rejects, and errors keep paths."""
+"""check_json: one walk that refuses what PostgreSQL cannot store, with the bad node's path."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chad_memory import InvalidInputError
-from chad_memory.validation import MAX_JSON_DEPTH, _plainly_valid, check_json
+from chad_memory.validation import MAX_JSON_DEPTH, MAX_JSON_NODES, check_json
 
 
 def _nested(depth: int) -> Any:
@@ -30,12 +30,14 @@ BAD: list[tuple[Any, str]] = [
     ({"a": {1, 2}}, "json.a holds a set"),
     ((1, b"x"), r"json\[1\] holds a bytes"),
     (_nested(MAX_JSON_DEPTH + 2), "nested deeper than"),
+    ({"a": {"b": [0] * MAX_JSON_NODES}}, r"json.a.b holds more than 100,000 JSON values"),
+    ([[0] * 60_000, [0] * 60_000], r"json\[1\] holds more than"),
+    ({"k" * 10_000: {"b": "\x00"}}, r"json.kkkk\S*\.\.\. \(10000 characters\).b contains a NUL"),
 ]
 
 
 @pytest.mark.parametrize(("value", "message"), BAD)
 def test_bad_values_fail_with_their_path(value: Any, message: str) -> None:
-    assert not _plainly_valid(value)
     with pytest.raises(InvalidInputError, match=message):
         check_json(value)
 
@@ -48,6 +50,7 @@ GOOD: list[Any] = [
     (1, 2),  # tuples and Decimals are fine, via the full walk
     {"a": Decimal("1.5")},
     _nested(MAX_JSON_DEPTH),
+    [0] * (MAX_JSON_NODES - 1),  # the root counts too
 ]
 
 
@@ -56,7 +59,7 @@ def test_good_values_pass_unchanged(value: Any) -> None:
     assert check_json(value) is value
 
 
-def test_quick_pass_takes_plain_payloads() -> None:
-    assert _plainly_valid({"a": [1, 2.5, None, True, "é", {"b": []}]})
-    assert _plainly_valid(_nested(MAX_JSON_DEPTH))
-    assert not _plainly_valid((1, 2))
+def test_error_messages_quote_long_keys_short() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        check_json({"k" * 1_000_000: {"x" * 1_000_000: 1.0 * math.inf}})
+    assert len(str(caught.value)) < 300

@@ -2,7 +2,10 @@
 
 Default: `Authorization: Bearer <api key>`. With AUTH_MODE=trusted_header the actor is
 taken from `X-Actor-ID`, which only makes sense behind an auth proxy that sets it; in the
-default mode that header is ignored entirely.
+default mode that header is ignored entirely. With AUTH_MODE=local every request acts as
+LOCAL_ACTOR without credentials: one person's app on their own machine. `serve` refuses
+to listen beyond loopback in that mode, and requests from other machines are refused
+here too, for a server started some other way (plain uvicorn on 0.0.0.0).
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from apps.core_api.deps import RunStoreDep, ThreadStoreDep
 from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import RunRecord, ThreadRecord
-from chad_memory.settings import Settings
+from chad_memory.settings import Settings, is_loopback
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.validation import check_actor
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `chad-memory keys create`")
+bearer = HTTPBearer(auto_error=False, description="An API key from `chad-memory keys create`")
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -29,10 +32,15 @@ def _unauthorized(detail: str) -> HTTPException:
 
 async def current_actor(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     x_actor_id: Annotated[str | None, Header(alias="X-Actor-ID", include_in_schema=False)] = None,
 ) -> str:
     settings: Settings = request.app.state.settings
+    if settings.auth_mode == "local":
+        if request.client is None or not is_loopback(request.client.host):
+            raise _unauthorized("AUTH_MODE=local answers requests from this machine only")
+        request.state.actor = settings.local_actor
+        return settings.local_actor
     if settings.auth_mode == "trusted_header":
         actor = (x_actor_id or "").strip()
         try:

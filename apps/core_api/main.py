@@ -6,17 +6,20 @@ settings; `create_app(settings=...)` reaches every store through one `Database`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import health, memory, runs, threads
+from apps.core_api.routers import agentkit, health, memory, runs, threads
 from apps.core_api.ui import install_ui
 from chad_memory.database import Database, check_db_connection, create_engine, resolve_database_url
 from chad_memory.errors import ChadMemoryError
@@ -24,7 +27,16 @@ from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
+if TYPE_CHECKING:
+    from chad_memory.embedded_supervisor import EmbeddedSupervisor
+
 logger = logging.getLogger("chad_memory.api")
+
+# What a browser front end may use across origins (CORS_ORIGINS): every method the routes
+# answer, and the request headers they read. X-Actor-ID is not among them: it is for an
+# auth proxy, never a browser.
+CORS_METHODS = ("GET", "POST", "PATCH", "DELETE")
+CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
 
 
 def create_app(
@@ -51,6 +63,7 @@ def create_app(
         app.state.vector_store = PgVectorStore(db)
         app.state.key_store = ApiKeyStore(db)
         app.state.thread_store = ThreadStore(db)
+        supervisor = _embedded_supervisor(settings) if own_engine else None
         if not await check_db_connection(db.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
@@ -60,6 +73,9 @@ def create_app(
         try:
             yield
         finally:
+            if supervisor is not None:
+                # Before anything stops the server on purpose, so it is not revived.
+                await asyncio.to_thread(supervisor.stop)
             await app.state.key_store.aclose()
             if own_engine:
                 await db.engine.dispose()
@@ -74,13 +90,38 @@ def create_app(
     install_error_handlers(app)
     # Added last = outermost: the access log sees every answer, 413/415 included.
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Outside the body guard, so a browser can read its 413/415 answers too.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_HEADERS),
+            expose_headers=["Retry-After", "X-Total-Exact"],
+            # Browsers send no cookies or HTTP auth here; an API key is a header the page
+            # sets itself, which needs no credentials mode.
+            allow_credentials=False,
+            max_age=600,
+        )
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(agentkit.router)
     install_ui(app)
     return app
+
+
+def _embedded_supervisor(settings: Settings) -> EmbeddedSupervisor | None:
+    """On the embedded database (no DATABASE_URL), a watcher that restarts it if it dies."""
+    if settings.database_url is not None:
+        return None
+    from chad_memory.embedded_supervisor import EmbeddedSupervisor
+
+    supervisor = EmbeddedSupervisor(settings.chad_data_dir)
+    supervisor.start()
+    return supervisor
 
 
 _app: FastAPI | None = None

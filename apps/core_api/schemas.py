@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -32,6 +32,8 @@ from chad_memory.schemas import (
     JsonObject,
     LLMCallCreate,
     LLMCallFields,
+    NotBool,
+    Number,
     Page,
     RunCreate,
     RunFields,
@@ -78,6 +80,21 @@ CostBody = Annotated[
         }
     ),
 ]
+
+
+Created = TypeVar("Created", bound=BaseModel)
+
+
+def adopt(body: BaseModel, record: type[Created], **extra: Any) -> Created:
+    """The library's create model for a validated body, without validating it again.
+
+    Each body is a subclass of the library's *Fields model, so every rule (NUL, depth,
+    node budget, bounds) has already run once; a second validation walked every value
+    of a 1,000-step batch again, and model_dump copied it. `extra` holds what the body
+    cannot carry and the server has already checked: the run from the path, the actor
+    from the API key.
+    """
+    return record.model_construct(**dict(body), **extra)
 
 
 class Problem(BaseModel):
@@ -167,7 +184,7 @@ class RunListQuery(RunFilterFields):
 
 class StepCreateBody(StepFields):
     def to_create(self, run_id: uuid.UUID) -> StepCreate:
-        return StepCreate(run_id=run_id, **self.model_dump())
+        return adopt(self, StepCreate, run_id=run_id)
 
 
 StepBatch = Annotated[
@@ -177,7 +194,7 @@ StepBatch = Annotated[
 
 class ArtifactCreateBody(ArtifactFields):
     def to_create(self, run_id: uuid.UUID) -> ArtifactCreate:
-        return ArtifactCreate(run_id=run_id, **self.model_dump())
+        return adopt(self, ArtifactCreate, run_id=run_id)
 
 
 class LLMCallCreateBody(LLMCallFields):
@@ -186,7 +203,7 @@ class LLMCallCreateBody(LLMCallFields):
     )
 
     def to_create(self, run_id: uuid.UUID) -> LLMCallCreate:
-        return LLMCallCreate(run_id=run_id, **self.model_dump())
+        return adopt(self, LLMCallCreate, run_id=run_id)
 
 
 # Memory -------------------------------------------------------------------------------
@@ -196,7 +213,7 @@ class MemoryItem(EmbeddingFields):
     run_id: uuid.UUID | None = Field(default=None, description="one of the caller's runs")
 
     def to_create(self, actor: str) -> EmbeddingCreate:
-        return EmbeddingCreate(actor=actor, **self.model_dump())
+        return adopt(self, EmbeddingCreate, actor=actor)
 
 
 class MemoryAddBody(Input):
@@ -208,12 +225,12 @@ class MemoryAdded(BaseModel):
 
 
 class MemorySearchBody(Input):
-    embedding: list[float] = Field(min_length=1)
-    k: int = Field(default=10, ge=1, le=MAX_SEARCH_K)
+    embedding: list[Number] = Field(min_length=1)
+    k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K), NotBool] = 10
     namespace: ShortText | None = None
     source_id: ShortText | None = None
     metadata: JsonObject | None = Field(default=None, description="hits contain this object")
-    min_score: float | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
+    min_score: Number | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
 
 
 class MemorySearchResult(BaseModel):

@@ -16,13 +16,17 @@ from chad_memory.errors import InvalidInputError
 
 MAX_PAGE_SIZE = 1000
 MAX_BATCH = 10_000
+# PostgreSQL reads and discards every skipped row; past this, page with a cursor.
+MAX_OFFSET = 1_000_000
 
 
 def check_page(limit: int, offset: int) -> None:
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-    if offset < 0:
-        raise InvalidInputError("offset must not be negative")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidInputError(
+            f"offset must be between 0 and {MAX_OFFSET:,}; page further with a cursor"
+        )
 
 
 def check_batch(items: Sequence[Any], what: str) -> None:

@@ -62,7 +62,11 @@ class StatsMethods(Store):
         start, end = run.started_at, run.completed_at
         if start is None or end is None:
             start, end = steps[2], steps[3]
-        duration = (end - start).total_seconds() * 1000 if start and end else None
+        # asyncpg reads PostgreSQL's -infinity / infinity (rows stored before the input
+        # refused those instants) as naive datetimes: an infinite span has no duration.
+        duration = None
+        if start is not None and end is not None and start.tzinfo and end.tzinfo:
+            duration = (end - start).total_seconds() * 1000
 
         def _float(value: Any) -> float | None:
             return None if value is None else float(value)

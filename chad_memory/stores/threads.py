@@ -28,7 +28,7 @@ from chad_memory.schemas import (
     ThreadUpdate,
 )
 from chad_memory.stores.base import Store, check_owner_of
-from chad_memory.stores.limits import check_batch, row_values
+from chad_memory.stores.limits import MAX_PAGE_SIZE, check_batch, row_values
 from chad_memory.stores.paging import Keyset, keyset_page
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_actor
@@ -78,13 +78,25 @@ class ThreadStore(Store):
 
     @retried
     async def list_threads(
-        self, actor: str, *, limit: int = 50, cursor: str | None = None
+        self, actor: str, *, limit: int = 50, offset: int = 0, cursor: str | None = None
     ) -> Page[ThreadRecord]:
-        """An actor's threads, most recently active first (updated_at desc)."""
+        """An actor's threads, most recently active first (updated_at desc).
+
+        `offset` skips that many threads (after the cursor, if both are given), for
+        clients that page by position; a thread that becomes active meanwhile shifts
+        those pages, which the cursor does not.
+        """
         stmt = select(Thread).where(Thread.actor == check_actor(actor))
         async with transaction(self._db, "list_threads") as session:
             return await keyset_page(
-                session, stmt, THREADS, ThreadRecord, self._cursors, limit=limit, cursor=cursor
+                session,
+                stmt,
+                THREADS,
+                ThreadRecord,
+                self._cursors,
+                limit=limit,
+                cursor=cursor,
+                offset=offset,
             )
 
     @retried
@@ -179,6 +191,26 @@ class ThreadStore(Store):
             return await keyset_page(
                 session, stmt, MESSAGES, MessageRecord, self._cursors, limit=limit, cursor=cursor
             )
+
+    async def list_all_messages(
+        self, thread_id: uuid.UUID, *, actor: str | None = None
+    ) -> list[MessageRecord]:
+        """Every message of a thread, oldest first, read page by page with the cursor.
+
+        For clients that take a conversation whole. Each page is its own transaction;
+        the keyset cursor keeps the pages from overlapping or skipping a message while
+        others append.
+        """
+        messages: list[MessageRecord] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_messages(
+                thread_id, limit=MAX_PAGE_SIZE, cursor=cursor, actor=actor
+            )
+            messages.extend(page.items)
+            if page.next_cursor is None:
+                return messages
+            cursor = page.next_cursor
 
     @retried
     async def count_messages(self, thread_id: uuid.UUID) -> int:

@@ -268,9 +268,9 @@ class PgVectorStore(Store):
         (or the graph) until k rows pass the filter. Probes / ef_search come from the index
         actually present (see chad_memory.vector_index).
         """
+        # Zero, underflowing and overflowing vectors are refused here as on add: their
+        # cosine score would be NaN, sort first and pass any min_score.
         query = check_embedding(embedding, self.dim, "query embedding")
-        if not any(query):
-            raise InvalidInputError("query embedding is all zeros; cosine similarity is undefined")
         if not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k must be between 1 and {MAX_K}")
         if min_score is not None and not math.isfinite(min_score):

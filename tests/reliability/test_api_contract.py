@@ -163,6 +163,12 @@ def text_cases(run: str, thread: str) -> Iterator[tuple[str, str, Any]]:
     ]
     for message in messages:
         yield "POST", f"/threads/{thread}/messages", {"role": "user", **message}
+    agentkit = {"agent_type": "chat", "model": "m", "provider": "p"}
+    for body in ({"agent_type": X}, {"model": X}, {"provider": X}, {"title": X}):
+        yield "POST", "/api/threads", {**agentkit, **body}
+    yield "PATCH", f"/api/threads/{thread}", {"title": X}
+    for message in ({"content": X}, {"artifact_data": {"k": [X]}}, {"metadata": {X: "v"}}):
+        yield "POST", f"/api/threads/{thread}/messages", {"role": "user", **message}
 
 
 async def _send(api: Served, method: str, path: str, body: Any) -> Any:
@@ -396,6 +402,17 @@ async def test_responses_carry_only_documented_fields(world: World) -> None:
             await c.post("/memory/search", json={"embedding": vector()}, headers=h),
         ),
         ("/runs", "post", await c.post("/runs", json={}, headers={**h, "Idempotency-Key": "d"})),
+        ("/api/threads", "get", await c.get("/api/threads", headers=h)),
+        (
+            "/api/threads/{thread_id}",
+            "get",
+            await c.get(f"/api/threads/{world.thread_id}", headers=h),
+        ),
+        (
+            "/api/threads/{thread_id}/messages",
+            "get",
+            await c.get(f"/api/threads/{world.thread_id}/messages", headers=h),
+        ),
     ]
     problems = []
     for path, method, answer in reads:
@@ -427,6 +444,15 @@ BOB_BODIES: dict[tuple[str, str], Any] = {
     ("get", "/threads/{thread_id}/runs"): None,
     ("delete", "/messages/{message_id}"): None,
 }
+# AgentKit's protocol (/api) has no 403: another actor's row answers its plain 404.
+BOB_BODIES_404: dict[tuple[str, str], Any] = {
+    ("get", "/api/threads/{thread_id}"): None,
+    ("patch", "/api/threads/{thread_id}"): {"title": "pwned"},
+    ("delete", "/api/threads/{thread_id}"): None,
+    ("get", "/api/threads/{thread_id}/messages"): None,
+    ("post", "/api/threads/{thread_id}/messages"): {"role": "user", "content": "pwned"},
+    ("delete", "/api/messages/{message_id}"): None,
+}
 
 
 async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothing(
@@ -437,10 +463,11 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
     routes = {
         (method, path) for path, ops in spec["paths"].items() if "{" in path for method in ops
     }
-    assert routes == set(BOB_BODIES), f"routes with ids changed: {routes ^ set(BOB_BODIES)}"
+    expected = set(BOB_BODIES) | set(BOB_BODIES_404)
+    assert routes == expected, f"routes with ids changed: {routes ^ expected}"
     before = await snapshot(world.watcher)
     wrong = []
-    for (method, path), body in BOB_BODIES.items():
+    for (method, path), body in {**BOB_BODIES, **BOB_BODIES_404}.items():
         url = (
             path.replace("{run_id}", run)
             .replace("{thread_id}", world.thread_id)
@@ -449,7 +476,7 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
         # Bob also tries to pass himself off as alice through headers that must not count.
         headers = {**bob, "X-Actor-ID": "alice"}
         answer = await c.request(method.upper(), url, json=body, headers=headers)
-        if answer.status_code != 403:
+        if answer.status_code != (404 if (method, path) in BOB_BODIES_404 else 403):
             wrong.append(f"{method.upper()} {path}: {answer.status_code}")
         elif "alice" in answer.text or "pwned" in answer.text:
             wrong.append(f"{method.upper()} {path} leaks: {answer.text}")
@@ -461,6 +488,9 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
     listed = await c.get("/threads", headers=bob)
     if listed.status_code != 200 or listed.json()["total"] != 0:
         wrong.append(f"GET /threads as bob: {listed.text[:200]}")
+    listed = await c.get("/api/threads", headers=bob)
+    if listed.json() != {"threads": []}:
+        wrong.append(f"GET /api/threads as bob: {listed.text[:200]}")
 
     # Memory: bob cannot attach to alice's run, see her items, or delete her source.
     attach = await c.post(

@@ -324,3 +324,23 @@ async def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(dash: Da
     assert fragment.status_code == 200
     assert fragment.text.startswith('<div id="run-body" class="live" hx-get=')
     assert "<html" not in fragment.text
+
+
+async def test_in_local_mode_this_machine_is_the_local_actor(
+    dash: Dashboard, engine: AsyncEngine
+) -> None:
+    settings = Settings(auth_mode="local", local_actor="alice", ui_session_secret=SecretStr(SECRET))
+    app = create_app(engine=engine, settings=settings)
+    local = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    remote = httpx.ASGITransport(app=app, client=("203.0.113.9", 5000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=local, base_url="http://t") as here,
+        httpx.AsyncClient(transport=remote, base_url="http://t") as there,
+    ):
+        page = await here.get("/ui/runs")
+        assert page.status_code == 200
+        assert "support-agent" in page.text
+        assert "bob-private" not in page.text
+        assert (await here.get(f"/ui/runs/{dash.sample.bob_run}")).status_code == 403
+        assert (await there.get("/ui/runs")).status_code == 303

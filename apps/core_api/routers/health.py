@@ -10,6 +10,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from apps.core_api.auth import bearer, current_actor
+from apps.core_api.schemas import Problem
 from chad_memory.database import check_db_connection
 from chad_memory.errors import ChadMemoryError
 
@@ -53,20 +55,36 @@ async def _vector_index(request: Request) -> dict[str, Any] | None:
     return details
 
 
-@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={
+        401: {"model": Problem, "description": "details=true without a valid API key"},
+        503: {"model": Health},
+    },
+)
 async def health(
     request: Request,
-    details: Annotated[bool, Query(description="add the vector index's state")] = False,
+    details: Annotated[
+        bool, Query(description="add the vector index's state (needs an API key)")
+    ] = False,
 ) -> JSONResponse:
     """200 when the database answers; 503 (and the process keeps running) when it does not.
 
-    The plain body is exactly {"status", "database"}, what load balancers poll. With
-    `?details=true` it also carries `vector_index`, so a stale IVFFLAT index (recall
-    dropping as rows grow past what it was trained on) is visible to operators; the
-    service also logs a stale index at startup and whenever it re-reads the index.
+    The plain body is exactly {"status", "database"}, what load balancers poll, and needs
+    no key. `?details=true` also carries `vector_index`, so a stale IVFFLAT index (recall
+    dropping as rows grow past what it was trained on) is visible to operators; its row
+    counts span every tenant, so details need an API key (401 without one). The service
+    also logs a stale index at startup and whenever it re-reads the index.
     """
     ok = await check_db_connection(request.app.state.engine, timeout=2.0)
-    index = await _vector_index(request) if ok and details else None
+    index = None
+    if ok and details:
+        # Read here, not declared as a dependency: the plain /health needs no key, and a
+        # security requirement in the OpenAPI document would say it did.
+        credentials = await bearer(request)
+        await current_actor(request, credentials, request.headers.get("X-Actor-ID"))
+        index = await _vector_index(request)
     body = Health(
         status="ok" if ok else "degraded",
         database="ok" if ok else "unavailable",

@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from apps.core_api.auth import current_actor
 from apps.core_api.ui.render import render
 from apps.core_api.ui.session import COOKIE, Session, codec
 from apps.core_api.ui.views import per_model, usage_series, waterfall
@@ -25,7 +26,6 @@ from chad_memory.schemas import RunFilter, RunStats
 from chad_memory.settings import Settings
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
-from chad_memory.validation import text_problem
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -71,11 +71,12 @@ async def signed_in(request: Request) -> Ui:
     state = request.app.state
     settings: Settings = state.settings
     session = read_session(request)
-    if settings.auth_mode == "trusted_header":
-        # Behind an auth proxy the proxy says who it is, as for the API.
-        actor = (request.headers.get("X-Actor-ID") or "").strip()
-        if not actor or len(actor) > 255 or text_problem(actor):
-            raise SignInRequired(_here(request))
+    if settings.auth_mode != "api_key":
+        # Local, or behind an auth proxy: the API's own rule names the actor.
+        try:
+            actor = await current_actor(request, None, request.headers.get("X-Actor-ID"))
+        except HTTPException:
+            raise SignInRequired(_here(request)) from None
         session = session or codec(request).new(actor)
     else:
         if session is None or session.key_id is None or session.actor is None:
