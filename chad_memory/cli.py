@@ -10,13 +10,18 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import Settings, get_settings, is_loopback
 from chad_memory.stores.keys import ApiKeyStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger("chad_memory.cli")
 T = TypeVar("T")
@@ -186,6 +191,107 @@ def cmd_memory_reindex(args: argparse.Namespace) -> int:
     return asyncio.run(runner())
 
 
+def _run_on_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run `work` on the process engine (starting the embedded server when needed)."""
+    from chad_memory.database import close_db_connections, get_engine
+
+    async def runner() -> T:
+        try:
+            return await work(get_engine())
+        finally:
+            await close_db_connections()
+
+    _prepare_embedded()
+    return asyncio.run(runner())
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from chad_memory.retention import PruneCriteria, PruneResult, parse_duration, prune
+
+    criteria = PruneCriteria.older_than(
+        parse_duration(args.older_than),
+        actor=args.actor,
+        status=args.status,
+        embeddings=args.with_embeddings,
+    )
+
+    def show(result: PruneResult) -> None:
+        d = result.deleted
+        _say(
+            f"[{result.elapsed_s:6.1f}s] batch {result.batches}: {d['runs']} runs, "
+            f"{d['steps']} steps, {d['llm_calls']} LLM calls deleted so far"
+        )
+
+    _say(f"pruning runs created before {criteria.cutoff.isoformat()}")
+    result = _run_on_engine(
+        lambda engine: prune(
+            engine,
+            criteria,
+            dry_run=args.dry_run,
+            batch_size=args.batch_size,
+            vacuum=not args.no_vacuum,
+            reclaim=args.reclaim,
+            progress=show,
+        )
+    )
+    d = result.deleted
+    verb = "would delete" if result.dry_run else "deleted"
+    print(
+        f"{verb} {d['runs']} runs, {d['steps']} steps, {d['llm_calls']} LLM calls, "
+        f"{d['artifacts']} artifacts, {d['embeddings']} embeddings"
+        f"{f' in {result.batches} batches' if result.batches else ''}"
+        f"{f'; then {result.vacuumed}' if result.vacuumed else ''}",
+        flush=True,
+    )
+    return 0
+
+
+def _since(value: str | None) -> datetime | None:
+    from chad_memory.errors import InvalidInputError
+
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"--since must be an ISO 8601 date or time, got {value!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from chad_memory.archive import ExportScope, TransferCounts, export_to_file
+
+    scope = ExportScope(actor=args.actor, since=_since(args.since))
+
+    def show(counts: TransferCounts) -> None:
+        _say(f"{counts.total} rows written ...")
+
+    counts = _run_on_engine(
+        lambda engine: export_to_file(engine, Path(args.out), scope, progress=show)
+    )
+    summary = ", ".join(f"{n} {kind.replace('_', ' ')}s" for kind, n in counts.rows.items())
+    print(f"exported {counts.total} rows to {args.out}: {summary}", flush=True)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from chad_memory.archive import TransferCounts, import_file
+
+    def show(counts: TransferCounts) -> None:
+        _say(f"{counts.total} rows inserted, {counts.skipped} already there ...")
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise OSError(f"no such file: {path}")
+    counts = _run_on_engine(lambda engine: import_file(engine, path, progress=show))
+    print(
+        f"imported {counts.total} rows ({counts.skipped} already present, "
+        f"{counts.unlinked} links to rows outside the file left empty)",
+        flush=True,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="chad-memory", description=__doc__)
@@ -230,6 +336,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reindex.set_defaults(func=cmd_memory_reindex)
 
+    prune_ = sub.add_parser(
+        "prune", help="delete runs (with their steps, LLM calls, artifacts) older than a duration"
+    )
+    prune_.add_argument("--older-than", required=True, help="90d, 12h, 30m or 45s")
+    prune_.add_argument("--actor", default=None, help="only this actor's runs")
+    prune_.add_argument("--status", default=None, help="only runs with this status")
+    prune_.add_argument(
+        "--with-embeddings",
+        action="store_true",
+        help="also delete embeddings tied to the pruned runs (default: keep them, unlinked)",
+    )
+    prune_.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    prune_.add_argument("--batch-size", type=int, default=500, help="runs per transaction")
+    prune_.add_argument("--no-vacuum", action="store_true", help="skip the VACUUM afterwards")
+    prune_.add_argument(
+        "--reclaim",
+        action="store_true",
+        help="VACUUM FULL afterwards: returns space to the OS but locks each table meanwhile",
+    )
+    prune_.set_defaults(func=cmd_prune)
+
+    export = sub.add_parser("export", help="write runs, threads and embeddings as JSON Lines")
+    export.add_argument("--out", required=True, help="FILE.jsonl, or FILE.jsonl.gz to compress")
+    export.add_argument("--actor", default=None, help="only this actor's data")
+    export.add_argument("--since", default=None, help="only rows from this ISO date/time on")
+    export.set_defaults(func=cmd_export)
+
+    import_ = sub.add_parser("import", help="load an export (ids kept; twice changes nothing)")
+    import_.add_argument("file")
+    import_.set_defaults(func=cmd_import)
+
     db = sub.add_parser("db", help="database chores")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_url = db_sub.add_parser("url", help="print the database URL in use")
@@ -239,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic names each autogenerate plugin it loads at INFO: noise for people running us.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

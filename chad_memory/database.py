@@ -45,7 +45,9 @@ def resolve_database_url(settings: Settings | None = None) -> str:
     if settings.database_url:
         return settings.database_url
     if _resolved_url is None:
-        _resolved_url = embedded_database_url(settings.chad_data_dir)
+        _resolved_url = embedded_database_url(
+            settings.chad_data_dir, verbose=settings.log_level.lower() == "debug"
+        )
     return _resolved_url
 
 

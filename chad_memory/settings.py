@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     # None lets the store pick probes from the index's list count.
     ivfflat_probes: int | None = Field(default=None, ge=1, le=32_768)
 
+    # A streaming replica for dashboard reads (chad_memory.replicas); unset: all on primary.
+    read_database_url: str | None = None
+    # How long reads stay on the primary after the replica was found unreachable.
+    read_replica_cooldown_seconds: float = Field(default=5.0, ge=0)
+
+    # Retention: when set, the service deletes runs older than this many days in the
+    # background (chad_memory.retention), every retention_interval_seconds.
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    retention_interval_seconds: int = Field(default=3600, ge=10)
+    # Also delete embeddings tied to pruned runs (default: keep them, unlinked).
+    retention_embeddings: bool = False
+
     # Service.
     # api_key: `Authorization: Bearer <key>`. trusted_header: `X-Actor-ID` from an auth
     # proxy. local: no credentials, every request acts as `local_actor`; for one person's
@@ -72,7 +84,7 @@ class Settings(BaseSettings):
     ui_session_secret: SecretStr | None = None
     ui_session_max_age_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         """Accept the URLs people paste (postgres://, postgresql://) and make them asyncpg's."""

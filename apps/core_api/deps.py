@@ -36,6 +36,17 @@ def get_vector_store(request: Request) -> PgVectorStore:
     return store
 
 
+def get_read_postgres_store(request: Request) -> PostgresStore:
+    """For dashboard reads: on the read replica when READ_DATABASE_URL is set."""
+    store: PostgresStore = request.app.state.read_postgres_store
+    return store
+
+
+def get_read_vector_store(request: Request) -> PgVectorStore:
+    store: PgVectorStore = request.app.state.read_vector_store
+    return store
+
+
 def get_thread_store(request: Request) -> ThreadStore:
     store: ThreadStore = request.app.state.thread_store
     return store
@@ -45,3 +56,5 @@ DbSession = Annotated[AsyncSession, Depends(get_db)]
 RunStoreDep = Annotated[PostgresStore, Depends(get_postgres_store)]
 VectorStoreDep = Annotated[PgVectorStore, Depends(get_vector_store)]
 ThreadStoreDep = Annotated[ThreadStore, Depends(get_thread_store)]
+ReadRunStoreDep = Annotated[PostgresStore, Depends(get_read_postgres_store)]
+ReadVectorStoreDep = Annotated[PgVectorStore, Depends(get_read_vector_store)]

@@ -62,6 +62,7 @@ def _page(request: Request, status: int, detail: str) -> Response | None:
 
 async def _chad_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChadMemoryError)
+    request.state.error = type(exc).__name__  # for the access log and the metrics
     status = status_for(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
     detail = _said(str(exc), MAX_DETAIL_CHARS) if status != 500 else "internal error"

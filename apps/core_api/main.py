@@ -18,11 +18,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
+from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import agentkit, health, memory, runs, threads
+from apps.core_api.routers import agentkit, health, memory, operations, runs, threads
 from apps.core_api.ui import install_ui
-from chad_memory.database import Database, check_db_connection, create_engine, resolve_database_url
+from chad_memory.database import (
+    Database,
+    RetryPolicy,
+    check_db_connection,
+    create_engine,
+    resolve_database_url,
+)
 from chad_memory.errors import ChadMemoryError
+from chad_memory.replicas import ReadRouted, ReplicaState
+from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
@@ -63,6 +72,8 @@ def create_app(
         app.state.vector_store = PgVectorStore(db)
         app.state.key_store = ApiKeyStore(db)
         app.state.thread_store = ThreadStore(db)
+        app.state.metrics.watch_pool(db.engine)
+        replica_engine = _route_reads(app, settings)
         supervisor = _embedded_supervisor(settings) if own_engine else None
         if not await check_db_connection(db.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
@@ -70,12 +81,29 @@ def create_app(
         else:
             with contextlib.suppress(ChadMemoryError):
                 await app.state.vector_store.index_info()  # logs a stale vector index
+        sweeper = None
+        if settings.retention_days is not None:
+            sweeper = asyncio.create_task(
+                retention_sweeper(
+                    app.state.engine,
+                    days=settings.retention_days,
+                    interval_s=settings.retention_interval_seconds,
+                    embeddings=settings.retention_embeddings,
+                ),
+                name="retention sweeper",
+            )
         try:
             yield
         finally:
             if supervisor is not None:
                 # Before anything stops the server on purpose, so it is not revived.
                 await asyncio.to_thread(supervisor.stop)
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            if replica_engine is not None:
+                await replica_engine.dispose()
             await app.state.key_store.aclose()
             if own_engine:
                 await db.engine.dispose()
@@ -87,6 +115,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
     install_error_handlers(app)
     # Added last = outermost: the access log sees every answer, 413/415 included.
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
@@ -103,12 +132,13 @@ def create_app(
             allow_credentials=False,
             max_age=600,
         )
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
     app.include_router(agentkit.router)
+    app.include_router(operations.router)
     install_ui(app)
     return app
 
@@ -122,6 +152,30 @@ def _embedded_supervisor(settings: Settings) -> EmbeddedSupervisor | None:
     supervisor = EmbeddedSupervisor(settings.chad_data_dir)
     supervisor.start()
     return supervisor
+
+
+def _route_reads(app: FastAPI, settings: Settings) -> AsyncEngine | None:
+    """The stores dashboard reads use: the primary's, or ReadRouted over a replica."""
+    app.state.read_postgres_store = app.state.postgres_store
+    app.state.read_vector_store = app.state.vector_store
+    if not settings.read_database_url:
+        return None
+    # One attempt on the replica: when it fails, the primary answers at once.
+    replica = Database(
+        create_engine(settings.read_database_url, settings),
+        settings,
+        retry_policy=RetryPolicy(attempts=1),
+    )
+    state = ReplicaState(settings.read_replica_cooldown_seconds)
+    app.state.replica = state
+    app.state.read_postgres_store = ReadRouted.of(
+        app.state.postgres_store, PostgresStore(replica), state
+    )
+    app.state.read_vector_store = ReadRouted.of(
+        app.state.vector_store, PgVectorStore(replica), state
+    )
+    logger.info("dashboard reads go to the read replica (READ_DATABASE_URL)")
+    return replica.engine
 
 
 _app: FastAPI | None = None

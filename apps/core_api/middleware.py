@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from apps.core_api.metrics import ServiceMetrics
 
 access_logger = logging.getLogger("chad_memory.api.access")
 
@@ -115,21 +119,37 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detai
     await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
 
 
-class AccessLogMiddleware:
-    """One JSON line per request: method, path, status, duration, actor. Never headers.
+# A caller's own request id is kept when it is short and plain; anything else is replaced.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID_HEADER = "X-Request-ID"
 
-    The actor is what the auth dependency put in `request.state.actor` (the request's
-    `scope["state"]`); the API key itself never reaches this logger.
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when it is well-formed, else a new one."""
+    sent = Headers(scope=scope).get(REQUEST_ID_HEADER)
+    return sent if sent is not None and _REQUEST_ID.match(sent) else uuid.uuid4().hex
+
+
+class AccessLogMiddleware:
+    """One JSON line per request (method, path, route, status, duration, actor, request
+    id), the same figures into the app's metrics, and the request id back in a header.
+
+    Never headers or bodies. The actor is what the auth dependency put in
+    `request.state.actor` (the request's `scope["state"]`); the API key itself never
+    reaches this logger. The route is the matched template (`/runs/{run_id}`), which the
+    router leaves in the scope, so metrics stay bounded however many runs there are.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
+        request_id = state["request_id"] = request_id_of(scope)
         started = time.perf_counter()
         status = 500
 
@@ -137,19 +157,30 @@ class AccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note)
         finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
             entry = {
                 "event": "request",
                 "method": scope["method"],
                 "path": scope["path"],
+                "route": route,
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
                 "actor": state.get("actor"),
+                "request_id": request_id,
             }
+            if state.get("error"):
+                entry["error"] = state["error"]
             # Server-side failures stand out at WARNING; everything else is routine.
             level = logging.WARNING if status >= 500 else logging.INFO
             access_logger.log(level, json.dumps(entry), extra={"request": entry})
+            if self.metrics is not None:
+                self.metrics.observe(scope["method"], route, status, seconds, state.get("error"))

@@ -103,7 +103,8 @@ async def test_serve_process_answers_over_http(
     # SIGTERM is a clean stop: graceful shutdown, then exit 0 (so atexit hooks run).
     assert proc.returncode == 0, log
     assert "Application shutdown complete" in log
-    assert '"path": "/runs", "status": 201' in log
+    assert '"path": "/runs", "route": "/runs", "status": 201' in log
+    assert '"request_id": "' in log
     assert '"actor": "alice"' in log
     assert secret not in log
     # One access line per request (ours, structured), not uvicorn's plain one as well.

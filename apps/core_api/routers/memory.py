@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import RunStoreDep, VectorStoreDep
+from apps.core_api.deps import ReadVectorStoreDep, RunStoreDep, VectorStoreDep
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
     MemoryAddBody,
@@ -49,7 +49,7 @@ async def add_memory(
 
 @router.post("/search", response_model=MemorySearchResult)
 async def search_memory(
-    body: MemorySearchBody, actor: CurrentActor, vectors: VectorStoreDep
+    body: MemorySearchBody, actor: CurrentActor, vectors: ReadVectorStoreDep
 ) -> MemorySearchResult:
     """The caller's k nearest embeddings by cosine similarity, best first."""
     hits = await vectors.search(

@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import RunStoreDep
+from apps.core_api.deps import ReadRunStoreDep, RunStoreDep
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
     MAX_CHILDREN_PER_REQUEST,
@@ -120,7 +120,7 @@ async def create_run(
 async def list_runs(
     query: Annotated[RunListQuery, Query()],
     actor: CurrentActor,
-    store: RunStoreDep,
+    store: ReadRunStoreDep,
     response: Response,
 ) -> RunList:
     """The caller's runs, newest first, as summaries (no payloads).
@@ -150,7 +150,7 @@ async def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunDetail, responses=_RUN_ERRORS)
-async def get_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> RunDetail:
+async def get_run(run_id: uuid.UUID, actor: CurrentActor, store: ReadRunStoreDep) -> RunDetail:
     run, artifacts = await store.get_run_detail(run_id, actor=actor)
     return RunDetail(**run.__dict__, artifacts=artifacts)
 
@@ -178,7 +178,7 @@ async def delete_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep)
 async def get_steps(
     run_id: uuid.UUID,
     actor: CurrentActor,
-    store: RunStoreDep,
+    store: ReadRunStoreDep,
     response: Response,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
@@ -209,7 +209,7 @@ async def add_steps(
 async def get_artifacts(
     run_id: uuid.UUID,
     actor: CurrentActor,
-    store: RunStoreDep,
+    store: ReadRunStoreDep,
     response: Response,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
@@ -231,7 +231,7 @@ async def add_artifact(
 async def get_llm_calls(
     run_id: uuid.UUID,
     actor: CurrentActor,
-    store: RunStoreDep,
+    store: ReadRunStoreDep,
     response: Response,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
@@ -250,6 +250,6 @@ async def add_llm_call(
 
 
 @router.get("/{run_id}/stats", response_model=RunStats, responses=_RUN_ERRORS)
-async def get_stats(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> RunStats:
+async def get_stats(run_id: uuid.UUID, actor: CurrentActor, store: ReadRunStoreDep) -> RunStats:
     """Step and call counts, tokens, cost (a decimal string), duration, latency mean/p95."""
     return await store.get_run_stats(run_id, actor=actor)
