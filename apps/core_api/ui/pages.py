@@ -91,9 +91,10 @@ async def signed_in(request: Request) -> Ui:
         request=request,
         session=session,
         actor=actor,
-        runs=state.postgres_store,
+        # Pages only read: the read stores, which go to READ_DATABASE_URL when it is set.
+        runs=state.read_postgres_store,
         threads=state.thread_store,
-        memory=state.vector_store,
+        memory=state.read_vector_store,
     )
 
 
