@@ -1,6 +1,7 @@
 """Vector memory: ingest, recall and latency of PgVectorStore beside raw asyncpg.
 
-Usage: python -m bench.vectors [--size N] [--queries Q] [--skip-hnsw]
+Usage: python -m bench.vectors [--size N] [--queries Q] [--skip-hnsw] [--hard]
+       [--target R] [--m M] [--ef-construction E]
 
 Everything runs in one process against one embedded server, so each of our figures comes
 with the raw-database baseline measured minutes apart on the same machine state:
@@ -8,7 +9,11 @@ with the raw-database baseline measured minutes apart on the same machine state:
 - search: `PgVectorStore.search` vs the same statements sent with asyncpg (binary vector
   codec), after `reindex()` (IVFFLAT, lists sized to the data) and `reindex("hnsw")`;
   unfiltered, broad filter (one actor owns every row) and selective filter (1% of rows);
-- recall@10 against an exact top-10 computed in NumPy.
+- recall@10 against an exact top-10 computed in NumPy, at the setting each index's
+  calibration chose for the target (VECTOR_TARGET_RECALL, or --target), and the
+  calibration's own cost beside the build's.
+
+`--hard` draws a harder set: four times the clusters and more noise.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from bench.datasets import Matrix, clustered_vectors, exact_top_k, hardness, rec
 
 K = 10
 RARE_EVERY = 100
+# The recall target the stores here calibrate for (None: VECTOR_TARGET_RECALL).
+TARGET: float | None = None
 BATCH = 1000
 SELECT_COLUMNS = (
     "id, actor, namespace, source_type, source_id, run_id, content, metadata, created_at"
@@ -147,7 +154,9 @@ async def evaluate(
     from chad_memory.database import create_engine, get_session_factory
 
     engine = create_engine(sqlalchemy_url(db), pool_size=2)
-    store = PgVectorStore(get_session_factory(engine))
+    store = PgVectorStore(
+        get_session_factory(engine), target_recall=TARGET, maintain_in_background=False
+    )
     info = await store.index_info(refresh=True)
     exact_plan, gucs = store._plan(info, K)
     conn = await raw_connection(db)
@@ -197,18 +206,20 @@ async def probe_sweep(db: str, queries: Matrix, truth: np.ndarray) -> list[list[
     from chad_memory.vector_index import probes_for_lists
 
     engine = create_engine(sqlalchemy_url(db), pool_size=2)
-    store = PgVectorStore(get_session_factory(engine))
-    lists = (await store.index_info(refresh=True)).lists or 1
+    store = PgVectorStore(get_session_factory(engine), maintain_in_background=False)
+    info = await store.index_info(refresh=True)
+    lists = info.lists or 1
+    chosen = info.calibration.value if info.calibration else probes_for_lists(lists)
     qlists = [q.tolist() for q in queries]
     rows: list[list[Any]] = []
-    for probes in sorted({1, 2, 4, 6, 8, 11, 16, 24, probes_for_lists(lists)}):
+    for probes in sorted({1, 2, 4, 6, 8, 11, 16, 24, chosen}):
         store.probes = probes
 
         async def one(i: int) -> list[int]:
             return [int(h.content or -1) for h in await store.search(qlists[i], k=K)]
 
         p50, _, found = await timed_passes(one, len(queries), repeats=1)
-        default = " (default)" if probes == probes_for_lists(lists) else ""
+        default = " (calibrated)" if probes == chosen else ""
         rows.append([f"{probes}{default}", recall_at_k(found, truth), p50])
         say(f"probes {probes}: recall {rows[-1][1]:.3f} p50 {p50:.2f} ms")
     await engine.dispose()
@@ -222,17 +233,19 @@ async def ef_sweep(db: str, queries: Matrix, truth: np.ndarray) -> list[list[Any
     from chad_memory.vector_index import ef_search_for
 
     engine = create_engine(sqlalchemy_url(db), pool_size=2)
-    store = PgVectorStore(get_session_factory(engine))
+    store = PgVectorStore(get_session_factory(engine), maintain_in_background=False)
+    info = await store.index_info(refresh=True)
+    chosen = info.calibration.value if info.calibration else ef_search_for(K)
     qlists = [q.tolist() for q in queries]
     rows: list[list[Any]] = []
-    for ef in sorted({40, 64, 100, 150, 200, 300, 400, ef_search_for(K)}):
+    for ef in sorted({40, 64, 100, 150, 200, 300, 400, chosen}):
         store.ef_search = ef
 
         async def one(i: int) -> list[int]:
             return [int(h.content or -1) for h in await store.search(qlists[i], k=K)]
 
         p50, _, found = await timed_passes(one, len(queries), repeats=1)
-        default = " (default)" if ef == ef_search_for(K) else ""
+        default = " (calibrated)" if ef == chosen else ""
         rows.append([f"{ef}{default}", recall_at_k(found, truth), p50])
         say(f"ef_search {ef}: recall {rows[-1][1]:.3f} p50 {p50:.2f} ms")
     await engine.dispose()
@@ -253,10 +266,13 @@ async def exact_scan_ms(db: str, queries: Matrix) -> float:
     return p50
 
 
-async def reindex(db: str, method: str) -> dict[str, Any]:
+async def reindex(
+    db: str, method: str, m: int | None = None, ef_construction: int | None = None
+) -> dict[str, Any]:
+    """Rebuild and calibrate; seconds of each (the calibration's own figure, from its note)."""
     from chad_memory import PgVectorStore
     from chad_memory.database import create_engine, get_session_factory
-    from chad_memory.vector_index import ReindexProgress
+    from chad_memory.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M, ReindexProgress
 
     last = [0.0]
 
@@ -265,23 +281,53 @@ async def reindex(db: str, method: str) -> dict[str, Any]:
             last[0] = p.elapsed_s
             say(f"  reindex {method}: {p.phase} {p.tuples_done}/{p.tuples_total}")
 
-    engine = create_engine(sqlalchemy_url(db), pool_size=2)
-    store = PgVectorStore(get_session_factory(engine))
+    engine = create_engine(sqlalchemy_url(db), pool_size=3)
+    store = PgVectorStore(
+        get_session_factory(engine), target_recall=TARGET, maintain_in_background=False
+    )
     t0 = time.perf_counter()
-    info = await store.reindex(method=method, progress=show)  # type: ignore[arg-type]
+    info = await store.reindex(
+        method=method,  # type: ignore[arg-type]
+        m=m or HNSW_M,
+        ef_construction=ef_construction or HNSW_EF_CONSTRUCTION,
+        progress=show,
+    )
     seconds = time.perf_counter() - t0
     await engine.dispose()
+    c = info.calibration
+    calibration_s = c.seconds if c else 0.0
     say(f"reindex {method}: {seconds:.1f} s ({info.as_dict()})")
-    return {"method": method, "seconds": seconds, "lists": info.lists, "m": info.m}
+    return {
+        "method": method,
+        "seconds": seconds,
+        "build_s": seconds - calibration_s,
+        "calibration_s": calibration_s,
+        "setting": f"{c.setting}={c.value}" if c else "-",
+        "calibrated_recall": c.recall if c else None,
+        "target": c.target if c else None,
+        "lists": info.lists,
+        "m": info.m,
+        "ef_construction": info.ef_construction,
+    }
 
 
-async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
+async def main(
+    size: int,
+    n_queries: int,
+    skip_hnsw: bool,
+    hard_set: bool = False,
+    m: int | None = None,
+    ef_construction: int | None = None,
+) -> dict[str, Any]:
     from chad_memory.settings import get_settings
 
     dim = get_settings().embedding_dim
     say(f"load: {load_line()}")
     say(f"generating {size} x {dim} clustered vectors + {n_queries} held-out queries")
-    data = clustered_vectors(size, dim, queries=n_queries, seed=42)
+    shape: dict[str, Any] = (
+        {"clusters": 4 * max(8, int(np.sqrt(size) / 2)), "noise": 0.5} if hard_set else {}
+    )
+    data = clustered_vectors(size, dim, queries=n_queries, seed=42, **shape)
     hard = hardness(data.base, data.queries)
     say(f"hardness: {hard}")
     rare = np.arange(size) % RARE_EVERY == 0
@@ -296,11 +342,24 @@ async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
         say(f"raw exact scan p50: {exact_ms:.1f} ms")
         ef_rows: list[list[Any]] = []
         builds = [await reindex(db, "ivfflat")]
-        rows = await evaluate(db, f"ivfflat lists={builds[0]['lists']}", data.queries, truths, size)
+        rows = await evaluate(
+            db,
+            f"ivfflat lists={builds[0]['lists']}, {builds[0]['setting']}",
+            data.queries,
+            truths,
+            size,
+        )
         sweep = await probe_sweep(db, data.queries, truths["all"])
         if not skip_hnsw:
-            builds.append(await reindex(db, "hnsw"))
-            rows += await evaluate(db, "hnsw m=16 ef_c=64", data.queries, truths, size)
+            builds.append(await reindex(db, "hnsw", m, ef_construction))
+            b = builds[-1]
+            rows += await evaluate(
+                db,
+                f"hnsw m={b['m']} ef_c={b['ef_construction']}, {b['setting']}",
+                data.queries,
+                truths,
+                size,
+            )
             ef_rows = await ef_sweep(db, data.queries, truths["all"])
     finally:
         await drop_database(db)
@@ -318,7 +377,8 @@ async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
         "ef_sweep": ef_rows,
     }
     print()
-    print(f"### Vector search, {size:,} x {dim} clustered vectors, {n_queries} queries, k={K}")
+    kind = "harder clustered (4x clusters, noise 0.5)" if hard_set else "clustered"
+    print(f"### Vector search, {size:,} x {dim} {kind} vectors, {n_queries} queries, k={K}")
     print()
     print(
         table(
@@ -344,14 +404,32 @@ async def main(size: int, n_queries: int, skip_hnsw: bool) -> dict[str, Any]:
     print(table(["ivfflat.probes", "recall@10", "p50 ms"], sweep))
     print()
     if ef_rows:
-        print("HNSW (m=16, ef_construction=64), unfiltered, hnsw.ef_search against recall:")
+        b = builds[-1]
+        print(
+            f"HNSW (m={b['m']}, ef_construction={b['ef_construction']}), unfiltered, "
+            "hnsw.ef_search against recall:"
+        )
         print()
         print(table(["hnsw.ef_search", "recall@10", "p50 ms"], ef_rows))
         print()
     print(
-        f"Raw exact scan (no index) p50: {exact_ms:.1f} ms. Builds: "
-        + "; ".join(f"{b['method']} {b['seconds']:.0f} s" for b in builds)
+        table(
+            ["index", "build s", "calibration s", "calibrated setting", "sample recall", "target"],
+            [
+                [
+                    b["method"],
+                    b["build_s"],
+                    b["calibration_s"],
+                    b["setting"],
+                    b["calibrated_recall"],
+                    b["target"],
+                ]
+                for b in builds
+            ],
+        )
     )
+    print()
+    print(f"Raw exact scan (no index) p50: {exact_ms:.1f} ms.")
     print(
         f"Ingest: add_embeddings {rates['library_rows_s']:,.0f} rows/s, raw COPY "
         f"{rates['copy_rows_s']:,.0f} rows/s, ratio "
@@ -365,9 +443,16 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=int(os.environ.get("SIZE", "100000")))
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--skip-hnsw", action="store_true")
+    parser.add_argument("--hard", action="store_true", help="4x the clusters, more noise")
+    parser.add_argument("--target", type=float, default=None, help="recall to calibrate for")
+    parser.add_argument("--m", type=int, default=None)
+    parser.add_argument("--ef-construction", type=int, default=None)
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
-    figures = asyncio.run(main(args.size, args.queries, args.skip_hnsw))
+    TARGET = args.target
+    figures = asyncio.run(
+        main(args.size, args.queries, args.skip_hnsw, args.hard, args.m, args.ef_construction)
+    )
     if args.out:
         with open(args.out, "w") as f:
             json.dump(figures, f, indent=2)

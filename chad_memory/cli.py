@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import Settings, get_settings, is_loopback
 from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndexInfo
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -180,15 +181,92 @@ def cmd_memory_reindex(args: argparse.Namespace) -> int:
                 f"now: {before.name} ({before.method}, trained on {before.trained_rows} rows"
                 f"{', stale' if before.stale else ''}); reads and writes continue meanwhile"
             )
-            after = await store.reindex(method=args.method, lists=args.lists, progress=show)
+            after = await store.reindex(
+                method=args.method,
+                lists=args.lists,
+                m=args.m,
+                ef_construction=args.ef_construction,
+                progress=show,
+            )
             shape = f"lists={after.lists}" if after.method == "ivfflat" else f"m={after.m}"
             _say(f"done: {after.name} ({after.method}, {shape}, trained on {after.trained_rows})")
+            _say(_calibration_line(after))
             return 0
         finally:
             await close_db_connections()
 
     _prepare_embedded()
     return asyncio.run(runner())
+
+
+def _calibration_line(info: VectorIndexInfo) -> str:
+    c = info.calibration
+    if c is None:
+        return "calibration: none yet (searches use a default setting until one is measured)"
+    return (
+        f"calibration: {c.setting}={c.value} gives recall@{c.k} {c.recall:.3f} "
+        f"(target {c.target:.3f}, {'met' if c.met else 'NOT met'}) on {c.rows} rows, "
+        f"{c.queries} queries, measured {c.as_dict()['at']} in {c.seconds:.1f} s"
+    )
+
+
+def cmd_memory_status(args: argparse.Namespace) -> int:
+    """Print the vector index, what it was trained on and what its calibration measured."""
+    from chad_memory.database import close_db_connections, get_session_factory
+    from chad_memory.stores.vectors import PgVectorStore
+
+    async def runner() -> int:
+        try:
+            info = await PgVectorStore(get_session_factory()).index_info()
+        finally:
+            await close_db_connections()
+        if info.method is None:
+            _say(f"no vector index; {info.rows} rows, searches scan exactly")
+            return 0
+        shape = (
+            f"lists={info.lists}"
+            if info.method == "ivfflat"
+            else f"m={info.m}, ef_construction={info.ef_construction}"
+        )
+        built = info.as_dict()["built_at"] or "unknown"
+        _say(
+            f"index: {info.name} ({info.method}, {shape}{'' if info.valid else ', INVALID'}); "
+            f"trained on {info.trained_rows} rows, built {built}; table has {info.rows} rows"
+        )
+        _say(_calibration_line(info))
+        if info.rebuild_due:
+            _say("rebuild due: the table has outgrown the index (`chad-memory memory reindex`)")
+        elif info.recalibration_due:
+            _say("recalibration due: the next search starts it (or `chad-memory memory calibrate`)")
+        return 0
+
+    _prepare_embedded()
+    return asyncio.run(runner())
+
+
+def cmd_memory_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate the present index for VECTOR_TARGET_RECALL (or --target), without a rebuild."""
+    from chad_memory.database import close_db_connections, get_session_factory
+    from chad_memory.stores.vectors import PgVectorStore
+
+    async def runner() -> int:
+        try:
+            store = PgVectorStore(get_session_factory(), target_recall=args.target)
+            info = await store.calibrate()
+        finally:
+            await close_db_connections()
+        _say(_calibration_line(info))
+        return 0
+
+    _prepare_embedded()
+    return asyncio.run(runner())
+
+
+def _recall_target(value: str) -> float:
+    target = float(value)
+    if not 0 < target <= 1:
+        raise argparse.ArgumentTypeError("the target recall must be in (0, 1]")
+    return target
 
 
 def _run_on_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -334,7 +412,22 @@ def build_parser() -> argparse.ArgumentParser:
     reindex.add_argument(
         "--lists", type=int, default=None, help="IVFFLAT lists (default: about sqrt(rows))"
     )
+    reindex.add_argument("--m", type=int, default=HNSW_M, help="HNSW links per node")
+    reindex.add_argument(
+        "--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION, help="HNSW build beam"
+    )
     reindex.set_defaults(func=cmd_memory_reindex)
+    status = memory_sub.add_parser(
+        "status", help="the vector index, rows trained on, calibrated setting and recall"
+    )
+    status.set_defaults(func=cmd_memory_status)
+    calibrate = memory_sub.add_parser(
+        "calibrate", help="measure the present index again and record the setting searches use"
+    )
+    calibrate.add_argument(
+        "--target", type=_recall_target, default=None, help="default: VECTOR_TARGET_RECALL"
+    )
+    calibrate.set_defaults(func=cmd_memory_calibrate)
 
     prune_ = sub.add_parser(
         "prune", help="delete runs (with their steps, LLM calls, artifacts) older than a duration"

@@ -40,6 +40,15 @@ class EmbeddingDimensionError(InvalidInputError):
         self.got = got
 
 
+class UndecodableBodyError(InvalidInputError):
+    """A request body that cannot be decoded at all (not the protobuf or JSON it claims to
+    be, bad gzip): the service answers 400, as OTLP/HTTP prescribes, not 422."""
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A body over the size limit once decompressed (the service answers 413)."""
+
+
 class IdempotencyKeyReusedError(InvalidInputError):
     """The idempotency key was used before with a different request body."""
 
@@ -83,6 +92,17 @@ class DatabaseTimeoutError(DatabaseUnavailableError):
 
 class PoolExhaustedError(DatabaseUnavailableError):
     """Every pooled connection stayed busy for `db_pool_timeout` seconds."""
+
+
+class AuthenticationError(ChadMemoryError):
+    """The service refused the API key (HTTP 401): missing, unknown or revoked."""
+
+
+class ServiceUnreachableError(ChadMemoryError):
+    """The client could not reach the service at all (connection refused, DNS, timeout
+    while connecting), after its retries; nothing was sent."""
+
+    retryable = True
 
 
 class EmbeddedServerUnavailableError(ChadMemoryError):

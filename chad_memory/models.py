@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -81,7 +82,9 @@ class Run(Base):
     name: Mapped[str | None]
     agent: Mapped[str | None]
     status: Mapped[str] = mapped_column(nullable=False, server_default="pending")
-    trace_id: Mapped[str | None] = mapped_column(unique=True)
+    # Unique per actor (revision 006): one run per trace for each actor, and one actor's
+    # trace ids say nothing about another's.
+    trace_id: Mapped[str | None]
     idempotency_key: Mapped[str | None]
     # SHA-256 of the canonical request body that used idempotency_key (see revision 003).
     idempotency_fingerprint: Mapped[str | None]
@@ -103,6 +106,7 @@ class Run(Base):
 
     __table_args__ = (
         CheckConstraint(_in_list("status", RUN_STATUSES), name="status"),
+        UniqueConstraint("actor", "trace_id", name="uq_runs_actor_trace_id"),
         Index(
             "uq_runs_actor_idempotency_key",
             "actor",

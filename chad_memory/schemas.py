@@ -205,6 +205,9 @@ class RunFilterFields(Input):
     name: ShortText | None = None
     thread_id: uuid.UUID | None = None
     trace_id: ShortText | None = None
+    # An OTLP conversation (gen_ai.conversation.id / session.id); needs `actor`, since
+    # conversations are named per actor (see chad_memory.stores.traces).
+    conversation_id: ShortText | None = None
     tag: ShortText | None = None
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None

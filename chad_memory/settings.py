@@ -50,8 +50,14 @@ class Settings(BaseSettings):
     # Vector memory. embedding_dim is frozen into the schema when revision 001 runs.
     embedding_dim: int = Field(default=1536, ge=1, le=16_000)
     ivfflat_lists: int = Field(default=100, ge=1, le=32_768)
-    # None lets the store pick probes from the index's list count.
+    # None: searches use the probes the index's calibration chose; a number overrides it.
     ivfflat_probes: int | None = Field(default=None, ge=1, le=32_768)
+    # Recall@10 against exact search that every index build calibrates for (probes or
+    # ef_search are raised until a sample of the stored vectors reaches it).
+    vector_target_recall: float = Field(default=0.95, gt=0, le=1)
+    # An IVFFLAT index whose table has doubled since it was built is rebuilt in the
+    # background (CONCURRENTLY); false: it is only announced in the logs and /health.
+    vector_auto_rebuild: bool = True
 
     # A streaming replica for dashboard reads (chad_memory.replicas); unset: all on primary.
     read_database_url: str | None = None

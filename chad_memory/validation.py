@@ -8,6 +8,7 @@ these up front with a message that says where the bad value is.
 
 from __future__ import annotations
 
+import json
 import math
 from array import array
 from collections.abc import Sequence
@@ -181,6 +182,31 @@ def check_json(value: Any, where: str = "json") -> Any:
     except _Bad as bad:
         raise InvalidInputError(f"{_where(where, bad.path)} {bad.problem}") from None
     return value
+
+
+def json_text(value: Any, where: str = "json") -> str:
+    """`value` as the JSON text to store, under exactly `check_json`'s rules, checked fast.
+
+    For bulk paths (OTLP ingest) that serialise every value anyway: the C encoder refuses
+    NaN and infinities, encoding the text as UTF-8 finds lone surrogates, and only when the
+    text could hold a NUL (an escaped \\u0000), be nested too deep (more brackets than
+    MAX_JSON_DEPTH) or hold too many values (more commas and brackets than
+    MAX_JSON_NODES) does the full `check_json` walk decide, with its message.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (ValueError, TypeError, RecursionError):
+        check_json(value, where)  # raises with the place of the bad value
+        raise InvalidInputError(f"{where} is not JSON") from None
+    brackets = text.count("{") + text.count("[")
+    if (
+        "\\u0000" in text
+        or brackets > MAX_JSON_DEPTH
+        or brackets + text.count(",") + 1 > MAX_JSON_NODES
+    ):
+        check_json(value, where)
+    return text
 
 
 # float4 limits. pgvector stores components as float4 and sums squares and products in

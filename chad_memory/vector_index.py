@@ -1,24 +1,29 @@
-"""The vector index on `embeddings`: what is there, whether it is stale, and rebuilding it.
+"""The vector index on `embeddings`: what is there, what it was calibrated to, rebuilding it.
 
 IVFFLAT learns its lists from the rows present when it is built; revision 001 builds it on
-an empty table, so its lists mean nothing until it is rebuilt on real data. We record what
-an index was trained on in its comment (`{"trained_rows": N, ...}`), which needs no schema
-change; an index without such a comment counts as trained on nothing.
+an empty table, so its lists mean nothing until it is rebuilt on real data. What an index
+was trained on and what its calibration measured (chad_memory.vector_calibration) live in
+the index's comment, a small JSON note, which needs no schema change and is replaced with
+the index: `{"trained_rows": N, "built_at": t, "calibration": {...}}`. An index without
+such a note counts as trained on nothing and uncalibrated.
 
-Search reads this to choose `ivfflat.probes` / `hnsw.ef_search`; `/health` and the logs
-report a stale index. Retraining is never automatic: a rebuild reads every vector and takes
-minutes on large tables, which is an operator's decision (`chad-memory memory reindex`).
+Every search reads the index's identity (OID and note) in the round trip that sets its
+transaction's settings (`INDEX_STATE_SQL`), so a rebuild or calibration by any process is
+used by every process on its next search. Rebuilds and calibrations take a PostgreSQL
+advisory lock, so one runs at a time across processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import text
@@ -34,13 +39,89 @@ INDEX_NAMES: dict[Method, str] = {
     "hnsw": "ix_embeddings_embedding_hnsw",
 }
 # An IVFFLAT index is stale once the table holds this many times the rows it learnt from
-# (and at least STALE_MIN_ROWS, so a handful of rows on a fresh database is not an alarm).
+# (and at least STALE_MIN_ROWS, so a handful of rows on a fresh database is not an alarm):
+# its lists no longer fit the data, so it is rebuilt (VECTOR_AUTO_REBUILD) or announced.
 STALE_GROWTH = 2.0
 STALE_MIN_ROWS = 1000
+# Any index is recalibrated once the table holds this many times the rows it was last
+# calibrated on: more rows per list (IVFFLAT) or a larger graph (HNSW) need more probes
+# or a wider beam for the same recall.
+RECALIBRATE_GROWTH = 1.5
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 # Large enough for HNSW's graph on ~100k x 1536-d vectors to stay in memory while building.
 BUILD_MAINTENANCE_WORK_MEM = "1GB"
+# pg_advisory_lock key held while an index is rebuilt or calibrated ("chadvidx").
+MAINTENANCE_LOCK_KEY = 0x6368616476696478
+
+# The vector index a search would use, as one JSON value: [oid, name, method, reloptions,
+# valid, note]. Shared by inspect_index and the search's preparing statement.
+INDEX_STATE_SQL = (
+    "(SELECT json_build_array(ic.oid, ic.relname, am.amname, ic.reloptions, i.indisvalid, "
+    "obj_description(ic.oid, 'pg_class'))::text "
+    "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+    "JOIN pg_am am ON am.oid = ic.relam "
+    f"WHERE i.indrelid = '{TABLE}'::regclass AND am.amname IN ('ivfflat', 'hnsw') "
+    "ORDER BY i.indisvalid DESC, am.amname = 'hnsw' DESC, ic.relname LIMIT 1)"
+)
+# Rows in the table without counting them: the planner's density scaled to the current
+# size, or the statistics' live-tuple count (a few seconds behind) when it is larger or
+# the table was never analysed.
+ROWS_ESTIMATE_SQL = (
+    "(SELECT GREATEST(CASE WHEN c.reltuples >= 0 AND c.relpages > 0 THEN "
+    "c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::int)"
+    " END, pg_stat_get_live_tuples(c.oid))::bigint "
+    f"FROM pg_class c WHERE c.oid = '{TABLE}'::regclass)"
+)
+
+Setting = Literal["ivfflat.probes", "hnsw.ef_search"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What calibration measured on an index: the smallest setting reaching the aim."""
+
+    setting: Setting
+    value: int
+    recall: float
+    target: float
+    k: int
+    queries: int
+    rows: int
+    at: float
+    seconds: float
+
+    @property
+    def met(self) -> bool:
+        return self.recall >= self.target
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = asdict(self)
+        out["at"] = datetime.fromtimestamp(self.at, UTC).isoformat()
+        out["met"] = self.met
+        return out
+
+    @classmethod
+    def from_note(cls, data: Any) -> Calibration | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            setting = data["setting"]
+            if setting not in ("ivfflat.probes", "hnsw.ef_search"):
+                return None
+            return cls(
+                setting=setting,
+                value=int(data["value"]),
+                recall=float(data["recall"]),
+                target=float(data["target"]),
+                k=int(data["k"]),
+                queries=int(data["queries"]),
+                rows=int(data["rows"]),
+                at=float(data["at"]),
+                seconds=float(data["seconds"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -55,6 +136,22 @@ class VectorIndexInfo:
     trained_rows: int
     rows: int
     valid: bool
+    oid: int | None = None
+    # The index's comment as read: with oid, what identifies the index and its calibration.
+    note: str | None = None
+    built_at: float | None = None
+    calibration: Calibration | None = None
+
+    @property
+    def identity(self) -> tuple[int | None, str | None, bool]:
+        return (self.oid, self.note, self.valid)
+
+    @property
+    def trained(self) -> bool:
+        """False for an IVFFLAT index built on an empty table (revision 001), or one whose
+        note we did not write: its lists are unknown, so search scans exactly until the
+        rebuild. HNSW needs no training: each row joins the graph as it arrives."""
+        return self.method == "hnsw" or self.trained_rows > 0
 
     @property
     def stale(self) -> bool:
@@ -65,6 +162,35 @@ class VectorIndexInfo:
         if self.method != "ivfflat":
             return False
         return self.rows >= STALE_MIN_ROWS and self.rows > STALE_GROWTH * self.trained_rows
+
+    @property
+    def rebuild_due(self) -> bool:
+        return self.stale
+
+    @property
+    def recalibration_due(self) -> bool:
+        """A usable index never calibrated, or calibrated on far fewer rows than exist now."""
+        if self.method is None or not self.valid or not self.trained or self.stale:
+            return False
+        if self.calibration is None:
+            return True
+        return self.rows > RECALIBRATE_GROWTH * max(self.calibration.rows, 1)
+
+    def with_rows(self, rows: int) -> VectorIndexInfo:
+        return VectorIndexInfo(
+            self.name,
+            self.method,
+            self.lists,
+            self.m,
+            self.ef_construction,
+            self.trained_rows,
+            rows,
+            self.valid,
+            self.oid,
+            self.note,
+            self.built_at,
+            self.calibration,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +203,14 @@ class VectorIndexInfo:
             "rows": self.rows,
             "valid": self.valid,
             "stale": self.stale,
+            "built_at": (
+                datetime.fromtimestamp(self.built_at, UTC).isoformat()
+                if self.built_at is not None
+                else None
+            ),
+            "calibration": self.calibration.as_dict() if self.calibration else None,
+            "rebuild_due": self.rebuild_due,
+            "recalibration_due": self.recalibration_due,
         }
 
 
@@ -103,21 +237,19 @@ def lists_for_rows(rows: int) -> int:
 
 
 def probes_for_lists(lists: int) -> int:
-    """ivfflat.probes for an index of `lists` lists: √lists (pgvector's advice), at least 4.
+    """ivfflat.probes for an index not calibrated yet: √lists (pgvector's advice), at least 4.
 
-    Measured in bench/ (BENCHMARKS.md): on 100k synthetic vectors (lists 316) recall@10 is
-    ~0.98 already at 7 probes, but on real text (MiniLM docstrings, lists 141) 4 probes gave
-    only 0.82: real neighbourhoods straddle more lists, so the share scanned must not shrink.
+    Only until calibration (at the end of every build) has measured the right value on the
+    index's own data; on real text (MiniLM docstrings, lists 141) this gave only 0.89.
     """
     return max(1, min(lists, max(4, round(math.sqrt(lists)))))
 
 
 def ef_search_for(k: int) -> int:
-    """hnsw.ef_search for k hits: a wide beam, never below 2k.
+    """hnsw.ef_search for an index not calibrated yet: a wide beam, never below 2k.
 
     Measured in bench/ on 100k hard 1536-d vectors (m=16, ef_construction=64): recall@10
-    0.941 at pgvector's default 40, 0.978 at 100, 0.988 at 256, 0.991 at 400, with p50
-    growing about linearly. 256 is the compromise; raise it with `ef_search=` for more.
+    0.941 at pgvector's default 40, 0.988 at 256; calibration replaces it after a build.
     """
     return min(1000, max(256, 2 * k))
 
@@ -131,22 +263,51 @@ def _parse_options(reloptions: list[str] | None) -> dict[str, int]:
     return out
 
 
-def _trained_rows(comment: str | None) -> int:
-    if not comment:
-        return 0
+def parse_note(note: str | None) -> dict[str, Any]:
+    """The index's JSON note, or {} for no comment or a comment that is not ours."""
+    if not note:
+        return {}
     try:
-        data = json.loads(comment)
+        data = json.loads(note)
     except ValueError:
-        return 0
-    value = data.get("trained_rows") if isinstance(data, dict) else None
-    return value if isinstance(value, int) and value >= 0 else 0
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def info_from_state(state: Any, rows: int) -> VectorIndexInfo:
+    """A VectorIndexInfo from INDEX_STATE_SQL's value (JSON text, or None: no index)."""
+    if state is None:
+        return VectorIndexInfo(None, None, None, None, None, 0, rows, True)
+    oid, name, amname, reloptions, valid, note = (
+        json.loads(state) if isinstance(state, str) else state
+    )
+    options = _parse_options(reloptions)
+    data = parse_note(note)
+    trained = data.get("trained_rows")
+    built_at = data.get("built_at")
+    method: Method = "hnsw" if amname == "hnsw" else "ivfflat"
+    return VectorIndexInfo(
+        name=name,
+        method=method,
+        lists=options.get("lists", 100) if method == "ivfflat" else None,
+        m=options.get("m", HNSW_M) if method == "hnsw" else None,
+        ef_construction=options.get("ef_construction", HNSW_EF_CONSTRUCTION)
+        if method == "hnsw"
+        else None,
+        trained_rows=trained if isinstance(trained, int) and trained >= 0 else 0,
+        rows=rows,
+        valid=bool(valid),
+        oid=int(oid),
+        note=note,
+        built_at=float(built_at) if isinstance(built_at, int | float) else None,
+        calibration=Calibration.from_note(data.get("calibration")),
+    )
 
 
 async def count_rows(conn: AsyncConnection) -> int:
     """Rows in `embeddings`: the planner's estimate scaled to the current size, else count(*).
 
-    Cheap enough for /health and for every search's cache refresh; exact when the table
-    has never been analysed (small, new tables).
+    Exact when the table has never been analysed (small, new tables).
     """
     row = (
         await conn.execute(
@@ -167,36 +328,49 @@ async def count_rows(conn: AsyncConnection) -> int:
 async def inspect_index(conn: AsyncConnection) -> VectorIndexInfo:
     """The vector index present on `embeddings` (the first valid one, HNSW preferred)."""
     rows = await count_rows(conn)
-    found = (
-        await conn.execute(
-            text(
-                "SELECT ic.relname, am.amname, ic.reloptions, i.indisvalid, "
-                "obj_description(ic.oid, 'pg_class') "
-                "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
-                "JOIN pg_am am ON am.oid = ic.relam "
-                "WHERE i.indrelid = CAST(:table AS regclass) AND am.amname IN ('ivfflat', 'hnsw') "
-                "ORDER BY i.indisvalid DESC, am.amname = 'hnsw' DESC, ic.relname"
-            ),
-            {"table": TABLE},
-        )
-    ).all()
-    if not found:
-        return VectorIndexInfo(None, None, None, None, None, 0, rows, True)
-    name, amname, reloptions, valid, comment = found[0]
-    options = _parse_options(reloptions)
-    method: Method = "hnsw" if amname == "hnsw" else "ivfflat"
-    return VectorIndexInfo(
-        name=name,
-        method=method,
-        lists=options.get("lists", 100) if method == "ivfflat" else None,
-        m=options.get("m", HNSW_M) if method == "hnsw" else None,
-        ef_construction=options.get("ef_construction", HNSW_EF_CONSTRUCTION)
-        if method == "hnsw"
-        else None,
-        trained_rows=_trained_rows(comment),
-        rows=rows,
-        valid=bool(valid),
-    )
+    state = (await conn.execute(text(f"SELECT {INDEX_STATE_SQL}"))).scalar_one()
+    return info_from_state(state, rows)
+
+
+async def write_note(conn: AsyncConnection, name: str, note: dict[str, Any]) -> None:
+    """Replace the index's JSON note (COMMENT ON takes no bind parameters: a quoted literal).
+
+    COMMENT takes a SHARE UPDATE EXCLUSIVE lock: reads and writes of the table go on.
+    """
+    body = json.dumps(note).replace("'", "''")
+    quoted = name.replace('"', '""')
+    await conn.execute(text(f"COMMENT ON INDEX \"{quoted}\" IS '{body}'"))
+
+
+@contextlib.asynccontextmanager
+async def maintenance_lock(engine: AsyncEngine, *, wait: bool) -> AsyncIterator[bool]:
+    """Hold the cluster-wide maintenance lock for the block; yields False if busy (no wait).
+
+    A session-level advisory lock on a connection of its own, so it spans the build's and
+    the calibration's autocommit statements and is released even if they fail.
+    """
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with autocommit.connect() as conn:
+        if wait:
+            await conn.execute(text("SET statement_timeout = 0"))
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MAINTENANCE_LOCK_KEY})
+            got = True
+        else:
+            got = bool(
+                (
+                    await conn.execute(
+                        text("SELECT pg_try_advisory_lock(:key)"), {"key": MAINTENANCE_LOCK_KEY}
+                    )
+                ).scalar_one()
+            )
+        try:
+            yield got
+        finally:
+            if got:
+                with contextlib.suppress(Exception):
+                    await conn.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": MAINTENANCE_LOCK_KEY}
+                    )
 
 
 async def _watch_progress(
@@ -239,7 +413,8 @@ async def rebuild_index(
 
     Both steps run CONCURRENTLY, so reads and writes continue throughout; searches use the
     old index until the new one is valid. Every value reaching the DDL is an int or one of
-    METHODS (allow-listed, never formatted from free text).
+    METHODS (allow-listed, never formatted from free text). The new index is not calibrated
+    yet: chad_memory.vector_calibration.rebuild_and_calibrate does both under the lock.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -302,9 +477,7 @@ async def rebuild_index(
         for name in old:
             await conn.execute(text(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'))
         await conn.execute(text(f'ALTER INDEX "{building}" RENAME TO "{final}"'))
-        note = json.dumps({"trained_rows": rows, "built_at": time.time()})
-        # COMMENT takes no bind parameters; the JSON holds only numbers (quoted literal).
-        await conn.execute(text(f"COMMENT ON INDEX \"{final}\" IS '{note}'"))
+        await write_note(conn, final, {"trained_rows": rows, "built_at": time.time()})
         # VACUUM too: the all-visible map lets search count a filter's rows from the
         # btree alone (an index-only scan), instead of visiting a heap page per row.
         await conn.execute(text(f"VACUUM (ANALYZE) {TABLE}"))

@@ -59,5 +59,9 @@ def store(session_factory: async_sessionmaker[AsyncSession]) -> PostgresStore:
 
 
 @pytest.fixture
-def vector_store(session_factory: async_sessionmaker[AsyncSession]) -> PgVectorStore:
-    return PgVectorStore(session_factory)
+async def vector_store(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[PgVectorStore]:
+    store = PgVectorStore(session_factory)
+    yield store
+    await store.close()  # a background recalibration or rebuild a search started

@@ -46,6 +46,10 @@ async def test_health_details_show_the_vector_index(engine: AsyncEngine) -> None
             "rows": 0,
             "valid": True,
             "stale": False,
+            "built_at": None,
+            "calibration": None,
+            "rebuild_due": False,
+            "recalibration_due": False,
         },
     }
 
@@ -70,6 +74,12 @@ async def test_health_reports_a_stale_vector_index(
     body = (await _get_health(engine, "/health?details=true")).json()
     assert body["vector_index"]["stale"] is False
     assert body["vector_index"]["trained_rows"] == 1000
+    # The build's calibration: setting, measured recall, rows and when.
+    calibration = body["vector_index"]["calibration"]
+    assert calibration["setting"] == "ivfflat.probes"
+    assert calibration["rows"] == 1000
+    assert calibration["recall"] >= calibration["target"] == get_settings().vector_target_recall
+    assert calibration["at"].startswith("20")
 
 
 async def test_health_degraded_when_database_unreachable() -> None:

@@ -86,7 +86,11 @@ async def test_recall_unfiltered_selective_broad_on_ivfflat_and_hnsw(
     # Nobody else's rows leak in, however broad the filter.
     assert await store.search(data.queries[0].tolist(), k=K, actor="bob") == []
 
+    # Calibrated for the store's target: 0.99 here, so HNSW widens its beam to reach it.
+    store.target_recall = 0.99
     info = await store.reindex(method="hnsw")
+    assert info.calibration is not None
+    assert info.calibration.recall >= 0.99
     assert info.method == "hnsw"
     assert info.name == "ix_embeddings_embedding_hnsw"
     assert info.m == 16
@@ -150,9 +154,27 @@ async def test_cli_memory_reindex(database_url: str, vector_store: PgVectorStore
     assert proc.returncode == 0, text
     assert "stale" in text  # what it found is said before it starts
     assert "done: ix_embeddings_embedding_hnsw (hnsw, m=16" in text
+    assert "calibration: hnsw.ef_search=" in text
     info = await vector_store.index_info(refresh=True)
     assert info.method == "hnsw"
     assert info.trained_rows == 1100
+    assert info.calibration is not None
+    status = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chad_memory.cli",
+        "memory",
+        "status",
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(status.communicate(), timeout=60)
+    assert status.returncode == 0, out.decode()
+    said = out.decode()
+    assert "index: ix_embeddings_embedding_hnsw (hnsw, m=16, ef_construction=64)" in said
+    assert "trained on 1100 rows" in said
+    assert f"hnsw.ef_search={info.calibration.value} gives recall@10" in said
 
 
 async def test_vectors_are_stored_inline(engine: AsyncEngine) -> None:

@@ -20,6 +20,8 @@ from chad_memory.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
+    UndecodableBodyError,
 )
 from chad_memory.validation import MAX_QUOTED_CHARS, quoted
 
@@ -30,6 +32,8 @@ STATUS_BY_ERROR: dict[type[ChadMemoryError], int] = {
     ForbiddenError: 403,
     ConflictError: 409,
     InvalidInputError: 422,
+    UndecodableBodyError: 400,
+    PayloadTooLargeError: 413,
     DatabaseUnavailableError: 503,
     # statement_timeout fired: the database answered, too slowly.
     DatabaseTimeoutError: 504,

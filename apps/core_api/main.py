@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
-from apps.core_api.routers import agentkit, health, memory, operations, runs, threads
+from apps.core_api.routers import agentkit, health, memory, operations, otlp, runs, threads
 from apps.core_api.ui import install_ui
 from chad_memory.database import (
     Database,
@@ -33,7 +33,7 @@ from chad_memory.errors import ChadMemoryError
 from chad_memory.replicas import ReadRouted, ReplicaState
 from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
-from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
+from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore, TraceStore
 from chad_memory.stores.keys import ApiKeyStore
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ def create_app(
         app.state.vector_store = PgVectorStore(db)
         app.state.key_store = ApiKeyStore(db)
         app.state.thread_store = ThreadStore(db)
+        app.state.trace_store = TraceStore(db)
         app.state.metrics.watch_pool(db.engine)
         replica_engine = _route_reads(app, settings)
         supervisor = _embedded_supervisor(settings) if own_engine else None
@@ -95,6 +96,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.vector_store.close()  # a background recalibration or rebuild
             if supervisor is not None:
                 # Before anything stops the server on purpose, so it is not revived.
                 await asyncio.to_thread(supervisor.stop)
@@ -118,7 +120,11 @@ def create_app(
     app.state.metrics = ServiceMetrics()
     install_error_handlers(app)
     # Added last = outermost: the access log sees every answer, 413/415 included.
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        binary_paths=frozenset({"/v1/traces"}),
+    )
     if settings.cors_origins:
         # Outside the body guard, so a browser can read its 413/415 answers too.
         app.add_middleware(
@@ -137,6 +143,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(otlp.router)
     app.include_router(agentkit.router)
     app.include_router(operations.router)
     install_ui(app)

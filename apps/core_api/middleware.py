@@ -45,9 +45,14 @@ class BodyGuardMiddleware:
     handed on whole, so the app never parses more than the limit.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, binary_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Routes that take non-JSON bodies (OTLP protobuf) and check their media type
+        # themselves: only the size limit applies to them here.
+        self.binary_paths = binary_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
@@ -63,8 +68,10 @@ class BodyGuardMiddleware:
                 await self._too_large(scope, receive, send)
                 return
         content_type = headers.get("content-type")
+        binary = scope["path"] in self.binary_paths
         if (
             content_type is not None
+            and not binary
             and not _is_json(content_type)
             and not _is_dashboard_form(scope["path"], content_type)
         ):
@@ -88,16 +95,17 @@ class BodyGuardMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if body and content_type is None:
+        if not binary and body and content_type is None:
             await _refuse(scope, receive, send, 415, "Content-Type: application/json is required")
             return
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer an undocumented
-            # 400 here, and bad input is a 422 everywhere else.
-            await _refuse(scope, receive, send, 422, "request body is not valid UTF-8")
-            return
+        if not binary:
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer an
+                # undocumented 400 here, and bad input is a 422 everywhere else.
+                await _refuse(scope, receive, send, 422, "request body is not valid UTF-8")
+                return
 
         replayed = False
 

@@ -15,21 +15,33 @@ from sqlalchemy import ColumnElement, Select, func, select
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import Run
 from chad_memory.schemas import RunFilter
+from chad_memory.stores.conversations import conversation_thread_id
 
-_RULES: dict[str, Callable[[Any], ColumnElement[bool]]] = {
-    "tag": lambda tag: Run.tags.contains([tag]),
-    "created_after": lambda at: Run.created_at >= at,
-    "created_before": lambda at: Run.created_at < at,
+Rule = Callable[[Any, RunFilter], ColumnElement[bool]]
+
+
+def _conversation(conversation_id: str, filters: RunFilter) -> ColumnElement[bool]:
+    """An OTLP conversation is a thread whose id derives from (actor, conversation id)."""
+    if filters.actor is None:
+        raise InvalidInputError("conversation_id needs an actor: conversations are per actor")
+    return Run.thread_id == conversation_thread_id(filters.actor, conversation_id)
+
+
+_RULES: dict[str, Rule] = {
+    "tag": lambda tag, _: Run.tags.contains([tag]),
+    "created_after": lambda at, _: Run.created_at >= at,
+    "created_before": lambda at, _: Run.created_at < at,
+    "conversation_id": _conversation,
 }
 _COLUMNS = set(Run.__table__.c.keys())
 
 
-def _rule(name: str) -> Callable[[Any], ColumnElement[bool]]:
+def _rule(name: str) -> Rule:
     if name in _RULES:
         return _RULES[name]
     if name in _COLUMNS:
         column = Run.__table__.c[name]
-        return lambda value: column == value
+        return lambda value, _: column == value
     raise RuntimeError(f"RunFilter.{name} has no rule in chad_memory.stores.run_filters")
 
 
@@ -40,7 +52,7 @@ def run_conditions(filters: RunFilter | None) -> list[ColumnElement[bool]]:
     if filters is None:
         return []
     return [
-        _CONDITION_OF[name](value)
+        _CONDITION_OF[name](value, filters)
         for name in RunFilter.model_fields
         if (value := getattr(filters, name)) is not None
     ]

@@ -83,6 +83,7 @@ _CONSTRAINT_MEANINGS: dict[str, str] = {
     "uq_steps_run_id_step_index": "step_index is already taken in this run",
     "uq_runs_actor_idempotency_key": "the idempotency key is already used",
     "uq_runs_trace_id": "trace_id is already used by another run",
+    "uq_runs_actor_trace_id": "trace_id is already used by another of your runs",
     "runs_trace_id_key": "trace_id is already used by another run",
     "uq_api_keys_key_hash": "the key already exists",
     "fk_steps_parent_step_id_steps": "parent_step_id names no step",

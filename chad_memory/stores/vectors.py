@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -40,15 +42,25 @@ from chad_memory.stores.limits import check_batch
 from chad_memory.stores.paging import Keyset, keyset_page
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
+from chad_memory.vector_calibration import (
+    maintain,
+    maintenance_due,
+    rebuild_and_calibrate,
+    recalibrate,
+)
 from chad_memory.vector_codec import CODEC_FLAG, BinaryVector
 from chad_memory.vector_index import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    INDEX_STATE_SQL,
+    ROWS_ESTIMATE_SQL,
     Method,
     ProgressCallback,
     VectorIndexInfo,
     ef_search_for,
+    info_from_state,
     inspect_index,
     probes_for_lists,
-    rebuild_index,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,8 +71,9 @@ MAX_K = 1000
 EXACT_SCAN_MAX_ROWS = 2000
 # A stale IVFFLAT index on a table this small is bypassed for an exact scan.
 STALE_EXACT_MAX_ROWS = 20_000
-# Seconds between re-reads of which vector index exists (reindex() refreshes at once).
-INDEX_INFO_TTL = 30.0
+# Seconds before a search tries again to start maintenance that found another process at
+# it (or failed): the try costs a connection and a round trip, not worth paying per search.
+MAINTENANCE_RETRY_S = 30.0
 FILTERS = ("actor", "namespace", "source_id", "metadata")
 EMBEDDINGS = Keyset("embeddings", (Embedding.created_at, Embedding.id), descending=True)
 
@@ -117,11 +130,16 @@ def _search_statement(
 
 @lru_cache(maxsize=64)
 def _prepare_statement(filters: tuple[str, ...], settings: int) -> Select[Any]:
-    """The index settings for this transaction and, when filtered, how many rows match."""
+    """The index settings for this transaction, the index in use and the table's size, and,
+    when filtered, how many rows match (capped)."""
     t = _TABLES[False]
     columns: list[ColumnElement[Any]] = [
-        func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), True)
-        for i in range(settings)
+        literal_column(INDEX_STATE_SQL),
+        literal_column(ROWS_ESTIMATE_SQL),
+        *(
+            func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), True)
+            for i in range(settings)
+        ),
     ]
     if filters:
         matching = (
@@ -130,8 +148,25 @@ def _prepare_statement(filters: tuple[str, ...], settings: int) -> Select[Any]:
             .where(*_conditions(t, filters))
             .limit(bindparam("cap"))
         ).subquery()
-        columns.insert(0, select(func.count()).select_from(matching).scalar_subquery())
+        columns.insert(2, select(func.count()).select_from(matching).scalar_subquery())
     return select(*columns)
+
+
+@lru_cache(maxsize=8)
+def _settings_statement(settings: int) -> Select[Any]:
+    return select(
+        *(
+            func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), True)
+            for i in range(settings)
+        )
+    )
+
+
+def _setting_params(gucs: dict[str, str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for i, (name, value) in enumerate(gucs.items()):
+        params[f"name{i}"], params[f"value{i}"] = name, value
+    return params
 
 
 def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]:
@@ -144,12 +179,24 @@ def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]
     return conds
 
 
+def _identity(state: Any) -> tuple[int, str | None, bool]:
+    """(oid, note, valid) of INDEX_STATE_SQL's value, comparable with VectorIndexInfo.identity."""
+    oid, _, _, _, valid, note = json.loads(state) if isinstance(state, str) else state
+    return int(oid), note, bool(valid)
+
+
 def _binary(conn: AsyncConnection) -> bool:
     return bool(conn.info.get(CODEC_FLAG))
 
 
 class PgVectorStore(Store):
-    """Embeddings scoped by actor and namespace; every method is one transaction."""
+    """Embeddings scoped by actor and namespace; every method is one transaction.
+
+    Searches use the setting the index's calibration chose (chad_memory.vector_calibration)
+    and see a rebuild or calibration by any process on their next call. When the table
+    outgrows what the index was calibrated on, a search starts the recalibration (or the
+    IVFFLAT rebuild) as a background task; `close()` stops it.
+    """
 
     def __init__(
         self,
@@ -159,16 +206,26 @@ class PgVectorStore(Store):
         probes: int | None = None,
         ef_search: int | None = None,
         exact_scan_max_rows: int = EXACT_SCAN_MAX_ROWS,
+        target_recall: float | None = None,
+        auto_rebuild: bool | None = None,
+        maintain_in_background: bool = True,
     ) -> None:
         super().__init__(session_factory)
         settings = self._db.settings
         self.dim = dim or settings.embedding_dim
-        # None: chosen per search from the index present (IVFFLAT_PROBES overrides).
+        # None: the index's calibrated setting (IVFFLAT_PROBES overrides).
         self.probes = probes or settings.ivfflat_probes
         self.ef_search = ef_search
         self.exact_scan_max_rows = exact_scan_max_rows
+        self.target_recall = target_recall or settings.vector_target_recall
+        if not 0 < self.target_recall <= 1:
+            raise InvalidInputError("target_recall must be in (0, 1]")
+        self.auto_rebuild = settings.vector_auto_rebuild if auto_rebuild is None else auto_rebuild
+        self.maintain_in_background = maintain_in_background
         self._info: VectorIndexInfo | None = None
-        self._info_at = 0.0
+        self._maintenance: asyncio.Task[None] | None = None
+        self._maintenance_tried = -math.inf
+        self._announced: tuple[object, ...] | None = None
 
     @retried
     async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
@@ -198,46 +255,121 @@ class PgVectorStore(Store):
             return [EmbeddingRecord.model_validate(r) for r in result.mappings()]
 
     @retried
-    async def index_info(self, *, refresh: bool = False) -> VectorIndexInfo:
-        """The vector index search will use, re-read at most every INDEX_INFO_TTL seconds.
+    async def index_info(self, *, refresh: bool = True) -> VectorIndexInfo:
+        """The vector index search uses, read now (rows counted; `refresh` is accepted for
+        callers of the former cached version and changes nothing).
 
-        A stale IVFFLAT index is logged (once per re-read) so operators see it in the logs
-        as well as in /health.
+        A stale IVFFLAT index or one below its target is logged, once per index state.
         """
-        now = time.monotonic()
-        if refresh or self._info is None or now - self._info_at > INDEX_INFO_TTL:
-            async with transaction(self._db, "index_info") as session:
-                info = await inspect_index(await session.connection())
-            if info.stale:
-                logger.warning(
-                    "vector index %s is stale: trained on %d rows, table has %d; "
-                    "run `chad-memory memory reindex`",
-                    info.name,
-                    info.trained_rows,
-                    info.rows,
-                )
-            self._info, self._info_at = info, now
-        assert self._info is not None
-        return self._info
+        async with transaction(self._db, "index_info") as session:
+            info = await inspect_index(await session.connection())
+        self._remember(info)
+        return info
+
+    def _remember(self, info: VectorIndexInfo) -> None:
+        self._info = info
+        announce = (info.identity, info.stale)
+        if announce == self._announced:
+            return
+        self._announced = announce
+        if info.stale and not self.auto_rebuild:
+            logger.warning(
+                "vector index %s is stale: trained on %d rows, table has %d; a rebuild is due: "
+                "run `chad-memory memory reindex` (VECTOR_AUTO_REBUILD is off)",
+                info.name,
+                info.trained_rows,
+                info.rows,
+            )
+        elif info.calibration is not None and not info.calibration.met:
+            logger.warning(
+                "vector index %s reaches recall %.3f at its widest setting, below the target "
+                "%.3f: rebuild it (more lists, or HNSW)",
+                info.name,
+                info.calibration.recall,
+                info.calibration.target,
+            )
+
+    def _observe(self, state: Any, rows: Any) -> VectorIndexInfo:
+        """The index the preparing statement found; parsed again only when it changed."""
+        known = self._info
+        if known is not None and known.oid is not None and state is not None:
+            oid, note, valid = _identity(state)
+            if (oid, note, valid) == known.identity:
+                info = known.with_rows(int(rows or 0))
+                self._info = info
+                return info
+        elif known is not None and known.oid is None and state is None:
+            info = known.with_rows(int(rows or 0))
+            self._info = info
+            return info
+        info = info_from_state(state, int(rows or 0))
+        self._remember(info)
+        return info
+
+    def _maybe_maintain(self, info: VectorIndexInfo) -> None:
+        """Start the background recalibration or rebuild growth made due (one at a time)."""
+        if not self.maintain_in_background:
+            return
+        if self._maintenance is not None and not self._maintenance.done():
+            return
+        if time.monotonic() - self._maintenance_tried < MAINTENANCE_RETRY_S:
+            return
+        if maintenance_due(info, target=self.target_recall, auto_rebuild=self.auto_rebuild):
+            self._maintenance_tried = time.monotonic()
+            self._maintenance = asyncio.create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        try:
+            done = await maintain(
+                self._db.engine, target=self.target_recall, auto_rebuild=self.auto_rebuild
+            )
+            if done is not None:
+                self._maintenance_tried = -math.inf  # done: growth may call again at once
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a background job: log it, searches go on as they were
+            logger.warning("vector index maintenance failed: %r", exc)
+
+    async def wait_for_maintenance(self) -> None:
+        """Wait for a background recalibration or rebuild this store started, if any."""
+        if self._maintenance is not None:
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop this store's background maintenance (an interrupted build is cleaned up by
+        the next one)."""
+        task, self._maintenance = self._maintenance, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     def _plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
         """(exact?, index settings) for this index; exact when no usable index helps."""
         # Plan each search for its own filter values: a generic plan of the prepared
         # statement cannot tell an actor owning 1% of rows from one owning all of them.
         custom = {"plan_cache_mode": "force_custom_plan"}
-        if info.method is None or not info.valid:
+        if info.method is None or not info.valid or not info.trained:
             return True, custom
+        calibration = info.calibration
         if info.method == "hnsw":
+            ef = self.ef_search
+            if ef is None and calibration is not None:
+                # Calibrated for calibration.k hits; a larger k needs at least 2k.
+                ef = calibration.value if k <= calibration.k else max(calibration.value, 2 * k)
             return False, {
-                "hnsw.ef_search": str(self.ef_search or ef_search_for(k)),
+                "hnsw.ef_search": str(min(1000, ef or ef_search_for(k))),
                 "hnsw.iterative_scan": "relaxed_order",
                 **custom,
             }
         lists = info.lists or 1
-        probes = self.probes or probes_for_lists(lists)
+        probes = self.probes
+        if probes is None and calibration is not None:
+            scale = 1.0 if k <= calibration.k else math.sqrt(k / calibration.k)
+            probes = math.ceil(calibration.value * scale)
+        probes = probes or probes_for_lists(lists)
         if info.stale:
-            # Lists learnt from (almost) nothing: on a small table an exact scan is cheap and
-            # right; on a large one widen the probes until someone reindexes.
+            # Lists learnt from far fewer rows: on a small table an exact scan is cheap and
+            # right; on a large one widen the probes until the rebuild is done.
             if info.rows <= STALE_EXACT_MAX_ROWS:
                 return True, custom
             probes = max(probes, math.ceil(lists / 4))
@@ -286,19 +418,25 @@ class PgVectorStore(Store):
             params["f_metadata"] = check_json(metadata, "metadata")
         filters = tuple(f for f in FILTERS if f"f_{f}" in params)
 
-        info = await self.index_info()
-        exact, gucs = self._plan(info, k)
+        known = self._info or await self.index_info()
+        exact, gucs = self._plan(known, k)
         async with transaction(self._db, "search") as session:
             conn = await session.connection()
-            # One round trip: this transaction's settings and, when an index could serve a
-            # filtered search, whether the filter is selective enough to score exactly.
-            counted = filters if not exact else ()
-            prep = dict(params, cap=self.exact_scan_max_rows)
-            for i, (name, value) in enumerate(gucs.items()):
-                prep[f"name{i}"], prep[f"value{i}"] = name, value
-            row = (await conn.execute(_prepare_statement(counted, len(gucs)), prep)).one()
-            if counted:
-                exact = int(row[0]) < self.exact_scan_max_rows
+            # One round trip: the settings planned from the index seen last, the index in
+            # use now (OID and note: a rebuild or calibration by any process shows here) and,
+            # when filtered, whether the filter is selective enough to score exactly.
+            prep = dict(params, cap=self.exact_scan_max_rows, **_setting_params(gucs))
+            row = (await conn.execute(_prepare_statement(filters, len(gucs)), prep)).one()
+            info = self._observe(row[0], row[1])
+            # Plan again for the index as it is now; only when another process rebuilt or
+            # recalibrated it since this one last looked do the settings differ and cost a
+            # second round trip.
+            exact, replanned = self._plan(info, k)
+            if replanned != gucs:
+                await conn.execute(_settings_statement(len(replanned)), _setting_params(replanned))
+            self._maybe_maintain(info)
+            if filters and not exact:
+                exact = int(row[2]) < self.exact_scan_max_rows
             stmt = _search_statement(_binary(conn), filters, exact, min_score is not None)
             params.update(query=query, k=k)
             if min_score is not None:
@@ -312,20 +450,36 @@ class PgVectorStore(Store):
         *,
         method: Method = "ivfflat",
         lists: int | None = None,
+        m: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
         progress: ProgressCallback | None = None,
     ) -> VectorIndexInfo:
-        """Rebuild the vector index on the rows present now (CONCURRENTLY: readers go on).
+        """Rebuild the vector index on the rows present now (CONCURRENTLY: readers go on),
+        then calibrate it for the target recall; every process's next search uses it.
 
         IVFFLAT gets lists sized to the data (√rows) unless `lists` is given; `method="hnsw"`
-        switches to HNSW (m=16, ef_construction=64), which never goes stale.
+        switches to HNSW (m, ef_construction), which never goes stale. Waits for a rebuild
+        or calibration another process is running.
         """
         try:
-            info = await rebuild_index(
-                self._db.engine, method=method, lists=lists, progress=progress
+            info = await rebuild_and_calibrate(
+                self._db.engine,
+                target=self.target_recall,
+                method=method,
+                lists=lists,
+                m=m,
+                ef_construction=ef_construction,
+                progress=progress,
             )
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
-        self._info, self._info_at = info, time.monotonic()
+        self._remember(info)
+        return info
+
+    async def calibrate(self) -> VectorIndexInfo:
+        """Calibrate the index present now for the target recall (no rebuild)."""
+        info = await recalibrate(self._db.engine, target=self.target_recall)
+        self._remember(info)
         return info
 
     @retried

@@ -44,7 +44,10 @@ async def test_backend_killed_mid_request_is_503_then_a_keyed_retry_makes_one_ro
         async with side_engine.connect() as side:
             # An uncommitted run holding trace_id "T" makes the request's insert wait.
             await side.execute(
-                text("INSERT INTO runs (id, actor, trace_id) VALUES (gen_random_uuid(), 'x', 'T')")
+                text(
+                    "INSERT INTO runs (id, actor, trace_id) "
+                    "VALUES (gen_random_uuid(), 'alice', 'T')"
+                )
             )
             request = asyncio.create_task(
                 api.client.post("/runs", json={"name": "n", "trace_id": "T"}, headers=headers)

@@ -93,7 +93,10 @@ def _machine(database_url: str) -> tuple[type[RuleBasedStateMachine], Callable[[
                 ),
                 None,
             )
-            taken = trace_id is not None and any(r.trace_id == trace_id for r in self.runs.values())
+            # trace_id is unique per actor (revision 006): another actor's is no conflict.
+            taken = trace_id is not None and any(
+                r.actor == actor and r.trace_id == trace_id for r in self.runs.values()
+            )
             new = RunCreate(actor=actor, name=name, trace_id=trace_id, idempotency_key=key)
             if first is not None:
                 got = run(store.save_run(new))

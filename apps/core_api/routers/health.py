@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -19,8 +20,24 @@ router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
 
 
+class VectorCalibrationHealth(BaseModel):
+    """What the index's last calibration measured: searches use `setting` = `value`."""
+
+    setting: Literal["ivfflat.probes", "hnsw.ef_search"]
+    value: int
+    recall: float
+    target: float
+    met: bool
+    k: int
+    queries: int
+    rows: int
+    at: datetime
+    seconds: float
+
+
 class VectorIndexHealth(BaseModel):
-    """The vector index search uses; `stale` means recall suffers until a reindex."""
+    """The vector index search uses; `stale` means its lists no longer fit the data and a
+    rebuild is due (`rebuild_due`: done in the background unless VECTOR_AUTO_REBUILD=false)."""
 
     name: str | None
     method: Literal["ivfflat", "hnsw"] | None
@@ -31,6 +48,10 @@ class VectorIndexHealth(BaseModel):
     rows: int
     valid: bool
     stale: bool
+    built_at: datetime | None = None
+    calibration: VectorCalibrationHealth | None = None
+    rebuild_due: bool = False
+    recalibration_due: bool = False
 
 
 class Health(BaseModel):
@@ -89,7 +110,7 @@ async def health(
         status="ok" if ok else "degraded",
         database="ok" if ok else "unavailable",
         vector_index=VectorIndexHealth.model_validate(index) if index is not None else None,
-    ).model_dump()
+    ).model_dump(mode="json")
     if body["vector_index"] is None:
         del body["vector_index"]
     return JSONResponse(body, status_code=200 if ok else 503)

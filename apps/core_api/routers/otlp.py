@@ -1,0 +1,79 @@
+"""POST /v1/traces: OTLP/HTTP trace export (protobuf or JSON, optionally gzip).
+
+This router only speaks HTTP: it checks the media type, inflates and decodes the body,
+and encodes the answer in the request's encoding. Mapping and storage are the library's
+(`chad_memory.otlp.export_traces`). Status codes follow the OTLP/HTTP specification: 200
+(with `partial_success` when some spans were refused), 400 for a body that is not OTLP,
+413 over MAX_BODY_BYTES (compressed or not), 415 for another media type, 503 with
+Retry-After while the database is down (exporters retry 429/502/503/504 only).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+
+from apps.core_api.auth import CurrentActor
+from apps.core_api.schemas import AUTH_RESPONSES, Problem
+from chad_memory.otlp import TraceStore, export_traces
+from chad_memory.otlp.wire import (
+    MEDIA_TYPES,
+    decode_request,
+    decompress,
+    encode_response,
+    media_type,
+)
+from chad_memory.settings import Settings
+
+router = APIRouter(tags=["otlp"], responses=AUTH_RESPONSES)
+
+
+def get_trace_store(request: Request) -> TraceStore:
+    store: TraceStore = request.app.state.trace_store
+    return store
+
+
+_OTLP_BODY = {
+    "required": True,
+    "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES},
+    "description": "An ExportTraceServiceRequest, as protobuf or OTLP/JSON",
+}
+
+
+@router.post(
+    "/v1/traces",
+    response_class=Response,
+    openapi_extra={"requestBody": _OTLP_BODY},
+    responses={
+        200: {
+            "description": "ExportTraceServiceResponse in the request's encoding; "
+            "partial_success names refused spans",
+            "content": {media: {} for media in MEDIA_TYPES},
+        },
+        400: {"model": Problem, "description": "not an OTLP body, or bad gzip"},
+        413: {"model": Problem, "description": "body over MAX_BODY_BYTES once inflated"},
+        415: {"model": Problem, "description": "neither application/x-protobuf nor JSON"},
+    },
+)
+async def export(
+    request: Request,
+    actor: CurrentActor,
+    store: Annotated[TraceStore, Depends(get_trace_store)],
+    content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
+) -> Response:
+    """Store every span as a step of its trace's run (one run per trace and actor)."""
+    kind = media_type(request.headers.get("content-type"))
+    if kind is None:
+        return Response(
+            content=b'{"detail":"Content-Type must be application/x-protobuf or application/json"}',
+            status_code=415,
+            media_type="application/json",
+        )
+    settings: Settings = request.app.state.settings
+    body = decompress(await request.body(), content_encoding, settings.max_body_bytes)
+    result = await export_traces(store, decode_request(body, kind), actor=actor)
+    return Response(
+        content=encode_response(result.rejected_spans, result.error_message, kind),
+        media_type=kind,
+    )

@@ -1,0 +1,46 @@
+"""OpenTelemetry traces in (OTLP/HTTP): decoding, the GenAI / OpenInference mapping, ingest.
+
+`export_traces` is what POST /v1/traces does once the body is decoded, usable without
+HTTP: map every span (refusing, one by one, those that break an input rule) and store the
+rest through `TraceStore` in one transaction. See chad_memory.stores.traces for how
+re-sent spans, late parents and step order are kept right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from chad_memory.otlp.mapping import MappedRequest, MappedSpan, map_request
+from chad_memory.stores.conversations import conversation_thread_id
+from chad_memory.stores.traces import TraceStore
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """OTLP's answer: spans refused (with why) and, for information, what was stored."""
+
+    stored: int
+    duplicates: int
+    rejected_spans: int
+    error_message: str
+
+
+async def export_traces(
+    store: TraceStore, request: ExportTraceServiceRequest, *, actor: str
+) -> ExportResult:
+    mapped = map_request(request)
+    saved = await store.save_spans(mapped.traces, actor=actor)
+    return ExportResult(saved.stored, saved.duplicates, mapped.rejected, mapped.error_message)
+
+
+__all__ = [
+    "ExportResult",
+    "MappedRequest",
+    "MappedSpan",
+    "TraceStore",
+    "conversation_thread_id",
+    "export_traces",
+    "map_request",
+]

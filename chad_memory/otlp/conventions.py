@@ -1,0 +1,194 @@
+"""What a span's attributes mean: the OpenTelemetry GenAI and OpenInference conventions.
+
+GenAI (gen_ai.*): the current form puts messages in `gen_ai.input.messages` /
+`gen_ai.output.messages` (JSON text) and the provider in `gen_ai.provider.name`; older
+instrumentations send `gen_ai.system`, `gen_ai.usage.prompt_tokens`, span events
+(`gen_ai.user.message`, `gen_ai.choice`, ...) or flattened `gen_ai.prompt.N.*`
+attributes. OpenInference (Arize Phoenix): `openinference.span.kind`, `input.value` /
+`output.value`, `llm.*`. Each fact is read from the first key that is present, in the
+order listed here, newest convention first.
+
+Attributes read into a step's input or output are taken out of its metadata (they would
+be stored twice); every other attribute stays there, as sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+OPERATION = ("gen_ai.operation.name", "openinference.span.kind")
+# Operations whose span is one model call (GenAI operation names; OpenInference's kind).
+LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "LLM"})
+PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+MODEL = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
+OUTPUT_TOKENS = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+)
+TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total")
+# Kept in the step's metadata as sent until llm_calls has columns for them (cost issue).
+CACHE_READ_TOKENS = (
+    "gen_ai.usage.cache_read.input_tokens",
+    "llm.token_count.prompt_details.cache_read",
+)
+CACHE_WRITE_TOKENS = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
+    "llm.token_count.prompt_details.cache_write",
+)
+REASONING_TOKENS = (
+    "gen_ai.usage.reasoning.output_tokens",
+    "llm.token_count.completion_details.reasoning",
+)
+COST = ("llm.cost.total", "gen_ai.usage.cost")
+CONVERSATION = ("gen_ai.conversation.id", "session.id")
+USER = ("user.id", "enduser.id")
+
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+# GenAI events before gen_ai.input/output.messages: one event per message.
+INPUT_EVENTS = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+OUTPUT_EVENTS = frozenset({"gen_ai.choice"})
+# Earlier still: the whole prompt / completion in one event attribute.
+CONTENT_EVENTS = {
+    "gen_ai.content.prompt": "gen_ai.prompt",
+    "gen_ai.content.completion": "gen_ai.completion",
+}
+
+_FLAT_MESSAGE = re.compile(
+    r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|llm\.output_messages)\.(\d+)\.(.+)$"
+)
+_INPUT_PREFIXES = ("gen_ai.prompt", "llm.input_messages")
+_FLAT_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+)
+
+
+def first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def as_int(value: Any) -> int | None:
+    """A token count: an int, or an int sent as text or as a whole double."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def as_cost(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        # Through str(): the double 0.00036 is the decimal 0.00036, not its binary expansion.
+        return Decimal(str(value)) if isinstance(value, int | float | str) else None
+    except InvalidOperation:
+        return None
+
+
+def parsed(value: Any) -> Any:
+    """JSON text as the value it encodes; anything else (or text that is not JSON) as is."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _mime_value(attributes: dict[str, Any], prefix: str) -> Any:
+    value = attributes.pop(f"{prefix}.value")
+    if str(attributes.get(f"{prefix}.mime_type", "")).startswith("application/json"):
+        return parsed(value)
+    return value
+
+
+def _flat_messages(attributes: dict[str, Any], inputs: bool) -> tuple[list[Any], list[str]]:
+    """OpenLLMetry's `gen_ai.prompt.0.role` and OpenInference's
+    `llm.input_messages.0.message.content` as a message list, with the keys it came from."""
+    found: dict[int, dict[str, Any]] = {}
+    keys = []
+    for key, value in attributes.items():
+        if not key.startswith(_FLAT_PREFIXES):  # cheap test first: most keys are not
+            continue
+        match = _FLAT_MESSAGE.match(key)
+        if match is None or (match.group(1) in _INPUT_PREFIXES) != inputs:
+            continue
+        _, index, field = match.groups()
+        found.setdefault(int(index), {})[field.removeprefix("message.")] = value
+        keys.append(key)
+    return [message for _, message in sorted(found.items())], keys
+
+
+def _side(
+    attributes: dict[str, Any],
+    events: list[tuple[str, dict[str, Any]]],
+    used_events: set[int],
+    inputs: bool,
+) -> Any:
+    """One side (input or output) from the first form present; what is read is consumed."""
+    key = INPUT_MESSAGES if inputs else OUTPUT_MESSAGES
+    if key in attributes:
+        return parsed(attributes.pop(key))
+    from_events = []
+    for position, (name, event_attributes) in enumerate(events):
+        if inputs and name in INPUT_EVENTS:
+            from_events.append({"role": INPUT_EVENTS[name], **_event_body(event_attributes)})
+        elif not inputs and name in OUTPUT_EVENTS:
+            from_events.append(_event_body(event_attributes))
+        elif (name == "gen_ai.content.prompt") == inputs and name in CONTENT_EVENTS:
+            if CONTENT_EVENTS[name] not in event_attributes:
+                continue
+            from_events.append(parsed(event_attributes[CONTENT_EVENTS[name]]))
+        else:
+            continue
+        used_events.add(position)
+    if from_events:
+        return from_events
+    flat, flat_keys = _flat_messages(attributes, inputs)
+    if flat:
+        for flat_key in flat_keys:
+            del attributes[flat_key]
+        return flat
+    prefix = "input" if inputs else "output"
+    if f"{prefix}.value" in attributes:
+        return _mime_value(attributes, prefix)
+    return None
+
+
+def input_output(
+    attributes: dict[str, Any], events: list[tuple[str, dict[str, Any]]]
+) -> tuple[Any, Any, list[int]]:
+    """(input, output, positions of the events read into neither); read attributes are
+    removed from `attributes`."""
+    used: set[int] = set()
+    inputs = _side(attributes, events, used, inputs=True)
+    outputs = _side(attributes, events, used, inputs=False)
+    return inputs, outputs, [i for i in range(len(events)) if i not in used]
+
+
+def _event_body(attributes: dict[str, Any]) -> dict[str, Any]:
+    """An event's attributes, with JSON text (e.g. `message`, `tool_calls`) decoded."""
+    return {key: parsed(value) for key, value in attributes.items()}

@@ -1,0 +1,115 @@
+"""OTLP/HTTP bodies in and out: protobuf or OTLP/JSON, optionally gzip-compressed.
+
+The classes are opentelemetry-proto's generated ones; nothing here parses protobuf by
+hand. OTLP/JSON is protobuf's JSON mapping with the differences the OTLP specification
+makes (docs/specification.md, "JSON Protobuf Encoding"): trace and span ids are hex
+strings rather than base64, field names are lowerCamelCase (protobuf's parser takes
+either), enums are integers, 64-bit integers may be decimal strings, and unknown fields
+are ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from chad_memory.errors import PayloadTooLargeError, UndecodableBodyError
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+MEDIA_TYPES = (PROTOBUF, JSON)
+# Ids that OTLP/JSON writes as hex and protobuf's JSON mapping expects as base64.
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def media_type(content_type: str | None) -> str | None:
+    """The OTLP media type named by a Content-Type header, or None if it is neither."""
+    if content_type is None:
+        return None
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind if kind in MEDIA_TYPES else None
+
+
+def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """The body as sent before compression; never more than `max_bytes` of it.
+
+    The size limit applies to the decompressed bytes too, so a small gzip bomb is a 413
+    rather than gigabytes in memory.
+    """
+    kind = (encoding or "identity").strip().lower()
+    if kind == "identity":
+        return body
+    if kind != "gzip":
+        raise UndecodableBodyError(f"Content-Encoding {encoding!r} is not supported (gzip is)")
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise UndecodableBodyError(f"body is not valid gzip: {exc}") from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise PayloadTooLargeError(
+            f"decompressed body is larger than {max_bytes} bytes (MAX_BODY_BYTES)"
+        )
+    if not inflater.eof:
+        raise UndecodableBodyError("body is not valid gzip: the stream is truncated")
+    return data
+
+
+def _hex_ids_to_base64(value: Any) -> None:
+    """Rewrite OTLP/JSON's hex ids in place as the base64 that protobuf's parser reads."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _ID_FIELDS and isinstance(item, str):
+                try:
+                    value[key] = base64.b64encode(bytes.fromhex(item)).decode()
+                except ValueError:
+                    raise UndecodableBodyError(f"{key} {item[:64]!r} is not hex") from None
+            else:
+                _hex_ids_to_base64(item)
+    elif isinstance(value, list):
+        for item in value:
+            _hex_ids_to_base64(item)
+
+
+def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
+    """An ExportTraceServiceRequest from a protobuf or OTLP/JSON body (already inflated)."""
+    request = ExportTraceServiceRequest()
+    if kind == PROTOBUF:
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise UndecodableBodyError(f"body is not an OTLP protobuf message: {exc}") from None
+        return request
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise UndecodableBodyError(f"body is not JSON: {str(exc)[:200]}") from None
+    if not isinstance(document, dict):
+        raise UndecodableBodyError("an OTLP/JSON body is a JSON object")
+    _hex_ids_to_base64(document)
+    try:
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, binascii.Error, RecursionError, ValueError) as exc:
+        raise UndecodableBodyError(f"body is not OTLP/JSON: {str(exc)[:300]}") from None
+    return request
+
+
+def encode_response(rejected_spans: int, error_message: str, kind: str) -> bytes:
+    """ExportTraceServiceResponse in the request's encoding; partial_success only if needed."""
+    response = ExportTraceServiceResponse()
+    if rejected_spans or error_message:
+        response.partial_success.rejected_spans = rejected_spans
+        response.partial_success.error_message = error_message
+    if kind == PROTOBUF:
+        return response.SerializeToString()
+    return json.dumps(json_format.MessageToDict(response)).encode()

@@ -1,0 +1,464 @@
+"""Spans into run history, a whole export at a time, in one transaction of a few statements.
+
+How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
+
+- One run per (actor, trace id): runs are upserted on `uq_runs_actor_trace_id`. The
+  upsert locks each run row until commit, so two exports of one trace take turns, and
+  runs are upserted in trace-id order so two exports cannot deadlock on each other.
+- A re-sent span is stored once: a step's id is derived from its run and span
+  (`span_step_id`: uuid5 in the run's id), so a repeat hits `ON CONFLICT (id) DO NOTHING`.
+  The LLM call of an LLM span is derived the same way and only written with a new step.
+- A child may arrive before its parent. Its parent_step_id is set when the parent is in
+  the same export or already stored; otherwise it stays null (the column is a foreign
+  key) until the parent arrives, when the parent's insert links its waiting children.
+- step_index is start-time order within the run, by (started_at, roots first,
+  completed_at desc, id). The order is computed here from the new spans and the run's
+  stored steps; stored steps whose index changes wait at TEMP_MOVED + index while the
+  new steps are inserted at their final indexes, then land. Indexes of a trace's steps
+  can therefore change while its spans are still arriving.
+- Conversations: a span's `gen_ai.conversation.id` (or `session.id`) names a thread
+  whose id is derived from (actor, conversation id) (`conversation_thread_id`); the
+  thread is created on first sight and the run linked to it, so GET /runs?conversation_id=
+  and GET /threads/{id}/runs list a conversation's runs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+
+from chad_memory.stores.base import Store
+from chad_memory.stores.conversations import conversation_thread_id
+from chad_memory.stores.transactions import retried, transaction
+from chad_memory.validation import check_actor
+
+if TYPE_CHECKING:  # the mapping imports the stores' package; only its type is needed here
+    from chad_memory.otlp.mapping import MappedSpan
+
+# Stored steps whose index changes wait at TEMP_MOVED + their new index, far above any
+# real one, while the new steps take their places (the unique index is checked per row).
+TEMP_MOVED = 2**30
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def span_step_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
+    return uuid.uuid5(run_id, span_id)
+
+
+def span_call_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
+    return uuid.uuid5(run_id, f"llm:{span_id}")
+
+
+@dataclass(frozen=True)
+class SavedSpans:
+    """What an export did: steps newly stored, and spans that were already there."""
+
+    stored: int
+    duplicates: int
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
+
+
+_UPSERT_THREADS = text(
+    "INSERT INTO threads (id, actor, title, agent_type, metadata) "
+    "SELECT u.id, :actor, u.title, u.agent_type, u.metadata "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:titles AS text[]), CAST(:agents AS text[]), "
+    "CAST(:metadata AS jsonb[])) AS u(id, title, agent_type, metadata) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+
+# The no-op update makes RETURNING give the existing run's id, and locks it until commit.
+_UPSERT_RUNS = text(
+    "INSERT INTO runs (id, actor, trace_id, status, agent, thread_id, started_at, metadata) "
+    "SELECT u.id, :actor, u.trace_id, 'running', u.agent, u.thread_id, u.started_at, u.metadata "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:trace_ids AS text[]), CAST(:agents AS text[]), "
+    "CAST(:thread_ids AS uuid[]), CAST(:started AS timestamptz[]), CAST(:metadata AS jsonb[])) "
+    "AS u(id, trace_id, agent, thread_id, started_at, metadata) "
+    "ON CONFLICT (actor, trace_id) DO UPDATE SET "
+    "thread_id = COALESCE(runs.thread_id, EXCLUDED.thread_id), updated_at = now() "
+    "RETURNING id, trace_id, (xmax = 0) AS inserted"
+)
+
+# The root span decides the run's name, times and outcome, unless it already ended.
+_ROOT_UPDATE = text(
+    "UPDATE runs SET name = u.name, status = u.status, error = u.error, "
+    "started_at = COALESCE(u.started_at, runs.started_at), completed_at = u.completed_at, "
+    "updated_at = now() "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:statuses AS text[]), "
+    "CAST(:errors AS text[]), CAST(:started AS timestamptz[]), "
+    "CAST(:completed AS timestamptz[])) AS u(id, name, status, error, started_at, completed_at) "
+    "WHERE runs.id = u.id AND runs.status IN ('pending', 'running')"
+)
+
+_INSERT_STEPS = text(
+    "INSERT INTO steps (id, run_id, step_index, parent_step_id, name, type, status, input, "
+    "output, error, started_at, completed_at, duration_ms, metadata) "
+    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
+    "CAST(:indexes AS int4[]), CAST(:parents AS uuid[]), CAST(:names AS text[]), "
+    "CAST(:types AS text[]), CAST(:statuses AS text[]), CAST(:inputs AS jsonb[]), "
+    "CAST(:outputs AS jsonb[]), CAST(:errors AS text[]), CAST(:started AS timestamptz[]), "
+    "CAST(:completed AS timestamptz[]), CAST(:durations AS float8[]), "
+    "CAST(:metadata AS jsonb[])) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+# What ordering and linking need to know of the steps already stored for a run.
+_STORED_STEPS = text(
+    "SELECT id, run_id, step_index, started_at, completed_at, parent_step_id, "
+    "metadata -> 'otel' ->> 'parent_span_id' AS parent_span_id "
+    "FROM steps WHERE run_id = ANY(CAST(:run_ids AS uuid[]))"
+)
+
+# Stored steps whose index changes move out of the way first, so the new steps can go
+# straight to their final index; then they (and children whose parent just arrived) land.
+_MOVE_ASIDE = text(
+    f"UPDATE steps SET step_index = {TEMP_MOVED} + u.rank "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:ranks AS int4[])) AS u(id, rank) "
+    "WHERE steps.id = u.id"
+)
+_SETTLE = text(
+    "UPDATE steps SET step_index = COALESCE(u.rank, steps.step_index), "
+    "parent_step_id = COALESCE(u.parent, steps.parent_step_id) "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:ranks AS int4[]), CAST(:parents AS uuid[])) "
+    "AS u(id, rank, parent) WHERE steps.id = u.id"
+)
+
+_INSERT_CALLS = text(
+    "INSERT INTO llm_calls (id, run_id, step_id, provider, model, prompt_tokens, "
+    "completion_tokens, total_tokens, cost_usd, latency_ms, status, error, request, response) "
+    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
+    "CAST(:step_ids AS uuid[]), CAST(:providers AS text[]), CAST(:models AS text[]), "
+    "CAST(:prompt AS int4[]), CAST(:completion AS int4[]), CAST(:total AS int4[]), "
+    "CAST(:costs AS numeric[]), CAST(:latencies AS float8[]), CAST(:statuses AS text[]), "
+    "CAST(:errors AS text[]), CAST(:requests AS jsonb[]), CAST(:responses AS jsonb[])) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A step as ordering sees it: stored already (`index` set) or new (`span` set)."""
+
+    id: uuid.UUID
+    started_at: datetime | None
+    completed_at: datetime | None
+    has_parent: bool
+    index: int | None = None
+    span: MappedSpan | None = None
+
+    def order(self) -> tuple[Any, ...]:
+        """Start time; on ties roots first, then the longer step, then the id."""
+        started, completed = self.started_at, self.completed_at
+        return (
+            started is None,
+            started or _EPOCH,
+            self.has_parent,
+            completed is None,
+            -(completed - _EPOCH).total_seconds() if completed else 0.0,
+            self.id,
+        )
+
+
+class TraceStore(Store):
+    """Spans as runs, steps and LLM calls; one export is one transaction."""
+
+    @retried
+    async def save_spans(self, traces: dict[str, list[MappedSpan]], *, actor: str) -> SavedSpans:
+        """Store mapped spans for `actor`: all of them or, on an error, none."""
+        trace_ids = sorted(traces)
+        if not trace_ids:
+            return SavedSpans(0, 0)
+        check_actor(actor)
+        async with transaction(self._db, "save_spans") as session:
+
+            async def run(stmt: Any, **params: Any) -> Any:
+                return await session.execute(stmt, params)
+
+            threads = _threads(traces, trace_ids, actor)
+            if threads:
+                await run(_UPSERT_THREADS, actor=actor, **threads)
+            rows = (await run(_UPSERT_RUNS, actor=actor, **_runs(traces, trace_ids, actor))).all()
+            run_ids = {row.trace_id: row.id for row in rows}
+            existing_runs = {row.id for row in rows if not row.inserted}
+            roots = _roots(traces, run_ids)
+            if roots["ids"]:
+                await run(_ROOT_UPDATE, **roots)
+
+            stored: list[Any] = []
+            if existing_runs:
+                stored = list(await run(_STORED_STEPS, run_ids=sorted(existing_runs)))
+            plan = _plan(traces, trace_ids, run_ids, stored)
+            if plan.moved:
+                await run(_MOVE_ASIDE, ids=list(plan.moved), ranks=list(plan.moved.values()))
+            new_ids: set[uuid.UUID] = set()
+            if plan.new:
+                new_ids = set((await run(_INSERT_STEPS, **_steps(plan.new))).scalars())
+            settle: dict[uuid.UUID, tuple[int | None, uuid.UUID | None]] = {
+                i: (r, None) for i, r in plan.moved.items()
+            }
+            for child, parent in plan.links.items():
+                settle[child] = (settle.get(child, (None, None))[0], parent)
+            if settle:
+                ids = list(settle)
+                await run(
+                    _SETTLE,
+                    ids=ids,
+                    ranks=[settle[i][0] for i in ids],
+                    parents=[settle[i][1] for i in ids],
+                )
+            new = [n for n in plan.new if n.placed.id in new_ids]
+            calls = _calls(
+                [(n.placed, n.run_id) for n in new if n.placed.span and n.placed.span.call]
+            )
+            if calls["ids"]:
+                await run(_INSERT_CALLS, **calls)
+        spans = sum(len(traces[t]) for t in trace_ids)
+        return SavedSpans(stored=len(new), duplicates=spans - len(new))
+
+
+def _first(spans: list[MappedSpan]) -> MappedSpan:
+    """The span that speaks for the run: its root when present, else the earliest."""
+    for span in spans:
+        if span.is_root:
+            return span
+    return min(spans, key=lambda s: (s.step.started_at is None, s.step.started_at))
+
+
+def _conversation(spans: list[MappedSpan]) -> str | None:
+    first = _first(spans)
+    if first.conversation_id is not None:
+        return first.conversation_id
+    return next((s.conversation_id for s in spans if s.conversation_id is not None), None)
+
+
+def _threads(
+    traces: dict[str, list[MappedSpan]], trace_ids: list[str], actor: str
+) -> dict[str, list[Any]]:
+    found: dict[uuid.UUID, tuple[str, str]] = {}
+    for trace_id in trace_ids:
+        conversation = _conversation(traces[trace_id])
+        if conversation is not None:
+            agent = _first(traces[trace_id]).agent or "opentelemetry"
+            found[conversation_thread_id(actor, conversation)] = (conversation, agent)
+    if not found:
+        return {}
+    ids = sorted(found)
+    return {
+        "ids": ids,
+        "titles": [found[i][0] for i in ids],
+        "agents": [found[i][1] for i in ids],
+        "metadata": [_json({"conversation_id": found[i][0], "source": "otlp"}) for i in ids],
+    }
+
+
+def _runs(
+    traces: dict[str, list[MappedSpan]], trace_ids: list[str], actor: str
+) -> dict[str, list[Any]]:
+    params: dict[str, list[Any]] = {
+        k: [] for k in ("ids", "trace_ids", "agents", "thread_ids", "started", "metadata")
+    }
+    for trace_id in trace_ids:
+        spans = traces[trace_id]
+        first = _first(spans)
+        conversation = _conversation(spans)
+        otel: dict[str, Any] = {"resource": first.resource}
+        if conversation is not None:
+            otel["conversation_id"] = conversation
+        user = first.user_id or next((s.user_id for s in spans if s.user_id), None)
+        if user is not None:
+            otel["user_id"] = user
+        starts = [s.step.started_at for s in spans if s.step.started_at is not None]
+        params["ids"].append(uuid.uuid4())
+        params["trace_ids"].append(trace_id)
+        params["agents"].append(first.agent)
+        params["thread_ids"].append(
+            None if conversation is None else conversation_thread_id(actor, conversation)
+        )
+        params["started"].append(min(starts) if starts else None)
+        params["metadata"].append(_json({"otel": otel}))
+    return params
+
+
+def _roots(
+    traces: dict[str, list[MappedSpan]], run_ids: dict[str, uuid.UUID]
+) -> dict[str, list[Any]]:
+    params: dict[str, list[Any]] = {
+        k: [] for k in ("ids", "names", "statuses", "errors", "started", "completed")
+    }
+    for trace_id, spans in traces.items():
+        root = next((s for s in spans if s.is_root), None)
+        if root is None:
+            continue
+        params["ids"].append(run_ids[trace_id])
+        params["names"].append(root.step.name)
+        params["statuses"].append(root.run_status)
+        params["errors"].append(root.run_error)
+        params["started"].append(root.step.started_at)
+        params["completed"].append(root.step.completed_at)
+    return params
+
+
+@dataclass(frozen=True)
+class _New:
+    """A new step: where it goes (run, final index) and its parent step, if present."""
+
+    placed: _Placed
+    run_id: uuid.UUID
+    index: int
+    parent: uuid.UUID | None
+
+
+@dataclass
+class _Plan:
+    """What one export changes: new steps (with final index and parent), stored steps that
+    move (id -> final index), and stored children whose parent arrives (id -> parent)."""
+
+    new: list[_New]
+    moved: dict[uuid.UUID, int]
+    links: dict[uuid.UUID, uuid.UUID]
+
+
+def _plan(
+    traces: dict[str, list[MappedSpan]],
+    trace_ids: list[str],
+    run_ids: dict[str, uuid.UUID],
+    stored_rows: Sequence[Any],
+) -> _Plan:
+    by_run: dict[uuid.UUID, list[Any]] = {}
+    for row in stored_rows:
+        by_run.setdefault(row.run_id, []).append(row)
+    plan = _Plan(new=[], moved={}, links={})
+    for trace_id in trace_ids:
+        run_id = run_ids[trace_id]
+        rows = by_run.get(run_id, [])
+        known = {row.id for row in rows}
+        step_ids = {s.span_id: span_step_id(run_id, s.span_id) for s in traces[trace_id]}
+        fresh = [s for s in traces[trace_id] if step_ids[s.span_id] not in known]
+        if not fresh:
+            continue
+        arriving = {step_ids[s.span_id]: s.span_id for s in fresh}
+        present = known | arriving.keys()
+        placed = [
+            _Placed(
+                id=row.id,
+                started_at=row.started_at,
+                completed_at=row.completed_at,
+                has_parent=row.parent_step_id is not None or row.parent_span_id is not None,
+                index=row.step_index,
+            )
+            for row in rows
+        ]
+        placed += [
+            _Placed(
+                id=step_ids[s.span_id],
+                started_at=s.step.started_at,
+                completed_at=s.step.completed_at,
+                has_parent=s.parent_span_id is not None,
+                span=s,
+            )
+            for s in fresh
+        ]
+        for rank, item in enumerate(sorted(placed, key=_Placed.order)):
+            if item.span is None:
+                if item.index != rank:
+                    plan.moved[item.id] = rank
+                continue
+            parent = None
+            parent_span = item.span.parent_span_id
+            if parent_span is not None:
+                candidate = step_ids.get(parent_span) or span_step_id(run_id, parent_span)
+                parent = candidate if candidate in present else None
+            plan.new.append(_New(item, run_id, rank, parent))
+        arriving_spans = {span: step_id for step_id, span in arriving.items()}
+        for row in rows:
+            if row.parent_step_id is None and row.parent_span_id in arriving_spans:
+                plan.links[row.id] = arriving_spans[row.parent_span_id]
+    return plan
+
+
+def _steps(new: Sequence[_New]) -> dict[str, list[Any]]:
+    names = [
+        "ids",
+        "run_ids",
+        "indexes",
+        "parents",
+        "names",
+        "types",
+        "statuses",
+        "inputs",
+        "outputs",
+        "errors",
+        "started",
+        "completed",
+        "durations",
+        "metadata",
+    ]
+    params: dict[str, list[Any]] = {k: [] for k in names}
+    for entry in new:
+        assert entry.placed.span is not None
+        step = entry.placed.span.step
+        params["ids"].append(entry.placed.id)
+        params["run_ids"].append(entry.run_id)
+        params["indexes"].append(entry.index)
+        params["parents"].append(entry.parent)
+        params["names"].append(step.name)
+        params["types"].append(step.type)
+        params["statuses"].append(step.status)
+        params["inputs"].append(entry.placed.span.input_json)
+        params["outputs"].append(entry.placed.span.output_json)
+        params["errors"].append(step.error)
+        params["started"].append(step.started_at)
+        params["completed"].append(step.completed_at)
+        params["durations"].append(step.duration_ms)
+        params["metadata"].append(entry.placed.span.metadata_json)
+    return params
+
+
+def _calls(new: Sequence[tuple[_Placed, uuid.UUID]]) -> dict[str, list[Any]]:
+    names = [
+        "ids",
+        "run_ids",
+        "step_ids",
+        "providers",
+        "models",
+        "prompt",
+        "completion",
+        "total",
+        "costs",
+        "latencies",
+        "statuses",
+        "errors",
+        "requests",
+        "responses",
+    ]
+    params: dict[str, list[Any]] = {k: [] for k in names}
+    for item, run_id in new:
+        assert item.span is not None
+        assert item.span.call is not None
+        call = item.span.call
+        params["ids"].append(span_call_id(run_id, item.span.span_id))
+        params["run_ids"].append(run_id)
+        params["step_ids"].append(item.id)
+        params["providers"].append(call.provider)
+        params["models"].append(call.model)
+        params["prompt"].append(call.prompt_tokens)
+        params["completion"].append(call.completion_tokens)
+        total = call.total_tokens
+        params["total"].append(
+            call.prompt_tokens + call.completion_tokens if total is None else total
+        )
+        params["costs"].append(call.cost_usd)
+        params["latencies"].append(call.latency_ms)
+        params["statuses"].append(call.status)
+        params["errors"].append(call.error)
+        params["requests"].append(_json(call.request))
+        params["responses"].append(_json(call.response))
+    return params
