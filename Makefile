@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-dev
 # once when it is missing (these machines are Debian, and make runs as root on them).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck check install bench bench-runs fuzz load clean screenshots
+.PHONY: serve test lint typecheck check install bench bench-runs bench-http fuzz load clean screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -85,6 +85,17 @@ bench-runs: $(STAMP)
 		> $(RESULTS)/ingest.md && cat $(RESULTS)/ingest.md
 	RUN_SIZES=$(RUN_SIZES) HTTP_REQUESTS=$(HTTP_REQUESTS) $(BIN)/python -m bench.http_api \
 		> $(RESULTS)/http_api.md && cat $(RESULTS)/http_api.md
+
+# Requests/s over real HTTP (wrk -t2 -c16, one uvicorn worker each) beside the
+# hand-written FastAPI + asyncpg handlers in bench/reference_api.py; needs `wrk` (Debian
+# package wrk). BEFORE_SRC=path/to/an/older/checkout adds its figures in the same rounds.
+WRK_SECONDS ?= 8
+BEFORE_SRC ?=
+bench-http: $(STAMP)
+	@mkdir -p $(RESULTS)
+	WRK_SECONDS=$(WRK_SECONDS) $(BIN)/python -m bench.http_wrk --out $(RESULTS)/http_wrk.json \
+		$(if $(BEFORE_SRC),--before-src $(BEFORE_SRC)) > $(RESULTS)/http_wrk.md \
+		&& cat $(RESULTS)/http_wrk.md
 
 # Nightly-style: many more generated requests than CI, with fresh random cases each time.
 FUZZ_CASES ?= 20000

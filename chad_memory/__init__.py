@@ -1,6 +1,8 @@
 """chad-memory: run history and vector memory for AI agents, on PostgreSQL + pgvector."""
 
 from chad_memory.database import (
+    Database,
+    RetryPolicy,
     check_db_connection,
     close_db_connections,
     get_db_session,
@@ -22,6 +24,7 @@ from chad_memory.schemas import (
     EmbeddingCreate,
     LLMCallCreate,
     MessageCreate,
+    Page,
     RunCreate,
     RunFilter,
     RunUpdate,
@@ -37,6 +40,7 @@ __all__ = [
     "ArtifactCreate",
     "ChadMemoryError",
     "ConflictError",
+    "Database",
     "DatabaseUnavailableError",
     "EmbeddingCreate",
     "EmbeddingDimensionError",
@@ -45,8 +49,10 @@ __all__ = [
     "LLMCallCreate",
     "MessageCreate",
     "NotFoundError",
+    "Page",
     "PgVectorStore",
     "PostgresStore",
+    "RetryPolicy",
     "RunCreate",
     "RunFilter",
     "RunUpdate",

@@ -2,10 +2,11 @@
 
 One line per row: `{"kind": "run", "data": {...every column...}}`. Kinds come in an order
 that satisfies the foreign keys on import (threads, messages, runs, steps, LLM calls,
-artifacts, embeddings), each read through a server-side cursor so memory stays flat
-however large the export. Columns come from the ORM tables, so a column added by a later
-revision is exported without touching this module; values are JSON-native (UUIDs and
-decimals as strings, timestamps in ISO 8601 with their offset, vectors as float lists).
+artifacts, LangGraph store items, embeddings), each read through a server-side cursor so
+memory stays flat however large the export. Columns come from the ORM tables, so a column
+added by a later revision is exported without touching this module; values are JSON-native
+(UUIDs and decimals as strings, timestamps in ISO 8601 with their offset, vectors as float
+lists).
 
 Import inserts with `ON CONFLICT (id) DO NOTHING`, so importing the same file twice, or
 an export that overlaps what the database already holds, changes nothing. A reference to
@@ -41,6 +42,7 @@ from chad_memory.models import (
     Message,
     Run,
     Step,
+    StoreItem,
     Thread,
 )
 from chad_memory.stores.transactions import translated_errors
@@ -58,6 +60,7 @@ KINDS: tuple[tuple[str, Table], ...] = tuple(
         ("step", Step),
         ("llm_call", LLMCall),
         ("artifact", Artifact),
+        ("store_item", StoreItem),
         ("embedding", Embedding),
     )
 )
@@ -117,12 +120,12 @@ def _conditions(kind: str, scope: ExportScope) -> list[ColumnElement[bool]]:
             out.append(runs.c.actor == scope.actor)
         if since is not None:
             out.append(runs.c.created_at >= since)
-    elif kind == "embedding":
-        emb = TABLES["embedding"]
+    elif kind in ("embedding", "store_item"):
+        table = TABLES[kind]
         if scope.actor is not None:
-            out.append(emb.c.actor == scope.actor)
+            out.append(table.c.actor == scope.actor)
         if since is not None:
-            out.append(emb.c.created_at >= since)
+            out.append(table.c.created_at >= since)
     else:  # children of runs
         owned = select(runs.c.id).where(*_conditions("run", scope))
         out.append(TABLES[kind].c.run_id.in_(owned))

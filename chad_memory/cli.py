@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import sys
 import uuid
@@ -70,6 +71,7 @@ def _run_with_store(work: Callable[[ApiKeyStore], Awaitable[T]]) -> T:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from chad_memory.database import resolve_database_url
     from chad_memory.embedded import stop_embedded_servers
 
     settings = get_settings()
@@ -81,9 +83,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if settings.database_url is None:
         _prepare_embedded()
+        # Workers are separate processes: they reach the embedded server (started once,
+        # here) by its URL instead of each starting or attaching to it.
+        os.environ["DATABASE_URL"] = resolve_database_url(settings)
     elif args.migrate:
         _migrate()
-    _say(f"serving on http://{args.host}:{args.port} ({_access(settings)})")
+    if settings.cursor_secret is None:
+        # One key for every worker, so a cursor from one is accepted by the others.
+        os.environ["CURSOR_SECRET"] = secrets.token_urlsafe(32)
+    workers = f" with {args.workers} workers" if args.workers > 1 else ""
+    _say(f"serving on http://{args.host}:{args.port}{workers} ({_access(settings)})")
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the process;
     # with the default handler that kills us before any cleanup runs, orphaning the
     # embedded PostgreSQL. Turning it into SystemExit lets the finally block stop it.
@@ -95,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_level=settings.log_level,
             proxy_headers=False,
+            workers=args.workers,
             # The app logs every request itself, structured (apps/core_api/middleware.py).
             access_log=False,
         )
@@ -154,6 +164,10 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     record = _run_with_store(lambda keys: keys.revoke_key(args.id))
     _say(f"revoked key {record.id} of actor {record.actor!r}")
+    _say(
+        "running services may accept it for up to "
+        f"{get_settings().api_key_cache_seconds:g} s more (API_KEY_CACHE_SECONDS)"
+    )
     return 0
 
 
@@ -378,6 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API (embedded database when no DATABASE_URL)")
     serve.add_argument("--host", default=os.environ.get("HOST", settings.host))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", settings.port)))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (one per core is typical); the embedded database is shared",
+    )
     serve.add_argument(
         "--migrate",
         action="store_true",

@@ -71,8 +71,18 @@ def create_engine(url: str, settings: Settings | None = None, **overrides: Any) 
     # itself (a terminated backend, a restarted server), and a connection that only looks
     # alive fails at BEGIN, before anything is written, which the stores retry.
     engine.dialect.do_ping = _driver_still_open  # type: ignore[method-assign]
+    engine.dialect.do_close = _close_quietly  # type: ignore[method-assign]
     event.listen(engine.sync_engine, "connect", _register_vector_codec)
     return engine
+
+
+def _close_quietly(dbapi_connection: Any) -> None:
+    """Close a pooled connection; one whose socket is already gone (the server stopped) is
+    dropped without the goodbye message, instead of logging a BrokenPipe traceback."""
+    try:
+        dbapi_connection.close()
+    except (OSError, ConnectionError):
+        dbapi_connection.terminate()
 
 
 def _driver_still_open(dbapi_connection: Any) -> bool:
@@ -133,12 +143,20 @@ class Database:
     settings: Settings = field(default_factory=lambda: get_settings())
     sessions: SessionFactory | None = None
     retry_policy: RetryPolicy | None = None
+    _reader: AsyncEngine | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.sessions is None:
             self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if self.retry_policy is None:
             self.retry_policy = RetryPolicy.from_settings(self.settings)
+
+    @property
+    def reader(self) -> AsyncEngine:
+        """The same pool in autocommit: a read is its statements, without BEGIN/COMMIT."""
+        if self._reader is None:
+            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self._reader
 
     @property
     def session_factory(self) -> SessionFactory:

@@ -307,3 +307,42 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_api_keys_actor", "actor"),)
+
+
+class StoreItem(Base):
+    """An item of a LangGraph store (chad_memory.integrations.langgraph), scoped to an actor.
+
+    `prefix` is the namespace tuple joined with "." (LangGraph forbids "." in a label). The
+    item's vectors are `embeddings` rows with source_type 'langgraph_store' and source_id
+    equal to this row's id (see revision 008).
+    """
+
+    __tablename__ = "store_items"
+
+    id: Mapped[str] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()::text")
+    )
+    actor: Mapped[str] = mapped_column(nullable=False)
+    prefix: Mapped[str] = mapped_column(Text(collation="C"), nullable=False)
+    key: Mapped[str] = mapped_column(nullable=False)
+    value: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), nullable=False)
+    expires_at: Mapped[datetime | None]
+    ttl_minutes: Mapped[float | None] = mapped_column(Double)
+
+    __table_args__ = (
+        CheckConstraint("ttl_minutes IS NULL OR ttl_minutes > 0", name="ttl_positive"),
+        Index("uq_store_items_actor_prefix_key", "actor", "prefix", "key", unique=True),
+        Index(
+            "ix_store_items_value",
+            "value",
+            postgresql_using="gin",
+            postgresql_ops={"value": "jsonb_path_ops"},
+        ),
+        Index(
+            "ix_store_items_expires_at",
+            "expires_at",
+            postgresql_where=text("expires_at IS NOT NULL"),
+        ),
+    )

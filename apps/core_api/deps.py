@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers, with `Annotated` aliases to keep signatures short."""
+"""Dependencies shared by the routers, with `Annotated` aliases to keep signatures short.
+
+All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a thread
+hop per dependency per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from chad_memory.database import session_scope
 from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
 
 
-def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     return factory
 
@@ -26,28 +30,28 @@ async def get_db(factory: SessionFactoryDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_postgres_store(request: Request) -> PostgresStore:
+async def get_postgres_store(request: Request) -> PostgresStore:
     store: PostgresStore = request.app.state.postgres_store
     return store
 
 
-def get_vector_store(request: Request) -> PgVectorStore:
+async def get_vector_store(request: Request) -> PgVectorStore:
     store: PgVectorStore = request.app.state.vector_store
     return store
 
 
-def get_read_postgres_store(request: Request) -> PostgresStore:
+async def get_read_postgres_store(request: Request) -> PostgresStore:
     """For dashboard reads: on the read replica when READ_DATABASE_URL is set."""
     store: PostgresStore = request.app.state.read_postgres_store
     return store
 
 
-def get_read_vector_store(request: Request) -> PgVectorStore:
+async def get_read_vector_store(request: Request) -> PgVectorStore:
     store: PgVectorStore = request.app.state.read_vector_store
     return store
 
 
-def get_thread_store(request: Request) -> ThreadStore:
+async def get_thread_store(request: Request) -> ThreadStore:
     store: ThreadStore = request.app.state.thread_store
     return store
 

@@ -122,7 +122,8 @@ class RunCreateBody(RunFields):
     thread_id: uuid.UUID | None = Field(default=None, description="one of the caller's threads")
 
     def to_create(self, actor: str, idempotency_key: str | None) -> RunCreate:
-        return RunCreate(actor=actor, idempotency_key=idempotency_key, **self.model_dump())
+        # The key comes from a header stricter than the field (see IdempotencyKey).
+        return adopt(self, RunCreate, actor=actor, idempotency_key=idempotency_key)
 
 
 class RunDetail(RunRecord):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chad_memory.database import Database, RetryPolicy, SessionFactory
 from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
@@ -61,7 +61,9 @@ async def load_run(
     return row
 
 
-async def check_run_owner(session: AsyncSession, run_id: uuid.UUID, actor: str | None) -> None:
+async def check_run_owner(
+    session: AsyncSession | AsyncConnection, run_id: uuid.UUID, actor: str | None
+) -> None:
     """The run exists (and is `actor`'s): one indexed lookup of its actor."""
     owner = await session.scalar(select(Run.actor).where(Run.id == run_id))
     check_owner_of("run", run_id, owner, actor)

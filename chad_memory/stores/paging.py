@@ -25,15 +25,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import Page
 from chad_memory.stores.limits import check_page
 
 R = TypeVar("R", bound=BaseModel)
+# Held here: pydantic keeps parametrized generics only weakly, and rebuilding Page[Any]
+# (its validators and serializers) on every page was a measurable share of a request.
+_Page = Page[Any]
 
 _PROCESS_SECRET = secrets.token_bytes(32)
 _BAD_CURSOR = "cursor is malformed or not one this list issued; pass back a next_cursor unchanged"
@@ -126,13 +129,40 @@ class Keyset:
     def order(self, stmt: Select[Any]) -> Select[Any]:
         return stmt.order_by(*(c.desc() if self.descending else c.asc() for c in self.columns))
 
-    def after(self, stmt: Select[Any], codec: CursorCodec, cursor: str) -> Select[Any]:
-        values = codec.decode(self.scope, cursor, self.kinds)
+    def after(self) -> ColumnElement[bool]:
+        """Rows after the cursor's row; its values are the `after_<i>` parameters."""
         key = tuple_(*self.columns)
-        return stmt.where(key < tuple_(*values) if self.descending else key > tuple_(*values))
+        marks = tuple_(*(bindparam(f"after_{i}", type_=c.type) for i, c in enumerate(self.columns)))
+        return key < marks if self.descending else key > marks
 
     def cursor_of(self, codec: CursorCodec, item: Any) -> str:
         return codec.encode(self.scope, [getattr(item, c.key) for c in self.columns])
+
+
+def keyset_shape(stmt: Select[Any], keyset: Keyset, *, after: bool, offset: bool) -> Select[Any]:
+    """`stmt` ordered and limited, with named parameters for the page (`keyset_values`):
+    one statement per shape, whatever the values, so it can be compiled once."""
+    if after:
+        stmt = stmt.where(keyset.after())
+    stmt = keyset.order(stmt)
+    if offset:
+        stmt = stmt.offset(bindparam("page_offset", type_=Integer))
+    return stmt.limit(bindparam("page_limit", type_=Integer))
+
+
+def keyset_values(
+    keyset: Keyset, codec: CursorCodec, *, limit: int, cursor: str | None, offset: int
+) -> dict[str, Any]:
+    """The page's parameters: one row more than asked (it says whether there is a next
+    page), the offset, and the cursor's values, checked (a forged cursor is refused)."""
+    check_page(limit, offset)
+    values: dict[str, Any] = {"page_limit": limit + 1}
+    if offset:
+        values["page_offset"] = offset
+    if cursor is not None:
+        decoded = codec.decode(keyset.scope, cursor, keyset.kinds)
+        values.update({f"after_{i}": v for i, v in enumerate(decoded)})
+    return values
 
 
 def keyset_select(
@@ -144,15 +174,10 @@ def keyset_select(
     cursor: str | None = None,
     offset: int = 0,
 ) -> Select[Any]:
-    """`stmt` narrowed to the page after `cursor`, ordered, with one row more than asked
-    (the extra row only says whether there is a next page)."""
-    check_page(limit, offset)
-    if cursor is not None:
-        stmt = keyset.after(stmt, codec, cursor)
-    stmt = keyset.order(stmt)
-    if offset:
-        stmt = stmt.offset(offset)
-    return stmt.limit(limit + 1)
+    """`stmt` narrowed to the page after `cursor`, ordered, limit + 1 rows."""
+    values = keyset_values(keyset, codec, limit=limit, cursor=cursor, offset=offset)
+    shape = keyset_shape(stmt, keyset, after=cursor is not None, offset=offset > 0)
+    return shape.params(values)
 
 
 def page_of(
@@ -162,11 +187,22 @@ def page_of(
     more = len(items) > limit
     items = items[:limit]
     next_cursor = keyset.cursor_of(codec, items[-1]) if more and items else None
-    return Page[Any](items=items, next_cursor=next_cursor, total=total)
+    return _Page(items=items, next_cursor=next_cursor, total=total)
+
+
+def record_select(model: type[DeclarativeBase], record: type[BaseModel]) -> Select[Any]:
+    """SELECT of exactly the columns `record` holds: plain rows, no ORM identity map.
+
+    Building ORM objects (and their instance state) for every row of a page only to copy
+    them into records was most of a list's Python time.
+    """
+    table = model.__table__
+    columns = [table.c[name] for name in record.model_fields]
+    return select(*columns)
 
 
 async def keyset_page(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     stmt: Select[Any],
     keyset: Keyset,
     record: type[R],
@@ -177,10 +213,11 @@ async def keyset_page(
     offset: int = 0,
     total_stmt: Select[Any] | None = None,
 ) -> Page[R]:
-    """One page of ORM rows as `record`s, and the total when `total_stmt` is given."""
-    rows = await session.scalars(
+    """One page of `stmt`'s rows (see `record_select`) as `record`s, and the total when
+    `total_stmt` is given."""
+    rows = await session.execute(
         keyset_select(stmt, keyset, codec, limit=limit, cursor=cursor, offset=offset)
     )
-    items = [record.model_validate(row) for row in rows]
+    items = [record.model_validate(dict(row._mapping)) for row in rows]
     total = None if total_stmt is None else int(await session.scalar(total_stmt) or 0)
     return page_of(items, keyset, codec, limit, total)

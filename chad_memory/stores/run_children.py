@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.models import Artifact, LLMCall
@@ -21,8 +20,8 @@ from chad_memory.schemas import (
 )
 from chad_memory.stores.base import Store, check_run_owner, check_step_refs
 from chad_memory.stores.limits import row_values
-from chad_memory.stores.paging import Keyset, keyset_page
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.paging import Keyset, keyset_page, record_select
+from chad_memory.stores.transactions import read, retried, transaction
 
 ARTIFACTS = Keyset("artifacts", (Artifact.created_at, Artifact.id), descending=False)
 LLM_CALLS = Keyset("llm_calls", (LLMCall.created_at, LLMCall.id), descending=False)
@@ -47,11 +46,14 @@ class ChildMethods(Store):
     async def get_artifacts(
         self, run_id: uuid.UUID, *, actor: str | None = None
     ) -> list[ArtifactRecord]:
-        stmt = ARTIFACTS.order(select(Artifact).where(Artifact.run_id == run_id))
-        async with transaction(self._db, "get_artifacts") as session:
+        stmt = ARTIFACTS.order(
+            record_select(Artifact, ArtifactRecord).where(Artifact.run_id == run_id)
+        )
+        async with read(self._db, "get_artifacts") as conn:
             if actor is not None:
-                await check_run_owner(session, run_id, actor)
-            return [ArtifactRecord.model_validate(r) for r in await session.scalars(stmt)]
+                await check_run_owner(conn, run_id, actor)
+            rows = await conn.execute(stmt)
+            return [ArtifactRecord.model_validate(dict(r._mapping)) for r in rows]
 
     @retried
     async def list_artifacts(
@@ -62,11 +64,11 @@ class ChildMethods(Store):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[ArtifactRecord]:
-        stmt = select(Artifact).where(Artifact.run_id == run_id)
-        async with transaction(self._db, "list_artifacts") as session:
-            await check_run_owner(session, run_id, actor)
+        stmt = record_select(Artifact, ArtifactRecord).where(Artifact.run_id == run_id)
+        async with read(self._db, "list_artifacts") as conn:
+            await check_run_owner(conn, run_id, actor)
             return await keyset_page(
-                session, stmt, ARTIFACTS, ArtifactRecord, self._cursors, limit=limit, cursor=cursor
+                conn, stmt, ARTIFACTS, ArtifactRecord, self._cursors, limit=limit, cursor=cursor
             )
 
     # LLM calls ------------------------------------------------------------------------
@@ -88,11 +90,14 @@ class ChildMethods(Store):
     async def get_llm_calls(
         self, run_id: uuid.UUID, *, actor: str | None = None
     ) -> list[LLMCallRecord]:
-        stmt = LLM_CALLS.order(select(LLMCall).where(LLMCall.run_id == run_id))
-        async with transaction(self._db, "get_llm_calls") as session:
+        stmt = LLM_CALLS.order(
+            record_select(LLMCall, LLMCallRecord).where(LLMCall.run_id == run_id)
+        )
+        async with read(self._db, "get_llm_calls") as conn:
             if actor is not None:
-                await check_run_owner(session, run_id, actor)
-            return [LLMCallRecord.model_validate(r) for r in await session.scalars(stmt)]
+                await check_run_owner(conn, run_id, actor)
+            rows = await conn.execute(stmt)
+            return [LLMCallRecord.model_validate(dict(r._mapping)) for r in rows]
 
     @retried
     async def list_llm_calls(
@@ -103,9 +108,9 @@ class ChildMethods(Store):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[LLMCallRecord]:
-        stmt = select(LLMCall).where(LLMCall.run_id == run_id)
-        async with transaction(self._db, "list_llm_calls") as session:
-            await check_run_owner(session, run_id, actor)
+        stmt = record_select(LLMCall, LLMCallRecord).where(LLMCall.run_id == run_id)
+        async with read(self._db, "list_llm_calls") as conn:
+            await check_run_owner(conn, run_id, actor)
             return await keyset_page(
-                session, stmt, LLM_CALLS, LLMCallRecord, self._cursors, limit=limit, cursor=cursor
+                conn, stmt, LLM_CALLS, LLMCallRecord, self._cursors, limit=limit, cursor=cursor
             )

@@ -10,60 +10,108 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import Run
 from chad_memory.schemas import RunFilter
 from chad_memory.stores.conversations import conversation_thread_id
 
-Rule = Callable[[Any, RunFilter], ColumnElement[bool]]
 
-
-def _conversation(conversation_id: str, filters: RunFilter) -> ColumnElement[bool]:
+def _conversation(conversation_id: str, filters: RunFilter) -> Any:
     """An OTLP conversation is a thread whose id derives from (actor, conversation id)."""
     if filters.actor is None:
         raise InvalidInputError("conversation_id needs an actor: conversations are per actor")
-    return Run.thread_id == conversation_thread_id(filters.actor, conversation_id)
+    return conversation_thread_id(filters.actor, conversation_id)
 
 
-_RULES: dict[str, Rule] = {
-    "tag": lambda tag, _: Run.tags.contains([tag]),
-    "created_after": lambda at, _: Run.created_at >= at,
-    "created_before": lambda at, _: Run.created_at < at,
+# Each rule takes the filter's bind parameter (named f_<field>, typed like its column).
+_RULES: dict[str, Callable[[Any], ColumnElement[bool]]] = {
+    "tag": lambda tag: Run.tags.contains(tag),
+    "created_after": lambda at: Run.created_at >= at,
+    "created_before": lambda at: Run.created_at < at,
+    "conversation_id": lambda thread_id: Run.thread_id == thread_id,
+}
+# How a filter value becomes its parameter, where it is not the value itself.
+_VALUES: dict[str, Callable[[Any, RunFilter], Any]] = {
+    "tag": lambda tag, _: [tag],
     "conversation_id": _conversation,
+}
+_TYPES: dict[str, Any] = {
+    "tag": Run.tags.type,
+    "created_after": Run.created_at.type,
+    "created_before": Run.created_at.type,
+    "conversation_id": Run.thread_id.type,
 }
 _COLUMNS = set(Run.__table__.c.keys())
 
 
-def _rule(name: str) -> Rule:
+def _rule(name: str) -> Callable[[Any], ColumnElement[bool]]:
     if name in _RULES:
         return _RULES[name]
     if name in _COLUMNS:
         column = Run.__table__.c[name]
-        return lambda value, _: column == value
+        _TYPES[name] = column.type
+        return lambda value: column == value
     raise RuntimeError(f"RunFilter.{name} has no rule in chad_memory.stores.run_filters")
 
 
 _CONDITION_OF = {name: _rule(name) for name in RunFilter.model_fields}
 
 
-def run_conditions(filters: RunFilter | None) -> list[ColumnElement[bool]]:
+def filter_names(filters: RunFilter | None) -> tuple[str, ...]:
+    """The filters that are set, in field order: the statement's shape."""
     if filters is None:
-        return []
-    return [
-        _CONDITION_OF[name](value, filters)
-        for name in RunFilter.model_fields
-        if (value := getattr(filters, name)) is not None
-    ]
+        return ()
+    return tuple(name for name in RunFilter.model_fields if getattr(filters, name) is not None)
+
+
+def filter_values(filters: RunFilter | None) -> dict[str, Any]:
+    """The parameters (f_<field>) of the filters that are set."""
+    values: dict[str, Any] = {}
+    for name in filter_names(filters):
+        value = getattr(filters, name)
+        assert filters is not None
+        values[f"f_{name}"] = _VALUES[name](value, filters) if name in _VALUES else value
+    return values
+
+
+def filter_conditions(
+    names: tuple[str, ...], values: dict[str, Any] | None = None
+) -> list[ColumnElement[bool]]:
+    """The conditions for these filters, on named parameters (see `filter_values`), with
+    their values bound when `values` is given."""
+    conds = []
+    for name in names:
+        key = f"f_{name}"
+        param = (
+            bindparam(key, type_=_TYPES[name])
+            if values is None
+            else bindparam(key, values[key], type_=_TYPES[name])
+        )
+        conds.append(_CONDITION_OF[name](param))
+    return conds
+
+
+def run_conditions(filters: RunFilter | None) -> list[ColumnElement[bool]]:
+    """The conditions for `filters`, values bound (for statements run through SQLAlchemy)."""
+    return filter_conditions(filter_names(filters), filter_values(filters))
+
+
+def count_shape(names: tuple[str, ...], capped: bool) -> Select[Any]:
+    """Count matching runs; capped, read at most `count_cap` + 1 of them."""
+    conds = filter_conditions(names)
+    if not capped:
+        return select(func.count()).select_from(Run).where(*conds)
+    matching = select(Run.id).where(*conds).limit(bindparam("count_cap", type_=Integer))
+    return select(func.count()).select_from(matching.subquery())
 
 
 def count_statement(filters: RunFilter | None, cap: int | None) -> Select[Any]:
     """Count matching runs; with `cap`, read at most cap + 1 of them."""
-    conds = run_conditions(filters)
-    if cap is None:
-        return select(func.count()).select_from(Run).where(*conds)
-    if cap < 0:
+    if cap is not None and cap < 0:
         raise InvalidInputError("cap must not be negative")
-    matching = select(Run.id).where(*conds).limit(cap + 1).subquery()
-    return select(func.count()).select_from(matching)
+    values = filter_values(filters)
+    if cap is not None:
+        values["count_cap"] = cap + 1
+    return count_shape(filter_names(filters), cap is not None).params(values)

@@ -7,65 +7,69 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select
+import asyncpg
+from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import load_only
 
 from chad_memory.errors import (
     ConflictError,
     ForbiddenError,
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
+    InvalidInputError,
     NotFoundError,
 )
-from chad_memory.models import Artifact, Run
+from chad_memory.models import Artifact, Run, Thread
 from chad_memory.schemas import (
     ArtifactRecord,
     Page,
     RunCreate,
+    RunFields,
     RunFilter,
     RunRecord,
     RunSummary,
     RunUpdate,
 )
-from chad_memory.stores.base import Store, check_thread_for_run, load_run
-from chad_memory.stores.limits import row_values
-from chad_memory.stores.paging import Keyset, keyset_page
+from chad_memory.stores.base import Store, check_owner_of, check_thread_for_run, load_run
+from chad_memory.stores.paging import (
+    Keyset,
+    keyset_page,
+    keyset_shape,
+    keyset_values,
+    page_of,
+    record_select,
+)
 from chad_memory.stores.run_children import ARTIFACTS, ChildMethods
-from chad_memory.stores.run_filters import count_statement, run_conditions
+from chad_memory.stores.run_filters import (
+    count_shape,
+    count_statement,
+    filter_conditions,
+    filter_names,
+    filter_values,
+    run_conditions,
+)
 from chad_memory.stores.run_stats import StatsMethods
+from chad_memory.stores.statements import DriverStatement
 from chad_memory.stores.steps import StepMethods
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.transactions import (
+    driver_read,
+    driver_transaction,
+    read,
+    retried,
+    transaction,
+)
 from chad_memory.vocabulary import TERMINAL, TRANSITIONS
 
 __all__ = ["TERMINAL", "TRANSITIONS", "PostgresStore", "RunCreation", "idempotency_lock_id"]
 
-# Columns an upsert by id may overwrite (never the owner or the idempotency key).
-_RUN_WRITABLE = (
-    "name",
-    "agent",
-    "status",
-    "trace_id",
-    "thread_id",
-    "request_payload",
-    "result",
-    "error",
-    "metadata_",
-    "tags",
-    "started_at",
-    "completed_at",
-)
+# Columns an upsert by id may overwrite: what a client may say about a run (RunFields),
+# never the owner or the idempotency key. A new field there is written with no edit here.
+_RUN_WRITABLE = tuple(RunFields.model_fields)
 RUNS = Keyset("runs", (Run.created_at, Run.id), descending=True)
-
-R = TypeVar("R", bound=RunSummary)
-# What a summary reads: every column but the payloads, which can be megabytes.
-_SUMMARY_LOAD = load_only(
-    *(getattr(Run, "metadata_" if k == "metadata" else k) for k in RunSummary.model_fields),
-    raiseload=True,
-)
 
 
 class RunCreation(NamedTuple):
@@ -105,8 +109,8 @@ class RunMethods(Store):
         was first stored, unchanged: retries of a create never make a second run (a
         concurrent one waits for the first to finish, then returns its run).
         """
-        async with transaction(self._db, "save_run") as session:
-            created = await _create(session, run, None, upsert=True, wait=True)
+        async with driver_transaction(self._db, "save_run") as conn:
+            created = await _create(conn, run, None, upsert=True, wait=True)
         return created.run
 
     @retried
@@ -120,25 +124,24 @@ class RunMethods(Store):
         transaction holds the same (actor, key), IdempotencyInProgressError is raised at
         once rather than waiting: the caller's first request is still running.
         """
-        async with transaction(self._db, "create_run") as session:
-            return await _create(session, run, fingerprint, upsert=False, wait=False)
+        async with driver_transaction(self._db, "create_run") as conn:
+            return await _create(conn, run, fingerprint, upsert=False, wait=False)
 
     @retried
     async def get_run(self, run_id: uuid.UUID, *, actor: str | None = None) -> RunRecord:
         """The run; with `actor`, ForbiddenError unless that actor owns it."""
-        async with transaction(self._db, "get_run") as session:
-            return RunRecord.model_validate(await load_run(session, run_id, actor))
+        async with driver_read(self._db, "get_run") as conn:
+            return await _run_record(conn, run_id, actor)
 
     @retried
     async def get_run_detail(
         self, run_id: uuid.UUID, *, actor: str | None = None
     ) -> tuple[RunRecord, list[ArtifactRecord]]:
-        """The run and its artifacts, read in one transaction."""
-        stmt = ARTIFACTS.order(select(Artifact).where(Artifact.run_id == run_id))
-        async with transaction(self._db, "get_run") as session:
-            run = RunRecord.model_validate(await load_run(session, run_id, actor))
-            artifacts = [ArtifactRecord.model_validate(r) for r in await session.scalars(stmt)]
-        return run, artifacts
+        """The run and its artifacts (oldest first)."""
+        async with driver_read(self._db, "get_run") as conn:
+            run = await _run_record(conn, run_id, actor)
+            rows = await conn.fetch(_ARTIFACTS_OF_RUN.sql, run_id)
+        return run, [ArtifactRecord.model_validate(_ARTIFACTS_OF_RUN.row(r)) for r in rows]
 
     @retried
     async def check_owner(self, run_ids: Sequence[uuid.UUID], *, actor: str) -> None:
@@ -150,8 +153,8 @@ class RunMethods(Store):
         if not wanted:
             return
         stmt = select(Run.id, Run.actor).where(Run.id.in_(wanted))
-        async with transaction(self._db, "check_owner") as session:
-            owners = {row.id: row.actor for row in await session.execute(stmt)}
+        async with read(self._db, "check_owner") as conn:
+            owners = {row.id: row.actor for row in await conn.execute(stmt)}
         missing = sorted(str(i) for i in wanted - owners.keys())
         if missing:
             raise NotFoundError(f"run {', '.join(missing)} not found")
@@ -203,10 +206,10 @@ class RunMethods(Store):
         cursor: str | None = None,
     ) -> Page[RunRecord]:
         """Newest first. `cursor` (a previous page's next_cursor) is stable under inserts."""
-        stmt = select(Run).where(*run_conditions(filters))
-        async with transaction(self._db, "list_runs") as session:
+        stmt = record_select(Run, RunRecord).where(*run_conditions(filters))
+        async with read(self._db, "list_runs") as conn:
             return await keyset_page(
-                session,
+                conn,
                 stmt,
                 RUNS,
                 RunRecord,
@@ -230,22 +233,25 @@ class RunMethods(Store):
         """Like `list_runs`, without reading the payload columns (they can be megabytes).
 
         With `with_total`, the page also carries `count_runs(filters, cap=total_cap)`,
-        counted in the same transaction.
+        counted on the same connection. Both statements are compiled once per shape
+        (which filters are set, cursor or offset) and sent straight to the driver.
         """
-        stmt = select(Run).options(_SUMMARY_LOAD).where(*run_conditions(filters))
-        total_stmt = count_statement(filters, total_cap) if with_total else None
-        async with transaction(self._db, "list_runs") as session:
-            return await keyset_page(
-                session,
-                stmt,
-                RUNS,
-                RunSummary,
-                self._cursors,
-                limit=limit,
-                cursor=cursor,
-                offset=offset,
-                total_stmt=total_stmt,
-            )
+        if total_cap is not None and total_cap < 0:
+            raise InvalidInputError("cap must not be negative")
+        values = keyset_values(RUNS, self._cursors, limit=limit, cursor=cursor, offset=offset)
+        values.update(filter_values(filters))
+        names = filter_names(filters)
+        page = _summary_page(names, cursor is not None, offset > 0)
+        async with driver_read(self._db, "list_runs") as conn:
+            rows = await conn.fetch(page.sql, *page.args(values))
+            total = None
+            if with_total:
+                counter = _summary_count(names, total_cap is not None)
+                if total_cap is not None:
+                    values["count_cap"] = total_cap + 1
+                total = int(await conn.fetchval(counter.sql, *counter.args(values)))
+        items = [RunSummary.model_validate(page.row(r)) for r in rows]
+        return page_of(items, RUNS, self._cursors, limit, total)
 
     @retried
     async def count_runs(self, filters: RunFilter | None = None, *, cap: int | None = None) -> int:
@@ -254,8 +260,8 @@ class RunMethods(Store):
         costs the same at any size.
         """
         stmt = count_statement(filters, cap)
-        async with transaction(self._db, "count_runs") as session:
-            return int(await session.scalar(stmt) or 0)
+        async with read(self._db, "count_runs") as conn:
+            return int(await conn.scalar(stmt) or 0)
 
     @retried
     async def delete_run(self, run_id: uuid.UUID, *, actor: str | None = None) -> None:
@@ -268,8 +274,70 @@ class RunMethods(Store):
                 raise NotFoundError(f"run {run_id} not found")
 
 
+_RUN_SELECT = record_select(Run, RunRecord)
+_RUN_RETURNING = tuple(_RUN_SELECT.selected_columns)
+_RUN_JSON = tuple(c.key for c in Run.__table__.c if isinstance(c.type, JSONB))
+_RUN_BY_ID = DriverStatement.of(_RUN_SELECT.where(Run.id == bindparam("run_id")))
+_ARTIFACTS_OF_RUN = DriverStatement.of(
+    ARTIFACTS.order(
+        record_select(Artifact, ArtifactRecord).where(Artifact.run_id == bindparam("run_id"))
+    )
+)
+# Every column a client or the store sets when creating a run; the rest are the server's.
+_INSERT_COLUMNS = (
+    "id",
+    "actor",
+    "idempotency_key",
+    "idempotency_fingerprint",
+    *_RUN_WRITABLE,
+)
+_insert = pg_insert(Run).values({name: bindparam(name) for name in _INSERT_COLUMNS})
+_INSERT_RUN = DriverStatement.of(_insert.returning(*_RUN_RETURNING), _RUN_JSON, _RUN_RETURNING)
+_UPSERT_RUN = DriverStatement.of(
+    _insert.on_conflict_do_update(
+        index_elements=[Run.id],
+        set_={
+            **{name: _insert.excluded[name] for name in _INSERT_COLUMNS[4:]},
+            "updated_at": func.now(),
+        },
+        where=Run.actor == _insert.excluded.actor,
+    ).returning(*_RUN_RETURNING),
+    _RUN_JSON,
+    _RUN_RETURNING,
+)
+_REPLAY = DriverStatement.of(
+    select(Run.idempotency_fingerprint, *_RUN_RETURNING).where(
+        Run.actor == bindparam("actor"), Run.idempotency_key == bindparam("key")
+    )
+)
+_THREAD_OWNER = DriverStatement.of(select(Thread.actor).where(Thread.id == bindparam("thread_id")))
+
+
+@lru_cache(maxsize=256)
+def _summary_page(names: tuple[str, ...], after: bool, offset: bool) -> DriverStatement:
+    stmt = record_select(Run, RunSummary).where(*filter_conditions(names))
+    return DriverStatement.of(keyset_shape(stmt, RUNS, after=after, offset=offset))
+
+
+@lru_cache(maxsize=256)
+def _summary_count(names: tuple[str, ...], capped: bool) -> DriverStatement:
+    return DriverStatement.of(count_shape(names, capped))
+
+
+async def _run_record(conn: asyncpg.Connection, run_id: uuid.UUID, actor: str | None) -> RunRecord:
+    row = await conn.fetchrow(_RUN_BY_ID.sql, run_id)
+    check_owner_of("run", run_id, None if row is None else row["actor"], actor)
+    assert row is not None
+    return RunRecord.model_validate(_RUN_BY_ID.row(row))
+
+
 async def _create(
-    session: AsyncSession, run: RunCreate, fingerprint: str | None, *, upsert: bool, wait: bool
+    conn: asyncpg.Connection,
+    run: RunCreate,
+    fingerprint: str | None,
+    *,
+    upsert: bool,
+    wait: bool,
 ) -> RunCreation:
     """The one way a run is created (save_run and create_run both come here).
 
@@ -282,36 +350,29 @@ async def _create(
     if key is not None:
         lock_id = idempotency_lock_id(run.actor, key)
         if wait:
-            await session.execute(select(func.pg_advisory_xact_lock(lock_id)))
-        elif not await session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))):
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id)
+        elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_id):
             raise IdempotencyInProgressError(key)
-        row = await session.scalar(
-            select(Run).where(Run.actor == run.actor, Run.idempotency_key == key)
-        )
+        row = await conn.fetchrow(_REPLAY.sql, *_REPLAY.args({"actor": run.actor, "key": key}))
         if row is not None:
-            stored = row.idempotency_fingerprint
+            stored = row["idempotency_fingerprint"]
             if fingerprint is not None and stored is not None and stored != fingerprint:
                 raise IdempotencyKeyReusedError(key)
-            return RunCreation(RunRecord.model_validate(row), replayed=True)
-    await check_thread_for_run(session, run.thread_id, run.actor)
-    values = _stamped(row_values(run))
+            replay = _REPLAY.row(row)
+            del replay["idempotency_fingerprint"]
+            return RunCreation(RunRecord.model_validate(replay), replayed=True)
+    if run.thread_id is not None:
+        owner = await conn.fetchval(_THREAD_OWNER.sql, run.thread_id)
+        check_owner_of("thread", run.thread_id, owner, run.actor)
+    values = _stamped(run.model_dump())
+    if values["id"] is None:
+        values["id"] = uuid.uuid4()
     values["idempotency_fingerprint"] = fingerprint
-    stmt = pg_insert(Run).values(**values)
-    if upsert:
-        # on_conflict_do_update speaks column names ("metadata"), not attributes.
-        columns = [Run.__mapper__.attrs[k].columns[0].name for k in _RUN_WRITABLE]
-        update: dict[str, Any] = {name: stmt.excluded[name] for name in columns}
-        update["updated_at"] = func.now()
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Run.id], set_=update, where=Run.actor == stmt.excluded.actor
-        )
-    result = await session.scalars(
-        stmt.returning(Run), execution_options={"populate_existing": True}
-    )
-    inserted = result.one_or_none()
+    statement = _UPSERT_RUN if upsert else _INSERT_RUN
+    inserted = await conn.fetchrow(statement.sql, *statement.args(values))
     if inserted is None:
         raise ConflictError(f"run {values['id']} exists and belongs to another actor")
-    return RunCreation(RunRecord.model_validate(inserted), replayed=False)
+    return RunCreation(RunRecord.model_validate(statement.row(inserted)), replayed=False)
 
 
 class PostgresStore(RunMethods, StepMethods, ChildMethods, StatsMethods):

@@ -22,8 +22,8 @@ from chad_memory.models import Run, Step
 from chad_memory.schemas import Page, StepCreate, StepRecord
 from chad_memory.stores.base import Store, check_owner_of, check_run_owner, unknown_refs
 from chad_memory.stores.limits import check_batch
-from chad_memory.stores.paging import Keyset, keyset_page
-from chad_memory.stores.transactions import driver_transaction, retried, transaction
+from chad_memory.stores.paging import Keyset, keyset_page, record_select
+from chad_memory.stores.transactions import driver_transaction, read, retried
 
 # Columns in table order with their array types; created_at is the server's.
 _STEP_ARRAYS = (
@@ -144,17 +144,17 @@ class StepMethods(Store):
     @retried
     async def get_step_ids(self, run_id: uuid.UUID) -> set[uuid.UUID]:
         """The ids of a run's steps, to check references (step_id, parent_step_id) cheaply."""
-        async with transaction(self._db, "get_step_ids") as session:
-            return set(await session.scalars(select(Step.id).where(Step.run_id == run_id)))
+        async with read(self._db, "get_step_ids") as conn:
+            return set(await conn.scalars(select(Step.id).where(Step.run_id == run_id)))
 
     @retried
     async def get_steps(self, run_id: uuid.UUID, *, actor: str | None = None) -> list[StepRecord]:
         """All of a run's steps by step_index (`list_steps` pages through them)."""
-        stmt = select(Step).where(Step.run_id == run_id).order_by(Step.step_index)
-        async with transaction(self._db, "get_steps") as session:
+        stmt = STEPS.order(record_select(Step, StepRecord).where(Step.run_id == run_id))
+        async with read(self._db, "get_steps") as conn:
             if actor is not None:
-                await check_run_owner(session, run_id, actor)
-            return [StepRecord.model_validate(r) for r in await session.scalars(stmt)]
+                await check_run_owner(conn, run_id, actor)
+            return [StepRecord.model_validate(dict(r._mapping)) for r in await conn.execute(stmt)]
 
     @retried
     async def list_steps(
@@ -166,11 +166,11 @@ class StepMethods(Store):
         cursor: str | None = None,
     ) -> Page[StepRecord]:
         """A run's steps by step_index, one page at a time."""
-        stmt = select(Step).where(Step.run_id == run_id)
-        async with transaction(self._db, "list_steps") as session:
-            await check_run_owner(session, run_id, actor)
+        stmt = record_select(Step, StepRecord).where(Step.run_id == run_id)
+        async with read(self._db, "list_steps") as conn:
+            await check_run_owner(conn, run_id, actor)
             return await keyset_page(
-                session, stmt, STEPS, StepRecord, self._cursors, limit=limit, cursor=cursor
+                conn, stmt, STEPS, StepRecord, self._cursors, limit=limit, cursor=cursor
             )
 
 

@@ -29,7 +29,7 @@ from chad_memory.schemas import (
 )
 from chad_memory.stores.base import Store, check_owner_of
 from chad_memory.stores.limits import MAX_PAGE_SIZE, check_batch, row_values
-from chad_memory.stores.paging import Keyset, keyset_page
+from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_actor
 
@@ -86,7 +86,7 @@ class ThreadStore(Store):
         clients that page by position; a thread that becomes active meanwhile shifts
         those pages, which the cursor does not.
         """
-        stmt = select(Thread).where(Thread.actor == check_actor(actor))
+        stmt = record_select(Thread, ThreadRecord).where(Thread.actor == check_actor(actor))
         async with transaction(self._db, "list_threads") as session:
             return await keyset_page(
                 session,
@@ -185,7 +185,7 @@ class ThreadStore(Store):
         actor: str | None = None,
     ) -> Page[MessageRecord]:
         """A thread's messages, oldest first, in the order they were appended."""
-        stmt = select(Message).where(Message.thread_id == thread_id)
+        stmt = record_select(Message, MessageRecord).where(Message.thread_id == thread_id)
         async with transaction(self._db, "list_messages") as session:
             await _thread(session, thread_id, actor)
             return await keyset_page(

@@ -1,8 +1,10 @@
 """The unit of work: one module opens transactions and translates every driver error.
 
-Both ways to the database go through here: `transaction` (an ORM session inside BEGIN
-... COMMIT) and `driver_transaction` (the pooled asyncpg connection itself, for the hot
-statements where SQLAlchemy's per-call work costs more than the SQL). Whatever escapes
+Every way to the database goes through here: `transaction` (an ORM session inside BEGIN
+... COMMIT), `driver_transaction` (the pooled asyncpg connection itself inside BEGIN ...
+COMMIT, for the hot writes where SQLAlchemy's per-call work costs more than the SQL)
+and `read` (a pooled connection in autocommit, for reads: each statement is one round
+trip, with no BEGIN and COMMIT around it; a read is always safe to run again). Whatever escapes
 either, a SQLAlchemy error, an asyncpg error, a pool timeout or a codec refusing a value,
 is turned into a `chad_memory.errors` exception by `translate`, from one SQLSTATE table.
 
@@ -29,7 +31,7 @@ import asyncpg
 from asyncpg.exceptions._base import DataError as ArgumentError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from chad_memory.database import Database, RetryPolicy, SessionFactory
 from chad_memory.errors import (
@@ -47,7 +49,9 @@ __all__ = [
     "Attempt",
     "RetryPolicy",
     "SessionFactory",
+    "driver_read",
     "driver_transaction",
+    "read",
     "retried",
     "transaction",
     "translate",
@@ -261,10 +265,38 @@ async def driver_transaction(
 
 
 @asynccontextmanager
-async def _connection(database: Database) -> AsyncIterator[AsyncConnection]:
+async def read(db: Database | SessionFactory, what: str) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection in autocommit for a read; errors translated (see `translate`).
+
+    Statements see each their own snapshot (as they would in a READ COMMITTED
+    transaction); a lost connection is always retryable, since nothing was written.
+    """
+    database = Database.of(db)
+    with translated_errors(what):
+        async with _connection(database, database.reader) as conn:
+            yield conn
+
+
+@asynccontextmanager
+async def driver_read(
+    db: Database | SessionFactory, what: str
+) -> AsyncIterator[asyncpg.Connection]:
+    """`read`, on the pooled asyncpg connection itself (statements from `DriverStatement`)."""
+    database = Database.of(db)
+    with translated_errors(what):
+        async with _connection(database, database.reader) as conn:
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
+            yield driver
+
+
+@asynccontextmanager
+async def _connection(
+    database: Database, engine: AsyncEngine | None = None
+) -> AsyncIterator[AsyncConnection]:
     """A pooled connection; a factory bound to one connection (tests) lends that one."""
     if database.session_factory.kw.get("bind") is database.engine:
-        async with database.engine.connect() as conn:
+        async with (engine or database.engine).connect() as conn:
             yield conn
         return
     async with database.session_factory() as session:

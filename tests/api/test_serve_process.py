@@ -109,3 +109,53 @@ async def test_serve_process_answers_over_http(
     assert secret not in log
     # One access line per request (ours, structured), not uvicorn's plain one as well.
     assert '"POST /runs HTTP/1.1"' not in log
+
+
+async def test_serve_with_workers_shares_one_database_and_one_cursor_key(
+    database_url: str, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """`serve --workers 2`: both workers answer, and a cursor issued by one is accepted
+    by whichever worker the next request reaches (one CURSOR_SECRET for all)."""
+    secret = (await ApiKeyStore(session_factory).create_key("alice")).secret
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "warning"}
+    env.pop("CURSOR_SECRET", None)
+    proc = await asyncio.create_subprocess_exec(
+        str(CLI),
+        *("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.returncode is None, "serve exited early"
+            try:
+                async with httpx.AsyncClient(timeout=10) as probe:
+                    if (await probe.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                        break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not start listening"
+            await asyncio.sleep(0.3)
+        url = f"http://127.0.0.1:{port}/runs"
+        for i in range(6):
+            async with httpx.AsyncClient(timeout=10) as client:
+                made = await client.post(url, json={"name": f"r{i}"}, headers=bearer(secret))
+                assert made.status_code == 201, made.text
+        seen: list[str] = []
+        cursor = None
+        for _ in range(6):
+            # A new connection each time, so the pages are spread over the workers.
+            async with httpx.AsyncClient(timeout=10) as client:
+                params = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+                page = await client.get(url, params=params, headers=bearer(secret))
+                assert page.status_code == 200, page.text
+                seen += [r["name"] for r in page.json()["items"]]
+                cursor = page.json()["next_cursor"]
+        assert seen == [f"r{i}" for i in reversed(range(6))]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), timeout=30)

@@ -59,6 +59,13 @@ async def test_round_trip_of_one_actor_is_exact_and_idempotent(
     thread_store: ThreadStore,
 ) -> None:
     await seed(engine, store, vector_store, thread_store, runs_per_actor=3)
+    async with engine.begin() as conn:  # a LangGraph store item (its own table)
+        await conn.execute(
+            text(
+                "INSERT INTO store_items (actor, prefix, key, value) "
+                "VALUES ('alice', 'memories.user', 'k', '{\"likes\": [1, 2]}')"
+            )
+        )
     path = tmp_path / "alice.jsonl.gz"
     counts = await export_to_file(engine, path, ExportScope(actor="alice"))
     assert counts.rows == {
@@ -68,6 +75,7 @@ async def test_round_trip_of_one_actor_is_exact_and_idempotent(
         "step": 9,
         "llm_call": 3,
         "artifact": 3,
+        "store_item": 1,
         "embedding": 3,
     }
     with gzip.open(path, "rt") as lines:

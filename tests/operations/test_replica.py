@@ -6,6 +6,7 @@ import asyncio
 import os
 import pwd
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,26 +52,19 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
             entry = pwd.getpwnam(user)
             os.chown(replica_dir, entry.pw_uid, entry.pw_gid)
             run_as = {"user": user}
-        made = subprocess.run(
-            [
-                str(primary.bin_path / "pg_basebackup"),
-                "-h",
-                host,
-                "-p",
-                port,
-                "-U",
-                "postgres",
-                "-D",
-                str(replica_dir),
-                "-R",
-                "-X",
-                "stream",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            **run_as,
-        )
+        command = [
+            str(primary.bin_path / "pg_basebackup"),
+            *("-h", host, "-p", port, "-U", "postgres", "-D", str(replica_dir)),
+            # -c fast: an immediate checkpoint, not a spread one that a loaded machine can
+            # stretch past the replication connection's timeout.
+            *("-R", "-X", "stream", "-c", "fast"),
+        ]
+        for attempt in range(3):
+            made = subprocess.run(command, capture_output=True, text=True, timeout=180, **run_as)
+            if made.returncode == 0:
+                break
+            # pg_basebackup empties the directory it failed to fill; try again from there.
+            time.sleep(1 + attempt)
         assert made.returncode == 0, made.stderr
         # The copy carries the primary's socket lock, log and handle list: not the replica's.
         for leftover in (".s.PGSQL.5432.lock", "log", ".handle_pids.json"):

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from apps.core_api.answers import JsonAnswer, answer
 from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import ReadVectorStoreDep, RunStoreDep, VectorStoreDep
 from apps.core_api.schemas import (
@@ -50,7 +51,7 @@ async def add_memory(
 @router.post("/search", response_model=MemorySearchResult)
 async def search_memory(
     body: MemorySearchBody, actor: CurrentActor, vectors: ReadVectorStoreDep
-) -> MemorySearchResult:
+) -> JsonAnswer:
     """The caller's k nearest embeddings by cosine similarity, best first."""
     hits = await vectors.search(
         body.embedding,
@@ -61,7 +62,7 @@ async def search_memory(
         metadata=body.metadata,
         min_score=body.min_score,
     )
-    return MemorySearchResult(items=hits)
+    return answer(MemorySearchResult.model_construct(items=hits))
 
 
 @router.delete("", response_model=MemoryDeleted)

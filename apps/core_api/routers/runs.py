@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Annotated, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
+from pydantic import TypeAdapter
 
+from apps.core_api.answers import JsonAnswer, answer, answer_list
 from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import ReadRunStoreDep, RunStoreDep
 from apps.core_api.schemas import (
@@ -46,7 +48,6 @@ _RUN_ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "no run with this id"},
 }
 
-T = TypeVar("T")
 router = APIRouter(prefix="/runs", tags=["runs"], responses=AUTH_RESPONSES)
 
 IdempotencyKey = Annotated[
@@ -80,11 +81,15 @@ Cursor = Annotated[
 ]
 
 
-def _paged(page: Page[T], response: Response) -> list[T]:
+_STEPS = TypeAdapter(list[StepRecord])
+_ARTIFACTS = TypeAdapter(list[ArtifactRecord])
+_LLM_CALLS = TypeAdapter(list[LLMCallRecord])
+
+
+def _paged(adapter: TypeAdapter[list[Any]], page: Page[Any]) -> JsonAnswer:
     """Child lists answer a JSON list; the next page's cursor is the X-Next-Cursor header."""
-    if page.next_cursor is not None:
-        response.headers["X-Next-Cursor"] = page.next_cursor
-    return page.items
+    headers = None if page.next_cursor is None else {"X-Next-Cursor": page.next_cursor}
+    return answer_list(adapter, page.items, headers=headers)
 
 
 @router.post(
@@ -103,17 +108,14 @@ async def create_run(
     body: RunCreateBody,
     actor: CurrentActor,
     store: RunStoreDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> RunRecord:
+) -> JsonAnswer:
     """Create a run owned by the caller (201); a retry with the same key answers 200."""
     created = await store.create_run(
         body.to_create(actor, idempotency_key),
         fingerprint=fingerprint(body) if idempotency_key is not None else None,
     )
-    if created.replayed:
-        response.status_code = 200
-    return created.run
+    return answer(created.run, 200 if created.replayed else 201)
 
 
 @router.get("", response_model=RunList, responses={422: {"model": Problem}})
@@ -121,8 +123,7 @@ async def list_runs(
     query: Annotated[RunListQuery, Query()],
     actor: CurrentActor,
     store: ReadRunStoreDep,
-    response: Response,
-) -> RunList:
+) -> JsonAnswer:
     """The caller's runs, newest first, as summaries (no payloads).
 
     `total` is exact up to TOTAL_CAP matches; above that it is TOTAL_CAP with
@@ -141,18 +142,18 @@ async def list_runs(
     assert page.total is not None
     total = page.total
     exact = query.exact_total or total <= TOTAL_CAP
-    response.headers["X-Total-Exact"] = "true" if exact else "false"
-    return RunList(
+    listed = RunList.model_construct(
         items=page.items,
         total=min(total, TOTAL_CAP) if not exact else total,
         next_cursor=page.next_cursor,
     )
+    return answer(listed, headers={"X-Total-Exact": "true" if exact else "false"})
 
 
 @router.get("/{run_id}", response_model=RunDetail, responses=_RUN_ERRORS)
-async def get_run(run_id: uuid.UUID, actor: CurrentActor, store: ReadRunStoreDep) -> RunDetail:
+async def get_run(run_id: uuid.UUID, actor: CurrentActor, store: ReadRunStoreDep) -> JsonAnswer:
     run, artifacts = await store.get_run_detail(run_id, actor=actor)
-    return RunDetail(**run.__dict__, artifacts=artifacts)
+    return answer(RunDetail.model_construct(**run.__dict__, artifacts=artifacts))
 
 
 @router.patch(
@@ -179,13 +180,12 @@ async def get_steps(
     run_id: uuid.UUID,
     actor: CurrentActor,
     store: ReadRunStoreDep,
-    response: Response,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
-) -> list[StepRecord]:
+) -> JsonAnswer:
     """The run's steps by step_index, at most `limit`; X-Next-Cursor names the next page."""
     page = await store.list_steps(run_id, actor=actor, limit=limit, cursor=cursor)
-    return _paged(page, response)
+    return _paged(_STEPS, page)
 
 
 @router.post(
@@ -199,10 +199,11 @@ async def add_steps(
     body: Annotated[StepCreateBody | StepBatch, Body()],
     actor: CurrentActor,
     store: RunStoreDep,
-) -> list[StepRecord]:
+) -> JsonAnswer:
     """One step or a list of them (all land or none do); answers the stored steps."""
     steps = body if isinstance(body, list) else [body]
-    return await store.save_steps([s.to_create(run_id) for s in steps], actor=actor)
+    saved = await store.save_steps([s.to_create(run_id) for s in steps], actor=actor)
+    return answer_list(_STEPS, saved, 201)
 
 
 @router.get("/{run_id}/artifacts", response_model=list[ArtifactRecord], responses=_RUN_ERRORS)
@@ -210,12 +211,11 @@ async def get_artifacts(
     run_id: uuid.UUID,
     actor: CurrentActor,
     store: ReadRunStoreDep,
-    response: Response,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
-) -> list[ArtifactRecord]:
+) -> JsonAnswer:
     page = await store.list_artifacts(run_id, actor=actor, limit=limit, cursor=cursor)
-    return _paged(page, response)
+    return _paged(_ARTIFACTS, page)
 
 
 @router.post(
@@ -232,12 +232,11 @@ async def get_llm_calls(
     run_id: uuid.UUID,
     actor: CurrentActor,
     store: ReadRunStoreDep,
-    response: Response,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
-) -> list[LLMCallRecord]:
+) -> JsonAnswer:
     page = await store.list_llm_calls(run_id, actor=actor, limit=limit, cursor=cursor)
-    return _paged(page, response)
+    return _paged(_LLM_CALLS, page)
 
 
 @router.post(

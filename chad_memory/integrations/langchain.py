@@ -1,0 +1,448 @@
+"""A LangChain callback handler that records every top-level invocation as a chad-memory run.
+
+    tracer = ChadMemoryTracer(store, actor="alice")      # a PostgresStore
+    chain.invoke(inputs, config={"callbacks": [tracer]})
+    tracer.flush()                                         # or: await tracer.aflush()
+
+Each top-level runnable becomes a run (its name, input as request_payload, output as
+result, status succeeded/failed with the error); every nested chain, chat model, LLM,
+tool, retriever, prompt and parser call becomes a step whose parent_step_id follows
+LangChain's parent_run_id; every chat model / LLM call is also an LLM call with provider
+and model (LangChain's `ls_provider` / `ls_model_name` metadata), token counts from
+`AIMessage.usage_metadata` and latency. Ids are the store's (the HTTP service assigns
+them); LangChain's top-level run id is the run's idempotency key.
+
+Nothing is written while the invocation runs: when the top-level run ends, its whole tree
+is turned into records and written in a few calls: the run, its steps level by level (a
+parent's stored id is known before its children are sent) in batches of STEP_BATCH, its
+LLM calls (one call each unless the target has `save_llm_calls`). The writes happen off
+the traced program's path, on its own event loop as a task (async invocations) or on the
+loop the tracer was created on / a private loop thread (sync ones); a blocking target's
+methods run on a worker thread. A failed write is logged and dropped; the chain's result
+and exceptions are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import dataclasses
+import datetime as dt
+import inspect
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+
+from langchain_core.messages import BaseMessage
+from langchain_core.tracers.base import BaseTracer
+from langchain_core.tracers.schemas import Run
+from pydantic import BaseModel
+
+from chad_memory.errors import InvalidInputError
+from chad_memory.schemas import LLMCallCreate, RunCreate, RunUpdate, StepCreate
+from chad_memory.stores.runs import PostgresStore
+from chad_memory.validation import text_problem
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ChadMemoryTracer", "RunTarget"]
+
+STEP_BATCH = 500
+MAX_DEPTH = 40
+MAX_NAME = 512
+MAX_TAGS = 64
+# Set by the HTTP clients, whose server decides the actor; RunCreate still needs one.
+CLIENT_ACTOR = "client"
+
+
+@runtime_checkable
+class RunTarget(Protocol):
+    """What the tracer writes to: PostgresStore and chad-memory's HTTP clients alike."""
+
+    def save_run(self, run: RunCreate) -> Awaitable[Any] | Any: ...
+
+    def update_run(self, run_id: uuid.UUID, changes: RunUpdate) -> Awaitable[Any] | Any: ...
+
+    def save_steps(self, steps: Sequence[StepCreate]) -> Awaitable[Any] | Any: ...
+
+    def save_llm_call(self, call: LLMCallCreate) -> Awaitable[Any] | Any: ...
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """`value` as plain JSON: messages and pydantic models as their fields, never a repr.
+
+    LangChain's serialised form ({"lc": 1, "type": "constructor", ...}) becomes the
+    object's fields with its type; strings lose NUL characters (PostgreSQL refuses them);
+    non-finite floats become null; objects that are none of these become their type name.
+    """
+    if depth > MAX_DEPTH:
+        return "…"
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, BaseMessage):
+        data = value.model_dump(exclude_none=True)
+        return {k: plain(v, depth + 1) for k, v in data.items() if v not in ({}, [], "")}
+    if isinstance(value, BaseModel):
+        return plain(value.model_dump(exclude_none=True), depth + 1)
+    if isinstance(value, dict):
+        if value.get("lc") == 1 and value.get("type") == "constructor" and "kwargs" in value:
+            kwargs = plain(value["kwargs"], depth + 1)
+            kind = (value.get("id") or ["object"])[-1]
+            return {"type": kwargs.pop("type", kind), **kwargs}
+        return {str(k).replace("\x00", "\ufffd"): plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v, depth + 1) for v in value]
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return plain(value.value, depth + 1)
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value[:65536]).decode(), "size": len(value)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value), depth + 1)
+    return {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+
+
+def _short(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).replace("\x00", "")[:MAX_NAME]
+    return text if text and text_problem(text) is None else None
+
+
+def _clean_text(value: Any) -> str | None:
+    return None if value is None else str(value).replace("\x00", "\ufffd")
+
+
+def _metadata(run: Run) -> dict[str, Any]:
+    found = (run.extra or {}).get("metadata") or {}
+    return plain(found) if isinstance(found, dict) else {}
+
+
+def _step_type(run: Run) -> str:
+    if run.run_type in ("llm", "chat_model") and "messages" in (run.inputs or {}):
+        return "chat_model"
+    return str(run.run_type)
+
+
+def _status(run: Run) -> str:
+    return "failed" if run.error else "succeeded"
+
+
+def _ms(run: Run) -> float | None:
+    if run.end_time is None or run.start_time is None:
+        return None
+    return max(0.0, (run.end_time - run.start_time).total_seconds() * 1000)
+
+
+def _usage(run: Run) -> dict[str, int]:
+    """Token counts summed over the call's generations (AIMessage.usage_metadata)."""
+    totals = {"input": 0, "output": 0, "total": 0, "cache_read": 0, "cache_write": 0}
+    totals["reasoning"] = 0
+    generations = (run.outputs or {}).get("generations") or []
+    for batch in generations:
+        for generation in batch or []:
+            message = plain(generation.get("message")) if isinstance(generation, dict) else None
+            usage = message.get("usage_metadata") if isinstance(message, dict) else None
+            if not isinstance(usage, dict):
+                continue
+            inputs = usage.get("input_token_details") or {}
+            outputs = usage.get("output_token_details") or {}
+            for name, value in (
+                ("input", usage.get("input_tokens")),
+                ("output", usage.get("output_tokens")),
+                ("total", usage.get("total_tokens")),
+                ("cache_read", inputs.get("cache_read")),
+                ("cache_write", inputs.get("cache_creation")),
+                ("reasoning", outputs.get("reasoning")),
+            ):
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    totals[name] += value
+    return totals
+
+
+def _response(run: Run) -> Any:
+    generations = (run.outputs or {}).get("generations") or []
+    messages = [
+        plain(g.get("message") or {"text": g.get("text")})
+        for batch in generations
+        for g in batch or []
+        if isinstance(g, dict)
+    ]
+    return {"generations": messages} if messages else plain(run.outputs)
+
+
+class _Records:
+    """One finished top-level run as the calls that store it."""
+
+    def __init__(self, root: Run, actor: str) -> None:
+        metadata = _metadata(root)
+        self.thread = metadata.get("thread_id")
+        tags = [t for t in (_short(t) for t in (root.tags or [])) if t][:MAX_TAGS]
+        # No ids are chosen here (the HTTP service assigns them): LangChain's run id is the
+        # idempotency key, so a retried create returns the first run.
+        self.run = RunCreate(
+            actor=actor,
+            idempotency_key=str(root.id),
+            name=_short(root.name),
+            status="failed" if root.error else "succeeded",
+            request_payload=plain(root.inputs),
+            result=plain(root.outputs),
+            error=_clean_text(root.error),
+            metadata=metadata,
+            tags=tags,
+            started_at=root.start_time,
+            completed_at=root.end_time,
+        )
+        self.thread_uuid: uuid.UUID | None = None
+        if self.thread is not None:
+            try:
+                self.thread_uuid = uuid.UUID(str(self.thread))
+            except ValueError:
+                self.thread_uuid = None
+        descendants: list[tuple[Run, int]] = []
+        stack = [(child, 1) for child in reversed(root.child_runs)]
+        while stack:
+            run, depth = stack.pop()
+            descendants.append((run, depth))
+            stack.extend((child, depth + 1) for child in reversed(run.child_runs))
+        # step_index is start order; ids and run_id here are LangChain's, swapped for the
+        # stored ones when written (see ChadMemoryTracer._write).
+        descendants.sort(key=lambda d: (d[0].dotted_order or "", d[0].start_time))
+        self.steps: list[StepCreate] = []
+        self.depths: list[int] = []
+        self.calls: list[LLMCallCreate] = []
+        for index, (run, depth) in enumerate(descendants):
+            self.depths.append(depth)
+            parent = run.parent_run_id if run.parent_run_id != root.id else None
+            self.steps.append(
+                StepCreate(
+                    id=run.id,
+                    run_id=root.id,
+                    step_index=index,
+                    parent_step_id=parent,
+                    name=_short(run.name),
+                    type=_step_type(run),
+                    status="failed" if run.error else "succeeded",
+                    input=plain(run.inputs),
+                    output=plain(run.outputs),
+                    error=_clean_text(run.error),
+                    started_at=run.start_time,
+                    completed_at=run.end_time,
+                    duration_ms=_ms(run),
+                    metadata=_metadata(run),
+                )
+            )
+            if run.run_type in ("llm", "chat_model"):
+                self.calls.append(self._call(root, run))
+
+    def _call(self, root: Run, run: Run) -> LLMCallCreate:
+        metadata = _metadata(run)
+        usage = _usage(run)
+        request: dict[str, Any] = {"input": plain(run.inputs)}
+        params = (run.extra or {}).get("invocation_params")
+        if params:
+            request["invocation_params"] = plain(params)
+        if self.thread is not None:
+            request["thread_id"] = plain(self.thread)
+        # Cache and reasoning counts stay here until llm_calls has columns for them.
+        request["usage"] = {k: usage[k] for k in ("cache_read", "cache_write", "reasoning")}
+        total = usage["total"] or None
+        if total is not None and total < usage["input"] + usage["output"]:
+            total = None
+        return LLMCallCreate(
+            run_id=root.id,
+            step_id=run.id,
+            provider=_short(metadata.get("ls_provider")),
+            model=_short(metadata.get("ls_model_name")),
+            prompt_tokens=usage["input"],
+            completion_tokens=usage["output"],
+            total_tokens=total,
+            latency_ms=_ms(run),
+            status=_status(run),
+            error=_clean_text(run.error),
+            request=request,
+            response=_response(run),
+        )
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(
+            target=self.loop.run_forever, name="chad-memory-tracer", daemon=True
+        ).start()
+
+
+class ChadMemoryTracer(BaseTracer):
+    """Records LangChain invocations in chad-memory; pass it in `config={"callbacks": [...]}`.
+
+    Args:
+        target: a `PostgresStore` (then `actor` is required) or a chad-memory HTTP client
+            (`ChadMemoryClient` / `AsyncChadMemoryClient`; the API key decides the actor).
+        actor: who owns the recorded runs, for a PostgresStore.
+    """
+
+    run_inline = True  # bookkeeping only; the writes happen elsewhere
+
+    def __init__(self, target: Any, *, actor: str | None = None) -> None:
+        super().__init__(_schema_format="original+chat")
+        if not isinstance(target, RunTarget):
+            raise InvalidInputError(
+                "target must be a PostgresStore or a chad-memory client "
+                "(save_run, update_run, save_steps, save_llm_call)"
+            )
+        if isinstance(target, PostgresStore) and not actor:
+            raise InvalidInputError("actor is required when the target is a PostgresStore")
+        if actor is not None and (not isinstance(actor, str) or text_problem(actor)):
+            raise InvalidInputError("actor must be a non-empty string")
+        self.target = target
+        self.actor = actor or CLIENT_ACTOR
+        try:
+            self._home: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._home = None
+        self._private: _LoopThread | None = None
+        self._lock = threading.Lock()
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._futures: set[concurrent.futures.Future[None]] = set()
+        self.failures = 0
+
+    # LangChain's hook: the top-level run has ended --------------------------------------
+
+    def _persist_run(self, run: Run) -> None:
+        try:
+            records = _Records(run, self.actor)
+        except Exception:
+            self.failures += 1
+            logger.exception("chad-memory tracer could not record run %s", run.id)
+            return
+        self._submit(self._write(records))
+
+    def _submit(self, write: Coroutine[Any, Any, None]) -> None:
+        """Start the write without waiting: on this thread's loop, else the home loop,
+        else a private loop thread."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        with self._lock:
+            if running is not None:
+                task = running.create_task(write)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
+            loop = self._home
+            if loop is None or loop.is_closed() or not loop.is_running():
+                if self._private is None:
+                    self._private = _LoopThread()
+                loop = self._private.loop
+            future = asyncio.run_coroutine_threadsafe(write, loop)
+            self._futures.add(future)
+            future.add_done_callback(self._futures.discard)
+
+    async def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Await an async target's method; run a sync one (a blocking HTTP client) on a
+        worker thread, so the event loop of the traced program never waits on it."""
+        if inspect.iscoroutinefunction(method):
+            return await method(*args)
+        result = await asyncio.to_thread(method, *args)
+        return await result if isinstance(result, Awaitable) else result
+
+    async def _write(self, records: _Records) -> None:
+        try:
+            run = records.run
+            try:
+                if records.thread_uuid is not None:
+                    linked = run.model_copy(update={"thread_id": records.thread_uuid})
+                    saved = await self._call(self.target.save_run, linked)
+                else:
+                    saved = await self._call(self.target.save_run, run)
+            except Exception:
+                if records.thread_uuid is None:
+                    raise
+                # The thread id names no thread of this actor: keep it in metadata only.
+                saved = await self._call(self.target.save_run, run)
+            stored = await self._save_steps(records, saved.id)
+            calls = [
+                c.model_copy(update={"run_id": saved.id, "step_id": stored.get(c.step_id)})
+                for c in records.calls
+            ]
+            many = getattr(self.target, "save_llm_calls", None)
+            if many is not None and calls:
+                await self._call(many, calls)
+            else:
+                for call in calls:
+                    await self._call(self.target.save_llm_call, call)
+        except Exception:
+            self.failures += 1
+            logger.exception("chad-memory tracer could not store run %s", records.run.id)
+
+    async def _save_steps(self, records: _Records, run_id: uuid.UUID) -> dict[Any, uuid.UUID]:
+        """Save the steps level by level (a parent's stored id is known before its
+        children are sent), STEP_BATCH a call; returns LangChain id -> stored id."""
+        stored: dict[Any, uuid.UUID] = {}
+        levels: dict[int, list[StepCreate]] = {}
+        for step, depth in zip(records.steps, records.depths, strict=True):
+            levels.setdefault(depth, []).append(step)
+        for depth in sorted(levels):
+            level = levels[depth]
+            for start in range(0, len(level), STEP_BATCH):
+                chunk = level[start : start + STEP_BATCH]
+                batch = [
+                    step.model_copy(
+                        update={
+                            "id": None,
+                            "run_id": run_id,
+                            "parent_step_id": stored.get(step.parent_step_id),
+                        }
+                    )
+                    for step in chunk
+                ]
+                saved = await self._call(self.target.save_steps, batch)
+                for step, record in zip(chunk, saved, strict=True):
+                    stored[step.id] = record.id
+        return stored
+
+    # Waiting for the writes ----------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once every run recorded so far is stored (or its failure logged).
+
+        For sync programs; async code awaits `aflush()` (waiting here on the loop that
+        runs the writes would deadlock, so that is refused).
+        """
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        with self._lock:
+            tasks = set(self._tasks)
+            futures = set(self._futures)
+        if running is not None and (tasks or (futures and running is self._home)):
+            raise RuntimeError("flush() would block the event loop; use `await tracer.aflush()`")
+        concurrent.futures.wait(futures, timeout=timeout)
+
+    async def aflush(self) -> None:
+        """Await every write started so far, on any loop or thread."""
+        while True:
+            with self._lock:
+                tasks = set(self._tasks)
+                futures = set(self._futures)
+            if not tasks and not futures:
+                return
+            waits: list[Awaitable[Any]] = list(tasks)
+            waits += [asyncio.wrap_future(f) for f in futures]
+            await asyncio.gather(*waits, return_exceptions=True)
