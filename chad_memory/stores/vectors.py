@@ -39,7 +39,7 @@ from chad_memory.models import Embedding
 from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount, Page, SearchHit
 from chad_memory.stores.base import Store
 from chad_memory.stores.limits import check_batch
-from chad_memory.stores.paging import Keyset, keyset_page
+from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_calibration import (
@@ -514,7 +514,7 @@ class PgVectorStore(Store):
         ):
             if value is not None:
                 conds.append(column == check_text(value, name))
-        stmt = select(Embedding).options(defer(Embedding.embedding)).where(*conds)
+        stmt = record_select(Embedding, EmbeddingRecord).where(*conds)
         async with transaction(self._db, "list_embeddings") as session:
             return await keyset_page(
                 session,
