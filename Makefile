@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-dev
 # once when it is missing (these machines are Debian, and make runs as root on them).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck check install bench bench-runs bench-http fuzz load clean
+.PHONY: serve test lint typecheck check install bench bench-runs bench-http fuzz load clean screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -38,6 +38,10 @@ test: check $(CHROMIUM)
 $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# PNGs of every dashboard page with sample data, for the README (needs `apt-get install chromium`).
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.ui.screenshots --out docs/screenshots
 
 # Benchmarks get their own venv: the peers and the real-text model (torch) stay out of
 # `make test`. torch==2.13.0 goes in first: it is the CPU wheel this machine has on disk;

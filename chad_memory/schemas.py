@@ -440,6 +440,16 @@ class ModelStats(BaseModel):
     latency_ms_mean: float | None
 
 
+class RunTotals(BaseModel):
+    """What a list of runs shows per row: `get_run_stats` without durations or latencies."""
+
+    run_id: uuid.UUID
+    step_count: int
+    llm_call_count: int
+    total_tokens: int
+    cost_usd: Decimal
+
+
 class RunStats(BaseModel):
     run_id: uuid.UUID
     step_count: int
@@ -488,6 +498,11 @@ class EmbeddingRecord(Record):
     content: str | None
     metadata: dict[str, Any] = _metadata_field
     created_at: datetime
+
+
+class NamespaceCount(BaseModel):
+    namespace: str
+    count: int
 
 
 class SearchHit(EmbeddingRecord):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chad_memory.validation import check_actor
@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
     log_level: str = "info"
+
+    # Dashboard (/ui). The key that signs its session cookies; unset means one generated
+    # once and kept in `ui-session-secret` beside chad_data_dir (so restarts keep sessions).
+    ui_session_secret: SecretStr | None = None
+    ui_session_max_age_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
 
     @field_validator("database_url", "read_database_url")
     @classmethod

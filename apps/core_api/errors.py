@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from chad_memory.errors import (
@@ -53,12 +53,28 @@ MAX_ERRORS = 20
 MAX_DETAIL_CHARS = 1000
 
 
-async def _chad_error(request: Request, exc: Exception) -> JSONResponse:
+def _page(request: Request, status: int, detail: str) -> Response | None:
+    """The dashboard's error page when the request was for one of its pages (/ui), else
+    None: the same status either way, HTML for people, JSON for programs."""
+    path = request.url.path
+    render = getattr(request.app.state, "ui_error_page", None)
+    if render is None or not (path == "/ui" or path.startswith("/ui/")):
+        return None
+    page: Response = render(request, status, detail)
+    return page
+
+
+async def _chad_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChadMemoryError)
     request.state.error = type(exc).__name__  # for the access log and the metrics
     status = status_for(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
     detail = _said(str(exc), MAX_DETAIL_CHARS) if status != 500 else "internal error"
+    page = _page(request, status, detail)
+    if page is not None:
+        if headers:
+            page.headers.update(headers)
+        return page
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
@@ -121,10 +137,19 @@ def compact_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
-async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+def _plain(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
     """FastAPI's 422 shape, with the echoed input cut short and at most MAX_ERRORS errors."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": compact_errors(exc.errors())}, status_code=422)
+    errors = compact_errors(exc.errors())
+    page = _page(request, 422, "; ".join(_plain(e) for e in errors))
+    if page is not None:
+        return page
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 async def _invalid_value(request: Request, exc: Exception) -> JSONResponse:
@@ -134,9 +159,12 @@ async def _invalid_value(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": compact_errors(exc.errors(include_url=False))}, status_code=422)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     # Logged with its traceback for operators; the client sees no internals.
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    page = _page(request, 500, "internal error")
+    if page is not None:
+        return page
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 

@@ -31,6 +31,7 @@ from apps.core_api.routers import (
     runs,
     threads,
 )
+from apps.core_api.ui import install_ui
 from chad_memory.database import (
     Database,
     RetryPolicy,
@@ -158,6 +159,7 @@ def create_app(
     app.include_router(analytics.router)
     app.include_router(prices.router)
     app.include_router(operations.router)
+    install_ui(app)
     return app
 
 

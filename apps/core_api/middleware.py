@@ -30,6 +30,13 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _is_dashboard_form(path: str, content_type: str) -> bool:
+    """The dashboard's own forms (sign in, sign out) post urlencoded fields, under the
+    same size limit as every body."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return path.startswith("/ui/") and media_type == "application/x-www-form-urlencoded"
+
+
 class BodyGuardMiddleware:
     """413 for bodies over `max_body_bytes`, 415 for bodies that are not JSON.
 
@@ -62,7 +69,12 @@ class BodyGuardMiddleware:
                 return
         content_type = headers.get("content-type")
         binary = scope["path"] in self.binary_paths
-        if content_type is not None and not binary and not _is_json(content_type):
+        if (
+            content_type is not None
+            and not binary
+            and not _is_json(content_type)
+            and not _is_dashboard_form(scope["path"], content_type)
+        ):
             await _refuse(
                 scope, receive, send, 415, "request bodies must be JSON (application/json)"
             )

@@ -176,3 +176,13 @@ class ApiKeyStore(Store):
         if self._background:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._background, return_exceptions=True)
+
+    @retried
+    async def get_live_key(self, key_id: uuid.UUID) -> ApiKeyRecord | None:
+        """The key with this id unless it is unknown or revoked, read now (not from the
+        cache): a dashboard session remembers the key it began with and ends as soon as
+        that key is revoked."""
+        stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        async with transaction(self._db, "get_live_key") as session:
+            row = await session.scalar(stmt)
+            return None if row is None else ApiKeyRecord.model_validate(row)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 
-from chad_memory.models import LLMCall, Step
-from chad_memory.schemas import ModelStats, RunStats
+from chad_memory.models import LLMCall, Run, Step
+from chad_memory.schemas import ModelStats, RunStats, RunTotals
 from chad_memory.stores.base import Store, load_run
+from chad_memory.stores.limits import check_batch
 from chad_memory.stores.transactions import retried, transaction
 
 
@@ -97,3 +99,50 @@ class StatsMethods(Store):
                 for m in models
             ],
         )
+
+    @retried
+    async def get_run_totals(
+        self, run_ids: Sequence[uuid.UUID], *, actor: str | None = None
+    ) -> dict[uuid.UUID, RunTotals]:
+        """Step count, LLM calls, tokens and cost of each run, for a list page: grouped
+        queries for the whole page instead of `get_run_stats` per row. Unknown ids (and,
+        with `actor`, other actors' runs) are left out of the answer."""
+        wanted = list(dict.fromkeys(run_ids))
+        if not wanted:
+            return {}
+        check_batch(wanted, "run ids")
+        known_q = select(Run.id).where(Run.id.in_(wanted))
+        if actor is not None:
+            known_q = known_q.where(Run.actor == actor)
+        step_q = (
+            select(Step.run_id, func.count(Step.id))
+            .where(Step.run_id.in_(wanted))
+            .group_by(Step.run_id)
+        )
+        call_q = (
+            select(
+                LLMCall.run_id,
+                func.count(LLMCall.id),
+                func.coalesce(func.sum(LLMCall.total_tokens), 0),
+                func.coalesce(func.sum(LLMCall.cost_usd), 0),
+            )
+            .where(LLMCall.run_id.in_(wanted))
+            .group_by(LLMCall.run_id)
+        )
+        async with transaction(self._db, "get_run_totals") as session:
+            known = set(await session.scalars(known_q))
+            steps = {r[0]: int(r[1]) for r in await session.execute(step_q)}
+            calls = {r[0]: (r[1], r[2], r[3]) for r in await session.execute(call_q)}
+        totals: dict[uuid.UUID, RunTotals] = {}
+        for run_id in wanted:
+            if run_id not in known:
+                continue
+            count, tokens, cost = calls.get(run_id, (0, 0, Decimal(0)))
+            totals[run_id] = RunTotals(
+                run_id=run_id,
+                step_count=steps.get(run_id, 0),
+                llm_call_count=int(count),
+                total_tokens=int(tokens),
+                cost_usd=Decimal(cost or 0),
+            )
+        return totals

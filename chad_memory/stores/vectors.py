@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    Text,
     bindparam,
     delete,
     func,
@@ -30,13 +31,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import defer
 
 from chad_memory.database import Database, SessionFactory
-from chad_memory.errors import InvalidInputError
+from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chad_memory.models import Embedding
-from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, SearchHit
+from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount, Page, SearchHit
 from chad_memory.stores.base import Store
 from chad_memory.stores.limits import check_batch
+from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_calibration import (
@@ -72,6 +75,7 @@ STALE_EXACT_MAX_ROWS = 20_000
 # it (or failed): the try costs a connection and a round trip, not worth paying per search.
 MAINTENANCE_RETRY_S = 30.0
 FILTERS = ("actor", "namespace", "source_id", "metadata")
+EMBEDDINGS = Keyset("embeddings", (Embedding.created_at, Embedding.id), descending=True)
 
 
 def _core_table(vector: Any) -> Table:
@@ -489,3 +493,80 @@ class PgVectorStore(Store):
                 await session.scalars(delete(Embedding).where(*conds).returning(Embedding.id))
             ).all()
             return len(ids)
+
+    @retried
+    async def list_embeddings(
+        self,
+        actor: str,
+        *,
+        namespace: str | None = None,
+        source_type: str | None = None,
+        source_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EmbeddingRecord]:
+        """An actor's embeddings (without their vectors), newest first, keyset-paged."""
+        conds: list[ColumnElement[bool]] = [Embedding.actor == check_text(actor, "actor")]
+        for column, value, name in (
+            (Embedding.namespace, namespace, "namespace"),
+            (Embedding.source_type, source_type, "source_type"),
+            (Embedding.source_id, source_id, "source_id"),
+        ):
+            if value is not None:
+                conds.append(column == check_text(value, name))
+        stmt = record_select(Embedding, EmbeddingRecord).where(*conds)
+        async with transaction(self._db, "list_embeddings") as session:
+            return await keyset_page(
+                session,
+                stmt,
+                EMBEDDINGS,
+                EmbeddingRecord,
+                self._cursors,
+                limit=limit,
+                cursor=cursor,
+            )
+
+    @retried
+    async def count_by_namespace(self, actor: str) -> list[NamespaceCount]:
+        """How many embeddings the actor has in each namespace, by name."""
+        stmt = (
+            select(Embedding.namespace, func.count())
+            .where(Embedding.actor == check_text(actor, "actor"))
+            .group_by(Embedding.namespace)
+            .order_by(Embedding.namespace)
+        )
+        async with transaction(self._db, "count_by_namespace") as session:
+            rows = (await session.execute(stmt)).all()
+        return [NamespaceCount(namespace=r[0], count=int(r[1])) for r in rows]
+
+    @retried
+    async def more_like(
+        self,
+        embedding_id: uuid.UUID,
+        *,
+        actor: str,
+        k: int = 10,
+        same_namespace: bool = True,
+    ) -> tuple[EmbeddingRecord, list[SearchHit]]:
+        """The stored embedding and the k others most like it: a `search` seeded by its
+        vector, within the actor's rows and, by default, its namespace.
+
+        NotFoundError for an unknown id, ForbiddenError for another actor's.
+        """
+        stmt = select(Embedding, Embedding.embedding.cast(Text)).options(defer(Embedding.embedding))
+        async with transaction(self._db, "more_like") as session:
+            row = (await session.execute(stmt.where(Embedding.id == embedding_id))).one_or_none()
+            if row is None:
+                raise NotFoundError(f"embedding {embedding_id} not found")
+            stored, vector_text = row
+            if stored.actor != actor:
+                raise ForbiddenError(f"embedding {embedding_id} belongs to another actor")
+            seed = EmbeddingRecord.model_validate(stored)
+        vector = [float(x) for x in json.loads(vector_text)]
+        hits = await self.search(
+            vector,
+            k=min(k + 1, MAX_K),
+            actor=actor,
+            namespace=seed.namespace if same_namespace else None,
+        )
+        return seed, [h for h in hits if h.id != embedding_id][:k]

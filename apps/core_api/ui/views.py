@@ -1,0 +1,250 @@
+"""What the pages compute from store records: the waterfall's layout, per-model latency
+percentiles, the usage series, and the filters that text formatting needs."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from chad_memory.schemas import LLMCallRecord, RunRecord, RunStats, RunSummary, StepRecord
+
+# Waterfall bars are drawn in an SVG 1000 units wide; a bar is never thinner than this.
+SCALE = 1000.0
+MIN_BAR = 3.0
+MAX_DEPTH = 8
+# JSON shown in a page is cut here; the API has the full value.
+MAX_JSON_CHARS = 20_000
+
+
+@dataclass
+class StepRow:
+    step: StepRecord
+    depth: int
+    x: float | None = None
+    width: float | None = None
+    calls: list[LLMCallRecord] = field(default_factory=list)
+
+
+@dataclass
+class Waterfall:
+    rows: list[StepRow]
+    total: int
+    span_ms: float | None
+    ticks: list[tuple[float, str]]
+
+
+def _end(step: StepRecord) -> datetime | None:
+    if step.completed_at is not None:
+        return step.completed_at
+    if step.started_at is not None and step.duration_ms is not None:
+        return step.started_at + timedelta(milliseconds=step.duration_ms)
+    return step.started_at
+
+
+def tree_order(steps: Sequence[StepRecord]) -> list[tuple[StepRecord, int]]:
+    """Steps depth-first by parent_step_id, siblings by step_index, with their depth.
+
+    A parent that is missing (or a cycle) makes a step a root, so every step appears once.
+    """
+    ids = {s.id for s in steps}
+    children: dict[uuid.UUID | None, list[StepRecord]] = defaultdict(list)
+    for s in steps:
+        parent = s.parent_step_id if s.parent_step_id in ids and s.parent_step_id != s.id else None
+        children[parent].append(s)
+    for kids in children.values():
+        kids.sort(key=lambda s: s.step_index)
+    ordered: list[tuple[StepRecord, int]] = []
+    seen: set[uuid.UUID] = set()
+    stack: list[tuple[StepRecord, int]] = [(s, 0) for s in reversed(children[None])]
+    while stack:
+        step, depth = stack.pop()
+        if step.id in seen:
+            continue
+        seen.add(step.id)
+        ordered.append((step, depth))
+        stack.extend((c, depth + 1) for c in reversed(children.get(step.id, [])))
+    # Steps only reachable through a cycle: shown as roots, in index order.
+    for s in sorted(steps, key=lambda s: s.step_index):
+        if s.id not in seen:
+            seen.add(s.id)
+            ordered.append((s, 0))
+    return ordered
+
+
+def waterfall(
+    run: RunRecord,
+    steps: Sequence[StepRecord],
+    calls: Sequence[LLMCallRecord],
+    *,
+    total: int,
+) -> Waterfall:
+    """One page of steps as a tree, placed on the run's time axis (its started_at and
+    completed_at when known, else the span of the steps shown). `total` is the run's
+    step count; a parent on another page makes its children roots here."""
+    starts = [s.started_at for s in steps if s.started_at is not None]
+    ends = [e for e in (_end(s) for s in steps) if e is not None]
+    if run.started_at is not None:
+        starts.append(run.started_at)
+    if run.completed_at is not None:
+        ends.append(run.completed_at)
+    t0 = min(starts) if starts else None
+    t1 = max([*ends, *starts]) if starts else None
+    span_ms = (t1 - t0).total_seconds() * 1000 if t0 and t1 else None
+    by_step: dict[uuid.UUID, list[LLMCallRecord]] = defaultdict(list)
+    for c in calls:
+        if c.step_id is not None:
+            by_step[c.step_id].append(c)
+    rows = []
+    for step, depth in tree_order(steps):
+        row = StepRow(step, min(depth, MAX_DEPTH), calls=by_step.get(step.id, []))
+        if t0 is not None and span_ms and step.started_at is not None:
+            end = _end(step) or step.started_at
+            row.x = min((step.started_at - t0).total_seconds() * 1000 / span_ms * SCALE, SCALE)
+            width = (end - step.started_at).total_seconds() * 1000 / span_ms * SCALE
+            row.width = max(MIN_BAR, min(width, SCALE - row.x))
+            row.x = min(row.x, SCALE - row.width)
+        elif t0 is not None and span_ms == 0 and step.started_at is not None:
+            row.x, row.width = 0.0, MIN_BAR
+        rows.append(row)
+    ticks = []
+    if span_ms:
+        ticks = [(SCALE * f, duration(span_ms * f)) for f in (0, 0.25, 0.5, 0.75, 1)]
+    return Waterfall(rows=rows, total=total, span_ms=span_ms, ticks=ticks)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks: PostgreSQL's percentile_cont."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low, high = math.floor(pos), math.ceil(pos)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+@dataclass
+class ModelLatency:
+    provider: str | None
+    model: str | None
+    calls: int
+    total_tokens: int
+    cost_usd: Decimal
+    p50: float | None
+    p95: float | None
+
+
+def per_model(calls: Sequence[LLMCallRecord]) -> list[ModelLatency]:
+    """Tokens, cost and latency p50/p95 per (provider, model), from the calls on the page."""
+    groups: dict[tuple[str | None, str | None], list[LLMCallRecord]] = defaultdict(list)
+    for c in calls:
+        groups[(c.provider, c.model)].append(c)
+    out = []
+    for (provider, model), group in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        latencies = [c.latency_ms for c in group if c.latency_ms is not None]
+        out.append(
+            ModelLatency(
+                provider=provider,
+                model=model,
+                calls=len(group),
+                total_tokens=sum(c.total_tokens for c in group),
+                cost_usd=sum((c.cost_usd or Decimal(0) for c in group), Decimal(0)),
+                p50=percentile(latencies, 0.5),
+                p95=percentile(latencies, 0.95),
+            )
+        )
+    return out
+
+
+def usage_series(runs: Sequence[RunSummary], stats: dict[uuid.UUID, RunStats]) -> dict[str, Any]:
+    """uPlot's columns: one x per run (its start, epoch seconds, oldest first), and per model
+    its tokens and cost in that run; plus each run's latency p50 and p95."""
+    ordered = sorted(runs, key=lambda r: r.started_at or r.created_at)
+    models = sorted(
+        {f"{m.provider or '?'}/{m.model or '?'}" for s in stats.values() for m in s.by_model}
+    )
+    xs: list[float] = []
+    tokens: dict[str, list[int | None]] = {m: [] for m in models}
+    cost: dict[str, list[float | None]] = {m: [] for m in models}
+    p50: list[float | None] = []
+    p95: list[float | None] = []
+    for run in ordered:
+        s = stats.get(run.id)
+        if s is None or s.llm_call_count == 0:
+            continue
+        xs.append((run.started_at or run.created_at).timestamp())
+        here = {f"{m.provider or '?'}/{m.model or '?'}": m for m in s.by_model}
+        for name in models:
+            m = here.get(name)
+            tokens[name].append(m.total_tokens if m else None)
+            cost[name].append(float(m.cost_usd) if m else None)
+        p50.append(s.latency_ms_p50)
+        p95.append(s.latency_ms_p95)
+    return {"x": xs, "models": models, "tokens": tokens, "cost": cost, "p50": p50, "p95": p95}
+
+
+# Jinja filters --------------------------------------------------------------------------
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    if ms == 0:
+        return "0 ms"
+    if ms < 1:
+        return f"{ms:.2f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(ms / 1000, 60)
+    if minutes < 60:
+        return f"{int(minutes)} m {int(seconds)} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)} h {int(minutes)} m"
+
+
+def run_duration(run: RunSummary) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.completed_at
+    if end is None:
+        return None
+    return (end - run.started_at).total_seconds() * 1000
+
+
+def usd(value: Decimal | float | None) -> str:
+    """Dollars to four significant digits ($0.001916, $0.0004413, $12.35); the API has
+    the exact amount."""
+    if value is None:
+        return "—"
+    amount = Decimal(str(value))
+    if amount == 0:
+        return "$0"
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    rounded = amount.quantize(Decimal(1).scaleb(amount.adjusted() - 3))
+    return "$" + f"{rounded:f}".rstrip("0").rstrip(".")
+
+
+def number(value: int | float | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def pretty_json(value: Any) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+    if len(text) > MAX_JSON_CHARS:
+        return text[:MAX_JSON_CHARS] + f"\n… cut at {MAX_JSON_CHARS:,} characters (see the API)"
+    return text
