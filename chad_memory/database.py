@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,12 +144,21 @@ class Database:
     sessions: SessionFactory | None = None
     retry_policy: RetryPolicy | None = None
     _reader: AsyncEngine | None = field(default=None, init=False, repr=False)
+    # Told (kind, rows) after each committed write; the service's metrics listen here, so
+    # rows are counted wherever they come from (HTTP, OTLP, a library caller in-process).
+    ingest_listeners: list[Callable[[str, int], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.sessions is None:
             self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if self.retry_policy is None:
             self.retry_policy = RetryPolicy.from_settings(self.settings)
+
+    def ingested(self, kind: str, rows: int) -> None:
+        """`rows` rows of `kind` (runs, steps, llm_calls, ...) were just committed."""
+        if rows > 0:
+            for listener in self.ingest_listeners:
+                listener(kind, rows)
 
     @property
     def reader(self) -> AsyncEngine:

@@ -85,6 +85,7 @@ def create_app(
         app.state.price_store = PriceStore(db)
         app.state.trace_store = TraceStore(db)
         app.state.metrics.watch_pool(db.engine)
+        db.ingest_listeners.append(app.state.metrics.count)
         replica_engine = _route_reads(app, settings)
         supervisor = _embedded_supervisor(settings) if own_engine else None
         if not await check_db_connection(db.engine):
@@ -117,6 +118,7 @@ def create_app(
                     await sweeper
             if replica_engine is not None:
                 await replica_engine.dispose()
+            db.ingest_listeners.remove(app.state.metrics.count)
             await app.state.key_store.aclose()
             if own_engine:
                 await db.engine.dispose()

@@ -41,7 +41,9 @@ class ChildMethods(Store):
             row = await session.scalar(
                 pg_insert(Artifact).values(**row_values(artifact)).returning(Artifact)
             )
-            return ArtifactRecord.model_validate(row)
+            record = ArtifactRecord.model_validate(row)
+        self._db.ingested("artifacts", 1)
+        return record
 
     @retried
     async def get_artifacts(
@@ -97,7 +99,9 @@ class ChildMethods(Store):
                     price_ref=found.price_ref,
                 )
             row = await session.scalar(pg_insert(LLMCall).values(**values).returning(LLMCall))
-            return LLMCallRecord.model_validate(row)
+            record = LLMCallRecord.model_validate(row)
+        self._db.ingested("llm_calls", 1)
+        return record
 
     @retried
     async def get_llm_calls(

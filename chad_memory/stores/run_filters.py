@@ -18,7 +18,6 @@ from chad_memory.schemas import RunFilter
 from chad_memory.stores.conversations import conversation_thread_id
 
 
-
 def _duration_ms() -> ColumnElement[Any]:
     """completed_at - started_at in ms; null (so never a match) unless both are set."""
     return func.extract("epoch", Run.completed_at - Run.started_at) * 1000

@@ -112,6 +112,8 @@ class RunMethods(Store):
         """
         async with driver_transaction(self._db, "save_run") as conn:
             created = await _create(conn, run, None, upsert=True, wait=True)
+        if not created.replayed:
+            self._db.ingested("runs", 1)
         return created.run
 
     @retried
@@ -126,7 +128,10 @@ class RunMethods(Store):
         once rather than waiting: the caller's first request is still running.
         """
         async with driver_transaction(self._db, "create_run") as conn:
-            return await _create(conn, run, fingerprint, upsert=False, wait=False)
+            created = await _create(conn, run, fingerprint, upsert=False, wait=False)
+        if not created.replayed:
+            self._db.ingested("runs", 1)
+        return created
 
     @retried
     async def get_run(self, run_id: uuid.UUID, *, actor: str | None = None) -> RunRecord:

@@ -139,6 +139,7 @@ class StepMethods(Store):
                 await _refusal(conn, steps, ids, actor)
         # RETURNING order is not promised; the ids (ours, unique) put rows back in order.
         created = {row[0]: row[1] for row in rows}
+        self._db.ingested("steps", len(rows))
         return [_step_record(s, i, created[i]) for s, i in zip(steps, ids, strict=True)]
 
     @retried

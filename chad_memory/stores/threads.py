@@ -199,7 +199,8 @@ class ThreadStore(Store):
             )
             records = [MessageRecord.model_validate(r) for r in result]
             thread.updated_at = records[-1].created_at
-            return records
+        self._db.ingested("messages", len(records))
+        return records
 
     @retried
     async def list_messages(

@@ -221,6 +221,7 @@ class TraceStore(Store):
             if calls["ids"]:
                 await run(_INSERT_CALLS, **calls)
         spans = sum(len(traces[t]) for t in trace_ids)
+        self._db.ingested("spans", len(new))
         return SavedSpans(stored=len(new), duplicates=spans - len(new))
 
 

@@ -252,7 +252,9 @@ class PgVectorStore(Store):
                 ),
                 rows,
             )
-            return [EmbeddingRecord.model_validate(r) for r in result.mappings()]
+            records = [EmbeddingRecord.model_validate(r) for r in result.mappings()]
+        self._db.ingested("embeddings", len(records))
+        return records
 
     @retried
     async def index_info(self, *, refresh: bool = True) -> VectorIndexInfo:

@@ -25,6 +25,13 @@ def _samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 async def test_metrics_need_a_key_and_count_requests_by_route(api: Api) -> None:
     assert (await api.client.get("/metrics")).status_code == 401
     run = (await api.client.post("/runs", json={"name": "m"}, headers=api.alice)).json()
+    steps = [{"step_index": 0, "name": "a"}, {"step_index": 1, "name": "b"}]
+    added = await api.client.post(f"/runs/{run['id']}/steps", json=steps, headers=api.alice)
+    assert added.status_code == 201
+    # A replayed create stores nothing, so it counts nothing.
+    key = {"Idempotency-Key": "once"}
+    for _ in range(2):
+        await api.client.post("/runs", json={"name": "k"}, headers={**api.alice, **key})
     for _ in range(3):
         assert (await api.client.get(f"/runs/{run['id']}", headers=api.alice)).status_code == 200
     assert (await api.client.get(f"/runs/{run['id']}", headers=api.bob)).status_code == 403
@@ -50,6 +57,8 @@ async def test_metrics_need_a_key_and_count_requests_by_route(api: Api) -> None:
     assert ("chad_db_pool_checked_out", ()) in samples
     assert ("chad_vector_index_stale", ()) in samples
     assert samples[("chad_ingested_total", (("kind", "spans"),))] == 0
+    assert samples[("chad_ingested_total", (("kind", "runs"),))] == 2
+    assert samples[("chad_ingested_total", (("kind", "steps"),))] == 2
 
 
 async def test_request_id_is_kept_when_plain_and_made_otherwise(api: Api) -> None:
