@@ -7,10 +7,23 @@ the model is never silently ignored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Double, Integer, Select, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import LLMCall, Run
@@ -20,14 +33,15 @@ from chad_memory.stores.conversations import conversation_thread_id
 
 def _duration_ms() -> ColumnElement[Any]:
     """completed_at - started_at in ms; null (so never a match) unless both are set."""
-    return func.extract("epoch", Run.completed_at - Run.started_at) * 1000
+    return func.extract("epoch", Run.completed_at - Run.started_at) * literal_column("1000")
 
 
 def _cost_usd() -> ColumnElement[Any]:
     """The sum of the run's LLM call costs (0 without any), per candidate run through
     ix_llm_calls_run_id_created_at."""
     return (
-        select(func.coalesce(func.sum(LLMCall.cost_usd), 0))
+        # A literal 0, not a parameter: compiled statements bind only the filters' own.
+        select(func.coalesce(func.sum(LLMCall.cost_usd), literal_column("0")))
         .where(LLMCall.run_id == Run.id)
         .scalar_subquery()
     )
@@ -46,7 +60,9 @@ _RULES: dict[str, Callable[[Any], ColumnElement[bool]]] = {
     "tags_any": lambda tags: Run.tags.overlap(tags),
     "tags_all": lambda tags: Run.tags.contains(tags),
     # jsonb @> served by ix_runs_metadata (GIN, jsonb_path_ops); not an equality test.
-    "metadata": lambda wanted: Run.metadata_.contains(wanted),
+    # The object travels as JSON text and is cast in SQL: the same parameter then works
+    # on the driver path (SQLAlchemy's jsonb codec wants text) and through SQLAlchemy.
+    "metadata": lambda wanted: Run.metadata_.contains(cast(wanted, JSONB)),
     "created_after": lambda at: Run.created_at >= at,
     "created_before": lambda at: Run.created_at < at,
     "min_duration_ms": lambda ms: _duration_ms() >= ms,
@@ -58,13 +74,14 @@ _RULES: dict[str, Callable[[Any], ColumnElement[bool]]] = {
 # How a filter value becomes its parameter, where it is not the value itself.
 _VALUES: dict[str, Callable[[Any, RunFilter], Any]] = {
     "tag": lambda tag, _: [tag],
+    "metadata": lambda wanted, _: json.dumps(wanted),
     "conversation_id": _conversation,
 }
 _TYPES: dict[str, Any] = {
     "tag": Run.tags.type,
     "tags_any": Run.tags.type,
     "tags_all": Run.tags.type,
-    "metadata": Run.metadata_.type,
+    "metadata": Text(),
     "created_after": Run.created_at.type,
     "created_before": Run.created_at.type,
     "min_duration_ms": Double(),

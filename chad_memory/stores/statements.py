@@ -3,8 +3,8 @@
 The hottest statements are written once with SQLAlchemy Core (named `bindparam`s) and
 compiled here, once, to the `$n` SQL asyncpg takes. Executing them skips SQLAlchemy's
 per-call work (cache-key generation, result processing) while the statement itself stays
-the Core one. jsonb values travel as JSON text on these connections (SQLAlchemy's
-codec), so results are decoded here for the columns that are jsonb.
+the Core one. jsonb parameters travel as JSON text on these connections (SQLAlchemy's
+codec encodes text and decodes results to Python values).
 """
 
 from __future__ import annotations
@@ -53,9 +53,6 @@ class DriverStatement:
         ]
 
     def row(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        row = dict(record)
-        for name in self.json_columns:
-            value = row[name]
-            if isinstance(value, str):
-                row[name] = json.loads(value)
-        return row
+        # SQLAlchemy's jsonb codec on these connections already decodes results: decoding
+        # again would turn a stored JSON string ("tokens") into a parse error.
+        return dict(record)
