@@ -72,20 +72,15 @@ def _step_record(step: StepCreate, step_id: uuid.UUID, created_at: datetime) -> 
     """The stored step: the validated input as written, plus what the database assigned.
 
     Built without validating again (the input already was) and without reading the
-    payloads back; this sets what `model_construct` sets, at a fraction of its cost.
-    StepCreate holds every StepRecord field but created_at (tests/test_store_steps_batch.py
-    checks that). JSON values are the caller's objects, as given: a later read returns
-    them as jsonb stored them (equal, though a tuple comes back as a list).
+    payloads back, through pydantic's public `model_construct`. StepCreate holds every
+    StepRecord field but created_at (tests/test_store_steps_batch.py checks that). JSON
+    values are the caller's objects, as given: a later read returns them as jsonb stored
+    them (equal, though a tuple comes back as a list).
     """
     values = {"id": step_id, "run_id": step.run_id, **step.__dict__}
     values["id"] = step_id
     values["created_at"] = created_at
-    record = StepRecord.__new__(StepRecord)
-    object.__setattr__(record, "__dict__", values)
-    object.__setattr__(record, "__pydantic_fields_set__", set(_STEP_FIELDS))
-    object.__setattr__(record, "__pydantic_extra__", None)
-    object.__setattr__(record, "__pydantic_private__", None)
-    return record
+    return StepRecord.model_construct(_fields_set=set(_STEP_FIELDS), **values)
 
 
 def _check_batch_parents(steps: Sequence[StepCreate], ids: Sequence[uuid.UUID]) -> None:
