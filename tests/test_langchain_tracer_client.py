@@ -4,10 +4,6 @@ gets."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +19,7 @@ from chad_memory import ApiKeyStore, PostgresStore
 from chad_memory.client import AsyncChadMemoryClient, ChadMemoryClient
 from chad_memory.integrations.langchain import ChadMemoryTracer
 from chad_memory.settings import Settings
-from tests.api.test_serve_process import CLI, free_port
+from tests.serving import serve
 
 
 class Counting(httpx.ASGITransport):
@@ -94,39 +90,12 @@ async def test_tracer_through_the_sync_client_to_a_served_app(
 ) -> None:
     """`chad-memory serve` over real HTTP; the blocking client runs on a worker thread."""
     secret = (await ApiKeyStore(session_factory).create_key("dave")).secret
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        str(CLI),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as probe:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.returncode is None, "serve exited early"
-                try:
-                    await probe.get("/health")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "serve did not start listening"
-                    await asyncio.sleep(0.2)
+    async with serve(database_url) as (base, _):
         with ChadMemoryClient(base, secret) as client:
             tracer = ChadMemoryTracer(client)
             assert await chain().ainvoke("2 + 2?", config={"callbacks": [tracer]}) == "4"
             await tracer.aflush()
             assert tracer.failures == 0
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=30)
     (run,) = (await store.list_runs()).items
     assert run.actor == "dave"
     assert len(await store.get_steps(run.id)) == 601

@@ -7,14 +7,10 @@ import asyncio
 import json
 import os
 import re
-import signal
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 
-import httpx
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -27,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chad_memory import ApiKeyStore
 from chad_memory.client import ChadMemoryClient
 from chad_memory.schemas import RunFilter
-from tests.api.test_serve_process import CLI, ROOT, free_port
+from tests.api.test_serve_process import ROOT
+from tests.serving import serve
 
 
 def readme_client_block() -> str:
@@ -36,41 +33,6 @@ def readme_client_block() -> str:
     blocks = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)
     assert len(blocks) == 1, "README's client tour lost its python block"
     return str(blocks[0])
-
-
-@asynccontextmanager
-async def serve(database_url: str) -> AsyncIterator[tuple[str, int]]:
-    """`chad-memory serve` on a free port; yields its base URL and port, stops it."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        str(CLI),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.returncode is None, "serve exited early"
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "serve did not start"
-                await asyncio.sleep(0.2)
-        yield base, port
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), timeout=30)
 
 
 def agent_trace() -> tuple[list[ReadableSpan], list[ReadableSpan]]:
