@@ -248,6 +248,11 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=int(os.environ.get("REPEATS", 3)))
     parser.add_argument("--before-src", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--routes",
+        default="",
+        help="comma-separated words picking routes by label (e.g. 'search,steps'); all if empty",
+    )
     args = parser.parse_args()
 
     dim = Settings().embedding_dim
@@ -295,6 +300,9 @@ async def main() -> None:
             Route("POST /runs/{id}/steps", "POST", "", numbered_steps=True),
             Route("POST /memory/search", "POST", "/memory/search", query),
         ]
+        wanted = [w.strip().lower() for w in args.routes.split(",") if w.strip()]
+        if wanted:
+            routes = [r for r in routes if any(w in r.label.lower() for w in wanted)]
         step_run = {"chad-memory": "steps_ours", "reference": "steps_ref", "before": "steps_before"}
         invocation = 0
         for route in routes:
