@@ -11,16 +11,19 @@ here too, for a server started some other way (plain uvicorn on 0.0.0.0).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
+from starlette.datastructures import State
 
 from apps.core_api.deps import RunStoreDep, ThreadStoreDep
 from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import RunRecord, ThreadRecord
 from chad_memory.settings import Settings, is_loopback
+from chad_memory.stores import PgVectorStore, PostgresStore
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.validation import check_actor
 
@@ -57,24 +60,60 @@ async def authenticate(request: Request) -> str:
     return actor
 
 
-class ApiKeyAuth(SecurityBase):
-    """`authenticate` as a dependency that OpenAPI documents as HTTP bearer auth.
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, and the app's stores: what a data route needs, as one dependency.
 
-    One dependency with no sub-dependencies: FastAPI resolves every declared parameter
-    of every dependency on every request, and on the hot routes that bookkeeping cost
-    more than the key lookup (a cache hit) itself.
+    FastAPI resolves every dependency's parameters on every request; a route declaring
+    the actor and a store as two dependencies paid more for that bookkeeping than for
+    its cached key lookup. The stores are the ones the app's lifespan built.
     """
+
+    actor: str
+    state: State
+
+    @property
+    def runs(self) -> PostgresStore:
+        store: PostgresStore = self.state.postgres_store
+        return store
+
+    @property
+    def read_runs(self) -> PostgresStore:
+        """For reads that may lag: on the read replica when READ_DATABASE_URL is set."""
+        store: PostgresStore = self.state.read_postgres_store
+        return store
+
+    @property
+    def vectors(self) -> PgVectorStore:
+        store: PgVectorStore = self.state.vector_store
+        return store
+
+    @property
+    def read_vectors(self) -> PgVectorStore:
+        store: PgVectorStore = self.state.read_vector_store
+        return store
+
+
+class ApiKeyAuth(SecurityBase):
+    """`authenticate` as the dependency that OpenAPI documents as HTTP bearer auth."""
 
     def __init__(self) -> None:
         self.model = HTTPBearerModel(description="An API key from `chad-memory keys create`")
         self.scheme_name = "HTTPBearer"
 
-    async def __call__(self, request: Request) -> str:
-        return await authenticate(request)
+    async def __call__(self, request: Request) -> Caller:
+        return Caller(await authenticate(request), request.app.state)
 
 
 api_key_auth = ApiKeyAuth()
-CurrentActor = Annotated[str, Depends(api_key_auth)]
+CurrentCaller = Annotated[Caller, Depends(api_key_auth)]
+
+
+async def _actor_of(caller: CurrentCaller) -> str:
+    return caller.actor
+
+
+CurrentActor = Annotated[str, Depends(_actor_of)]
 
 
 async def owned_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> RunRecord:
