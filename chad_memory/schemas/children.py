@@ -13,12 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    Field,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from chad_memory.schemas.base import (
     Cost,

@@ -8,10 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    Field,
-)
+from pydantic import BaseModel, Field
 
 from chad_memory.schemas.base import (
     Actor,

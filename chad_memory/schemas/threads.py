@@ -10,10 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import (
-    Field,
-    model_validator,
-)
+from pydantic import Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from chad_memory.schemas.base import (

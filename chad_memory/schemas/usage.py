@@ -9,20 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from chad_memory.schemas.base import (
-    Input,
-    Money,
-    Record,
-    ShortText,
-    UtcDatetime,
-)
+from chad_memory.schemas.base import Input, Money, Record, ShortText, UtcDatetime
 from chad_memory.validation import check_text
 
 # Per million tokens: model_prices columns are numeric(20, 10).
