@@ -11,7 +11,7 @@ from sqlalchemy import text
 # source_type and namespace of the `embeddings` rows that hold store items' vectors.
 VECTOR_SOURCE = "langgraph_store"
 LIVE = "(i.expires_at IS NULL OR i.expires_at > now())"
-# Planner switches turned off for an index search (see _vector_search).
+# Planner switches turned off for an index search (see ChadMemoryStore._vector_search).
 INDEX_ONLY = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin", "enable_sort")
 ITEM_COLUMNS = "i.id, i.prefix, i.key, i.value, i.created_at, i.updated_at"
 
