@@ -213,6 +213,13 @@ async def test_sdk_export_fills_token_parts_and_prices_like_the_api(
                 genai.price_ref,
             )
 
+            # Recomputing costs prices table costs again and never touches reported ones.
+            since = datetime.now(UTC) - timedelta(hours=1)
+            await PriceStore(session_factory).recompute(since=since, actor="alice")
+            again = {c.id: c for c in client.get_llm_calls(run.id)}
+            assert again[reported.id].cost_usd == Decimal("0.25")
+            assert again[genai.id].cost_usd == genai.cost_usd
+
 
 async def test_parts_larger_than_their_totals_refuse_that_span(api: Api) -> None:
     """The columns' rule (OpenTelemetry: input tokens include cached ones) holds for spans
