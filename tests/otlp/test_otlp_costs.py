@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chad_memory import ApiKeyStore
+from chad_memory import ApiKeyStore, PostgresStore
 from chad_memory.client import ChadMemoryClient
 from chad_memory.prices import Tokens, user_price_cost
 from chad_memory.schemas import LLMCallCreate, LLMCallRecord, ModelPriceCreate, RunFilter
@@ -192,6 +192,20 @@ async def test_sdk_export_fills_token_parts_and_prices_like_the_api(
             assert (unpriced.cost_usd, unpriced.cost_source, unpriced.price_ref) == (None,) * 3
             reported = calls["reported-cost"]
             assert (reported.cost_usd, reported.cost_source) == (Decimal("0.25"), "client")
+
+            # Usage analytics (kept by triggers on llm_calls) see the parts and costs.
+            report = await PostgresStore(session_factory).usage("alice", group_by="model")
+            by_model = {row.group["model"]: row for row in report.rows}
+            assert (by_model["o3-mini"].cached_tokens, by_model["o3-mini"].reasoning_tokens) == (
+                500,
+                60,
+            )
+            assert by_model["acme-chat-1"].cost_usd == Decimal("0.00342")
+            sonnet = by_model["claude-sonnet-4"]
+            assert (sonnet.cached_tokens, sonnet.cache_write_tokens) == (2400, 300)
+            genai_cost = calls["genai"].cost_usd
+            assert genai_cost is not None
+            assert sonnet.cost_usd == genai_cost + Decimal("0.25")
 
             # A call with the same counts saved through the API is priced identically.
             genai = calls["genai"]
