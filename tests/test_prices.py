@@ -274,6 +274,14 @@ async def test_recompute_uses_the_price_in_force_at_each_call(
     client = await store.save_llm_call(
         LLMCallCreate(run_id=run_id, model="gpt-4o", prompt_tokens=5, cost_usd=Decimal("9"))
     )
+    # A reported cost without a source, as OTLP exports stored them before 'client'.
+    reported = await store.save_llm_call(
+        LLMCallCreate(run_id=run_id, model="gpt-4o", prompt_tokens=5, cost_usd=Decimal("8"))
+    )
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            update(LLMCall).where(LLMCall.id == reported.id).values(cost_source=None)
+        )
     builtin = [c.cost_usd for c in calls]
 
     first = await prices.set_price(
@@ -305,6 +313,7 @@ async def test_recompute_uses_the_price_in_force_at_each_call(
     assert stored[calls[2].id].price_id == second.id
     assert stored[client.id].cost_usd == 9
     assert stored[client.id].cost_source == "client"
+    assert stored[reported.id].cost_usd == 8
     assert await prices.recompute(since=base, actor="alice") == 0
 
     # Deleting a price keeps the bill explainable: cost and price_ref stay.
