@@ -35,13 +35,14 @@ from sqlalchemy import (
     Select,
     Text,
     Uuid,
+    bindparam,
     column,
     func,
     literal,
     select,
     true,
-    values,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -196,6 +197,32 @@ def _user_quote(price: ModelPriceRecord, tokens: Tokens) -> Quote:
     return Quote(cost_usd=user_price_cost(price, tokens), price_id=price.id, price_ref=ref)
 
 
+def _price_keys_statement() -> tuple[Select[Any], list[str]]:
+    """For each (run id, provider, model) of the arrays bound as run_ids, providers and
+    models: now(), the key, and the user price in force for the run's actor (or nulls).
+    Built once: a statement of bound arrays is compiled once and cached."""
+    keys = (
+        func.unnest(
+            bindparam("run_ids", type_=ARRAY(Uuid)),
+            bindparam("providers", type_=ARRAY(Text)),
+            bindparam("models", type_=ARRAY(Text)),
+        )
+        .table_valued(column("run_id", Uuid), column("provider", Text), column("model", Text))
+        .render_derived(name="keys")
+    )
+    price = _price_in_force(Run.actor, keys.c.provider, keys.c.model, func.now()).lateral()
+    stmt = (
+        select(func.now(), keys.c.run_id, keys.c.provider, keys.c.model, *price.c)
+        .select_from(keys)
+        .join(Run, Run.id == keys.c.run_id)
+        .outerjoin(price, true())
+    )
+    return stmt, [col.name for col in price.c]
+
+
+_PRICE_KEYS_STATEMENT, _PRICE_COLUMNS = _price_keys_statement()
+
+
 @dataclass(frozen=True)
 class CallCost:
     """What a new call's cost columns hold: the cost and where it came from."""
@@ -243,17 +270,12 @@ async def price_new_calls(
     )
     if not wanted:
         return costs
-    keys = values(
-        column("run_id", Uuid), column("provider", Text), column("model", Text), name="keys"
-    ).data([(run_id, provider or None, model) for run_id, provider, model in wanted])
-    price = _price_in_force(Run.actor, keys.c.provider, keys.c.model, func.now()).lateral()
-    stmt = (
-        select(func.now(), keys.c.run_id, keys.c.provider, keys.c.model, *price.c)
-        .select_from(keys)
-        .join(Run, Run.id == keys.c.run_id)
-        .outerjoin(price, true())
-    )
-    rows = (await session.execute(stmt)).all()
+    params = {
+        "run_ids": [run_id for run_id, _, _ in wanted],
+        "providers": [provider or None for _, provider, _ in wanted],
+        "models": [model for _, _, model in wanted],
+    }
+    rows = (await session.execute(_PRICE_KEYS_STATEMENT, params)).all()
     found = {(row[1], row[2] or "", row[3]): row for row in rows}
     missing = sorted({run_id for run_id, _, _ in wanted} - {row[1] for row in rows})
     if missing:
@@ -262,7 +284,7 @@ async def price_new_calls(
         if call.cost_usd is not None or call.model is None:
             continue
         row = found[(run_id, call.provider or "", call.model)]
-        price_row = {col.name: row[4 + j] for j, col in enumerate(price.c)}
+        price_row = {name: row[4 + j] for j, name in enumerate(_PRICE_COLUMNS)}
         tokens = tokens_of(call)
         if price_row["id"] is not None:
             costs[i] = _from_table(_user_quote(ModelPriceRecord.model_validate(price_row), tokens))
