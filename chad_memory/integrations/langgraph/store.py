@@ -1,27 +1,14 @@
-"""LangGraph long-term memory (`BaseStore`) on chad-memory's tables.
+"""ChadMemoryStore: the LangGraph `BaseStore` class itself (batches, puts, reads).
 
-`ChadMemoryStore(session_factory, actor=..., index=..., ttl=...)` is a
-`langgraph.store.base.BaseStore`: pass it to `StateGraph.compile(store=...)` and nodes
-read and write memories with `store.aput/aget/asearch`. Items live in `store_items`
-(revision 008), one row per (actor, namespace, key); their vectors are rows of
-`embeddings`, so search uses the vector index, binary codec and exact-or-index planning of
-`PgVectorStore`. Two stores with different actors never see each other's items.
-
-Where LangGraph's own Postgres store is wrong we differ, on purpose:
-- `$gt/$gte/$lt/$lte` compare numbers as numbers and strings as strings (LangGraph's
-  compares the text, so "10" < "9"); a value of another type never matches.
-- `$ne` matches items that lack the key (as LangGraph's InMemoryStore does).
-- Expired items are never returned, swept or not.
-- `index=False` on an existing item drops its old vectors (LangGraph's keeps them, so a
-  search can find the item by text it no longer holds).
+Its SQL is in `statements`, the input rules and filter conditions in `filters`, the
+driver plumbing in `driver` and the TTL sweeper in `ttl`: this module holds only how a
+batch of LangGraph operations becomes those statements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import math
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -33,8 +20,6 @@ from langgraph.store.base import (
     BaseStore,
     GetOp,
     IndexConfig,
-    InvalidNamespaceError,
-    Item,
     ListNamespacesOp,
     Op,
     PutOp,
@@ -47,275 +32,39 @@ from langgraph.store.base import (
     tokenize_path,
 )
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chad_memory.errors import InvalidInputError
-from chad_memory.stores.transactions import SessionFactory, driver_transaction, transaction
+from chad_memory.integrations.langgraph.driver import (
+    _driver_fetch,
+    _fetch,
+    _item,
+    _Params,
+    _search_item,
+    _vector_text,
+    _VectorArg,
+)
+from chad_memory.integrations.langgraph.filters import (
+    _bounded,
+    _item_conditions,
+    _namespace,
+    _namespace_pattern,
+    _ttl,
+)
+from chad_memory.integrations.langgraph.statements import (
+    GET_SQL,
+    INDEX_ONLY,
+    ITEM_COLUMNS,
+    LIVE,
+    LOCK_KEYS,
+    PUT_SQL,
+    REFRESH_SQL,
+    VECTOR_SOURCE,
+)
+from chad_memory.integrations.langgraph.ttl import _TTLSweeper
+from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.stores.vectors import EXACT_SCAN_MAX_ROWS, PgVectorStore
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import CODEC_FLAG
-
-logger = logging.getLogger(__name__)
-
-__all__ = ["VECTOR_SOURCE", "ChadMemoryStore", "sweep_expired_items"]
-
-# source_type and namespace of the `embeddings` rows that hold store items' vectors.
-VECTOR_SOURCE = "langgraph_store"
-MAX_LIMIT = 10_000
-ORDERING = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-LIVE = "(i.expires_at IS NULL OR i.expires_at > now())"
-# Planner switches turned off for an index search (see _vector_search).
-INDEX_ONLY = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin", "enable_sort")
-ITEM_COLUMNS = "i.id, i.prefix, i.key, i.value, i.created_at, i.updated_at"
-
-PUT_SQL = f"""
-WITH dropped AS (
-    DELETE FROM store_items s
-    USING unnest($2::text[], $3::text[]) AS d(prefix, key)
-    WHERE s.actor = $1 AND s.prefix = d.prefix AND s.key = d.key
-    RETURNING s.id
-), written AS (
-    INSERT INTO store_items AS s (actor, prefix, key, value, expires_at, ttl_minutes)
-    SELECT $1, w.prefix, w.key, w.value, now() + w.ttl * interval '1 minute', w.ttl
-    FROM unnest($4::text[], $5::text[], $6::jsonb[], $7::float8[]) AS w(prefix, key, value, ttl)
-    ON CONFLICT (actor, prefix, key) DO UPDATE
-    SET value = EXCLUDED.value, updated_at = now(),
-        expires_at = EXCLUDED.expires_at, ttl_minutes = EXCLUDED.ttl_minutes
-    RETURNING s.id, s.prefix, s.key
-), unindexed AS (
-    -- Every touched key's old vectors (this statement's snapshot: before the upsert).
-    DELETE FROM embeddings e
-    USING unnest($13::text[], $14::text[]) AS t(prefix, key), store_items s
-    WHERE s.actor = $1 AND s.prefix = t.prefix AND s.key = t.key
-      AND e.actor = $1 AND e.source_type = '{VECTOR_SOURCE}' AND e.source_id = s.id
-), indexed AS (
-    INSERT INTO embeddings (id, actor, namespace, source_type, source_id, content, embedding,
-                            metadata)
-    SELECT gen_random_uuid(), $1, '{VECTOR_SOURCE}', '{VECTOR_SOURCE}', w.id, v.content,
-           v.embedding, jsonb_build_object('field', v.field)
-    FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::vector[])
-         AS v(prefix, key, field, content, embedding)
-    JOIN written w ON w.prefix = v.prefix AND w.key = v.key
-)
-SELECT 1
-"""
-
-GET_SQL = """
-WITH wanted AS (
-    SELECT * FROM unnest($2::text[], $3::text[], $4::bool[]) WITH ORDINALITY
-        AS w(prefix, key, refresh, n)
-), refreshed AS (
-    UPDATE store_items s SET expires_at = now() + s.ttl_minutes * interval '1 minute'
-    FROM wanted w
-    WHERE s.actor = $1 AND s.prefix = w.prefix AND s.key = w.key AND w.refresh
-      AND s.expires_at > now()
-)
-SELECT w.n, s.prefix, s.key, s.value, s.created_at, s.updated_at
-FROM wanted w JOIN store_items s ON s.actor = $1 AND s.prefix = w.prefix AND s.key = w.key
-WHERE s.expires_at IS NULL OR s.expires_at > now()
-"""
-
-# One transaction-scoped advisory lock per (actor, namespace, key) a batch of puts touches.
-LOCK_KEYS = text(
-    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT "
-    "hashtextextended(:actor || chr(31) || t.prefix || chr(31) || t.key, 8) AS h "
-    "FROM unnest(CAST(:prefixes AS text[]), CAST(:keys AS text[])) AS t(prefix, key) "
-    "ORDER BY h) locks"
-)
-
-REFRESH_SQL = """
-WITH found AS ({search}), refreshed AS (
-    UPDATE store_items s SET expires_at = now() + s.ttl_minutes * interval '1 minute'
-    -- expires_at IS NOT NULL (set exactly when ttl_minutes is) can use the partial index.
-    FROM found f WHERE s.id = f.id AND s.expires_at IS NOT NULL
-)
-SELECT * FROM found ORDER BY {order}
-"""
-
-SWEEP_SQL = f"""
-WITH gone AS (
-    DELETE FROM store_items WHERE expires_at <= now() {{actor}} RETURNING actor, id
-), unindexed AS (
-    DELETE FROM embeddings e USING gone
-    WHERE e.actor = gone.actor AND e.source_type = '{VECTOR_SOURCE}' AND e.source_id = gone.id
-)
-SELECT count(*) FROM gone
-"""
-
-
-class _Params:
-    """Positional parameters for asyncpg: `add` returns the placeholder for a value."""
-
-    def __init__(self, *values: Any) -> None:
-        self.values = list(values)
-
-    def add(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-
-class _VectorArg:
-    """A vector inside a `vector[]` parameter: not iterable, so asyncpg does not take it
-    for a nested array; chad_memory.vector_codec's encoder reads it through `tolist`."""
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: list[float]) -> None:
-        self.values = values
-
-    def tolist(self) -> list[float]:
-        return self.values
-
-
-def _vector_text(values: Sequence[float]) -> str:
-    return "[" + ",".join(repr(float(v)) for v in values) + "]"
-
-
-def _namespace(namespace: Any, where: str = "namespace") -> str:
-    """LangGraph's namespace rules (its own error class), plus chad-memory's text rules."""
-    if not isinstance(namespace, tuple | list) or not namespace:
-        raise InvalidNamespaceError(f"{where} must be a non-empty tuple of strings")
-    for label in namespace:
-        if not isinstance(label, str):
-            raise InvalidNamespaceError(
-                f"{where} label {label!r} in {tuple(namespace)} must be a string"
-            )
-        if not label:
-            raise InvalidNamespaceError(f"{where} labels cannot be empty: {tuple(namespace)}")
-        if "." in label:
-            raise InvalidNamespaceError(
-                f"{where} label {label!r} in {tuple(namespace)} cannot contain periods ('.')"
-            )
-        check_text(label, f"{where} label")
-    if namespace[0] == "langgraph":
-        raise InvalidNamespaceError(f'root label of a namespace cannot be "langgraph": {namespace}')
-    return ".".join(namespace)
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _namespace_pattern(path: Sequence[str], match_type: str) -> str:
-    """A POSIX regex over the dot-joined namespace; `*` matches exactly one label."""
-    labels = []
-    for label in path:
-        if not isinstance(label, str) or not label or "." in label:
-            raise InvalidInputError(f"namespace {match_type} has an invalid label {label!r}")
-        labels.append("[^.]+" if label == "*" else re.escape(label))
-    body = r"\.".join(labels)
-    return rf"(^|\.){body}$" if match_type == "suffix" else rf"^{body}(\.|$)"
-
-
-def _bounded(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_LIMIT:
-        raise InvalidInputError(f"{name} must be an integer between {low} and {MAX_LIMIT}")
-    return value
-
-
-def _ttl(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInputError("ttl must be a number of minutes")
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidInputError("ttl must be a positive, finite number of minutes")
-    return float(value)
-
-
-def _item_conditions(op: SearchOp, params: _Params) -> list[str]:
-    """WHERE conditions on store_items `i` for a search (the actor is always $1)."""
-    conds = ["i.actor = $1", LIVE]
-    if op.namespace_prefix:
-        prefix = _namespace(op.namespace_prefix, "namespace_prefix")
-        conds.append(
-            f"(i.prefix = {params.add(prefix)} "
-            f"OR i.prefix LIKE {params.add(_escape_like(prefix) + '.%')} ESCAPE '\\')"
-        )
-    if op.filter is None:
-        return conds
-    if not isinstance(op.filter, dict):
-        raise InvalidInputError("filter must be an object of key: value or key: {$op: value}")
-    for key, wanted in op.filter.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidInputError(f"filter key {key!r} must be a non-empty string")
-        check_text(key, "filter key")
-        operators = (
-            wanted
-            if isinstance(wanted, dict) and wanted and all(str(k).startswith("$") for k in wanted)
-            else {"$eq": wanted}
-        )
-        for name, value in operators.items():
-            conds.append(_condition(key, name, value, params))
-    return conds
-
-
-def _condition(key: str, name: str, value: Any, params: _Params) -> str:
-    field = f"i.value -> {params.add(key)}"
-    check_json(value, f"filter value for {key!r}")
-    if name == "$eq":
-        # Containment lets the GIN index on value narrow; equality keeps it exact.
-        whole = params.add(json.dumps({key: value}))
-        one = params.add(json.dumps(value))
-        return f"(i.value @> CAST({whole} AS jsonb) AND {field} = CAST({one} AS jsonb))"
-    if name == "$ne":
-        return f"({field}) IS DISTINCT FROM CAST({params.add(json.dumps(value))} AS jsonb)"
-    if name in ORDERING:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise InvalidInputError(f"{name} on {key!r} takes a number or a string")
-        kind = "string" if isinstance(value, str) else "number"
-        # jsonb orders numbers numerically and strings as text; the type check keeps a
-        # string from comparing with a number by jsonb's type order.
-        return (
-            f"(jsonb_typeof({field}) = '{kind}' "
-            f"AND {field} {ORDERING[name]} CAST({params.add(json.dumps(value))} AS jsonb))"
-        )
-    raise InvalidInputError(
-        f"unsupported filter operator {name!r}; use $eq, $ne, $gt, $gte, $lt or $lte"
-    )
-
-
-def _loads(value: Any) -> Any:
-    # SQLAlchemy's jsonb codec on these connections hands back the JSON text.
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _item(row: Any) -> Item:
-    return Item(
-        namespace=tuple(row["prefix"].split(".")),
-        key=row["key"],
-        value=_loads(row["value"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _search_item(row: Any) -> SearchItem:
-    score = row["score"]
-    return SearchItem(
-        namespace=tuple(row["prefix"].split(".")),
-        key=row["key"],
-        value=_loads(row["value"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        score=None if score is None else float(score),
-    )
-
-
-async def _fetch(sessions: SessionFactory, what: str, sql: str, *args: Any) -> list[Any]:
-    """One statement on a pooled asyncpg connection, in a transaction of its own."""
-    async with driver_transaction(sessions, what) as driver:
-        rows: list[Any] = await driver.fetch(sql, *args)
-    return rows
-
-
-async def _driver_fetch(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> list[Any]:
-    """`fetch` straight on asyncpg inside a `transaction()` block, which translates
-    whatever the driver raises."""
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    rows: list[Any] = await driver.fetch(sql, *args)
-    return rows
 
 
 class _LoopThread:
@@ -329,7 +78,7 @@ class _LoopThread:
         thread.start()
 
 
-class ChadMemoryStore(BaseStore):
+class ChadMemoryStore(_TTLSweeper, BaseStore):
     """A LangGraph `BaseStore` whose items belong to one actor.
 
     Args:
@@ -665,67 +414,3 @@ class ChadMemoryStore(BaseStore):
         )
         rows = await _fetch(self._sessions, "store list_namespaces", sql, *params.values)
         return [tuple(r["ns"].split(".")) for r in rows]
-
-    # TTL -------------------------------------------------------------------------------
-
-    async def sweep_ttl(self) -> int:
-        """Delete this actor's expired items and their vectors; returns how many items."""
-        rows = await _fetch(
-            self._sessions,
-            "store sweep_ttl",
-            SWEEP_SQL.format(actor="AND actor = $1"),
-            self.actor,
-        )
-        return int(rows[0][0])
-
-    async def start_ttl_sweeper(
-        self, sweep_interval_minutes: float | None = None
-    ) -> asyncio.Task[None]:
-        """Sweep every `sweep_interval_minutes` (else the TTL config's, else 5) until stopped.
-
-        A failed sweep is logged and the sweeper goes on; returns the sweeper's task.
-        """
-        if self._sweeper is not None and not self._sweeper.done():
-            return self._sweeper
-        interval = float(
-            sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes") or 5
-        )
-        if not math.isfinite(interval) or interval <= 0:
-            raise InvalidInputError("sweep_interval_minutes must be a positive number")
-        self._stop_sweeping = asyncio.Event()
-        stop = self._stop_sweeping
-
-        async def sweep_forever() -> None:
-            while not stop.is_set():
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=interval * 60)
-                    return
-                except TimeoutError:
-                    pass
-                try:
-                    swept = await self.sweep_ttl()
-                    if swept:
-                        logger.info("store swept %d expired items", swept)
-                except Exception:
-                    logger.exception("store TTL sweep failed; trying again next interval")
-
-        self._sweeper = asyncio.create_task(sweep_forever(), name="chad-memory-ttl-sweeper")
-        return self._sweeper
-
-    async def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
-        """Stop the sweeper; True once it has finished (within `timeout` seconds)."""
-        task = self._sweeper
-        if task is None or task.done():
-            return True
-        self._stop_sweeping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=timeout)
-        except TimeoutError:
-            return False
-        return True
-
-
-async def sweep_expired_items(session_factory: SessionFactory) -> int:
-    """Delete every actor's expired store items and their vectors (for operators' jobs)."""
-    rows = await _fetch(session_factory, "sweep_expired_items", SWEEP_SQL.format(actor=""))
-    return int(rows[0][0])

@@ -1,0 +1,46 @@
+"""ORM models. The schema itself is owned by Alembic; these must agree with it.
+
+`tests/test_migrations.py` compares them with the migrated database on every run, so a
+change here without a revision (or the other way round) fails CI.
+
+The models live in modules by table family (`base` holds the declarative base and the
+shared column helpers; `runs`, `llm_calls`, `memory`, `threads`, `keys`). Importing this
+package registers every table on `Base.metadata`, Alembic's target metadata, and
+re-exports every model, so `from chad_memory.models import Run` is the way to import one.
+"""
+
+from chad_memory.models.base import NAMING_CONVENTION, Base
+from chad_memory.models.keys import ApiKey
+from chad_memory.models.llm_calls import (
+    COST,
+    COST_SOURCES,
+    PRICE,
+    LLMCall,
+    LLMUsageHourly,
+    LLMUsageRun,
+    ModelPrice,
+)
+from chad_memory.models.memory import EMBEDDING_DIM, Embedding, StoreItem
+from chad_memory.models.runs import Artifact, Run, Step
+from chad_memory.models.threads import Message, Thread
+
+__all__ = [
+    "COST",
+    "COST_SOURCES",
+    "EMBEDDING_DIM",
+    "NAMING_CONVENTION",
+    "PRICE",
+    "ApiKey",
+    "Artifact",
+    "Base",
+    "Embedding",
+    "LLMCall",
+    "LLMUsageHourly",
+    "LLMUsageRun",
+    "Message",
+    "ModelPrice",
+    "Run",
+    "Step",
+    "StoreItem",
+    "Thread",
+]
