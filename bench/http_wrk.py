@@ -124,6 +124,25 @@ async def seed(db: str, dim: int) -> dict[str, uuid.UUID]:
         await conn.close()
 
 
+async def build_index(url: str) -> dict[str, str]:
+    """`memory reindex` on the seeded rows, as the README tells a user to after a bulk
+    load: both servers then search the same calibrated index, and the reference is handed
+    the setting calibration chose (`IVFFLAT_PROBES` or `EF_SEARCH`), so both do the same
+    work in the database."""
+    from chad_memory import PgVectorStore
+    from chad_memory.database import Database
+
+    db = Database.connect(Settings(database_url=url))
+    try:
+        info = await PgVectorStore(db, maintain_in_background=False).reindex()
+    finally:
+        await db.engine.dispose()
+    assert info.calibration is not None, "the reindex did not calibrate"
+    say(f"index: {info.method}, {info.calibration.setting} = {info.calibration.value}")
+    env = "IVFFLAT_PROBES" if info.method == "ivfflat" else "EF_SEARCH"
+    return {env: str(info.calibration.value)}
+
+
 def lua_script(route: Route, path: str, base: int) -> str:
     headers = f'["Authorization"] = "Bearer {SECRET}", ["Content-Type"] = "application/json"'
     if route.numbered_steps:
@@ -248,6 +267,11 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=int(os.environ.get("REPEATS", 3)))
     parser.add_argument("--before-src", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--routes",
+        default="",
+        help="comma-separated words picking routes by label (e.g. 'search,steps'); all if empty",
+    )
     args = parser.parse_args()
 
     dim = Settings().embedding_dim
@@ -258,8 +282,9 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="chad-wrk-"))
     try:
         targets = await seed(db, dim)
+        setting = await build_index(url)
         ours = chad_server("chad-memory", ROOT, url)
-        reference_env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+        reference_env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), **setting}
         reference = Server(
             "reference",
             [
@@ -295,6 +320,9 @@ async def main() -> None:
             Route("POST /runs/{id}/steps", "POST", "", numbered_steps=True),
             Route("POST /memory/search", "POST", "/memory/search", query),
         ]
+        wanted = [w.strip().lower() for w in args.routes.split(",") if w.strip()]
+        if wanted:
+            routes = [r for r in routes if any(w in r.label.lower() for w in wanted)]
         step_run = {"chad-memory": "steps_ours", "reference": "steps_ref", "before": "steps_before"}
         invocation = 0
         for route in routes:

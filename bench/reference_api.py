@@ -52,7 +52,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
             )
 
-    app.state.pool = await asyncpg.create_pool(url, min_size=4, max_size=20, init=init)
+    # The vector index's search setting, as a hand-written service would configure it:
+    # once per connection (bench/http_wrk.py passes what chad-memory's calibration chose).
+    settings = {
+        name: os.environ[env]
+        for name, env in (("ivfflat.probes", "IVFFLAT_PROBES"), ("hnsw.ef_search", "EF_SEARCH"))
+        if os.environ.get(env)
+    }
+    app.state.pool = await asyncpg.create_pool(
+        url, min_size=4, max_size=20, init=init, server_settings=settings
+    )
     yield
     await app.state.pool.close()
 

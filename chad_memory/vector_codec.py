@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 # Set in a pooled connection's `info` once the codec is registered on it.
 CODEC_FLAG = "chad_memory.vector_binary"
+# The same fact for code holding the asyncpg connection itself (the driver path).
+_WITH_CODEC: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def has_binary_codec(conn: Any) -> bool:
+    """Whether `register_vector_codec` succeeded on this asyncpg connection."""
+    return conn in _WITH_CODEC
 
 
 def encode_vector(value: Any) -> bytes:
@@ -60,6 +68,7 @@ async def register_vector_codec(conn: Any) -> bool:
     await conn.set_type_codec(
         "vector", schema=schema, encoder=encode_vector, decoder=decode_vector, format="binary"
     )
+    _WITH_CODEC.add(conn)
     return True
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+import asyncpg
 import numpy as np
 import pytest
 from sqlalchemy import event, text
@@ -42,18 +43,23 @@ async def _recall(store: PgVectorStore, queries: np.ndarray, truth: np.ndarray) 
     return recall_at_k(found, truth)
 
 
-def _sent_settings(engine: AsyncEngine) -> list[dict[str, str]]:
-    """Every set_config the engine sends, as {name: value} per statement (what the server got)."""
+async def _sent_settings(engine: AsyncEngine) -> list[dict[str, str]]:
+    """Every set_config the engine's connections send, as {name: value} per statement
+    (what the server got): asyncpg's own query log, which sees the driver path too."""
     sent: list[dict[str, str]] = []
 
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
-        if "set_config" in statement and isinstance(params, tuple | list):
-            values = [p for p in params if isinstance(p, str)]
+    def capture(query: asyncpg.connection.LoggedQuery) -> None:
+        if "set_config" in query.query:
+            values = [p for p in query.args if isinstance(p, str)]
             names = [v for v in values if "." in v or v == "plan_cache_mode"]
             pairs = {values[i]: values[i + 1] for i in range(len(values) - 1) if values[i] in names}
             sent.append(pairs)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(capture)
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    await engine.dispose()  # connections opened from now on log
     return sent
 
 
@@ -106,7 +112,7 @@ async def test_a_reindex_elsewhere_is_used_by_the_next_search(
     store = PgVectorStore(session_factory, maintain_in_background=False)
     data = clustered_vectors(1500, DIM, queries=5, seed=4)
     await _load(store, data.base)
-    sent = _sent_settings(engine)
+    sent = await _sent_settings(engine)
     query = data.queries[0].tolist()
     await store.search(query, k=K)  # revision 001's index, trained on nothing: exact
     assert not any("ivfflat.probes" in s for s in sent)

@@ -1,4 +1,4 @@
-"""Who is calling, and may they touch this run or thread: resolved once, in dependencies.
+"""Who is calling, and may they touch this run or thread: resolved once per request.
 
 Default: `Authorization: Bearer <api key>`. With AUTH_MODE=trusted_header the actor is
 taken from `X-Actor-ID`, which only makes sense behind an auth proxy that sets it; in the
@@ -11,55 +11,109 @@ here too, for a server started some other way (plain uvicorn on 0.0.0.0).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException, Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from starlette.datastructures import State
 
 from apps.core_api.deps import RunStoreDep, ThreadStoreDep
 from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import RunRecord, ThreadRecord
 from chad_memory.settings import Settings, is_loopback
+from chad_memory.stores import PgVectorStore, PostgresStore
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.validation import check_actor
-
-bearer = HTTPBearer(auto_error=False, description="An API key from `chad-memory keys create`")
 
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def current_actor(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    x_actor_id: Annotated[str | None, Header(alias="X-Actor-ID", include_in_schema=False)] = None,
-) -> str:
+async def authenticate(request: Request) -> str:
+    """The actor this request acts as (also left in `request.state.actor` for the access
+    log), or 401."""
     settings: Settings = request.app.state.settings
     if settings.auth_mode == "local":
         if request.client is None or not is_loopback(request.client.host):
             raise _unauthorized("AUTH_MODE=local answers requests from this machine only")
-        request.state.actor = settings.local_actor
-        return settings.local_actor
-    if settings.auth_mode == "trusted_header":
-        actor = (x_actor_id or "").strip()
+        actor = settings.local_actor
+    elif settings.auth_mode == "trusted_header":
+        actor = (request.headers.get("X-Actor-ID") or "").strip()
         try:
             check_actor(actor)
         except InvalidInputError:
             raise _unauthorized("X-Actor-ID header is missing or invalid") from None
-        request.state.actor = actor
-        return actor
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("missing bearer API key")
-    keys: ApiKeyStore = request.app.state.key_store
-    key = await keys.authenticate(credentials.credentials)
-    if key is None:
-        raise _unauthorized("unknown or revoked API key")
-    request.state.actor = key.actor
-    return key.actor
+    else:
+        scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret:
+            raise _unauthorized("missing bearer API key")
+        keys: ApiKeyStore = request.app.state.key_store
+        key = await keys.authenticate(secret)
+        if key is None:
+            raise _unauthorized("unknown or revoked API key")
+        actor = key.actor
+    request.state.actor = actor
+    return actor
 
 
-CurrentActor = Annotated[str, Depends(current_actor)]
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, and the app's stores: what a data route needs, as one dependency.
+
+    FastAPI resolves every dependency's parameters on every request; a route declaring
+    the actor and a store as two dependencies paid more for that bookkeeping than for
+    its cached key lookup. The stores are the ones the app's lifespan built.
+    """
+
+    actor: str
+    state: State
+
+    @property
+    def runs(self) -> PostgresStore:
+        store: PostgresStore = self.state.postgres_store
+        return store
+
+    @property
+    def read_runs(self) -> PostgresStore:
+        """For reads that may lag: on the read replica when READ_DATABASE_URL is set."""
+        store: PostgresStore = self.state.read_postgres_store
+        return store
+
+    @property
+    def vectors(self) -> PgVectorStore:
+        store: PgVectorStore = self.state.vector_store
+        return store
+
+    @property
+    def read_vectors(self) -> PgVectorStore:
+        store: PgVectorStore = self.state.read_vector_store
+        return store
+
+
+class ApiKeyAuth(SecurityBase):
+    """`authenticate` as the dependency that OpenAPI documents as HTTP bearer auth."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(description="An API key from `chad-memory keys create`")
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, request: Request) -> Caller:
+        return Caller(await authenticate(request), request.app.state)
+
+
+api_key_auth = ApiKeyAuth()
+CurrentCaller = Annotated[Caller, Depends(api_key_auth)]
+
+
+async def _actor_of(caller: CurrentCaller) -> str:
+    return caller.actor
+
+
+CurrentActor = Annotated[str, Depends(_actor_of)]
 
 
 async def owned_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> RunRecord:

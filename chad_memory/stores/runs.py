@@ -11,8 +11,17 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import asyncpg
-from sqlalchemy import bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    ScalarSelect,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.errors import (
@@ -143,11 +152,14 @@ class RunMethods(Store):
     async def get_run_detail(
         self, run_id: uuid.UUID, *, actor: str | None = None
     ) -> tuple[RunRecord, list[ArtifactRecord]]:
-        """The run and its artifacts (oldest first)."""
+        """The run and its artifacts (oldest first), in one statement."""
         async with driver_read(self._db, "get_run") as conn:
-            run = await _run_record(conn, run_id, actor)
-            rows = await conn.fetch(_ARTIFACTS_OF_RUN.sql, run_id)
-        return run, [ArtifactRecord.model_validate(_ARTIFACTS_OF_RUN.row(r)) for r in rows]
+            row = await conn.fetchrow(_RUN_DETAIL_BY_ID.sql, run_id)
+        check_owner_of("run", run_id, None if row is None else row["actor"], actor)
+        assert row is not None
+        values = _RUN_DETAIL_BY_ID.row(row)
+        artifacts = [ArtifactRecord.model_validate(a) for a in values.pop("artifacts")]
+        return RunRecord.model_validate(values), artifacts
 
     @retried
     async def check_owner(self, run_ids: Sequence[uuid.UUID], *, actor: str) -> None:
@@ -284,9 +296,40 @@ _RUN_SELECT = record_select(Run, RunRecord)
 _RUN_RETURNING = tuple(_RUN_SELECT.selected_columns)
 _RUN_JSON = tuple(c.key for c in Run.__table__.c if isinstance(c.type, JSONB))
 _RUN_BY_ID = DriverStatement.of(_RUN_SELECT.where(Run.id == bindparam("run_id")))
-_ARTIFACTS_OF_RUN = DriverStatement.of(
-    ARTIFACTS.order(
-        record_select(Artifact, ArtifactRecord).where(Artifact.run_id == bindparam("run_id"))
+
+
+def _utc_text(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Timestamps as UTC ISO text inside JSON: jsonb would write them in the session's
+    TimeZone, and the records read from plain columns are always UTC."""
+    if not isinstance(column.type, DateTime):
+        return column
+    return func.to_char(
+        func.timezone(literal_column("'UTC'"), column),
+        literal_column('\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''),
+    )
+
+
+def _artifacts_of_run() -> ScalarSelect[Any]:
+    """The run's artifacts as one jsonb array (ARTIFACTS order), for the detail statement."""
+    table = Artifact.__table__
+    fields = [
+        part
+        for name in ArtifactRecord.model_fields
+        for part in (literal_column(f"'{name}'"), _utc_text(table.c[name]))
+    ]
+    ordered = aggregate_order_by(
+        func.jsonb_build_object(*fields), *(c.expression for c in ARTIFACTS.columns)
+    )
+    return (
+        select(func.coalesce(func.jsonb_agg(ordered), literal_column("'[]'::jsonb")))
+        .where(table.c.run_id == Run.id)
+        .scalar_subquery()
+    )
+
+
+_RUN_DETAIL_BY_ID = DriverStatement.of(
+    _RUN_SELECT.add_columns(_artifacts_of_run().label("artifacts")).where(
+        Run.id == bindparam("run_id")
     )
 )
 # Every column a client or the store sets when creating a run; the rest are the server's.

@@ -19,13 +19,11 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
-    Select,
     Table,
     Text,
     bindparam,
     delete,
     func,
-    literal,
     literal_column,
     select,
 )
@@ -40,7 +38,8 @@ from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount
 from chad_memory.stores.base import Store
 from chad_memory.stores.limits import check_batch
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.statements import DriverStatement
+from chad_memory.stores.transactions import driver_transaction, retried, transaction
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_calibration import (
     maintain,
@@ -48,7 +47,7 @@ from chad_memory.vector_calibration import (
     rebuild_and_calibrate,
     recalibrate,
 )
-from chad_memory.vector_codec import CODEC_FLAG, BinaryVector
+from chad_memory.vector_codec import CODEC_FLAG, BinaryVector, has_binary_codec
 from chad_memory.vector_index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
@@ -102,9 +101,10 @@ _TABLES = {True: _core_table(BinaryVector()), False: _core_table(Vector())}
 
 @lru_cache(maxsize=512)
 def _search_statement(
-    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool
-) -> Select[Any]:
-    """Built once per shape: building a subquery costs more than running it on small k."""
+    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool, k: int
+) -> DriverStatement:
+    """Built and compiled once per shape: building a subquery costs more than running it
+    on small k, and the driver path skips SQLAlchemy's per-call work."""
     t = _TABLES[binary]
     query = bindparam("query", type_=t.c.embedding.type)
     distance: ColumnElement[float] = (
@@ -113,23 +113,26 @@ def _search_statement(
         else t.c.embedding.op("<=>", return_type=Float)(query)
     )
     inner = (
-        select(*(c for c in t.c if c.name != "embedding"), (1 - distance).label("score"))
+        select(
+            *(c for c in t.c if c.name != "embedding"),
+            (literal_column("1") - distance).label("score"),
+        )
         .where(*_conditions(t, filters))
         .order_by(distance)
-        # A literal LIMIT (k is an int checked above): with "LIMIT $n" the planner
+        # A literal LIMIT (k is an int checked by the caller): with "LIMIT $n" the planner
         # guesses the row count and may pick another plan than for k=10.
-        .limit(bindparam("k", type_=Integer, literal_execute=True))
+        .limit(literal_column(str(int(k))))
         .subquery()
     )
     # relaxed_order may return near-ties out of order; the outer sort restores it.
     stmt = select(inner).order_by(inner.c.score.desc())
     if floor:
         stmt = stmt.where(inner.c.score >= bindparam("min_score", type_=Float))
-    return stmt
+    return DriverStatement.of(stmt, _json_params(filters))
 
 
 @lru_cache(maxsize=64)
-def _prepare_statement(filters: tuple[str, ...], settings: int) -> Select[Any]:
+def _prepare_statement(filters: tuple[str, ...], settings: int) -> DriverStatement:
     """The index settings for this transaction, the index in use and the table's size, and,
     when filtered, how many rows match (capped)."""
     t = _TABLES[False]
@@ -137,29 +140,42 @@ def _prepare_statement(filters: tuple[str, ...], settings: int) -> Select[Any]:
         literal_column(INDEX_STATE_SQL),
         literal_column(ROWS_ESTIMATE_SQL),
         *(
-            func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), True)
+            func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), literal_column("true"))
             for i in range(settings)
         ),
     ]
     if filters:
         matching = (
-            select(literal(1))
+            select(literal_column("1"))
             .select_from(t)
             .where(*_conditions(t, filters))
-            .limit(bindparam("cap"))
+            .limit(bindparam("cap", type_=Integer))
         ).subquery()
         columns.insert(2, select(func.count()).select_from(matching).scalar_subquery())
-    return select(*columns)
+    return DriverStatement.of(select(*columns), _json_params(filters))
 
 
 @lru_cache(maxsize=8)
-def _settings_statement(settings: int) -> Select[Any]:
-    return select(
-        *(
-            func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), True)
-            for i in range(settings)
+def _settings_statement(settings: int) -> DriverStatement:
+    return DriverStatement.of(
+        select(
+            *(
+                func.set_config(
+                    bindparam(f"name{i}"), bindparam(f"value{i}"), literal_column("true")
+                )
+                for i in range(settings)
+            )
         )
     )
+
+
+def _vector_text(vector: Sequence[float]) -> str:
+    """pgvector's text form, for a connection opened before the `vector` type existed."""
+    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+
+
+def _json_params(filters: tuple[str, ...]) -> tuple[str, ...]:
+    return ("f_metadata",) if "metadata" in filters else ()
 
 
 def _setting_params(gucs: dict[str, str]) -> dict[str, str]:
@@ -422,29 +438,30 @@ class PgVectorStore(Store):
 
         known = self._info or await self.index_info()
         exact, gucs = self._plan(known, k)
-        async with transaction(self._db, "search") as session:
-            conn = await session.connection()
+        async with driver_transaction(self._db, "search") as conn:
             # One round trip: the settings planned from the index seen last, the index in
             # use now (OID and note: a rebuild or calibration by any process shows here) and,
             # when filtered, whether the filter is selective enough to score exactly.
-            prep = dict(params, cap=self.exact_scan_max_rows, **_setting_params(gucs))
-            row = (await conn.execute(_prepare_statement(filters, len(gucs)), prep)).one()
+            prep = _prepare_statement(filters, len(gucs))
+            values = dict(params, cap=self.exact_scan_max_rows, **_setting_params(gucs))
+            row = await conn.fetchrow(prep.sql, *prep.args(values))
+            assert row is not None
             info = self._observe(row[0], row[1])
             # Plan again for the index as it is now; only when another process rebuilt or
             # recalibrated it since this one last looked do the settings differ and cost a
             # second round trip.
             exact, replanned = self._plan(info, k)
             if replanned != gucs:
-                await conn.execute(_settings_statement(len(replanned)), _setting_params(replanned))
+                again = _settings_statement(len(replanned))
+                await conn.fetchrow(again.sql, *again.args(_setting_params(replanned)))
             self._maybe_maintain(info)
             if filters and not exact:
                 exact = int(row[2]) < self.exact_scan_max_rows
-            stmt = _search_statement(_binary(conn), filters, exact, min_score is not None)
-            params.update(query=query, k=k)
-            if min_score is not None:
-                params["min_score"] = min_score
-            result = await conn.execute(stmt, params)
-            return [SearchHit.model_validate(r) for r in result.mappings()]
+            binary = has_binary_codec(conn)
+            stmt = _search_statement(binary, filters, exact, min_score is not None, k)
+            params.update(query=query if binary else _vector_text(query), min_score=min_score)
+            rows = await conn.fetch(stmt.sql, *stmt.args(params))
+            return [SearchHit.model_validate(stmt.row(r)) for r in rows]
 
     @retried
     async def reindex(

@@ -96,6 +96,8 @@ async def test_run_lifecycle_with_children_and_stats(api: Api) -> None:
     full = (await c.get(f"/runs/{rid}", headers=h)).json()
     assert full["result"] == {"answer": 42}
     assert [a["name"] for a in full["artifacts"]] == ["report.md"]
+    # The detail's artifacts come from another statement than the list's: same JSON.
+    assert full["artifacts"] == (await c.get(f"/runs/{rid}/artifacts", headers=h)).json()
 
     stats = (await c.get(f"/runs/{rid}/stats", headers=h)).json()
     assert stats["step_count"] == 3
@@ -350,6 +352,8 @@ async def test_openapi_documents_every_route(api: Api) -> None:
             if ok != "204":
                 assert "$ref" in str(responses[ok]["content"]["application/json"]["schema"])
             assert "401" in responses
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/runs"]["get"]["security"] == [{"HTTPBearer": []}]
     create_schema = spec["components"]["schemas"]["RunCreateBody"]["properties"]
     assert "actor" not in create_schema
     assert "id" not in create_schema

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from apps.core_api.auth import bearer, current_actor
+from apps.core_api.auth import authenticate
 from apps.core_api.schemas import Problem
 from chad_memory.database import check_db_connection
 from chad_memory.errors import ChadMemoryError
@@ -103,8 +103,7 @@ async def health(
     if ok and details:
         # Read here, not declared as a dependency: the plain /health needs no key, and a
         # security requirement in the OpenAPI document would say it did.
-        credentials = await bearer(request)
-        await current_actor(request, credentials, request.headers.get("X-Actor-ID"))
+        await authenticate(request)
         index = await _vector_index(request)
     body = Health(
         status="ok" if ok else "degraded",

@@ -11,8 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from apps.core_api.answers import JsonAnswer, answer
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import ReadVectorStoreDep, RunStoreDep, VectorStoreDep
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
     MemoryAddBody,
@@ -39,24 +38,24 @@ router = APIRouter(
     response_model=MemoryAdded,
     responses={403: {"model": Problem}, 404: {"model": Problem}},
 )
-async def add_memory(
-    body: MemoryAddBody, actor: CurrentActor, vectors: VectorStoreDep, runs: RunStoreDep
-) -> MemoryAdded:
+async def add_memory(body: MemoryAddBody, caller: CurrentCaller) -> MemoryAdded:
     """Store a batch (all or nothing); a `run_id` must name one of the caller's runs."""
-    await runs.check_owner([i.run_id for i in body.items if i.run_id is not None], actor=actor)
-    records = await vectors.add_embeddings([item.to_create(actor) for item in body.items])
+    await caller.runs.check_owner(
+        [i.run_id for i in body.items if i.run_id is not None], actor=caller.actor
+    )
+    records = await caller.vectors.add_embeddings(
+        [item.to_create(caller.actor) for item in body.items]
+    )
     return MemoryAdded(items=records)
 
 
 @router.post("/search", response_model=MemorySearchResult)
-async def search_memory(
-    body: MemorySearchBody, actor: CurrentActor, vectors: ReadVectorStoreDep
-) -> JsonAnswer:
+async def search_memory(body: MemorySearchBody, caller: CurrentCaller) -> JsonAnswer:
     """The caller's k nearest embeddings by cosine similarity, best first."""
-    hits = await vectors.search(
+    hits = await caller.read_vectors.search(
         body.embedding,
         k=body.k,
-        actor=actor,
+        actor=caller.actor,
         namespace=body.namespace,
         source_id=body.source_id,
         metadata=body.metadata,
@@ -68,8 +67,9 @@ async def search_memory(
 @router.delete("", response_model=MemoryDeleted)
 async def delete_memory(
     source_id: Annotated[str, Query(min_length=1, max_length=512)],
-    actor: CurrentActor,
-    vectors: VectorStoreDep,
+    caller: CurrentCaller,
 ) -> MemoryDeleted:
     """Delete the caller's embeddings of one source; answers how many went."""
-    return MemoryDeleted(deleted=await vectors.delete_by_source(source_id, actor=actor))
+    return MemoryDeleted(
+        deleted=await caller.vectors.delete_by_source(source_id, actor=caller.actor)
+    )

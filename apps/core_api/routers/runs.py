@@ -16,8 +16,7 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import TypeAdapter
 
 from apps.core_api.answers import JsonAnswer, answer, answer_list
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import ReadRunStoreDep, RunStoreDep
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
     MAX_CHILDREN_PER_REQUEST,
@@ -106,13 +105,12 @@ def _paged(adapter: TypeAdapter[list[Any]], page: Page[Any]) -> JsonAnswer:
 )
 async def create_run(
     body: RunCreateBody,
-    actor: CurrentActor,
-    store: RunStoreDep,
+    caller: CurrentCaller,
     idempotency_key: IdempotencyKey = None,
 ) -> JsonAnswer:
     """Create a run owned by the caller (201); a retry with the same key answers 200."""
-    created = await store.create_run(
-        body.to_create(actor, idempotency_key),
+    created = await caller.runs.create_run(
+        body.to_create(caller.actor, idempotency_key),
         fingerprint=fingerprint(body) if idempotency_key is not None else None,
     )
     return answer(created.run, 200 if created.replayed else 201)
@@ -121,8 +119,7 @@ async def create_run(
 @router.get("", response_model=RunList, responses={422: {"model": Problem}})
 async def list_runs(
     query: Annotated[RunListQuery, Query()],
-    actor: CurrentActor,
-    store: ReadRunStoreDep,
+    caller: CurrentCaller,
 ) -> JsonAnswer:
     """The caller's runs, newest first, as summaries (no payloads).
 
@@ -131,8 +128,8 @@ async def list_runs(
     """
     if query.cursor is not None and query.offset:
         raise InvalidInputError("use either offset or cursor, not both")
-    page = await store.list_run_summaries(
-        query.to_filter(actor),
+    page = await caller.read_runs.list_run_summaries(
+        query.to_filter(caller.actor),
         limit=query.limit,
         offset=query.offset,
         cursor=query.cursor,
@@ -151,8 +148,8 @@ async def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunDetail, responses=_RUN_ERRORS)
-async def get_run(run_id: uuid.UUID, actor: CurrentActor, store: ReadRunStoreDep) -> JsonAnswer:
-    run, artifacts = await store.get_run_detail(run_id, actor=actor)
+async def get_run(run_id: uuid.UUID, caller: CurrentCaller) -> JsonAnswer:
+    run, artifacts = await caller.read_runs.get_run_detail(run_id, actor=caller.actor)
     return answer(RunDetail.model_construct(**run.__dict__, artifacts=artifacts))
 
 
@@ -161,30 +158,27 @@ async def get_run(run_id: uuid.UUID, actor: CurrentActor, store: ReadRunStoreDep
     response_model=RunRecord,
     responses={**_RUN_ERRORS, 409: {"model": Problem, "description": "status cannot go back"}},
 )
-async def update_run(
-    run_id: uuid.UUID, changes: RunUpdate, actor: CurrentActor, store: RunStoreDep
-) -> RunRecord:
+async def update_run(run_id: uuid.UUID, changes: RunUpdate, caller: CurrentCaller) -> RunRecord:
     """Set status (forward only), result, error, completed_at and other fields given."""
-    return await store.update_run(run_id, changes, actor=actor)
+    return await caller.runs.update_run(run_id, changes, actor=caller.actor)
 
 
 @router.delete("/{run_id}", status_code=204, response_class=Response, responses=_RUN_ERRORS)
-async def delete_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> Response:
+async def delete_run(run_id: uuid.UUID, caller: CurrentCaller) -> Response:
     """Delete the run; its steps, artifacts and LLM calls go with it."""
-    await store.delete_run(run_id, actor=actor)
+    await caller.runs.delete_run(run_id, actor=caller.actor)
     return Response(status_code=204)
 
 
 @router.get("/{run_id}/steps", response_model=list[StepRecord], responses=_RUN_ERRORS)
 async def get_steps(
     run_id: uuid.UUID,
-    actor: CurrentActor,
-    store: ReadRunStoreDep,
+    caller: CurrentCaller,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
 ) -> JsonAnswer:
     """The run's steps by step_index, at most `limit`; X-Next-Cursor names the next page."""
-    page = await store.list_steps(run_id, actor=actor, limit=limit, cursor=cursor)
+    page = await caller.read_runs.list_steps(run_id, actor=caller.actor, limit=limit, cursor=cursor)
     return _paged(_STEPS, page)
 
 
@@ -197,24 +191,24 @@ async def get_steps(
 async def add_steps(
     run_id: uuid.UUID,
     body: Annotated[StepCreateBody | StepBatch, Body()],
-    actor: CurrentActor,
-    store: RunStoreDep,
+    caller: CurrentCaller,
 ) -> JsonAnswer:
     """One step or a list of them (all land or none do); answers the stored steps."""
     steps = body if isinstance(body, list) else [body]
-    saved = await store.save_steps([s.to_create(run_id) for s in steps], actor=actor)
+    saved = await caller.runs.save_steps([s.to_create(run_id) for s in steps], actor=caller.actor)
     return answer_list(_STEPS, saved, 201)
 
 
 @router.get("/{run_id}/artifacts", response_model=list[ArtifactRecord], responses=_RUN_ERRORS)
 async def get_artifacts(
     run_id: uuid.UUID,
-    actor: CurrentActor,
-    store: ReadRunStoreDep,
+    caller: CurrentCaller,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
 ) -> JsonAnswer:
-    page = await store.list_artifacts(run_id, actor=actor, limit=limit, cursor=cursor)
+    page = await caller.read_runs.list_artifacts(
+        run_id, actor=caller.actor, limit=limit, cursor=cursor
+    )
     return _paged(_ARTIFACTS, page)
 
 
@@ -222,20 +216,21 @@ async def get_artifacts(
     "/{run_id}/artifacts", status_code=201, response_model=ArtifactRecord, responses=_RUN_ERRORS
 )
 async def add_artifact(
-    run_id: uuid.UUID, body: ArtifactCreateBody, actor: CurrentActor, store: RunStoreDep
+    run_id: uuid.UUID, body: ArtifactCreateBody, caller: CurrentCaller
 ) -> ArtifactRecord:
-    return await store.save_artifact(body.to_create(run_id), actor=actor)
+    return await caller.runs.save_artifact(body.to_create(run_id), actor=caller.actor)
 
 
 @router.get("/{run_id}/llm-calls", response_model=list[LLMCallRecord], responses=_RUN_ERRORS)
 async def get_llm_calls(
     run_id: uuid.UUID,
-    actor: CurrentActor,
-    store: ReadRunStoreDep,
+    caller: CurrentCaller,
     limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
     cursor: Cursor = None,
 ) -> JsonAnswer:
-    page = await store.list_llm_calls(run_id, actor=actor, limit=limit, cursor=cursor)
+    page = await caller.read_runs.list_llm_calls(
+        run_id, actor=caller.actor, limit=limit, cursor=cursor
+    )
     return _paged(_LLM_CALLS, page)
 
 
@@ -243,12 +238,12 @@ async def get_llm_calls(
     "/{run_id}/llm-calls", status_code=201, response_model=LLMCallRecord, responses=_RUN_ERRORS
 )
 async def add_llm_call(
-    run_id: uuid.UUID, body: LLMCallCreateBody, actor: CurrentActor, store: RunStoreDep
+    run_id: uuid.UUID, body: LLMCallCreateBody, caller: CurrentCaller
 ) -> LLMCallRecord:
-    return await store.save_llm_call(body.to_create(run_id), actor=actor)
+    return await caller.runs.save_llm_call(body.to_create(run_id), actor=caller.actor)
 
 
 @router.get("/{run_id}/stats", response_model=RunStats, responses=_RUN_ERRORS)
-async def get_stats(run_id: uuid.UUID, actor: CurrentActor, store: ReadRunStoreDep) -> RunStats:
+async def get_stats(run_id: uuid.UUID, caller: CurrentCaller) -> RunStats:
     """Step and call counts, tokens, cost (a decimal string), duration, latency mean/p95."""
-    return await store.get_run_stats(run_id, actor=actor)
+    return await caller.read_runs.get_run_stats(run_id, actor=caller.actor)

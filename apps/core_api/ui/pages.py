@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from apps.core_api.auth import current_actor
+from apps.core_api.auth import authenticate
 from apps.core_api.ui.render import render
 from apps.core_api.ui.session import COOKIE, Session, codec
 from apps.core_api.ui.views import per_model, usage_series, waterfall
@@ -74,7 +74,7 @@ async def signed_in(request: Request) -> Ui:
     if settings.auth_mode != "api_key":
         # Local, or behind an auth proxy: the API's own rule names the actor.
         try:
-            actor = await current_actor(request, None, request.headers.get("X-Actor-ID"))
+            actor = await authenticate(request)
         except HTTPException:
             raise SignInRequired(_here(request)) from None
         session = session or codec(request).new(actor)
