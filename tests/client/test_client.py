@@ -41,7 +41,7 @@ from chad_memory.schemas import (
     ThreadUpdate,
 )
 from chad_memory.settings import Settings
-from tests.api.test_serve_process import free_port
+from tests.serving import free_port
 
 
 class CountingTransport(httpx.ASGITransport):

@@ -17,7 +17,7 @@ from chad_memory.otlp import TraceStore, export_traces
 from chad_memory.settings import Settings
 from chad_memory.stores import PostgresStore
 from chad_memory.validation import MAX_JSON_DEPTH, check_json, json_text
-from tests.api.test_serve_process import free_port
+from tests.serving import free_port
 
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 
