@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from chad_memory import InvalidInputError, PgVectorStore
-from chad_memory.database import get_session_factory
+from chad_memory.database import create_engine, get_session_factory
 from chad_memory.integrations.langgraph import ChadMemoryStore, sweep_expired_items
 from tests.langgraph_support import DIM, embed_texts, index_config
 
@@ -489,3 +489,32 @@ async def test_concurrent_puts_of_one_key_leave_one_set_of_vectors(
         assert item is not None
         content = await _scalar(session_factory, "SELECT content FROM embeddings")
         assert content == json.dumps(item.value)
+
+
+async def test_a_reindex_elsewhere_is_planned_for_on_the_next_search(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """The preparing statement names the index in use, as PgVectorStore.search's does: a
+    rebuild by another process is searched with its own setting at once."""
+    store = ChadMemoryStore(
+        get_session_factory(engine), actor="alice", index=index_config(), exact_scan_max_rows=1
+    )
+    await store.abatch([PutOp(("w",), f"k{i}", {"text": f"word{i} alpha"}) for i in range(30)])
+    assert len(await store.asearch(("w",), query="alpha", limit=3)) == 3  # learns the index
+    other = create_engine(database_url, pool_size=1)
+    try:
+        await PgVectorStore(get_session_factory(other)).reindex(method="hnsw")
+    finally:
+        await other.dispose()
+    sent: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        if "set_config" in statement:
+            sent.append(json.dumps(params, default=str))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        assert len(await store.asearch(("w",), query="alpha", limit=3)) == 3
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    assert any("hnsw.ef_search" in s for s in sent), sent

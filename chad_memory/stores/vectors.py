@@ -177,8 +177,15 @@ class PgVectorStore(Store):
                 info.calibration.target,
             )
 
-    def _observe(self, state: Any, rows: Any) -> VectorIndexInfo:
-        """The index the preparing statement found; parsed again only when it changed."""
+    @property
+    def known_index(self) -> VectorIndexInfo | None:
+        """The index as this store last saw it (None before its first look)."""
+        return self._info
+
+    def observe(self, state: Any, rows: Any) -> VectorIndexInfo:
+        """The index a preparing statement found (INDEX_STATE_SQL, ROWS_ESTIMATE_SQL),
+        remembered; parsed again only when it changed. Other statements that search the
+        embeddings (the LangGraph store's) report what they saw here too."""
         known = self._info
         if known is not None and known.oid is not None and state is not None:
             oid, note, valid = identity(state)
@@ -284,7 +291,7 @@ class PgVectorStore(Store):
             values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
             row = await conn.fetchrow(prep.sql, *prep.args(values))
             assert row is not None
-            info = self._observe(row[0], row[1])
+            info = self.observe(row[0], row[1])
             # Plan again for the index as it is now; only when another process rebuilt or
             # recalibrated it since this one last looked do the settings differ and cost a
             # second round trip.

@@ -65,6 +65,7 @@ from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.stores.vectors import EXACT_SCAN_MAX_ROWS, PgVectorStore
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import CODEC_FLAG
+from chad_memory.vector_index import INDEX_STATE_SQL, ROWS_ESTIMATE_SQL
 
 
 class _LoopThread:
@@ -76,6 +77,15 @@ class _LoopThread:
             target=self.loop.run_forever, name="chad-memory-store", daemon=True
         )
         thread.start()
+
+
+def _binds(params: _Params) -> dict[str, Any]:
+    """`$n` parameters as SQLAlchemy's named binds (`:pn`, see `_named`)."""
+    return {f"p{n}": v for n, v in enumerate(params.values, start=1)}
+
+
+def _named(sql: str) -> str:
+    return re.sub(r"\$(\d+)", r":p\1", sql)
 
 
 class ChadMemoryStore(_TTLSweeper, BaseStore):
@@ -315,6 +325,30 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             raise InvalidInputError("query embedding is all zeros; cosine similarity is undefined")
         return await self._vector_search(op, query, limit, offset)
 
+    def _prepare(self, op: SearchOp, exact: bool, gucs: dict[str, str]) -> tuple[str, _Params]:
+        """The preparing statement: the index in use and the table's size, the index
+        settings, and (on the index path) how many items match, capped; when that count
+        picks the index, the planner is made to walk it (joined with store_items it would
+        otherwise score every vector of the table and sort)."""
+        params = _Params(self.actor)
+        columns = "".join(
+            f", set_config({params.add(name)}, {params.add(value)}, true)"
+            for name, value in gucs.items()
+        )
+        seen = f"{INDEX_STATE_SQL}, {ROWS_ESTIMATE_SQL}"
+        if exact:
+            return f"SELECT {seen}{columns}", params
+        cap = params.add(self.exact_scan_max_rows)
+        where = " AND ".join(_item_conditions(op, params))
+        forced = ", ".join(
+            f"set_config('{name}', CASE WHEN m.n >= {cap} THEN 'off' ELSE 'on' END, true)"
+            for name in INDEX_ONLY
+        )
+        return (
+            f"WITH m AS (SELECT count(*) AS n FROM (SELECT 1 FROM store_items i "
+            f"WHERE {where} LIMIT {cap}) x) SELECT {seen}, m.n, {forced}{columns} FROM m"
+        ), params
+
     async def _vector_search(
         self, op: SearchOp, query: list[float], limit: int, offset: int
     ) -> list[SearchItem]:
@@ -326,36 +360,25 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         going until enough rows pass the filter. Several vectors per item (several
         fields) count once, at their best score.
         """
-        info = await self._vectors.index_info()
         # Enough vector rows to fill limit + offset items even if each has every field.
         fetch = (limit + offset) * max(1, len(self._fields)) * 2 + 1
-        exact, gucs = self._vectors.plan(info, min(fetch, 1000))
-        params = _Params(self.actor)
-        columns = [
-            f"set_config({params.add(name)}, {params.add(value)}, true)"
-            for name, value in gucs.items()
-        ]
-        prep = "SELECT " + ", ".join(columns) if columns else "SELECT 1"
-        if not exact:
-            cap = params.add(self.exact_scan_max_rows)
-            where = " AND ".join(_item_conditions(op, params))
-            # When the count picks the index, make the planner walk it: joined with
-            # store_items it would otherwise score every vector of the table and sort.
-            forced = ", ".join(
-                f"set_config('{name}', CASE WHEN m.n >= {cap} THEN 'off' ELSE 'on' END, true)"
-                for name in INDEX_ONLY
-            )
-            prep = (
-                f"WITH m AS (SELECT count(*) AS n FROM (SELECT 1 FROM store_items i "
-                f"WHERE {where} LIMIT {cap}) x) "
-                f"SELECT m.n, {forced}{', ' if columns else ''}{', '.join(columns)} FROM m"
-            )
+        vectors = self._vectors
+        known = vectors.known_index or await vectors.index_info()
+        exact, gucs = vectors.plan(known, min(fetch, 1000))
+        prep, params = self._prepare(op, exact, gucs)
         async with transaction(self._sessions, "store search") as session:
             conn = await session.connection()
-            binds = {f"p{n}": v for n, v in enumerate(params.values, start=1)}
-            row = (await conn.execute(text(re.sub(r"\$(\d+)", r":p\1", prep)), binds)).one()
+            row = (await conn.execute(text(_named(prep)), _binds(params))).one()
+            # The preparing statement also named the index in use: a rebuild or
+            # calibration by another process since this one last looked is planned for
+            # now, at the cost of one more statement (as in PgVectorStore.search).
+            info = vectors.observe(row[0], row[1])
+            if vectors.plan(info, min(fetch, 1000)) != (exact, gucs):
+                exact, gucs = vectors.plan(info, min(fetch, 1000))
+                prep, params = self._prepare(op, exact, gucs)
+                row = (await conn.execute(text(_named(prep)), _binds(params))).one()
             if not exact:
-                exact = int(row[0]) < self.exact_scan_max_rows
+                exact = int(row[2]) < self.exact_scan_max_rows
             binary = bool(conn.info.get(CODEC_FLAG))
             params = _Params(self.actor, query if binary else _vector_text(query))
             where = " AND ".join(_item_conditions(op, params))
