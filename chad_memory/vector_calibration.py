@@ -224,6 +224,7 @@ async def _measure(
 ) -> None:
     """Go on measuring at these settings: over all queries when `full`, else until decided."""
     sample = measure.sample
+    started = time.monotonic()
     sql = _SEARCH_SQL.format(table=TABLE, limit=k + 1)
     async with driver.transaction():
         for name, value in settings.items():
@@ -241,7 +242,13 @@ async def _measure(
                 measure.per_query.append(sum(1 for s in scores if s >= kth) / sample.expected)
             if not full and measure.verdict() is not None:
                 break
-    logger.debug("calibration: %s after %d queries", settings, len(measure.per_query))
+    logger.debug(
+        "calibration: %s: recall %.4f after %d queries (%.2f s)",
+        settings,
+        measure.recall,
+        len(measure.per_query),
+        time.monotonic() - started,
+    )
 
 
 def _settings_for(info: VectorIndexInfo, value: int) -> tuple[Setting, dict[str, str]]:
@@ -326,6 +333,7 @@ async def calibrate(
             sample = await _sample(driver, info.rows, queries, k, seed)
             if sample is None:
                 return info
+            logger.debug("calibration: exact neighbours in %.2f s", time.monotonic() - started)
             aim = aim_for(target)
             top = (info.lists or 1) if info.method == "ivfflat" else MAX_EF_SEARCH
             low = 1 if info.method == "ivfflat" else min(k, top)
