@@ -44,7 +44,7 @@ async def _recall(
     return hits / (K * len(queries))
 
 
-async def main(size: int, n: int, realtext: bool) -> None:
+async def main(size: int, n: int, realtext: bool, hard: bool) -> None:
     dim = int(os.environ.get("EMBEDDING_DIM", "1536"))
     if realtext:
         from bench.realtext import docstrings, embed, split
@@ -53,9 +53,12 @@ async def main(size: int, n: int, realtext: bool) -> None:
         size = len(base)
         kind = "MiniLM docstring"
     else:
-        data = clustered_vectors(size, dim, queries=n, seed=1)
+        shape: dict[str, Any] = (
+            {"clusters": 4 * max(8, int(np.sqrt(size) / 2)), "noise": 0.5} if hard else {}
+        )
+        data = clustered_vectors(size, dim, queries=n, seed=1, **shape)
         base, held = data.base, data.queries
-        kind = "clustered"
+        kind = "harder clustered (4x clusters, noise 0.5)" if hard else "clustered"
     rng = np.random.default_rng(0)
     sample = rng.choice(size, n, replace=False)
     other = rng.choice(size, n, replace=False)
@@ -63,6 +66,10 @@ async def main(size: int, n: int, realtext: bool) -> None:
     sims[np.arange(n), sample] = -9.0
     mid = base[sample] + base[other]
     mid = (mid / np.linalg.norm(mid, axis=1, keepdims=True)).astype(np.float32)
+    # A stored vector pulled a third of the way towards another: a point near the data
+    # that is in no list's and no graph node's place (its own row counts as a neighbour).
+    near = base[sample] + 0.5 * base[other]
+    near = (near / np.linalg.norm(near, axis=1, keepdims=True)).astype(np.float32)
     sets: dict[str, tuple[Matrix, list[set[int]], list[int] | None]] = {
         "held-out": (
             held,
@@ -77,6 +84,11 @@ async def main(size: int, n: int, realtext: bool) -> None:
         "midpoint of two stored": (
             mid,
             [set(map(int, t)) for t in exact_top_k(base, mid, K)],
+            None,
+        ),
+        "stored + 0.5 x another": (
+            near,
+            [set(map(int, t)) for t in exact_top_k(base, near, K)],
             None,
         ),
     }
@@ -132,5 +144,6 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--realtext", action="store_true", help="MiniLM docstrings (384-d)")
+    parser.add_argument("--hard", action="store_true", help="4x the clusters, more noise")
     args = parser.parse_args()
-    asyncio.run(main(args.size, args.queries, args.realtext))
+    asyncio.run(main(args.size, args.queries, args.realtext, args.hard))

@@ -73,7 +73,11 @@ Z_DECIDE = 3.0
 SPREAD_FLOOR = 0.1
 # Share of calibration queries that are midpoints of two stored vectors (the rest are
 # stored vectors, their own row excluded); see the module docstring.
-MIDPOINT_SHARE = 0.5
+MIDPOINT_SHARE = 1 / 3
+# Share of queries that are a stored vector pulled towards another (weight NEAR_PULL):
+# points near the data but at no row's place, whose own row counts as a neighbour.
+NEAR_SHARE = 1 / 3
+NEAR_PULL = 0.5
 
 
 def aim_for(target: float) -> float:
@@ -127,13 +131,16 @@ async def _sample(driver: Any, rows: int, n: int, k: int, seed: int) -> _Sample 
     rng = np.random.default_rng(seed)
     dim = int.from_bytes(picked[0]["v"][:2], "big")
     pool = _normalised(_decode([r["v"] for r in picked], dim))
-    n_mid = round(n * MIDPOINT_SHARE)
-    own = rng.choice(len(picked), size=min(n - n_mid, len(picked)), replace=False)
-    pairs = rng.choice(len(picked), size=(n_mid, 2), replace=True)
+    n_mid, n_near = round(n * MIDPOINT_SHARE), round(n * NEAR_SHARE)
+    own = rng.choice(len(picked), size=min(n - n_mid - n_near, len(picked)), replace=False)
+    pairs = rng.choice(len(picked), size=(n_mid + n_near, 2), replace=True)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    pull = np.where(np.arange(len(pairs)) < n_mid, 1.0, NEAR_PULL).astype(np.float32)
     ids: list[uuid.UUID | None] = [picked[int(i)]["id"] for i in own]
     ids += [None] * len(pairs)
-    queries = _normalised(np.concatenate([pool[own], pool[pairs[:, 0]] + pool[pairs[:, 1]]]))
+    queries = _normalised(
+        np.concatenate([pool[own], pool[pairs[:, 0]] + pull[:, None] * pool[pairs[:, 1]]])
+    )
     position = {qid: i for i, qid in enumerate(ids) if qid is not None}
     best = np.full((len(ids), k), -np.inf)
     total = 0
