@@ -45,7 +45,8 @@ from bench.ingest import payload
 CLI = Path(sys.executable).parent / "chad-memory"
 
 
-def make_spans(total: int, trace_size: int) -> list[Any]:
+def make_spans(total: int, trace_size: int, llm_extra: dict[str, Any] | None = None) -> list[Any]:
+    """Agent traces of `trace_size` spans; `llm_extra` is added to every LLM span."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -76,6 +77,7 @@ def make_spans(total: int, trace_size: int) -> list[Any]:
                         "gen_ai.output.messages": json.dumps(
                             [{"role": "assistant", "parts": [{"type": "text", "content": "ok"}]}]
                         ),
+                        **(llm_extra or {}),
                     }
                 else:
                     attributes = {

@@ -15,18 +15,34 @@ Precedence, for a call by `actor` to `model` at `provider`, at the call's time t
 A call sent with a cost keeps it (cost_source 'client'). Changing prices never rewrites
 stored costs; `PriceStore.recompute` (`chad-memory prices recompute --since`) does, on
 request, for costs that came from the table.
+
+Every new call is priced by `price_new_calls`, whichever way it arrives (the store and
+the API, the LangChain tracer through either, OTLP spans), so these rules hold for all.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
 import genai_prices
-from sqlalchemy import ColumnElement, Select, func, literal, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    Uuid,
+    bindparam,
+    column,
+    func,
+    literal,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -35,7 +51,6 @@ from chad_memory.models import ModelPrice, Run
 from chad_memory.schemas import (
     COST_DECIMALS,
     EXACT,
-    LLMCallCreate,
     LLMCallFields,
     LLMCallRecord,
     ModelPriceRecord,
@@ -121,7 +136,7 @@ def builtin_quote(provider: str | None, model: str, tokens: Tokens, at: datetime
     return Quote(cost_usd=_fit(calc.total_price), price_id=None, price_ref=ref)
 
 
-def _glob_matches(model: str) -> ColumnElement[bool]:
+def _glob_matches(model: ColumnElement[str] | str) -> ColumnElement[bool]:
     """`model` matches the row's pattern, where `*` is any run of characters."""
     like = func.replace(
         func.replace(
@@ -132,16 +147,18 @@ def _glob_matches(model: str) -> ColumnElement[bool]:
         "*",
         "%",
     )
-    return literal(model).like(like, escape="\\")
+    subject = literal(model) if isinstance(model, str) else model
+    return subject.like(like, escape="\\")
 
 
 def _price_in_force(
     actor: ColumnElement[str] | QueryableAttribute[str] | str,
-    provider: str | None,
-    model: str,
+    provider: ColumnElement[str | None] | str | None,
+    model: ColumnElement[str] | str,
     at: ColumnElement[datetime] | datetime,
 ) -> Select[Any]:
-    """The user price row for a call (the module docstring's rule 1)."""
+    """The user price row for a call (the module docstring's rule 1). A null provider
+    (or a null in the `provider` column) matches only rows for any provider."""
     provider_ok: ColumnElement[bool] = ModelPrice.provider.is_(None)
     if provider is not None:
         provider_ok = provider_ok | (ModelPrice.provider == provider)
@@ -180,26 +197,100 @@ def _user_quote(price: ModelPriceRecord, tokens: Tokens) -> Quote:
     return Quote(cost_usd=user_price_cost(price, tokens), price_id=price.id, price_ref=ref)
 
 
-async def quote_new_call(session: AsyncSession, call: LLMCallCreate) -> Quote | None:
-    """The cost of a call being stored now, in one round trip: the run's actor, the
-    transaction's now() and the user price in force, then genai-prices if none."""
-    price = _price_in_force(Run.actor, call.provider, call.model or "", func.now()).lateral()
-    stmt = (
-        select(func.now(), Run.actor, *price.c)
-        .select_from(Run)
-        .outerjoin(price, true())
-        .where(Run.id == call.run_id)
+def _price_keys_statement() -> tuple[Select[Any], list[str]]:
+    """For each (run id, provider, model) of the arrays bound as run_ids, providers and
+    models: now(), the key, and the user price in force for the run's actor (or nulls).
+    Built once: a statement of bound arrays is compiled once and cached."""
+    keys = (
+        func.unnest(
+            bindparam("run_ids", type_=ARRAY(Uuid)),
+            bindparam("providers", type_=ARRAY(Text)),
+            bindparam("models", type_=ARRAY(Text)),
+        )
+        .table_valued(column("run_id", Uuid), column("provider", Text), column("model", Text))
+        .render_derived(name="keys")
     )
-    row = (await session.execute(stmt)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"run {call.run_id} not found")
-    if call.model is None:
-        return None
-    values = {column.name: row[2 + i] for i, column in enumerate(price.c)}
-    tokens = tokens_of(call)
-    if values["id"] is not None:
-        return _user_quote(ModelPriceRecord.model_validate(values), tokens)
-    return builtin_quote(call.provider, call.model, tokens, row[0])
+    price = _price_in_force(Run.actor, keys.c.provider, keys.c.model, func.now()).lateral()
+    stmt = (
+        select(func.now(), keys.c.run_id, keys.c.provider, keys.c.model, *price.c)
+        .select_from(keys)
+        .join(Run, Run.id == keys.c.run_id)
+        .outerjoin(price, true())
+    )
+    return stmt, [col.name for col in price.c]
+
+
+_PRICE_KEYS_STATEMENT, _PRICE_COLUMNS = _price_keys_statement()
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """What a new call's cost columns hold: the cost and where it came from."""
+
+    cost_usd: Decimal | None = None
+    cost_source: str | None = None  # 'client', 'table', or None: no price known
+    price_id: uuid.UUID | None = None
+    price_ref: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+NO_COST = CallCost()
+
+
+def _from_table(found: Quote | None) -> CallCost:
+    if found is None:
+        return NO_COST
+    return CallCost(found.cost_usd, "table", found.price_id, found.price_ref)
+
+
+async def price_new_calls(
+    session: AsyncSession, calls: Sequence[tuple[uuid.UUID, LLMCallFields]]
+) -> list[CallCost]:
+    """The cost columns of calls (run id, call) being stored now, in order.
+
+    A call that carries a cost keeps it exactly (cost_source 'client'); one without a
+    model has none; the others are priced by the precedence in the module docstring at
+    the transaction's now(), which is their created_at. One round trip for all of them
+    (each distinct run, provider and model once: the run's actor and the user price in
+    force), then genai-prices for those without a user price. NotFoundError: a run is
+    missing.
+    """
+    costs = [
+        CallCost(call.cost_usd, "client") if call.cost_usd is not None else NO_COST
+        for _, call in calls
+    ]
+    wanted = sorted(
+        {
+            (run_id, call.provider or "", call.model)
+            for run_id, call in calls
+            if call.cost_usd is None and call.model is not None
+        }
+    )
+    if not wanted:
+        return costs
+    params = {
+        "run_ids": [run_id for run_id, _, _ in wanted],
+        "providers": [provider or None for _, provider, _ in wanted],
+        "models": [model for _, _, model in wanted],
+    }
+    rows = (await session.execute(_PRICE_KEYS_STATEMENT, params)).all()
+    found = {(row[1], row[2] or "", row[3]): row for row in rows}
+    missing = sorted({run_id for run_id, _, _ in wanted} - {row[1] for row in rows})
+    if missing:
+        raise NotFoundError(f"run {missing[0]} not found")
+    for i, (run_id, call) in enumerate(calls):
+        if call.cost_usd is not None or call.model is None:
+            continue
+        row = found[(run_id, call.provider or "", call.model)]
+        price_row = {name: row[4 + j] for j, name in enumerate(_PRICE_COLUMNS)}
+        tokens = tokens_of(call)
+        if price_row["id"] is not None:
+            costs[i] = _from_table(_user_quote(ModelPriceRecord.model_validate(price_row), tokens))
+        else:
+            costs[i] = _from_table(builtin_quote(call.provider, call.model, tokens, row[0]))
+    return costs
 
 
 async def quote(

@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 logger = logging.getLogger(__name__)
 
 Method = Literal["ivfflat", "hnsw"]
-METHODS: tuple[Method, ...] = ("ivfflat", "hnsw")
+METHODS: tuple[Method, ...] = get_args(Method)
 TABLE = "embeddings"
 INDEX_NAMES: dict[Method, str] = {
     "ivfflat": "ix_embeddings_embedding_ivfflat",

@@ -7,11 +7,12 @@ import hashlib
 import os
 import sys
 import uuid
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps.core_api.auth import CurrentActor, OwnedRun
@@ -63,6 +64,31 @@ def _probe_app(engine: AsyncEngine, settings: Settings) -> FastAPI:
         return {"id": str(run.id)}
 
     return app
+
+
+async def test_concurrent_requests_with_an_uncached_key_share_one_lookup(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    created = await ApiKeyStore(session_factory).create_key("alice")
+    lookups: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM api_keys" in statement and "key_hash" in statement:
+            lookups.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        fresh = ApiKeyStore(session_factory)  # nothing cached
+        found = await asyncio.gather(*(fresh.authenticate(created.secret) for _ in range(20)))
+        assert {key.actor for key in found if key is not None} == {"alice"}
+        assert all(key is not None for key in found)
+        assert len(lookups) == 1
+        # Unknown keys are not cached, and are not shared once the lookup is done.
+        assert await fresh.authenticate(created.secret + "x") is None
+        assert await fresh.authenticate(created.secret + "x") is None
+        assert len(lookups) == 3
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 
 async def test_bearer_auth_and_ownership(

@@ -114,7 +114,9 @@ async def _check_agent_run(store: PostgresStore, run_id: uuid.UUID) -> None:
     assert call.model == "fake-sum-1"
     assert (call.prompt_tokens, call.completion_tokens, call.total_tokens) == (12, 5, 17)
     assert call.request is not None
-    assert call.request["usage"] == {"cache_read": 4, "cache_write": 0, "reasoning": 2}
+    assert (call.cached_tokens, call.cache_write_tokens, call.reasoning_tokens) == (4, 0, 2)
+    assert "usage" not in call.request
+    assert (call.cost_usd, call.cost_source) == (None, None)  # a fake model has no price
     assert call.request["thread_id"] == "conversation-7"
     assert call.latency_ms is not None
     response: Any = call.response

@@ -83,3 +83,36 @@ async def test_models_match_migrated_database(database_url: str) -> None:
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def test_010_marks_reported_costs_and_its_downgrade_keeps_them(empty_db: str) -> None:
+    await asyncio.to_thread(upgrade, empty_db, "007")
+    engine = create_async_engine(empty_db, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO runs (id, actor, status) VALUES "
+                    "('00000000-0000-0000-0000-000000000001', 'alice', 'running')"
+                )
+            )
+            # As the OTLP path stored a span's own cost before revision 010: no source.
+            await conn.execute(
+                text(
+                    "INSERT INTO llm_calls (id, run_id, model, cost_usd, cost_source) VALUES "
+                    "('00000000-0000-0000-0000-00000000000a', "
+                    "'00000000-0000-0000-0000-000000000001', 'm', 0.25, NULL), "
+                    "('00000000-0000-0000-0000-00000000000b', "
+                    "'00000000-0000-0000-0000-000000000001', 'm', NULL, NULL), "
+                    "('00000000-0000-0000-0000-00000000000c', "
+                    "'00000000-0000-0000-0000-000000000001', 'm', 0.5, 'table')"
+                )
+            )
+    finally:
+        await engine.dispose()
+    sources = "SELECT right(id::text, 1) || ':' || coalesce(cost_source, '-') FROM llm_calls"
+
+    await asyncio.to_thread(upgrade, empty_db, "010")
+    assert await _scalar_rows(empty_db, sources) == {"a:client", "b:-", "c:table"}
+    await asyncio.to_thread(downgrade, empty_db, "007")
+    assert await _scalar_rows(empty_db, sources) == {"a:client", "b:-", "c:table"}

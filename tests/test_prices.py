@@ -22,6 +22,7 @@ from chad_memory import (
     RunCreate,
 )
 from chad_memory.models import LLMCall
+from chad_memory.prices import price_new_calls
 from chad_memory.schemas import LLMCallRecord
 
 # (provider, model, prompt, cached, cache_write, completion): several providers, with and
@@ -201,6 +202,58 @@ async def test_precedence_actor_then_provider_then_specific_pattern(
     assert await cost("a_c%") == 6
 
 
+async def test_a_batch_is_priced_per_run_actor_provider_and_model(
+    store: PostgresStore, prices: PriceStore, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """price_new_calls (what OTLP exports use) prices each call of a batch as save_llm_call
+    would alone: each run's own actor, provider and model, null providers included."""
+    alice_run, bob_run = await _run(store, "alice"), await _run(store, "bob")
+    start = datetime.now(UTC) - timedelta(hours=1)
+    for actor, provider, usd in (("alice", None, 5), ("bob", None, 7), ("bob", "acme", 9)):
+        await prices.set_price(
+            ModelPriceCreate(
+                provider=provider,
+                model_pattern="acme-*",
+                starts_at=start,
+                input_mtok=usd,
+                output_mtok=usd,
+            ),
+            actor=actor,
+        )
+    million = {"prompt_tokens": 1_000_000}
+    batch = [
+        (alice_run, _call(alice_run, "acme-1", "acme", **million)),
+        (bob_run, _call(bob_run, "acme-1", "acme", **million)),
+        (bob_run, _call(bob_run, "acme-1", None, **million)),
+        (alice_run, _call(alice_run, "gpt-4o", "openai", **million)),
+        (alice_run, _call(alice_run, "mystery", "acme", **million)),
+        (bob_run, LLMCallCreate(run_id=bob_run, model="acme-1", cost_usd=Decimal("0.1"))),
+        (bob_run, LLMCallCreate(run_id=bob_run, prompt_tokens=5)),
+    ]
+    async with session_factory() as session:
+        costs = await price_new_calls(session, batch)
+    assert [(c.cost_usd, c.cost_source) for c in costs] == [
+        (5, "table"),
+        (9, "table"),
+        (7, "table"),
+        (Decimal("2.5"), "table"),  # genai-prices: gpt-4o input at $2.50 per million
+        (None, None),
+        (Decimal("0.1"), "client"),
+        (None, None),
+    ]
+    # Each equals what save_llm_call stores for the same call alone.
+    for (_, call), cost in zip(batch, costs, strict=True):
+        alone = await store.save_llm_call(call)
+        assert (alone.cost_usd, alone.cost_source, alone.price_ref) == (
+            cost.cost_usd,
+            cost.cost_source,
+            cost.price_ref,
+        )
+    async with session_factory() as session:
+        with pytest.raises(NotFoundError):
+            await price_new_calls(session, [(uuid.uuid4(), _call(alice_run, "acme-1"))])
+
+
 async def test_recompute_uses_the_price_in_force_at_each_call(
     store: PostgresStore, prices: PriceStore, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -221,6 +274,14 @@ async def test_recompute_uses_the_price_in_force_at_each_call(
     client = await store.save_llm_call(
         LLMCallCreate(run_id=run_id, model="gpt-4o", prompt_tokens=5, cost_usd=Decimal("9"))
     )
+    # A reported cost without a source, as OTLP exports stored them before 'client'.
+    reported = await store.save_llm_call(
+        LLMCallCreate(run_id=run_id, model="gpt-4o", prompt_tokens=5, cost_usd=Decimal("8"))
+    )
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            update(LLMCall).where(LLMCall.id == reported.id).values(cost_source=None)
+        )
     builtin = [c.cost_usd for c in calls]
 
     first = await prices.set_price(
@@ -252,6 +313,7 @@ async def test_recompute_uses_the_price_in_force_at_each_call(
     assert stored[calls[2].id].price_id == second.id
     assert stored[client.id].cost_usd == 9
     assert stored[client.id].cost_source == "client"
+    assert stored[reported.id].cost_usd == 8
     assert await prices.recompute(since=base, actor="alice") == 0
 
     # Deleting a price keeps the bill explainable: cost and price_ref stay.

@@ -31,7 +31,7 @@ from chad_memory.cli.prices import (
 from chad_memory.cli.serve import cmd_serve
 from chad_memory.errors import ChadMemoryError
 from chad_memory.settings import get_settings
-from chad_memory.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M
+from chad_memory.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M, METHODS
 
 # The commands live in one module per group (serve, keys, memory, prices, bulk, and
 # database for migrate / db url); this module is the parser that routes to them and
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reindex",
         help="rebuild the vector index on the data present (CONCURRENTLY), showing progress",
     )
-    reindex.add_argument("--method", choices=["ivfflat", "hnsw"], default="ivfflat")
+    reindex.add_argument("--method", choices=METHODS, default="ivfflat")
     reindex.add_argument(
         "--lists", type=int, default=None, help="IVFFLAT lists (default: about sqrt(rows))"
     )

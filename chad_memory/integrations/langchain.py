@@ -9,7 +9,10 @@ result, status succeeded/failed with the error); every nested chain, chat model,
 tool, retriever, prompt and parser call becomes a step whose parent_step_id follows
 LangChain's parent_run_id; every chat model / LLM call is also an LLM call with provider
 and model (LangChain's `ls_provider` / `ls_model_name` metadata), token counts from
-`AIMessage.usage_metadata` and latency. Ids are the store's (the HTTP service assigns
+`AIMessage.usage_metadata` (`input_tokens`, `output_tokens`, `total_tokens`, and
+`input_token_details.cache_read` / `cache_creation`, `output_token_details.reasoning` as
+cached_tokens / cache_write_tokens / reasoning_tokens) and latency; the store prices it
+like any other call (chad_memory.prices). Ids are the store's (the HTTP service assigns
 them); LangChain's top-level run id is the run's idempotency key.
 
 Nothing is written while the invocation runs: when the top-level run ends, its whole tree
@@ -42,7 +45,7 @@ from typing import Any, Protocol, runtime_checkable
 from langchain_core.messages import BaseMessage
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import LLMCallCreate, RunCreate, RunUpdate, StepCreate
@@ -257,25 +260,39 @@ class _Records:
             request["invocation_params"] = plain(params)
         if self.thread is not None:
             request["thread_id"] = plain(self.thread)
-        # Cache and reasoning counts stay here until llm_calls has columns for them.
-        request["usage"] = {k: usage[k] for k in ("cache_read", "cache_write", "reasoning")}
         total = usage["total"] or None
         if total is not None and total < usage["input"] + usage["output"]:
             total = None
-        return LLMCallCreate(
-            run_id=root.id,
-            step_id=run.id,
-            provider=_short(metadata.get("ls_provider")),
-            model=_short(metadata.get("ls_model_name")),
-            prompt_tokens=usage["input"],
-            completion_tokens=usage["output"],
-            total_tokens=total,
-            latency_ms=_ms(run),
-            status=_status(run),
-            error=_clean_text(run.error),
-            request=request,
-            response=_response(run),
-        )
+        fields: dict[str, Any] = {
+            "run_id": root.id,
+            "step_id": run.id,
+            "provider": _short(metadata.get("ls_provider")),
+            "model": _short(metadata.get("ls_model_name")),
+            "prompt_tokens": usage["input"],
+            "completion_tokens": usage["output"],
+            "total_tokens": total,
+            "latency_ms": _ms(run),
+            "status": _status(run),
+            "error": _clean_text(run.error),
+            "response": _response(run),
+        }
+        parts = {
+            "cached_tokens": usage["cache_read"],
+            "cache_write_tokens": usage["cache_write"],
+            "reasoning_tokens": usage["reasoning"],
+        }
+        try:
+            return LLMCallCreate(**fields, **parts, request=request)
+        except ValidationError as exc:
+            if not any(parts.values()):
+                raise
+            problem = exc.errors(include_url=False)[0]["msg"]
+        # Parts larger than the totals they belong to break the OpenTelemetry rule the
+        # columns keep: the call is stored without them, the counts kept as reported.
+        logger.warning("chad-memory tracer: LLM call %s: %s", run.id, problem)
+        kept: dict[str, Any] = {k: usage[k] for k in ("cache_read", "cache_write", "reasoning")}
+        request["usage_not_stored"] = {**kept, "reason": problem}
+        return LLMCallCreate(**fields, request=request)
 
 
 class _LoopThread:

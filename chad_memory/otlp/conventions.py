@@ -31,20 +31,27 @@ OUTPUT_TOKENS = (
     "llm.token_count.completion",
 )
 TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total")
-# Kept in the step's metadata as sent until llm_calls has columns for them (cost issue).
+# Parts of the counts above (OpenTelemetry GenAI: input tokens include cache reads and
+# writes, output tokens include reasoning), into llm_calls' cached_tokens,
+# cache_write_tokens and reasoning_tokens: the current GenAI names, OpenLLMetry's, then
+# OpenInference's. A span whose parts exceed its totals is refused (see LLMCallFields).
 CACHE_READ_TOKENS = (
     "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_read_input_tokens",
     "llm.token_count.prompt_details.cache_read",
 )
 CACHE_WRITE_TOKENS = (
     "gen_ai.usage.cache_creation.input_tokens",
-    "gen_ai.usage.cache_write.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
     "llm.token_count.prompt_details.cache_write",
 )
 REASONING_TOKENS = (
     "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.usage.reasoning_tokens",
     "llm.token_count.completion_details.reasoning",
 )
+# A cost the span reports is kept as sent (cost_source 'client'); without one the call is
+# priced like any other (chad_memory.prices).
 COST = ("llm.cost.total", "gen_ai.usage.cost")
 CONVERSATION = ("gen_ai.conversation.id", "session.id")
 USER = ("user.id", "enduser.id")

@@ -29,7 +29,8 @@ from chad_memory.errors import ChadMemoryError, NotFoundError
 from chad_memory.models import ApiKey
 from chad_memory.schemas import Record
 from chad_memory.stores.base import Store
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.paging import record_select
+from chad_memory.stores.transactions import read, retried, transaction
 from chad_memory.validation import check_actor, check_text
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class ApiKeyRecord(Record):
     revoked_at: datetime | None
 
 
+_LIVE_KEY = record_select(ApiKey, ApiKeyRecord).where(ApiKey.revoked_at.is_(None))
+
+
 class CreatedApiKey(BaseModel):
     """A new key: `secret` is shown once and cannot be recovered later."""
 
@@ -72,6 +76,9 @@ class ApiKeyStore(Store):
         self._cache: dict[str, tuple[ApiKeyRecord, float]] = {}
         # key id -> when last_used_at was last written (or scheduled) by this process.
         self._touched: dict[uuid.UUID, datetime] = {}
+        # Lookups under way, by digest: concurrent requests with the same uncached key
+        # (every client of one agent when its entry expires) share one.
+        self._pending: dict[str, asyncio.Future[ApiKeyRecord | None]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     @retried
@@ -132,7 +139,7 @@ class ApiKeyStore(Store):
         if hit is not None and now - hit[1] < self.cache_seconds:
             record = hit[0]
         else:
-            found = await self._lookup(digest)
+            found = await self._shared_lookup(digest)
             if found is None:
                 self._cache.pop(digest, None)
                 return None
@@ -144,12 +151,22 @@ class ApiKeyStore(Store):
         self._touch(record)
         return record
 
+    async def _shared_lookup(self, digest: str) -> ApiKeyRecord | None:
+        pending = self._pending.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(digest))
+            self._pending[digest] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(digest, None))
+        # Shielded: one waiter giving up (its client went away) must not cancel the
+        # lookup the others wait for.
+        return await asyncio.shield(pending)
+
     @retried
     async def _lookup(self, digest: str) -> ApiKeyRecord | None:
-        stmt = select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
-        async with transaction(self._db, "authenticate") as session:
-            row = await session.scalar(stmt)
-            return None if row is None else ApiKeyRecord.model_validate(row)
+        stmt = _LIVE_KEY.where(ApiKey.key_hash == digest)
+        async with read(self._db, "authenticate") as conn:
+            row = (await conn.execute(stmt)).first()
+            return None if row is None else ApiKeyRecord.model_validate(dict(row._mapping))
 
     def _touch(self, record: ApiKeyRecord) -> None:
         """Schedule the last_used_at write when the stored one is a minute old."""

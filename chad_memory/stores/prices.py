@@ -98,7 +98,8 @@ class PriceStore(Store):
         """Price again, with the table as it is now, the calls made in [since, until)
         whose cost did not come from the client; returns how many costs changed.
 
-        Each call is priced as of its own created_at. Client-sent costs are never touched.
+        Each call is priced as of its own created_at. Client-sent (reported) costs are
+        never touched.
         `progress(seen, changed)` is called after each chunk.
         """
         actor = _check_actor(actor)
@@ -122,8 +123,12 @@ class PriceStore(Store):
         actor: str | None,
         after: tuple[datetime, uuid.UUID] | None,
     ) -> tuple[list[LLMCallRecord], int]:
+        # Costs from the table, and calls without a cost. A cost without a source was
+        # reported by the caller (OTLP spans stored one so before they were marked
+        # 'client'), so it is never overwritten either.
         stmt = select(LLMCall).where(
-            LLMCall.created_at >= since, LLMCall.cost_source.is_distinct_from("client")
+            LLMCall.created_at >= since,
+            (LLMCall.cost_source == "table") | LLMCall.cost_usd.is_(None),
         )
         if until is not None:
             stmt = stmt.where(LLMCall.created_at < until)

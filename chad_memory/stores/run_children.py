@@ -11,7 +11,7 @@ import uuid
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.models import Artifact, LLMCall
-from chad_memory.prices import quote_new_call
+from chad_memory.prices import price_new_calls
 from chad_memory.schemas import (
     ArtifactCreate,
     ArtifactRecord,
@@ -89,15 +89,8 @@ class ChildMethods(Store):
         async with transaction(self._db, "save_llm_call") as session:
             await check_run_owner(session, call.run_id, actor)
             await check_step_refs(session, call.run_id, [call.step_id])
-            if call.cost_usd is not None:
-                values["cost_source"] = "client"
-            elif (found := await quote_new_call(session, call)) is not None:
-                values.update(
-                    cost_usd=found.cost_usd,
-                    cost_source="table",
-                    price_id=found.price_id,
-                    price_ref=found.price_ref,
-                )
+            [cost] = await price_new_calls(session, [(call.run_id, call)])
+            values.update(cost.columns())
             row = await session.scalar(pg_insert(LLMCall).values(**values).returning(LLMCall))
             record = LLMCallRecord.model_validate(row)
         self._db.ingested("llm_calls", 1)

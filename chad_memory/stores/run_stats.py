@@ -7,59 +7,97 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Uuid, bindparam, func, literal_column, select, true
 
 from chad_memory.models import LLMCall, Run, Step
 from chad_memory.schemas import ModelStats, RunStats, RunTotals
-from chad_memory.stores.base import Store, load_run
+from chad_memory.stores.base import Store, check_owner_of
 from chad_memory.stores.limits import check_batch
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.statements import DriverStatement
+from chad_memory.stores.transactions import driver_read, retried, transaction
+
+_ZERO: ColumnElement[int] = literal_column("0")  # a constant in the SQL, not a parameter to pass
+
+
+def _stats_statements() -> tuple[DriverStatement, DriverStatement]:
+    """The run (its owner and span) with its step and call totals, then the per-model rows:
+    two statements compiled once, run in autocommit (each sees its own snapshot, as each
+    statement of a READ COMMITTED transaction would)."""
+    run_id = bindparam("run_id", type_=Uuid)
+    latency = LLMCall.latency_ms
+    steps = (
+        select(
+            func.count(Step.id).label("count"),
+            func.sum(Step.duration_ms).label("duration"),
+            func.min(Step.started_at).label("first"),
+            func.max(Step.completed_at).label("last"),
+        )
+        .where(Step.run_id == Run.id)
+        .lateral("s")
+    )
+    calls = (
+        select(
+            func.count(LLMCall.id).label("count"),
+            func.coalesce(func.sum(LLMCall.prompt_tokens), _ZERO).label("prompt"),
+            func.coalesce(func.sum(LLMCall.completion_tokens), _ZERO).label("completion"),
+            func.coalesce(func.sum(LLMCall.total_tokens), _ZERO).label("total"),
+            func.coalesce(func.sum(LLMCall.cost_usd), _ZERO).label("cost"),
+            func.avg(latency).label("mean"),
+            func.percentile_cont(literal_column("0.5")).within_group(latency).label("p50"),
+            func.percentile_cont(literal_column("0.95")).within_group(latency).label("p95"),
+            func.max(latency).label("max"),
+        )
+        .where(LLMCall.run_id == Run.id)
+        .lateral("c")
+    )
+    totals = (
+        select(
+            Run.actor,
+            Run.started_at,
+            Run.completed_at,
+            *(c.label(f"step_{c.name}") for c in steps.c),
+            *(c.label(f"call_{c.name}") for c in calls.c),
+        )
+        .select_from(Run.__table__.join(steps, true()).join(calls, true()))
+        .where(Run.id == run_id)
+    )
+    models = (
+        select(
+            LLMCall.provider,
+            LLMCall.model,
+            func.count(LLMCall.id),
+            func.sum(LLMCall.prompt_tokens),
+            func.sum(LLMCall.completion_tokens),
+            func.sum(LLMCall.total_tokens),
+            func.coalesce(func.sum(LLMCall.cost_usd), _ZERO),
+            func.avg(latency),
+        )
+        .where(LLMCall.run_id == run_id)
+        .group_by(LLMCall.provider, LLMCall.model)
+        .order_by(LLMCall.provider, LLMCall.model)
+    )
+    return DriverStatement.of(totals), DriverStatement.of(models)
+
+
+_TOTALS, _BY_MODEL = _stats_statements()
 
 
 class StatsMethods(Store):
     @retried
     async def get_run_stats(self, run_id: uuid.UUID, *, actor: str | None = None) -> RunStats:
         """Token and cost totals (exact: numeric sums), durations and latency percentiles."""
-        latency = LLMCall.latency_ms
-        step_q = select(
-            func.count(Step.id),
-            func.sum(Step.duration_ms),
-            func.min(Step.started_at),
-            func.max(Step.completed_at),
-        ).where(Step.run_id == run_id)
-        call_q = select(
-            func.count(LLMCall.id),
-            func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
-            func.coalesce(func.sum(LLMCall.completion_tokens), 0),
-            func.coalesce(func.sum(LLMCall.total_tokens), 0),
-            func.coalesce(func.sum(LLMCall.cost_usd), 0),
-            func.avg(latency),
-            func.percentile_cont(0.5).within_group(latency),
-            func.percentile_cont(0.95).within_group(latency),
-            func.max(latency),
-        ).where(LLMCall.run_id == run_id)
-        model_q = (
-            select(
-                LLMCall.provider,
-                LLMCall.model,
-                func.count(LLMCall.id),
-                func.sum(LLMCall.prompt_tokens),
-                func.sum(LLMCall.completion_tokens),
-                func.sum(LLMCall.total_tokens),
-                func.coalesce(func.sum(LLMCall.cost_usd), 0),
-                func.avg(latency),
-            )
-            .where(LLMCall.run_id == run_id)
-            .group_by(LLMCall.provider, LLMCall.model)
-            .order_by(LLMCall.provider, LLMCall.model)
-        )
-        async with transaction(self._db, "get_run_stats") as session:
-            run = await load_run(session, run_id, actor)
-            steps = (await session.execute(step_q)).one()
-            calls = (await session.execute(call_q)).one()
-            models = (await session.execute(model_q)).all()
+        async with driver_read(self._db, "get_run_stats") as conn:
+            row = await conn.fetchrow(_TOTALS.sql, run_id)
+            check_owner_of("run", run_id, None if row is None else row["actor"], actor)
+            assert row is not None
+            models = await conn.fetch(_BY_MODEL.sql, run_id)
+        steps = (row["step_count"], row["step_duration"], row["step_first"], row["step_last"])
+        calls = [
+            row[f"call_{name}"]
+            for name in ("count", "prompt", "completion", "total", "cost", "mean", "p50", "p95")
+        ] + [row["call_max"]]
 
-        start, end = run.started_at, run.completed_at
+        start, end = row["started_at"], row["completed_at"]
         if start is None or end is None:
             start, end = steps[2], steps[3]
         # asyncpg reads PostgreSQL's -infinity / infinity (rows stored before the input

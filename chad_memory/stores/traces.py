@@ -11,11 +11,11 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
 - A child may arrive before its parent. Its parent_step_id is set when the parent is in
   the same export or already stored; otherwise it stays null (the column is a foreign
   key) until the parent arrives, when the parent's insert links its waiting children.
-- step_index is start-time order within the run, by (started_at, roots first,
-  completed_at desc, id). The order is computed here from the new spans and the run's
-  stored steps; stored steps whose index changes wait at TEMP_MOVED + index while the
-  new steps are inserted at their final indexes, then land. Indexes of a trace's steps
-  can therefore change while its spans are still arriving.
+- step_index is start-time order within the run (chad_memory.stores.trace_order plans
+  it; the statements here apply the plan).
+- An LLM span's call is priced like any other new call (`price_new_calls`): a cost the
+  span reports is kept as sent, otherwise the price table in force decides, in one
+  statement for the export.
 - Conversations: a span's `gen_ai.conversation.id` (or `session.id`) names a thread
   whose id is derived from (actor, conversation id) (`conversation_thread_id`); the
   thread is created on first sight and the run linked to it, so GET /runs?conversation_id=
@@ -28,27 +28,20 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from chad_memory.prices import CallCost, price_new_calls
+from chad_memory.schemas import LLMCallFields
 from chad_memory.stores.base import Store
 from chad_memory.stores.conversations import conversation_thread_id
+from chad_memory.stores.trace_order import TEMP_MOVED, NewStep, Placed, plan_steps
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_actor
 
 if TYPE_CHECKING:  # the mapping imports the stores' package; only its type is needed here
     from chad_memory.otlp.mapping import MappedSpan
-
-# Stored steps whose index changes wait at TEMP_MOVED + their new index, far above any
-# real one, while the new steps take their places (the unique index is checked per row).
-TEMP_MOVED = 2**30
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def span_step_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
-    return uuid.uuid5(run_id, span_id)
 
 
 def span_call_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
@@ -133,38 +126,17 @@ _SETTLE = text(
 
 _INSERT_CALLS = text(
     "INSERT INTO llm_calls (id, run_id, step_id, provider, model, prompt_tokens, "
-    "completion_tokens, total_tokens, cost_usd, latency_ms, status, error, request, response) "
+    "completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
+    "cost_usd, cost_source, price_id, price_ref, latency_ms, status, error, request, response) "
     "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
     "CAST(:step_ids AS uuid[]), CAST(:providers AS text[]), CAST(:models AS text[]), "
     "CAST(:prompt AS int4[]), CAST(:completion AS int4[]), CAST(:total AS int4[]), "
-    "CAST(:costs AS numeric[]), CAST(:latencies AS float8[]), CAST(:statuses AS text[]), "
+    "CAST(:cached AS int4[]), CAST(:cache_write AS int4[]), CAST(:reasoning AS int4[]), "
+    "CAST(:costs AS numeric[]), CAST(:cost_sources AS text[]), CAST(:price_ids AS uuid[]), "
+    "CAST(:price_refs AS text[]), CAST(:latencies AS float8[]), CAST(:statuses AS text[]), "
     "CAST(:errors AS text[]), CAST(:requests AS jsonb[]), CAST(:responses AS jsonb[])) "
     "ON CONFLICT (id) DO NOTHING"
 )
-
-
-@dataclass(frozen=True)
-class _Placed:
-    """A step as ordering sees it: stored already (`index` set) or new (`span` set)."""
-
-    id: uuid.UUID
-    started_at: datetime | None
-    completed_at: datetime | None
-    has_parent: bool
-    index: int | None = None
-    span: MappedSpan | None = None
-
-    def order(self) -> tuple[Any, ...]:
-        """Start time; on ties roots first, then the longer step, then the id."""
-        started, completed = self.started_at, self.completed_at
-        return (
-            started is None,
-            started or _EPOCH,
-            self.has_parent,
-            completed is None,
-            -(completed - _EPOCH).total_seconds() if completed else 0.0,
-            self.id,
-        )
 
 
 class TraceStore(Store):
@@ -195,7 +167,7 @@ class TraceStore(Store):
             stored: list[Any] = []
             if existing_runs:
                 stored = list(await run(_STORED_STEPS, run_ids=sorted(existing_runs)))
-            plan = _plan(traces, trace_ids, run_ids, stored)
+            plan = plan_steps(traces, trace_ids, run_ids, stored)
             if plan.moved:
                 await run(_MOVE_ASIDE, ids=list(plan.moved), ranks=list(plan.moved.values()))
             new_ids: set[uuid.UUID] = set()
@@ -215,11 +187,10 @@ class TraceStore(Store):
                     parents=[settle[i][1] for i in ids],
                 )
             new = [n for n in plan.new if n.placed.id in new_ids]
-            calls = _calls(
-                [(n.placed, n.run_id) for n in new if n.placed.span and n.placed.span.call]
-            )
-            if calls["ids"]:
-                await run(_INSERT_CALLS, **calls)
+            llm = [(n.placed, n.run_id) for n in new if n.placed.span and n.placed.span.call]
+            if llm:
+                costs = await price_new_calls(session, [(r, _call(p)) for p, r in llm])
+                await run(_INSERT_CALLS, **_calls(llm, costs))
         spans = sum(len(traces[t]) for t in trace_ids)
         self._db.ingested("spans", len(new))
         return SavedSpans(stored=len(new), duplicates=spans - len(new))
@@ -307,85 +278,7 @@ def _roots(
     return params
 
 
-@dataclass(frozen=True)
-class _New:
-    """A new step: where it goes (run, final index) and its parent step, if present."""
-
-    placed: _Placed
-    run_id: uuid.UUID
-    index: int
-    parent: uuid.UUID | None
-
-
-@dataclass
-class _Plan:
-    """What one export changes: new steps (with final index and parent), stored steps that
-    move (id -> final index), and stored children whose parent arrives (id -> parent)."""
-
-    new: list[_New]
-    moved: dict[uuid.UUID, int]
-    links: dict[uuid.UUID, uuid.UUID]
-
-
-def _plan(
-    traces: dict[str, list[MappedSpan]],
-    trace_ids: list[str],
-    run_ids: dict[str, uuid.UUID],
-    stored_rows: Sequence[Any],
-) -> _Plan:
-    by_run: dict[uuid.UUID, list[Any]] = {}
-    for row in stored_rows:
-        by_run.setdefault(row.run_id, []).append(row)
-    plan = _Plan(new=[], moved={}, links={})
-    for trace_id in trace_ids:
-        run_id = run_ids[trace_id]
-        rows = by_run.get(run_id, [])
-        known = {row.id for row in rows}
-        step_ids = {s.span_id: span_step_id(run_id, s.span_id) for s in traces[trace_id]}
-        fresh = [s for s in traces[trace_id] if step_ids[s.span_id] not in known]
-        if not fresh:
-            continue
-        arriving = {step_ids[s.span_id]: s.span_id for s in fresh}
-        present = known | arriving.keys()
-        placed = [
-            _Placed(
-                id=row.id,
-                started_at=row.started_at,
-                completed_at=row.completed_at,
-                has_parent=row.parent_step_id is not None or row.parent_span_id is not None,
-                index=row.step_index,
-            )
-            for row in rows
-        ]
-        placed += [
-            _Placed(
-                id=step_ids[s.span_id],
-                started_at=s.step.started_at,
-                completed_at=s.step.completed_at,
-                has_parent=s.parent_span_id is not None,
-                span=s,
-            )
-            for s in fresh
-        ]
-        for rank, item in enumerate(sorted(placed, key=_Placed.order)):
-            if item.span is None:
-                if item.index != rank:
-                    plan.moved[item.id] = rank
-                continue
-            parent = None
-            parent_span = item.span.parent_span_id
-            if parent_span is not None:
-                candidate = step_ids.get(parent_span) or span_step_id(run_id, parent_span)
-                parent = candidate if candidate in present else None
-            plan.new.append(_New(item, run_id, rank, parent))
-        arriving_spans = {span: step_id for step_id, span in arriving.items()}
-        for row in rows:
-            if row.parent_step_id is None and row.parent_span_id in arriving_spans:
-                plan.links[row.id] = arriving_spans[row.parent_span_id]
-    return plan
-
-
-def _steps(new: Sequence[_New]) -> dict[str, list[Any]]:
+def _steps(new: Sequence[NewStep]) -> dict[str, list[Any]]:
     names = [
         "ids",
         "run_ids",
@@ -423,7 +316,15 @@ def _steps(new: Sequence[_New]) -> dict[str, list[Any]]:
     return params
 
 
-def _calls(new: Sequence[tuple[_Placed, uuid.UUID]]) -> dict[str, list[Any]]:
+def _call(item: Placed) -> LLMCallFields:
+    assert item.span is not None
+    assert item.span.call is not None
+    return item.span.call
+
+
+def _calls(
+    new: Sequence[tuple[Placed, uuid.UUID]], costs: Sequence[CallCost]
+) -> dict[str, list[Any]]:
     names = [
         "ids",
         "run_ids",
@@ -433,7 +334,13 @@ def _calls(new: Sequence[tuple[_Placed, uuid.UUID]]) -> dict[str, list[Any]]:
         "prompt",
         "completion",
         "total",
+        "cached",
+        "cache_write",
+        "reasoning",
         "costs",
+        "cost_sources",
+        "price_ids",
+        "price_refs",
         "latencies",
         "statuses",
         "errors",
@@ -441,10 +348,9 @@ def _calls(new: Sequence[tuple[_Placed, uuid.UUID]]) -> dict[str, list[Any]]:
         "responses",
     ]
     params: dict[str, list[Any]] = {k: [] for k in names}
-    for item, run_id in new:
+    for (item, run_id), cost in zip(new, costs, strict=True):
+        call = _call(item)
         assert item.span is not None
-        assert item.span.call is not None
-        call = item.span.call
         params["ids"].append(span_call_id(run_id, item.span.span_id))
         params["run_ids"].append(run_id)
         params["step_ids"].append(item.id)
@@ -456,7 +362,13 @@ def _calls(new: Sequence[tuple[_Placed, uuid.UUID]]) -> dict[str, list[Any]]:
         params["total"].append(
             call.prompt_tokens + call.completion_tokens if total is None else total
         )
-        params["costs"].append(call.cost_usd)
+        params["cached"].append(call.cached_tokens)
+        params["cache_write"].append(call.cache_write_tokens)
+        params["reasoning"].append(call.reasoning_tokens)
+        params["costs"].append(cost.cost_usd)
+        params["cost_sources"].append(cost.cost_source)
+        params["price_ids"].append(cost.price_id)
+        params["price_refs"].append(cost.price_ref)
         params["latencies"].append(call.latency_ms)
         params["statuses"].append(call.status)
         params["errors"].append(call.error)

@@ -160,7 +160,7 @@ async def test_sdk_exporter_to_serve_maps_a_trace(
             assert chat_step.output[0]["finish_reason"] == "tool_call"
             assert llm_step.input == "Cheapest flight to Lisbon?"
             assert llm_step.output == {"flight": "TP1351"}
-            # Token kinds without a column yet stay in the step's metadata, as sent.
+            # Attributes read into columns stay in the step's metadata too, as sent.
             assert chat_step.metadata["attributes"]["gen_ai.usage.cache_read.input_tokens"] == 64
             reasoning = llm_step.metadata["attributes"]
             assert reasoning["llm.token_count.completion_details.reasoning"] == 12
@@ -172,16 +172,24 @@ async def test_sdk_exporter_to_serve_maps_a_trace(
             openai, anthropic_call = calls["openai"], calls["anthropic"]
             assert openai.model == "gpt-4o-2024-08-06"  # the response model wins
             assert (openai.prompt_tokens, openai.completion_tokens) == (100, 20)
+            assert (openai.cached_tokens, openai.reasoning_tokens) == (64, 0)
             assert openai.step_id == chat_step.id
+            # No cost on the span: priced like any other call (36 uncached, 64 cached, 20 out).
+            assert (openai.cost_source, openai.cost_usd) == ("table", Decimal("0.00037"))
             assert anthropic_call.model == "claude-sonnet-4"
             assert (anthropic_call.prompt_tokens, anthropic_call.completion_tokens) == (200, 40)
-            assert anthropic_call.cost_usd == Decimal("0.0012")
+            assert anthropic_call.reasoning_tokens == 12
+            # The span's own cost is kept as reported.
+            assert (anthropic_call.cost_source, anthropic_call.cost_usd) == (
+                "client",
+                Decimal("0.0012"),
+            )
             assert anthropic_call.latency_ms is not None
             assert anthropic_call.latency_ms >= 2
 
             stats = client.get_run_stats(run.id)
             assert (stats.step_count, stats.llm_call_count, stats.total_tokens) == (4, 2, 360)
-            assert stats.cost_usd == Decimal("0.0012")
+            assert stats.cost_usd == Decimal("0.00157")
 
             failed_trace = format(failed[0].context.trace_id, "032x")
             [broken] = client.list_runs(RunFilter(trace_id=failed_trace)).items

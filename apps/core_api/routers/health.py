@@ -15,6 +15,7 @@ from apps.core_api.auth import authenticate
 from apps.core_api.schemas import Problem
 from chad_memory.database import check_db_connection
 from chad_memory.errors import ChadMemoryError
+from chad_memory.vector_index import Method
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class VectorIndexHealth(BaseModel):
     rebuild is due (`rebuild_due`: done in the background unless VECTOR_AUTO_REBUILD=false)."""
 
     name: str | None
-    method: Literal["ivfflat", "hnsw"] | None
+    method: Method | None
     lists: int | None
     m: int | None
     ef_construction: int | None
