@@ -254,7 +254,8 @@ def chad_server(name: str, src: Path, db_url: str) -> Server:
         **os.environ,
         "DATABASE_URL": db_url,
         "PYTHONPATH": str(src),
-        "LOG_LEVEL": "warning",
+        # The default log level: the access log's line per request is part of the cost.
+        "LOG_LEVEL": "info",
     }
     code = "import sys; from chad_memory.cli import main; sys.exit(main())"
     argv = [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--port", "{port}"]

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import genai_prices
 import httpx
 import pytest
 from langchain_core.language_models.base import LangSmithParams
@@ -25,9 +24,10 @@ from chad_memory import ApiKeyStore, PostgresStore
 from chad_memory.client import AsyncChadMemoryClient
 from chad_memory.integrations.langchain import ChadMemoryTracer
 from chad_memory.prices import Tokens, user_price_cost
-from chad_memory.schemas import LLMCallCreate, LLMCallRecord, ModelPriceCreate
+from chad_memory.schemas import LLMCallCreate, ModelPriceCreate
 from chad_memory.settings import Settings
 from chad_memory.stores.prices import PriceStore
+from tests.pricing import builtin_cost
 
 USAGE: UsageMetadata = {
     "input_tokens": 2000,  # LangChain: every input token, cache reads and writes included
@@ -51,21 +51,6 @@ class AnthropicFake(GenericFakeChatModel):
 def agent(usage: UsageMetadata) -> Any:
     model = AnthropicFake(messages=iter([AIMessage(content="done", usage_metadata=usage)]))
     return RunnableLambda(lambda q: str(model.invoke(q).content), name="priced_agent")
-
-
-def builtin_cost(call: LLMCallRecord) -> Decimal:
-    """genai-prices' own answer for the call's counts, at the call's time."""
-    usage = genai_prices.Usage(
-        input_tokens=call.prompt_tokens,
-        cache_read_tokens=call.cached_tokens,
-        cache_write_tokens=call.cache_write_tokens,
-        output_tokens=call.completion_tokens,
-    )
-    assert call.model is not None
-    price = genai_prices.calc_price(
-        usage, call.model, provider_id=call.provider, genai_request_timestamp=call.created_at
-    )
-    return price.total_price
 
 
 async def traced_call(tracer: ChadMemoryTracer, store: PostgresStore, usage: Any) -> Any:

@@ -174,8 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_level() -> int:
+    """LOG_LEVEL for our own loggers (the access log among them), not only uvicorn's.
+
+    Invalid settings fall back to INFO here: the command itself reports them.
+    """
+    try:
+        name = get_settings().log_level
+    except ValueError:
+        return logging.INFO
+    level = logging.getLevelName(name.upper())
+    return level if isinstance(level, int) else logging.INFO
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level(), format="%(levelname)s %(name)s: %(message)s")
     # Alembic names each autogenerate plugin it loads at INFO: noise for people running us.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import genai_prices
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -24,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chad_memory import ApiKeyStore, PostgresStore
 from chad_memory.client import ChadMemoryClient
 from chad_memory.prices import Tokens, user_price_cost
-from chad_memory.schemas import LLMCallCreate, LLMCallRecord, ModelPriceCreate, RunFilter
+from chad_memory.schemas import LLMCallCreate, ModelPriceCreate, RunFilter
 from chad_memory.stores.prices import PriceStore
 from tests.api.conftest import Api
 from tests.otlp.test_otlp_http import CHILD, JSON, ROOT, TRACE, attr, body, span
+from tests.pricing import builtin_cost
 from tests.serving import serve
 
 # One LLM span per convention family and pricing case: (span name, attributes).
@@ -119,21 +119,6 @@ def finished_spans() -> list[Any]:
     spans = list(collected.get_finished_spans())
     provider.shutdown()
     return spans
-
-
-def builtin_cost(call: LLMCallRecord) -> Decimal:
-    """genai-prices' own answer for the call's counts, at the call's time."""
-    usage = genai_prices.Usage(
-        input_tokens=call.prompt_tokens,
-        cache_read_tokens=call.cached_tokens,
-        cache_write_tokens=call.cache_write_tokens,
-        output_tokens=call.completion_tokens,
-    )
-    assert call.model is not None
-    price = genai_prices.calc_price(
-        usage, call.model, provider_id=call.provider, genai_request_timestamp=call.created_at
-    )
-    return price.total_price
 
 
 async def test_sdk_export_fills_token_parts_and_prices_like_the_api(
