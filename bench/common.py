@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +22,14 @@ REPEATS = int(os.environ.get("REPEATS", "3"))
 # The embedded server starts with PostgreSQL's 128MB; a 100k x 1536 index is ~0.8 GB, and
 # reading it through a too-small buffer pool measures page copying, not the index.
 SHARED_BUFFERS = os.environ.get("BENCH_SHARED_BUFFERS", "2GB")
+
+
+def free_port() -> int:
+    """A free loopback port for a server to listen on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def say(message: str) -> None:

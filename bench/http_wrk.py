@@ -22,7 +22,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,15 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import create_database, drop_database, load_line, say, sqlalchemy_url, table
+from bench.common import (
+    create_database,
+    drop_database,
+    free_port,
+    load_line,
+    say,
+    sqlalchemy_url,
+    table,
+)
 from chad_memory.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,13 +74,6 @@ class Server:
     rps: dict[str, list[float]] = field(default_factory=dict)
     p50: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def seed(db: str, dim: int) -> dict[str, uuid.UUID]:

@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import httpx
 from bench.common import (
     create_database,
     drop_database,
+    free_port,
     load_line,
     say,
     sqlalchemy_url,
@@ -93,13 +93,6 @@ def make_spans(total: int, trace_size: int, llm_extra: dict[str, Any] | None = N
     spans = list(collected.get_finished_spans())
     provider.shutdown()
     return spans[:total]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def exports(database_url: str, secret: str, spans: list[Any], batch: int) -> float:

@@ -90,7 +90,8 @@ async def test_tracer_through_the_sync_client_to_a_served_app(
 ) -> None:
     """`chad-memory serve` over real HTTP; the blocking client runs on a worker thread."""
     secret = (await ApiKeyStore(session_factory).create_key("dave")).secret
-    async with serve(database_url) as (base, _):
+    async with serve(database_url) as served:
+        base = served.base
         with ChadMemoryClient(base, secret) as client:
             tracer = ChadMemoryTracer(client)
             assert await chain().ainvoke("2 + 2?", config={"callbacks": [tracer]}) == "4"

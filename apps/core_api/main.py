@@ -19,7 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.metrics import ServiceMetrics
-from apps.core_api.middleware import AccessLogMiddleware, BodyGuardMiddleware
+from apps.core_api.middleware import (
+    AccessLogMiddleware,
+    BodyGuardMiddleware,
+    OtlpStatusMiddleware,
+)
 from apps.core_api.routers import (
     agentkit,
     analytics,
@@ -136,8 +140,9 @@ def create_app(
     app.add_middleware(
         BodyGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        binary_paths=frozenset({"/v1/traces"}),
+        binary_paths=otlp.PATHS,
     )
+    app.add_middleware(OtlpStatusMiddleware, paths=otlp.PATHS)
     if settings.cors_origins:
         # Outside the body guard, so a browser can read its 413/415 answers too.
         app.add_middleware(

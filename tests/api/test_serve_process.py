@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import socket
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,9 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chad_memory import ApiKeyStore
 from tests.api.conftest import bearer
-
-CLI = Path(sys.executable).parent / "chad-memory"
-ROOT = Path(__file__).resolve().parents[2]
+from tests.serving import ROOT, serve
 
 
 def readme_tour() -> str:
@@ -31,42 +26,13 @@ def readme_tour() -> str:
     return blocks[1].replace(".venv/bin/", f"{Path(sys.executable).parent}/")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_serve_process_answers_over_http(
     database_url: str, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:
     secret = (await ApiKeyStore(session_factory).create_key("alice")).secret
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "info"}
-    proc = await asyncio.create_subprocess_exec(
-        str(CLI),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.returncode is None, "serve exited early"
-                try:
-                    health = await client.get("/health")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "serve did not start listening"
-                    await asyncio.sleep(0.2)
+    async with serve(database_url, env={"LOG_LEVEL": "info"}, capture=True) as served:
+        async with httpx.AsyncClient(base_url=served.base, timeout=10) as client:
+            health = await client.get("/health")
             assert health.status_code == 200
             assert health.json() == {"status": "ok", "database": "ok"}
 
@@ -82,7 +48,7 @@ async def test_serve_process_answers_over_http(
             "bash",
             "-c",
             "set -eu -o pipefail\n" + readme_tour(),
-            env={**env, "PORT": str(port)},
+            env={**os.environ, "DATABASE_URL": database_url, "PORT": str(served.port)},
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -95,13 +61,9 @@ async def test_serve_process_answers_over_http(
         assert '"total_tokens":1500' in shown
         assert '"cost_usd":"0.00036"' in shown
         assert shown.strip().splitlines()[-1].endswith('belongs to another actor"}')
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
-    log = out.decode()
+    log = served.log
     # SIGTERM is a clean stop: graceful shutdown, then exit 0 (so atexit hooks run).
-    assert proc.returncode == 0, log
+    assert served.proc.returncode == 0, log
     assert "Application shutdown complete" in log
     assert '"path": "/runs", "route": "/runs", "status": 201' in log
     assert '"request_id": "' in log
@@ -117,29 +79,9 @@ async def test_serve_with_workers_shares_one_database_and_one_cursor_key(
     """`serve --workers 2`: both workers answer, and a cursor issued by one is accepted
     by whichever worker the next request reaches (one CURSOR_SECRET for all)."""
     secret = (await ApiKeyStore(session_factory).create_key("alice")).secret
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "warning"}
-    env.pop("CURSOR_SECRET", None)
-    proc = await asyncio.create_subprocess_exec(
-        str(CLI),
-        *("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.returncode is None, "serve exited early"
-            try:
-                async with httpx.AsyncClient(timeout=10) as probe:
-                    if (await probe.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
-                        break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not start listening"
-            await asyncio.sleep(0.3)
-        url = f"http://127.0.0.1:{port}/runs"
+    env = {"LOG_LEVEL": "warning", "CURSOR_SECRET": None}
+    async with serve(database_url, env=env, args=("--workers", "2"), start_s=90) as served:
+        url = f"{served.base}/runs"
         for i in range(6):
             async with httpx.AsyncClient(timeout=10) as client:
                 made = await client.post(url, json={"name": f"r{i}"}, headers=bearer(secret))
@@ -155,7 +97,3 @@ async def test_serve_with_workers_shares_one_database_and_one_cursor_key(
                 seen += [r["name"] for r in page.json()["items"]]
                 cursor = page.json()["next_cursor"]
         assert seen == [f"r{i}" for i in reversed(range(6))]
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.communicate(), timeout=30)

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from apps.core_api.main import create_app
+from bench.common import free_port
 from chad_memory import ApiKeyStore
 from chad_memory.client import AsyncChadMemoryClient
 from chad_memory.database import create_engine
@@ -41,7 +42,6 @@ from chad_memory.schemas import (
     ThreadUpdate,
 )
 from chad_memory.settings import Settings
-from tests.api.test_serve_process import free_port
 
 
 class CountingTransport(httpx.ASGITransport):

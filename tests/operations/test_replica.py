@@ -136,6 +136,10 @@ async def test_reads_go_to_the_replica_and_fall_back_to_the_primary(pair: tuple[
             assert not state.available
             assert state.fallbacks >= 1
             assert (await c.get(f"/runs/{run_id}/steps", headers=h)).status_code == 200
+            # Usage analytics are a dashboard read too: routed, so answered by the primary now.
+            before = state.fallbacks
+            assert (await c.get("/analytics/usage", headers=h)).status_code == 200
+            assert state.fallbacks == before + 1
             search = await c.post(
                 "/memory/search", json={"embedding": [1.0] + [0.0] * 1535, "k": 1}, headers=h
             )

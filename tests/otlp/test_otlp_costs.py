@@ -138,7 +138,8 @@ async def test_sdk_export_fills_token_parts_and_prices_like_the_api(
     )
     spans = finished_spans()
     trace_id = format(spans[0].context.trace_id, "032x")
-    async with serve(database_url) as (base, _):
+    async with serve(database_url) as served:
+        base = served.base
         exporter = OTLPSpanExporter(
             endpoint=f"{base}/v1/traces", headers={"Authorization": f"Bearer {secret}"}
         )

@@ -23,8 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chad_memory import ApiKeyStore
 from chad_memory.client import ChadMemoryClient
 from chad_memory.schemas import RunFilter
-from tests.api.test_serve_process import ROOT
-from tests.serving import serve
+from tests.serving import ROOT, serve
 
 
 def readme_client_block() -> str:
@@ -115,7 +114,8 @@ async def test_sdk_exporter_to_serve_maps_a_trace(
     good, failed = agent_trace()
     chat, anthropic, tool, root = good  # the order in which they ended
     trace_id = format(root.context.trace_id, "032x")
-    async with serve(database_url) as (base, port):
+    async with serve(database_url) as served:
+        base, port = served.base, served.port
         exporter = OTLPSpanExporter(
             endpoint=f"{base}/v1/traces",
             headers={"Authorization": f"Bearer {secret}"},

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -176,6 +177,45 @@ async def test_partial_success_keeps_the_good_spans(api: Api) -> None:
     [run] = await _runs(api, trace_id=TRACE)
     steps = (await api.client.get(f"/runs/{run['id']}/steps", headers=api.alice)).json()
     assert [s["name"] for s in steps] == ["fine"]
+
+
+async def test_error_bodies_are_status_messages_in_the_request_encoding(api: Api) -> None:
+    """OTLP/HTTP: every 4xx/5xx body is a google.rpc.Status (protobuf or JSON)."""
+    c = api.client
+    garbage = await c.post("/v1/traces", content=b"\xff\xff\xff", headers={**PROTOBUF, **api.alice})
+    assert garbage.status_code == 400
+    assert garbage.headers["content-type"] == "application/x-protobuf"
+    status = Status.FromString(garbage.content)
+    assert status.code == 3  # INVALID_ARGUMENT
+    assert status.message
+
+    as_json = await c.post("/v1/traces", content=b'["a"]', headers={**JSON, **api.alice})
+    assert as_json.status_code == 400
+    assert as_json.headers["content-type"] == "application/json"
+    assert as_json.json()["code"] == 3
+    assert isinstance(as_json.json()["message"], str)
+
+    # Refused before the route runs (authentication, the body guard): same shape.
+    anonymous = await c.post("/v1/traces", content=b"", headers=PROTOBUF)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert Status.FromString(anonymous.content).code == 16  # UNAUTHENTICATED
+    oversized = await c.post(
+        "/v1/traces", content=b"\x00" * (11 * 1024 * 1024), headers={**PROTOBUF, **api.alice}
+    )
+    assert oversized.status_code == 413
+    assert "MAX_BODY_BYTES" in Status.FromString(oversized.content).message
+
+    # Neither OTLP encoding: the usual {"detail": ...}.
+    plain = await c.post(
+        "/v1/traces", content=b"x", headers={"Content-Type": "text/plain", **api.alice}
+    )
+    assert plain.status_code == 415
+    assert "detail" in plain.json()
+    # Other routes keep {"detail": ...} whatever they are sent.
+    other = await c.post("/runs", content=b"{", headers={**JSON, **api.alice})
+    assert other.status_code == 422
+    assert "detail" in other.json()
 
 
 async def test_status_codes(api: Api) -> None:

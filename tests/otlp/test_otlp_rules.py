@@ -11,13 +11,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from apps.core_api.main import create_app
+from bench.common import free_port
 from chad_memory.database import create_engine
 from chad_memory.errors import InvalidInputError
 from chad_memory.otlp import TraceStore, export_traces
 from chad_memory.settings import Settings
 from chad_memory.stores import PostgresStore
 from chad_memory.validation import MAX_JSON_DEPTH, check_json, json_text
-from tests.api.test_serve_process import free_port
 
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 

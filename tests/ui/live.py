@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,19 +16,14 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, sync_playwright
 
+from bench.common import free_port
+
 CLI = Path(sys.executable).parent / "chad-memory"
 SESSION_SECRET = "browser-test-session-secret-0123456789"
 NO_CHROMIUM = (
     "no Chromium found for the dashboard's browser tests: install the system one with "
     "`apt-get install chromium` (or point CHROMIUM at a Chromium binary)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def chromium_path() -> str:

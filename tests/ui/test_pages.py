@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 from pydantic import SecretStr
@@ -14,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.main import create_app
 from apps.core_api.ui import CONTENT_SECURITY_POLICY
-from apps.core_api.ui.pages import STEPS_PAGE
+from apps.core_api.ui.pages import STEPS_PAGE, USAGE_RUNS
 from apps.core_api.ui.session import COOKIE
-from chad_memory import ApiKeyStore, PostgresStore, RunCreate, StepCreate
+from chad_memory import ApiKeyStore, LLMCallCreate, PostgresStore, RunCreate, StepCreate
 from chad_memory.settings import Settings
 from tests.ui.conftest import SECRET, Dashboard, csrf_of
 
@@ -344,3 +345,31 @@ async def test_in_local_mode_this_machine_is_the_local_actor(
         assert "bob-private" not in page.text
         assert (await here.get(f"/ui/runs/{dash.sample.bob_run}")).status_code == 403
         assert (await there.get("/ui/runs")).status_code == 303
+
+
+async def test_usage_table_counts_every_call_of_the_window_not_only_the_charted_runs(
+    dash: Dashboard, store: PostgresStore
+) -> None:
+    # More runs than the charts show (USAGE_RUNS), each with one priced call of one model.
+    for i in range(USAGE_RUNS + 5):
+        run = await store.save_run(RunCreate(actor="alice", name=f"bulk {i}"))
+        await store.save_llm_call(
+            LLMCallCreate(
+                run_id=run.id,
+                provider="acme",
+                model="bulk-model",
+                prompt_tokens=10,
+                completion_tokens=5,
+                cost_usd=Decimal("0.001"),
+                latency_ms=100.0,
+            )
+        )
+    await dash.sign_in(dash.sample.alice_key)
+    page = (await dash.client.get("/ui/usage")).text
+    row = re.search(r"<tr><td>acme/bulk-model</td>(.*?)</tr>", page)
+    assert row is not None, page
+    cells = re.findall(r'<td class="num">(.*?)</td>', row.group(1))
+    calls, runs, tokens, cost = cells[:4]
+    assert calls == runs == str(USAGE_RUNS + 5)
+    assert tokens == str((USAGE_RUNS + 5) * 15)
+    assert "0.055" in cost

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import RunStoreDep
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import AUTH_RESPONSES
 from chad_memory.schemas import UsageGroupBy, UsageReport, UtcDatetime
 
@@ -42,9 +41,10 @@ class UsageQuery(BaseModel):
 
 
 @router.get("/usage", response_model=UsageReport)
-async def usage(
-    query: Annotated[UsageQuery, Query()], actor: CurrentActor, store: RunStoreDep
-) -> UsageReport:
+async def usage(query: Annotated[UsageQuery, Query()], caller: CurrentCaller) -> UsageReport:
     """The caller's LLM usage per model, provider, day, hour (UTC) or run name (or two of
-    them): calls, runs, tokens, exact cost, latency p50/p95/p99 and error share."""
-    return await store.usage(actor, group_by=query.group_by, from_=query.from_, to=query.to)
+    them): calls, runs, tokens, exact cost, latency p50/p95/p99 and error share. A
+    dashboard read: on the read replica when READ_DATABASE_URL is set."""
+    return await caller.read_runs.usage(
+        caller.actor, group_by=query.group_by, from_=query.from_, to=query.to
+    )

@@ -5,17 +5,18 @@ and encodes the answer in the request's encoding. Mapping and storage are the li
 (`chad_memory.otlp.export_traces`). Status codes follow the OTLP/HTTP specification: 200
 (with `partial_success` when some spans were refused), 400 for a body that is not OTLP,
 413 over MAX_BODY_BYTES (compressed or not), 415 for another media type, 503 with
-Retry-After while the database is down (exporters retry 429/502/503/504 only).
+Retry-After while the database is down (exporters retry 429/502/503/504 only). Error
+bodies are google.rpc.Status in the request's encoding (OtlpStatusMiddleware).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from apps.core_api.auth import CurrentActor
-from apps.core_api.schemas import AUTH_RESPONSES, Problem
+from apps.core_api.schemas import Problem
 from chad_memory.otlp import TraceStore, export_traces
 from chad_memory.otlp.wire import (
     MEDIA_TYPES,
@@ -26,7 +27,36 @@ from chad_memory.otlp.wire import (
 )
 from chad_memory.settings import Settings
 
-router = APIRouter(tags=["otlp"], responses=AUTH_RESPONSES)
+# Routes whose error answers are google.rpc.Status (apps/core_api/middleware.py) and whose
+# bodies are not JSON (the body guard checks only their size).
+PATHS = frozenset({"/v1/traces"})
+
+
+# Error answers: a Status in the request's encoding; a request that is neither OTLP
+# encoding gets the usual {"detail": ...}.
+_STATUS_CONTENT = {
+    "application/json": {
+        "schema": {
+            "anyOf": [
+                {
+                    "title": "Status",
+                    "description": "google.rpc.Status: gRPC's code and why",
+                    "type": "object",
+                    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+                },
+                {"$ref": "#/components/schemas/Problem"},
+            ]
+        }
+    },
+    "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _STATUS_CONTENT}
+
+
+router = APIRouter(tags=["otlp"])
 
 
 def get_trace_store(request: Request) -> TraceStore:
@@ -51,9 +81,11 @@ _OTLP_BODY = {
             "partial_success names refused spans",
             "content": {media: {} for media in MEDIA_TYPES},
         },
-        400: {"model": Problem, "description": "not an OTLP body, or bad gzip"},
-        413: {"model": Problem, "description": "body over MAX_BODY_BYTES once inflated"},
+        400: _error("not an OTLP body, or bad gzip"),
+        401: _error("missing, unknown or revoked API key"),
+        413: _error("body over MAX_BODY_BYTES once inflated"),
         415: {"model": Problem, "description": "neither application/x-protobuf nor JSON"},
+        503: _error("database unavailable; retry after Retry-After"),
     },
 )
 async def export(

@@ -312,21 +312,19 @@ async def run_live(ui: SignedIn, run_id: uuid.UUID, cursor: str = "") -> HTMLRes
 
 @router.get("/usage")
 async def usage_page(ui: SignedIn) -> HTMLResponse:
-    """Tokens, cost and latency of the latest runs, from each run's stats (GET /runs/{id}/stats)."""
+    """Charts of the latest runs (each run's stats), and the by-model table from the usage
+    roll-ups over the last 30 days: every call counted, not only the charted runs'."""
     page = await ui.runs.list_run_summaries(RunFilter(actor=ui.actor), limit=USAGE_RUNS)
     stats: dict[uuid.UUID, RunStats] = {}
     for run in page.items:
         stats[run.id] = await ui.runs.get_run_stats(run.id, actor=ui.actor)
-    series = usage_series(page.items, stats)
-    totals: dict[str, dict[str, Any]] = {}
-    for s in stats.values():
-        for m in s.by_model:
-            key = f"{m.provider or '?'}/{m.model or '?'}"
-            t = totals.setdefault(key, {"calls": 0, "tokens": 0, "cost": 0})
-            t["calls"] += m.calls
-            t["tokens"] += m.total_tokens
-            t["cost"] += m.cost_usd
-    return ui.page("usage.html", series=series, totals=totals, runs=len(page.items))
+    report = await ui.runs.usage(ui.actor, group_by=["provider", "model"])
+    return ui.page(
+        "usage.html",
+        series=usage_series(page.items, stats),
+        report=report,
+        runs=len(page.items),
+    )
 
 
 # Conversations --------------------------------------------------------------------------
