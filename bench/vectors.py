@@ -158,7 +158,7 @@ async def evaluate(
         get_session_factory(engine), target_recall=TARGET, maintain_in_background=False
     )
     info = await store.index_info(refresh=True)
-    exact_plan, gucs = store._plan(info, K)
+    exact_plan, gucs = store.plan(info, K)
     conn = await raw_connection(db)
     qlists = [q.tolist() for q in queries]
     rare = np.arange(rows) % RARE_EVERY == 0

@@ -9,22 +9,13 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
-from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
-    Column,
     ColumnElement,
-    Float,
-    Integer,
-    MetaData,
-    Table,
     Text,
-    bindparam,
     delete,
     func,
-    literal_column,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -38,8 +29,18 @@ from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount
 from chad_memory.stores.base import Store
 from chad_memory.stores.limits import check_batch
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
-from chad_memory.stores.statements import DriverStatement
 from chad_memory.stores.transactions import driver_transaction, retried, transaction
+from chad_memory.stores.vector_search import (
+    FILTERS,
+    TABLES,
+    identity,
+    plan_search,
+    prepare_statement,
+    search_statement,
+    setting_params,
+    settings_statement,
+    vector_text,
+)
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_calibration import (
     maintain,
@@ -47,19 +48,15 @@ from chad_memory.vector_calibration import (
     rebuild_and_calibrate,
     recalibrate,
 )
-from chad_memory.vector_codec import CODEC_FLAG, BinaryVector, has_binary_codec
+from chad_memory.vector_codec import CODEC_FLAG, has_binary_codec
 from chad_memory.vector_index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
-    INDEX_STATE_SQL,
-    ROWS_ESTIMATE_SQL,
     Method,
     ProgressCallback,
     VectorIndexInfo,
-    ef_search_for,
     info_from_state,
     inspect_index,
-    probes_for_lists,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,137 +65,10 @@ MAX_K = 1000
 # Filters matching fewer rows than this are scored exactly: in bench/ (100k x 1536) the
 # 1,000 rows of a 1% filter took ~5 ms, about an IVFFLAT scan, with recall 1.0.
 EXACT_SCAN_MAX_ROWS = 2000
-# A stale IVFFLAT index on a table this small is bypassed for an exact scan.
-STALE_EXACT_MAX_ROWS = 20_000
 # Seconds before a search tries again to start maintenance that found another process at
 # it (or failed): the try costs a connection and a round trip, not worth paying per search.
 MAINTENANCE_RETRY_S = 30.0
-FILTERS = ("actor", "namespace", "source_id", "metadata")
 EMBEDDINGS = Keyset("embeddings", (Embedding.created_at, Embedding.id), descending=True)
-
-
-def _core_table(vector: Any) -> Table:
-    """`embeddings` for Core statements, with the vector bound as `vector` (binary or text)."""
-    return Table(
-        "embeddings",
-        MetaData(),
-        *(
-            Column(
-                c.name,
-                vector if c.name == "embedding" else c.type,
-                key=c.key,
-                # The key lets RETURNING ... sort_by_parameter_order batch the rows.
-                primary_key=c.primary_key,
-            )
-            for c in Embedding.__table__.c
-        ),
-    )
-
-
-# True: connections with chad_memory.vector_codec's binary codec; False: pgvector's text.
-_TABLES = {True: _core_table(BinaryVector()), False: _core_table(Vector())}
-
-
-@lru_cache(maxsize=512)
-def _search_statement(
-    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool, k: int
-) -> DriverStatement:
-    """Built and compiled once per shape: building a subquery costs more than running it
-    on small k, and the driver path skips SQLAlchemy's per-call work."""
-    t = _TABLES[binary]
-    query = bindparam("query", type_=t.c.embedding.type)
-    distance: ColumnElement[float] = (
-        func.cosine_distance(t.c.embedding, query, type_=Float)
-        if exact  # a function the vector index cannot serve: an exact scan
-        else t.c.embedding.op("<=>", return_type=Float)(query)
-    )
-    inner = (
-        select(
-            *(c for c in t.c if c.name != "embedding"),
-            (literal_column("1") - distance).label("score"),
-        )
-        .where(*_conditions(t, filters))
-        .order_by(distance)
-        # A literal LIMIT (k is an int checked by the caller): with "LIMIT $n" the planner
-        # guesses the row count and may pick another plan than for k=10.
-        .limit(literal_column(str(int(k))))
-        .subquery()
-    )
-    # relaxed_order may return near-ties out of order; the outer sort restores it.
-    stmt = select(inner).order_by(inner.c.score.desc())
-    if floor:
-        stmt = stmt.where(inner.c.score >= bindparam("min_score", type_=Float))
-    return DriverStatement.of(stmt, _json_params(filters))
-
-
-@lru_cache(maxsize=64)
-def _prepare_statement(filters: tuple[str, ...], settings: int) -> DriverStatement:
-    """The index settings for this transaction, the index in use and the table's size, and,
-    when filtered, how many rows match (capped)."""
-    t = _TABLES[False]
-    columns: list[ColumnElement[Any]] = [
-        literal_column(INDEX_STATE_SQL),
-        literal_column(ROWS_ESTIMATE_SQL),
-        *(
-            func.set_config(bindparam(f"name{i}"), bindparam(f"value{i}"), literal_column("true"))
-            for i in range(settings)
-        ),
-    ]
-    if filters:
-        matching = (
-            select(literal_column("1"))
-            .select_from(t)
-            .where(*_conditions(t, filters))
-            .limit(bindparam("cap", type_=Integer))
-        ).subquery()
-        columns.insert(2, select(func.count()).select_from(matching).scalar_subquery())
-    return DriverStatement.of(select(*columns), _json_params(filters))
-
-
-@lru_cache(maxsize=8)
-def _settings_statement(settings: int) -> DriverStatement:
-    return DriverStatement.of(
-        select(
-            *(
-                func.set_config(
-                    bindparam(f"name{i}"), bindparam(f"value{i}"), literal_column("true")
-                )
-                for i in range(settings)
-            )
-        )
-    )
-
-
-def _vector_text(vector: Sequence[float]) -> str:
-    """pgvector's text form, for a connection opened before the `vector` type existed."""
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
-
-
-def _json_params(filters: tuple[str, ...]) -> tuple[str, ...]:
-    return ("f_metadata",) if "metadata" in filters else ()
-
-
-def _setting_params(gucs: dict[str, str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for i, (name, value) in enumerate(gucs.items()):
-        params[f"name{i}"], params[f"value{i}"] = name, value
-    return params
-
-
-def _conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = []
-    for name in filters:
-        if name == "metadata":
-            conds.append(t.c.metadata.contains(bindparam("f_metadata", type_=t.c.metadata.type)))
-        else:
-            conds.append(t.c[name] == bindparam(f"f_{name}"))
-    return conds
-
-
-def _identity(state: Any) -> tuple[int, str | None, bool]:
-    """(oid, note, valid) of INDEX_STATE_SQL's value, comparable with VectorIndexInfo.identity."""
-    oid, _, _, _, valid, note = json.loads(state) if isinstance(state, str) else state
-    return int(oid), note, bool(valid)
 
 
 def _binary(conn: AsyncConnection) -> bool:
@@ -261,7 +131,7 @@ class PgVectorStore(Store):
             rows.append(data)
         async with transaction(self._db, "add_embeddings") as session:
             conn = await session.connection()
-            t = _TABLES[_binary(conn)]
+            t = TABLES[_binary(conn)]
             result = await conn.execute(
                 pg_insert(t).returning(
                     *(c for c in t.c if c.name != "embedding"), sort_by_parameter_order=True
@@ -311,7 +181,7 @@ class PgVectorStore(Store):
         """The index the preparing statement found; parsed again only when it changed."""
         known = self._info
         if known is not None and known.oid is not None and state is not None:
-            oid, note, valid = _identity(state)
+            oid, note, valid = identity(state)
             if (oid, note, valid) == known.identity:
                 info = known.with_rows(int(rows or 0))
                 self._info = info
@@ -361,41 +231,9 @@ class PgVectorStore(Store):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    def _plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
-        """(exact?, index settings) for this index; exact when no usable index helps."""
-        # Plan each search for its own filter values: a generic plan of the prepared
-        # statement cannot tell an actor owning 1% of rows from one owning all of them.
-        custom = {"plan_cache_mode": "force_custom_plan"}
-        if info.method is None or not info.valid or not info.trained:
-            return True, custom
-        calibration = info.calibration
-        if info.method == "hnsw":
-            ef = self.ef_search
-            if ef is None and calibration is not None:
-                # Calibrated for calibration.k hits; a larger k needs at least 2k.
-                ef = calibration.value if k <= calibration.k else max(calibration.value, 2 * k)
-            return False, {
-                "hnsw.ef_search": str(min(1000, ef or ef_search_for(k))),
-                "hnsw.iterative_scan": "relaxed_order",
-                **custom,
-            }
-        lists = info.lists or 1
-        probes = self.probes
-        if probes is None and calibration is not None:
-            scale = 1.0 if k <= calibration.k else math.sqrt(k / calibration.k)
-            probes = math.ceil(calibration.value * scale)
-        probes = probes or probes_for_lists(lists)
-        if info.stale:
-            # Lists learnt from far fewer rows: on a small table an exact scan is cheap and
-            # right; on a large one widen the probes until the rebuild is done.
-            if info.rows <= STALE_EXACT_MAX_ROWS:
-                return True, custom
-            probes = max(probes, math.ceil(lists / 4))
-        return False, {
-            "ivfflat.probes": str(min(lists, probes)),
-            "ivfflat.iterative_scan": "relaxed_order",
-            **custom,
-        }
+    def plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
+        """(exact?, index settings) of a k-hit search on this index (see `plan_search`)."""
+        return plan_search(info, k, probes=self.probes, ef_search=self.ef_search)
 
     @retried
     async def search(
@@ -437,29 +275,29 @@ class PgVectorStore(Store):
         filters = tuple(f for f in FILTERS if f"f_{f}" in params)
 
         known = self._info or await self.index_info()
-        exact, gucs = self._plan(known, k)
+        exact, gucs = self.plan(known, k)
         async with driver_transaction(self._db, "search") as conn:
             # One round trip: the settings planned from the index seen last, the index in
             # use now (OID and note: a rebuild or calibration by any process shows here) and,
             # when filtered, whether the filter is selective enough to score exactly.
-            prep = _prepare_statement(filters, len(gucs))
-            values = dict(params, cap=self.exact_scan_max_rows, **_setting_params(gucs))
+            prep = prepare_statement(filters, len(gucs))
+            values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
             row = await conn.fetchrow(prep.sql, *prep.args(values))
             assert row is not None
             info = self._observe(row[0], row[1])
             # Plan again for the index as it is now; only when another process rebuilt or
             # recalibrated it since this one last looked do the settings differ and cost a
             # second round trip.
-            exact, replanned = self._plan(info, k)
+            exact, replanned = self.plan(info, k)
             if replanned != gucs:
-                again = _settings_statement(len(replanned))
-                await conn.fetchrow(again.sql, *again.args(_setting_params(replanned)))
+                again = settings_statement(len(replanned))
+                await conn.fetchrow(again.sql, *again.args(setting_params(replanned)))
             self._maybe_maintain(info)
             if filters and not exact:
                 exact = int(row[2]) < self.exact_scan_max_rows
             binary = has_binary_codec(conn)
-            stmt = _search_statement(binary, filters, exact, min_score is not None, k)
-            params.update(query=query if binary else _vector_text(query), min_score=min_score)
+            stmt = search_statement(binary, filters, exact, min_score is not None, k)
+            params.update(query=query if binary else vector_text(query), min_score=min_score)
             rows = await conn.fetch(stmt.sql, *stmt.args(params))
             return [SearchHit.model_validate(stmt.row(r)) for r in rows]
 

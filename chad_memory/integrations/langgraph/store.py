@@ -329,7 +329,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         info = await self._vectors.index_info()
         # Enough vector rows to fill limit + offset items even if each has every field.
         fetch = (limit + offset) * max(1, len(self._fields)) * 2 + 1
-        exact, gucs = self._vectors._plan(info, min(fetch, 1000))
+        exact, gucs = self._vectors.plan(info, min(fetch, 1000))
         params = _Params(self.actor)
         columns = [
             f"set_config({params.add(name)}, {params.add(value)}, true)"
