@@ -1,6 +1,10 @@
 """Which queries calibration may use: recall of each kind beside held-out queries.
 
-Usage: python -m bench.calibration_queries [--size N]
+Usage: python -m bench.calibration_queries [--size N] [--queries Q] [--realtext]
+
+`--realtext`: MiniLM docstrings as in bench/realtext.py (run with EMBEDDING_DIM=384;
+embeddings cached by that script) instead of clustered vectors, held-out docstrings as the
+held-out queries.
 
 Calibration can only make queries from the stored vectors. This measures, on one table,
 recall@10 at several ef_search / probes for: held-out queries (what users send: the
@@ -40,10 +44,21 @@ async def _recall(
     return hits / (K * len(queries))
 
 
-async def main(size: int, n: int) -> None:
+async def main(size: int, n: int, realtext: bool, hard: bool) -> None:
     dim = int(os.environ.get("EMBEDDING_DIM", "1536"))
-    data = clustered_vectors(size, dim, queries=n, seed=1)
-    base = data.base
+    if realtext:
+        from bench.realtext import docstrings, embed, split
+
+        base, held = split(embed(docstrings(size + n)), n)
+        size = len(base)
+        kind = "MiniLM docstring"
+    else:
+        shape: dict[str, Any] = (
+            {"clusters": 4 * max(8, int(np.sqrt(size) / 2)), "noise": 0.5} if hard else {}
+        )
+        data = clustered_vectors(size, dim, queries=n, seed=1, **shape)
+        base, held = data.base, data.queries
+        kind = "harder clustered (4x clusters, noise 0.5)" if hard else "clustered"
     rng = np.random.default_rng(0)
     sample = rng.choice(size, n, replace=False)
     other = rng.choice(size, n, replace=False)
@@ -51,10 +66,14 @@ async def main(size: int, n: int) -> None:
     sims[np.arange(n), sample] = -9.0
     mid = base[sample] + base[other]
     mid = (mid / np.linalg.norm(mid, axis=1, keepdims=True)).astype(np.float32)
+    # A stored vector pulled a third of the way towards another: a point near the data
+    # that is in no list's and no graph node's place (its own row counts as a neighbour).
+    near = base[sample] + 0.5 * base[other]
+    near = (near / np.linalg.norm(near, axis=1, keepdims=True)).astype(np.float32)
     sets: dict[str, tuple[Matrix, list[set[int]], list[int] | None]] = {
         "held-out": (
-            data.queries,
-            [set(map(int, t)) for t in exact_top_k(base, data.queries, K)],
+            held,
+            [set(map(int, t)) for t in exact_top_k(base, held, K)],
             None,
         ),
         "stored (self excluded)": (
@@ -65,6 +84,11 @@ async def main(size: int, n: int) -> None:
         "midpoint of two stored": (
             mid,
             [set(map(int, t)) for t in exact_top_k(base, mid, K)],
+            None,
+        ),
+        "stored + 0.5 x another": (
+            near,
+            [set(map(int, t)) for t in exact_top_k(base, near, K)],
             None,
         ),
     }
@@ -82,7 +106,12 @@ async def main(size: int, n: int) -> None:
         await conn.execute("SET maintenance_work_mem = '1GB'")
         builds = [
             ("hnsw", "hnsw.ef_search", (10, 20, 40, 80, 160), "m = 16, ef_construction = 64"),
-            ("ivfflat", "ivfflat.probes", (1, 2, 4, 8, 16), f"lists = {round(size**0.5)}"),
+            (
+                "ivfflat",
+                "ivfflat.probes",
+                (1, 2, 4, 8, 12, 16, 24, 32),
+                f"lists = {round(size**0.5)}",
+            ),
         ]
         for method, setting, values, options in builds:
             await conn.execute("DROP INDEX IF EXISTS ix_calq")
@@ -103,7 +132,7 @@ async def main(size: int, n: int) -> None:
         await conn.close()
     finally:
         await drop_database(db)
-    print(f"### Calibration queries, {size:,} x {dim} clustered vectors, {n} queries, k={K}")
+    print(f"### Calibration queries, {size:,} x {dim} {kind} vectors, {n} queries, k={K}")
     print()
     print(table(["index, setting", *sets, "calibration (mean of the two)"], rows))
     print()
@@ -114,5 +143,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--realtext", action="store_true", help="MiniLM docstrings (384-d)")
+    parser.add_argument("--hard", action="store_true", help="4x the clusters, more noise")
     args = parser.parse_args()
-    asyncio.run(main(args.size, args.queries))
+    asyncio.run(main(args.size, args.queries, args.realtext, args.hard))

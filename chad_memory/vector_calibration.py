@@ -2,22 +2,24 @@
 
 A formula for `ivfflat.probes` knows the list count, not the data: on real text it gave
 recall 0.89 where synthetic clusters gave 0.99. So after every build the index measures
-itself: a sample of stored vectors serve as queries, their exact top-k (themselves
-excluded) comes from one pass over the table in NumPy, and the index is searched at
-increasing probes / ef_search (doubling, then bisecting) until recall@k reaches the aim.
-The smallest such setting, with the recall it measured, goes into the index's note
-(chad_memory.vector_index), where every process's next search finds it.
+itself: queries made from a sample of stored vectors, their exact top-k from one pass over
+the table in NumPy, and the index searched at increasing probes / ef_search (doubling,
+then bisecting) until recall@k reaches the aim. The smallest such setting, measured on
+every query, with the recall it measured, goes into the index's note
+(chad_memory.vector_index), where every process's next search finds it. Most settings
+tried are judged on part of the queries (`_Measure`), so the expensive ones are rarely
+measured in full more than once.
 
-Which queries: a stored vector (its own row excluded) looks like a fresh query but is
-easier, above all for HNSW, whose search walks straight to the query's own node and finds
-its neighbours linked there; the normalised midpoint of two random stored vectors lies
-between neighbourhoods and is harder than a fresh query. Measured on 20,000 clustered
-1536-d vectors (BENCHMARKS.md), the mean of the two stayed below the recall of held-out
-queries at every probes / ef_search tried, so half of the queries are of each kind
-(MIDPOINT_SHARE). On synthetic sets this errs on the side of recall (held-out recall
-well above the target, at some cost in latency); on real text it still flattered
-IVFFLAT, so the aim sits well above the target (`aim_for`). A quarter of midpoints chose
-too little for a 0.99 target on 3,000 vectors (held-out 0.985).
+Which queries, in thirds: a stored vector (its own row excluded) is easier than a fresh
+query, above all for HNSW, whose search walks straight to the query's own node; the
+normalised midpoint of two random stored vectors lies between neighbourhoods and was
+harder than a fresh query on the default synthetic set but easier on the harder one; a
+stored vector pulled halfway towards another (NEAR_PULL) tracked held-out queries closely
+on the harder set and was harder than them on the default one (BENCHMARKS.md,
+"Calibration queries"). With halves of the first two, HNSW on the harder set calibrated
+to held-out recall 0.947 < 0.95; thirds gave 0.967. Real text (MiniLM docstrings)
+flattered IVFFLAT with every kind by ~0.015, so the aim also sits well above the target
+(`aim_for`).
 
 Growth (`maintain`): past RECALIBRATE_GROWTH the index is recalibrated; an IVFFLAT index
 past STALE_GROWTH is rebuilt (CONCURRENTLY) and calibrated when auto-rebuild is on, and
@@ -37,7 +39,6 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chad_memory.vector_codec import CODEC_FLAG
 from chad_memory.vector_index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
@@ -64,9 +65,21 @@ MAX_EF_SEARCH = 1000
 # between NumPy and pgvector must not count as misses.
 SCORE_TOLERANCE = 1e-5
 _READ_BATCH = 2000
-# Share of calibration queries that are midpoints of two stored vectors (the rest are
-# stored vectors, their own row excluded); see the module docstring.
-MIDPOINT_SHARE = 0.5
+# Queries per statement while measuring a setting, and the measurement's early verdict:
+# after MIN_DECIDING queries, a setting whose recall so far is Z_DECIDE standard errors
+# above (below) the aim passes (fails) without the rest (see _Measure). Per-query recall's
+# spread is taken as at least SPREAD_FLOOR, so a run of perfect answers is not certainty.
+CHUNK = 20
+MIN_DECIDING = 40
+Z_DECIDE = 3.0
+SPREAD_FLOOR = 0.1
+# Share of calibration queries that are midpoints of two stored vectors; with NEAR_SHARE
+# the rest are stored vectors, their own row excluded (module docstring).
+MIDPOINT_SHARE = 1 / 3
+# Share of queries that are a stored vector pulled towards another (weight NEAR_PULL):
+# points near the data but at no row's place, whose own row counts as a neighbour.
+NEAR_SHARE = 1 / 3
+NEAR_PULL = 0.5
 
 
 def aim_for(target: float) -> float:
@@ -74,7 +87,7 @@ def aim_for(target: float) -> float:
 
     Its queries only approximate fresh ones and 200 of them carry sampling error: with a
     margin of 0.01, IVFFLAT on real text (MiniLM docstrings) calibrated to 0.963 and gave
-    0.939 on held-out queries (BENCHMARKS.md).
+    0.939 on held-out queries; with this aim, 0.96 (BENCHMARKS.md).
     """
     return (1.0 + target) / 2
 
@@ -88,6 +101,8 @@ class _Sample:
     kth: NDArray[np.float64]
     # Neighbours each query can have at most (min(k, rows - 1)).
     expected: int
+    # The vectors in pgvector's text form, sent as a text[] (made once per calibration).
+    texts: list[str]
 
 
 def _decode(blobs: Sequence[bytes], dim: int) -> NDArray[np.float32]:
@@ -105,8 +120,9 @@ def _normalised(x: NDArray[np.float32]) -> NDArray[np.float32]:
 async def _sample(driver: Any, rows: int, n: int, k: int, seed: int) -> _Sample | None:
     """n queries made from stored vectors (a seeded sample), with exact k-th neighbour scores.
 
-    Stored vectors themselves (their own row excluded from truth and answers) and, a
-    MIDPOINT_SHARE of them, normalised midpoints of two sampled rows (module docstring).
+    Stored vectors themselves (their own row excluded from truth and answers), a
+    NEAR_SHARE of sampled rows pulled towards another and a MIDPOINT_SHARE of normalised
+    midpoints of two (module docstring).
     """
     percent = min(100.0, 100.0 * 3 * n / max(rows, 1))
     picked = await driver.fetch(
@@ -118,13 +134,16 @@ async def _sample(driver: Any, rows: int, n: int, k: int, seed: int) -> _Sample 
     rng = np.random.default_rng(seed)
     dim = int.from_bytes(picked[0]["v"][:2], "big")
     pool = _normalised(_decode([r["v"] for r in picked], dim))
-    n_mid = round(n * MIDPOINT_SHARE)
-    own = rng.choice(len(picked), size=min(n - n_mid, len(picked)), replace=False)
-    pairs = rng.choice(len(picked), size=(n_mid, 2), replace=True)
+    n_mid, n_near = round(n * MIDPOINT_SHARE), round(n * NEAR_SHARE)
+    own = rng.choice(len(picked), size=min(n - n_mid - n_near, len(picked)), replace=False)
+    pairs = rng.choice(len(picked), size=(n_mid + n_near, 2), replace=True)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    pull = np.where(np.arange(len(pairs)) < n_mid, 1.0, NEAR_PULL).astype(np.float32)
     ids: list[uuid.UUID | None] = [picked[int(i)]["id"] for i in own]
     ids += [None] * len(pairs)
-    queries = _normalised(np.concatenate([pool[own], pool[pairs[:, 0]] + pool[pairs[:, 1]]]))
+    queries = _normalised(
+        np.concatenate([pool[own], pool[pairs[:, 0]] + pull[:, None] * pool[pairs[:, 1]]])
+    )
     position = {qid: i for i, qid in enumerate(ids) if qid is not None}
     best = np.full((len(ids), k), -np.inf)
     total = 0
@@ -145,27 +164,101 @@ async def _sample(driver: Any, rows: int, n: int, k: int, seed: int) -> _Sample 
     if expected < 1:
         return None
     kth = np.sort(best, axis=1)[:, k - expected]
-    return _Sample(ids, queries, kth, expected)
+    # Both kinds of query in every chunk, so a measurement stopped early saw both.
+    order = rng.permutation(len(ids))
+    queries, kth = queries[order], kth[order]
+    texts = ["[" + ",".join(map(repr, q.tolist())) + "]" for q in queries]
+    return _Sample([ids[int(i)] for i in order], queries, kth, expected, texts)
 
 
-async def _recall(
-    driver: Any, sample: _Sample, settings: dict[str, str], k: int, binary: bool
-) -> float:
-    """Recall@k of the index at these settings, searched as PgVectorStore.search does."""
-    hits = 0
+# The query vectors are cast once (a materialised CTE): inlined, the cast of their text
+# would be re-evaluated for every row an exact plan compares.
+_SEARCH_SQL = (
+    "WITH q AS MATERIALIZED "
+    "(SELECT i, t::vector AS v FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i)) "
+    "SELECT q.i, e.id, e.score FROM q CROSS JOIN LATERAL "
+    "(SELECT id, 1 - (embedding <=> q.v) AS score FROM {table} "
+    "ORDER BY embedding <=> q.v LIMIT {limit}) e"
+)
+
+
+class _Measure:
+    """Recall@k of the index at one setting, measured a chunk of queries at a time.
+
+    Each chunk is one statement (a LATERAL join over the chunk's query vectors: the same
+    index scan a search makes, per query, without a round trip each). The measurement stops
+    as soon as its verdict on `recall >= aim` is known: for certain (more misses than the
+    aim allows, or enough hits whatever the rest give), or, once MIN_DECIDING queries are
+    in, with the sampling error of the queries still to come (Z_DECIDE standard errors,
+    finite-population corrected, so at the last query it is exact). Settings far from the
+    aim stop after a chunk or two; those are most of what the search tries.
+    """
+
+    def __init__(self, sample: _Sample, aim: float) -> None:
+        self.sample = sample
+        self.aim = aim
+        self.per_query: list[float] = []
+
+    @property
+    def recall(self) -> float:
+        return sum(self.per_query) / max(1, len(self.per_query))
+
+    @property
+    def complete(self) -> bool:
+        return len(self.per_query) == len(self.sample.ids)
+
+    def verdict(self) -> bool | None:
+        """True / False once decided, None while more queries are needed."""
+        n, total = len(self.per_query), len(self.sample.ids)
+        got = sum(self.per_query)
+        if got + (total - n) < self.aim * total - 1e-9:
+            return False  # even perfect answers to the rest cannot reach the aim
+        if got >= self.aim * total - 1e-9:
+            return True  # even no hits on the rest keep it at the aim
+        if n == total:
+            return got >= self.aim * total - 1e-9
+        if n < MIN_DECIDING:
+            return None
+        mean = got / n
+        spread = max(float(np.std(self.per_query, ddof=1)), SPREAD_FLOOR)
+        error = spread / np.sqrt(n) * np.sqrt((total - n) / (total - 1))
+        if mean - Z_DECIDE * error >= self.aim:
+            return True
+        if mean + Z_DECIDE * error < self.aim:
+            return False
+        return None
+
+
+async def _measure(
+    driver: Any, measure: _Measure, settings: dict[str, str], k: int, *, full: bool
+) -> None:
+    """Go on measuring at these settings: over all queries when `full`, else until decided."""
+    sample = measure.sample
+    started = time.monotonic()
+    sql = _SEARCH_SQL.format(table=TABLE, limit=k + 1)
     async with driver.transaction():
         for name, value in settings.items():
             await driver.execute("SELECT set_config($1, $2, true)", name, value)
-        for qid, vector, kth in zip(sample.ids, sample.vectors, sample.kth, strict=True):
-            arg: Any = vector.tolist() if binary else "[" + ",".join(map(str, vector)) + "]"
-            found = await driver.fetch(
-                f"SELECT id, 1 - (embedding <=> $1::vector) AS score FROM {TABLE} "
-                f"ORDER BY embedding <=> $1::vector LIMIT {k + 1}",
-                arg,
-            )
-            scores = [r["score"] for r in found if r["id"] != qid][: sample.expected]
-            hits += sum(1 for s in scores if s >= kth - SCORE_TOLERANCE)
-    return hits / (sample.expected * len(sample.ids))
+        for start in range(len(measure.per_query), len(sample.ids), CHUNK):
+            stop = min(start + CHUNK, len(sample.ids))
+            found: dict[int, list[tuple[float, uuid.UUID]]] = {i: [] for i in range(start, stop)}
+            for r in await driver.fetch(sql, sample.texts[start:stop]):
+                found[start + int(r["i"]) - 1].append((float(r["score"]), r["id"]))
+            for i, rows in found.items():
+                # relaxed_order may return near-ties out of order: sort as search does.
+                rows.sort(key=lambda row: -row[0])
+                scores = [s for s, rid in rows if rid != sample.ids[i]][: sample.expected]
+                kth = sample.kth[i] - SCORE_TOLERANCE
+                measure.per_query.append(sum(1 for s in scores if s >= kth) / sample.expected)
+            if not full and measure.verdict() is not None:
+                break
+    logger.debug(
+        "calibration: %s: recall %.4f after %d queries (%.2f s)",
+        settings,
+        measure.recall,
+        len(measure.per_query),
+        time.monotonic() - started,
+    )
 
 
 def _settings_for(info: VectorIndexInfo, value: int) -> tuple[Setting, dict[str, str]]:
@@ -180,6 +273,45 @@ def _settings_for(info: VectorIndexInfo, value: int) -> tuple[Setting, dict[str,
         "ivfflat.iterative_scan": "relaxed_order",
         "plan_cache_mode": "force_custom_plan",
     }
+
+
+async def _search_setting(
+    driver: Any, info: VectorIndexInfo, sample: _Sample, k: int, aim: float, low: int, top: int
+) -> tuple[int, _Measure]:
+    """The smallest setting in [low, top] whose recall reaches the aim, measured in full.
+
+    Doubling from `low` until a setting passes, then bisecting down to within an eighth.
+    Most of these verdicts come from part of the queries (_Measure); the chosen setting is
+    then measured on all of them, and if that falls short after all the search resumes
+    above it. Cheap settings are tried first, and an expensive one is measured in full once.
+    """
+    verdicts: dict[int, bool] = {}
+    measures: dict[int, _Measure] = {}
+
+    async def passes(value: int, *, full: bool = False) -> bool:
+        measure = measures.setdefault(value, _Measure(sample, aim))
+        if value not in verdicts or (full and not measure.complete):
+            await _measure(driver, measure, _settings_for(info, value)[1], k, full=full)
+            verdicts[value] = bool(measure.verdict())
+        return verdicts[value]
+
+    value, failed = low, low - 1
+    while not await passes(value) and value < top:
+        failed, value = value, min(top, value * 2)
+    while True:
+        if verdicts[value]:
+            while value - failed > max(1, failed // 8):
+                middle = (value + failed) // 2
+                if await passes(middle):
+                    value = middle
+                else:
+                    failed = middle
+        if await passes(value, full=True) or value >= top:
+            return value, measures[value]
+        # Its early verdict was wrong: resume between it and the next setting that passed.
+        failed = value
+        value = min((v for v, ok in verdicts.items() if ok and v > value), default=top)
+        await passes(value)
 
 
 async def calibrate(
@@ -204,7 +336,6 @@ async def calibrate(
         info = await inspect_index(conn)
         if info.method is None or not info.valid or not info.trained or info.name is None:
             return info
-        binary = bool(conn.info.get(CODEC_FLAG))
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         await driver.execute("SET statement_timeout = 0")
@@ -212,35 +343,18 @@ async def calibrate(
             sample = await _sample(driver, info.rows, queries, k, seed)
             if sample is None:
                 return info
+            logger.debug("calibration: exact neighbours in %.2f s", time.monotonic() - started)
             aim = aim_for(target)
             top = (info.lists or 1) if info.method == "ivfflat" else MAX_EF_SEARCH
             low = 1 if info.method == "ivfflat" else min(k, top)
-            measured: dict[int, float] = {}
-
-            async def recall_at(value: int) -> float:
-                if value not in measured:
-                    measured[value] = await _recall(
-                        driver, sample, _settings_for(info, value)[1], k, binary
-                    )
-                return measured[value]
-
-            # Double until the aim is reached (or the widest setting), then bisect down.
-            value, failed = low, low - 1
-            while await recall_at(value) < aim and value < top:
-                failed, value = value, min(top, value * 2)
-            while value - failed > max(1, failed // 8):
-                middle = (value + failed) // 2
-                if await recall_at(middle) >= aim:
-                    value = middle
-                else:
-                    failed = middle
+            value, final = await _search_setting(driver, info, sample, k, aim, low, top)
         finally:
             await driver.execute("RESET statement_timeout")
         setting, _ = _settings_for(info, value)
         calibration = Calibration(
             setting=setting,
             value=value,
-            recall=round(measured[value], 4),
+            recall=round(final.recall, 4),
             target=target,
             k=k,
             queries=len(sample.ids),

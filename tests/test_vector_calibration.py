@@ -22,7 +22,7 @@ from bench.datasets import clustered_vectors, exact_top_k, recall_at_k
 from chad_memory import EmbeddingCreate, InvalidInputError, PgVectorStore, get_session_factory
 from chad_memory.database import create_engine
 from chad_memory.settings import get_settings
-from chad_memory.vector_calibration import aim_for
+from chad_memory.vector_calibration import MIN_DECIDING, _Measure, _Sample, aim_for
 from chad_memory.vector_index import STALE_GROWTH
 
 DIM = get_settings().embedding_dim
@@ -221,3 +221,27 @@ async def test_bad_targets_are_refused(session_factory: async_sessionmaker[Async
         PgVectorStore(session_factory, target_recall=1.5)
     with pytest.raises(InvalidInputError):
         PgVectorStore(session_factory, target_recall=-0.1)
+
+
+def test_a_measurement_stops_only_once_its_verdict_is_known() -> None:
+    """Settings are judged on part of the queries when the rest cannot change the verdict
+    (or, statistically, hardly could); with every query in, the verdict is exact."""
+    n = 200
+    sample = _Sample([None] * n, np.zeros((n, 2), np.float32), np.zeros(n), K, [""] * n)
+
+    def verdict(per_query: list[float], aim: float = 0.975) -> bool | None:
+        measure = _Measure(sample, aim)
+        measure.per_query = per_query
+        return measure.verdict()
+
+    # Certain: more misses than the aim allows (5 misses of 200 queries), or enough hits.
+    assert verdict([0.0] * 6) is False
+    assert verdict([1.0] * 195) is True
+    # Too few queries for a statistical verdict, then a clear pass / fail.
+    assert verdict([1.0] * (MIN_DECIDING - 1)) is None
+    assert verdict([1.0] * 120) is True
+    assert verdict([0.9] * 60) is False
+    # Near the aim it takes every query, and then it is exact.
+    assert verdict([0.97] * 150) is None
+    assert verdict([0.975] * 200) is True
+    assert verdict([0.97] * 200) is False
