@@ -8,9 +8,12 @@ pointing at the same directory attaches to the running server instead of startin
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,23 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _servers: dict[Path, Any] = {}
+# pg_ctl gives up on a stop after PGCTLTIMEOUT seconds (60 by default) and pixeltable
+# then kills the server, which leaves crash recovery for the next start. A loaded machine
+# can take longer than 60 s for the shutdown checkpoint; waiting is the better outcome.
+STOP_TIMEOUT_S = 300
+
+
+@contextmanager
+def _patient_pg_ctl() -> Iterator[None]:
+    """PGCTLTIMEOUT for the pg_ctl calls inside the block, unless the caller set one."""
+    if "PGCTLTIMEOUT" in os.environ:
+        yield
+        return
+    os.environ["PGCTLTIMEOUT"] = str(STOP_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        os.environ.pop("PGCTLTIMEOUT", None)
 
 
 def _import_pgserver() -> Any:
@@ -78,7 +98,7 @@ def embedded_database_url(
 
 def stop_embedded_servers() -> None:
     """Stop every server this process started (the atexit hook does it too)."""
-    with _lock:
+    with _lock, _patient_pg_ctl():
         for server in _servers.values():
             server.cleanup()
         _servers.clear()
@@ -94,4 +114,5 @@ def stop_embedded_server(data_dir: Path) -> None:
     with _lock:
         server = _servers.pop(path, None)
     if server is not None:
-        server.cleanup()
+        with _patient_pg_ctl():
+            server.cleanup()
