@@ -373,8 +373,9 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             # calibration by another process since this one last looked is planned for
             # now, at the cost of one more statement (as in PgVectorStore.search).
             info = vectors.observe(row[0], row[1])
-            if vectors.plan(info, min(fetch, 1000)) != (exact, gucs):
-                exact, gucs = vectors.plan(info, min(fetch, 1000))
+            replanned = vectors.plan(info, min(fetch, 1000))
+            if replanned != (exact, gucs):
+                exact, gucs = replanned
                 prep, params = self._prepare(op, exact, gucs)
                 row = (await conn.execute(text(_named(prep)), _binds(params))).one()
             if not exact:
