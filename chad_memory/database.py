@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 
 from chad_memory.embedded import embedded_database_url
 from chad_memory.settings import Settings, get_settings
-from chad_memory.vector_codec import CODEC_FLAG, register_vector_codec
+from chad_memory.vector_codec import register_vector_codec
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,7 @@ def _driver_still_open(dbapi_connection: Any) -> bool:
 
 def _register_vector_codec(dbapi_connection: Any, connection_record: Any) -> None:
     """Binary `vector` on each new connection (see chad_memory.vector_codec for why)."""
-    if dbapi_connection.run_async(register_vector_codec):
-        connection_record.info[CODEC_FLAG] = True
+    dbapi_connection.run_async(register_vector_codec)
 
 
 def get_engine() -> AsyncEngine:

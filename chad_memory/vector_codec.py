@@ -18,19 +18,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import UserDefinedType
 
 logger = logging.getLogger(__name__)
 
-# Set in a pooled connection's `info` once the codec is registered on it.
-CODEC_FLAG = "chad_memory.vector_binary"
-# The same fact for code holding the asyncpg connection itself (the driver path).
+# The asyncpg connections `register_vector_codec` succeeded on: the one record of it.
 _WITH_CODEC: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def has_binary_codec(conn: Any) -> bool:
     """Whether `register_vector_codec` succeeded on this asyncpg connection."""
     return conn in _WITH_CODEC
+
+
+async def pooled_has_binary_codec(conn: AsyncConnection) -> bool:
+    """`has_binary_codec` for a pooled SQLAlchemy connection (no round trip)."""
+    raw = await conn.get_raw_connection()
+    return has_binary_codec(raw.driver_connection)
 
 
 def encode_vector(value: Any) -> bytes:
@@ -57,7 +62,7 @@ async def register_vector_codec(conn: Any) -> bool:
     """Register the binary codec on an asyncpg connection; False if pgvector is not there.
 
     A database that has not been migrated yet has no `vector` type: that connection keeps
-    the text path (searches check CODEC_FLAG and bind text there).
+    the text path (searches check `has_binary_codec` and bind text there).
     """
     schema = await conn.fetchval(
         "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "

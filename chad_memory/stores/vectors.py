@@ -19,7 +19,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import defer
 
 from chad_memory.database import Database, SessionFactory
@@ -48,7 +47,7 @@ from chad_memory.vector_calibration import (
     rebuild_and_calibrate,
     recalibrate,
 )
-from chad_memory.vector_codec import CODEC_FLAG, has_binary_codec
+from chad_memory.vector_codec import has_binary_codec, pooled_has_binary_codec
 from chad_memory.vector_index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
@@ -69,10 +68,6 @@ EXACT_SCAN_MAX_ROWS = 2000
 # it (or failed): the try costs a connection and a round trip, not worth paying per search.
 MAINTENANCE_RETRY_S = 30.0
 EMBEDDINGS = Keyset("embeddings", (Embedding.created_at, Embedding.id), descending=True)
-
-
-def _binary(conn: AsyncConnection) -> bool:
-    return bool(conn.info.get(CODEC_FLAG))
 
 
 class PgVectorStore(Store):
@@ -131,7 +126,7 @@ class PgVectorStore(Store):
             rows.append(data)
         async with transaction(self._db, "add_embeddings") as session:
             conn = await session.connection()
-            t = TABLES[_binary(conn)]
+            t = TABLES[await pooled_has_binary_codec(conn)]
             result = await conn.execute(
                 pg_insert(t).returning(
                     *(c for c in t.c if c.name != "embedding"), sort_by_parameter_order=True

@@ -64,7 +64,7 @@ from chad_memory.integrations.langgraph.ttl import _TTLSweeper
 from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.stores.vectors import EXACT_SCAN_MAX_ROWS, PgVectorStore
 from chad_memory.validation import check_embedding, check_json, check_text
-from chad_memory.vector_codec import CODEC_FLAG
+from chad_memory.vector_codec import pooled_has_binary_codec
 from chad_memory.vector_index import INDEX_STATE_SQL, ROWS_ESTIMATE_SQL
 
 
@@ -276,7 +276,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         async with transaction(self._sessions, "store put") as session:
             conn = await session.connection()
             await conn.execute(LOCK_KEYS, {"actor": self.actor, "prefixes": prefixes, "keys": keys})
-            binary = bool(conn.info.get(CODEC_FLAG))
+            binary = await pooled_has_binary_codec(conn)
             vectors = [_VectorArg(v) if binary else _vector_text(v) for v in args[-1]]
             await _driver_fetch(conn, PUT_SQL, [*args[:-1], vectors, prefixes, keys])
 
@@ -380,7 +380,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
                 row = (await conn.execute(text(_named(prep)), _binds(params))).one()
             if not exact:
                 exact = int(row[2]) < self.exact_scan_max_rows
-            binary = bool(conn.info.get(CODEC_FLAG))
+            binary = await pooled_has_binary_codec(conn)
             params = _Params(self.actor, query if binary else _vector_text(query))
             where = " AND ".join(_item_conditions(op, params))
             if exact:
