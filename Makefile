@@ -6,7 +6,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint typecheck check install bench bench-runs bench-http fuzz load clean screenshots
+.PHONY: system-packages serve test lint typecheck check install bench bench-runs bench-http fuzz load clean screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -29,9 +29,26 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
-# The browser tests need the system Chromium (`apt-get install chromium`); `make test`
-# installs nothing system-wide: CI's .ci/run installs it when it is missing.
-test: check
+# System packages the tests drive for real (Debian's chromium for the browser tests).
+# Installed when missing and we are root with apt (as on CI and
+# a fresh machine); otherwise this stops with the one-line install command.
+SYSTEM_PACKAGES ?= chromium
+system-packages:
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do \
+		case $$p in chromium) bin=/usr/bin/chromium;; pgbouncer) bin=/usr/sbin/pgbouncer;; *) bin=/usr/bin/$$p;; esac; \
+		[ -x $$bin ] || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing$$missing (Debian packages the tests need)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "the tests need Debian packages:$$missing; install them with: sudo apt-get install -y$$missing"; exit 1; \
+		fi; \
+	fi
+
+test: check system-packages
 	$(BIN)/python -m pytest
 
 # PNGs of every dashboard page with sample data, for the README (needs `apt-get install chromium`).

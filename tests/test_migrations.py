@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +69,22 @@ async def test_each_revision_walks_down_and_up(empty_db: str) -> None:
     assert await _scalar_rows(empty_db, "SELECT version_num FROM alembic_version") == {
         script.get_current_head()
     }
+
+
+def test_files_on_disk_are_in_chain_order() -> None:
+    """A maintainer reads versions/ top to bottom: the NNN_ prefix is the chain position,
+    and revisions from 011 on use the file's stem as their id (older ids are recorded in
+    deployed databases and stay as they are)."""
+    script = ScriptDirectory.from_config(alembic_config("postgresql+asyncpg://unused/x"))
+    chain = list(reversed(list(script.walk_revisions())))
+    assert len(script.get_heads()) == 1, script.get_heads()
+    names = [Path(r.path).name for r in chain]
+    assert names == sorted(names)
+    for position, rev in enumerate(chain, start=1):
+        stem = Path(rev.path).stem
+        assert stem.startswith(f"{position:03d}_"), (stem, position)
+        if position >= 11:
+            assert rev.revision == stem, (rev.revision, stem)
 
 
 def _diff(connection: Connection) -> list[Any]:
