@@ -18,14 +18,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from apps.core_api.auth import authenticate
+from apps.core_api.deps import stores_of
 from apps.core_api.ui.render import render
 from apps.core_api.ui.session import COOKIE, Session, codec
 from apps.core_api.ui.views import per_model, usage_series, waterfall
 from chad_memory.errors import InvalidInputError
+from chad_memory.replicas import RunReads, VectorReads
 from chad_memory.schemas import RunFilter, RunStats
 from chad_memory.settings import Settings
-from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
-from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores import ThreadStore
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -49,9 +50,9 @@ class Ui:
     request: Request
     session: Session
     actor: str
-    runs: PostgresStore
+    runs: RunReads
     threads: ThreadStore
-    memory: PgVectorStore
+    memory: VectorReads
 
     def page(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return render(self.request, template, status_code, actor=self.actor, **context)
@@ -68,8 +69,8 @@ def _here(request: Request) -> str:
 
 async def signed_in(request: Request) -> Ui:
     """The signed-in actor, or SignInRequired. A session ends when its key is revoked."""
-    state = request.app.state
-    settings: Settings = state.settings
+    settings: Settings = request.app.state.settings
+    stores = stores_of(request)
     session = read_session(request)
     if settings.auth_mode != "api_key":
         # Local, or behind an auth proxy: the API's own rule names the actor.
@@ -81,8 +82,7 @@ async def signed_in(request: Request) -> Ui:
     else:
         if session is None or session.key_id is None or session.actor is None:
             raise SignInRequired(_here(request))
-        keys: ApiKeyStore = state.key_store
-        key = await keys.get_live_key(session.key_id)
+        key = await stores.keys.get_live_key(session.key_id)
         if key is None or key.actor != session.actor:
             raise SignInRequired(_here(request))
         actor = key.actor
@@ -92,9 +92,9 @@ async def signed_in(request: Request) -> Ui:
         session=session,
         actor=actor,
         # Pages only read: the read stores, which go to READ_DATABASE_URL when it is set.
-        runs=state.read_postgres_store,
-        threads=state.thread_store,
-        memory=state.read_vector_store,
+        runs=stores.read_runs,
+        threads=stores.threads,
+        memory=stores.read_vectors,
     )
 
 
@@ -164,8 +164,7 @@ async def login(
         )
         _set_cookie(request, response, fresh)
         return response
-    keys: ApiKeyStore = request.app.state.key_store
-    key = await keys.authenticate(api_key.strip())
+    key = await stores_of(request).keys.authenticate(api_key.strip())
     if key is None:
         return render(
             request,
