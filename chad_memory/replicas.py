@@ -98,6 +98,7 @@ class RunReads(Reads[PostgresStore]):
 
     get_run = replica_first(PostgresStore.get_run)
     get_run_detail = replica_first(PostgresStore.get_run_detail)
+    get_run_page = replica_first(PostgresStore.get_run_page)
     list_runs = replica_first(PostgresStore.list_runs)
     list_run_summaries = replica_first(PostgresStore.list_run_summaries)
     count_runs = replica_first(PostgresStore.count_runs)
@@ -110,6 +111,7 @@ class RunReads(Reads[PostgresStore]):
     get_run_stats = replica_first(PostgresStore.get_run_stats)
     get_run_totals = replica_first(PostgresStore.get_run_totals)
     usage = replica_first(PostgresStore.usage)
+    usage_reports = replica_first(PostgresStore.usage_reports)
 
 
 class VectorReads(Reads[PgVectorStore]):

@@ -26,8 +26,9 @@ from pydantic import BaseModel, Field, ValidationError, WithJsonSchema, field_va
 from pydantic.json_schema import SkipJsonSchema
 
 from apps.core_api.auth import CurrentCaller
-from apps.core_api.schemas import MAX_LIST_LIMIT, MAX_OFFSET, Problem
+from apps.core_api.schemas import Problem
 from chad_memory.errors import ForbiddenError, NotFoundError
+from chad_memory.request_caps import MAX_LIST_LIMIT, MAX_OFFSET
 from chad_memory.schemas import (
     Input,
     JsonObject,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import MetadataQuery, Problem
+from chad_memory.request_caps import MAX_ITEMS_PER_REQUEST, MAX_LIST_LIMIT
 from chad_memory.schemas import (
     MessageCreate,
     MessageRecord,
@@ -28,16 +29,15 @@ from chad_memory.schemas import (
 
 router = APIRouter(tags=["threads"])
 
-MAX_MESSAGES_PER_REQUEST = 1000
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="Page size.")]
 Cursor = Annotated[
     str | None,
     Query(max_length=512, description="A previous page's `next_cursor`, passed back unchanged."),
 ]
 NewMessages = Annotated[
     MessageCreate
-    | Annotated[list[MessageCreate], Field(min_length=1, max_length=MAX_MESSAGES_PER_REQUEST)],
+    | Annotated[list[MessageCreate], Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)],
     Body(description="One message, or a list appended in the order given."),
 ]
 

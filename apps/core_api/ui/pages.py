@@ -21,19 +21,18 @@ from apps.core_api.auth import authenticate
 from apps.core_api.deps import stores_of
 from apps.core_api.ui.render import render
 from apps.core_api.ui.session import COOKIE, Session, codec
-from apps.core_api.ui.views import per_model, usage_series, waterfall
+from apps.core_api.ui.views import usage_series, waterfall
 from chad_memory.errors import InvalidInputError
 from chad_memory.replicas import RunReads, VectorReads
-from chad_memory.schemas import RunFilter, RunStats
+from chad_memory.schemas import RunFilter
 from chad_memory.settings import Settings
 from chad_memory.stores import ThreadStore
+from chad_memory.vocabulary import LIVE
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 RUNS_PAGE = 50
 STEPS_PAGE = 200
-USAGE_RUNS = 50
-LIVE_STATUSES = frozenset({"pending", "running"})
 
 
 class SignInRequired(Exception):
@@ -271,12 +270,9 @@ async def runs_page(
 
 
 async def _run_context(ui: Ui, run_id: uuid.UUID, cursor: str | None) -> dict[str, Any]:
-    run = await ui.runs.get_run(run_id, actor=ui.actor)
-    stats = await ui.runs.get_run_stats(run.id, actor=ui.actor)
     # One page of steps (all of them for most runs): a 10,000-step run costs one page.
-    steps = await ui.runs.list_steps(run.id, actor=ui.actor, limit=STEPS_PAGE, cursor=cursor)
-    calls = await ui.runs.get_llm_calls(run.id, actor=ui.actor)
-    artifacts = await ui.runs.get_artifacts(run.id, actor=ui.actor)
+    page = await ui.runs.get_run_page(run_id, actor=ui.actor, steps_limit=STEPS_PAGE, cursor=cursor)
+    run, stats, steps, calls = page.run, page.stats, page.steps, page.llm_calls
     here = f"/ui/runs/{run.id}"
     return {
         "run": run,
@@ -288,10 +284,10 @@ async def _run_context(ui: Ui, run_id: uuid.UUID, cursor: str | None) -> dict[st
         "first_url": here if cursor else None,
         "live_url": f"{here}/live" + (f"?{urlencode({'cursor': cursor})}" if cursor else ""),
         "calls": calls,
-        "artifacts": artifacts,
+        "artifacts": page.artifacts,
         "stats": stats,
-        "models": per_model(calls),
-        "live": run.status in LIVE_STATUSES,
+        "models": stats.by_model,
+        "live": run.status in LIVE,
     }
 
 
@@ -311,19 +307,12 @@ async def run_live(ui: SignedIn, run_id: uuid.UUID, cursor: str = "") -> HTMLRes
 
 @router.get("/usage")
 async def usage_page(ui: SignedIn) -> HTMLResponse:
-    """Charts of the latest runs (each run's stats), and the by-model table from the usage
-    roll-ups over the last 30 days: every call counted, not only the charted runs'."""
-    page = await ui.runs.list_run_summaries(RunFilter(actor=ui.actor), limit=USAGE_RUNS)
-    stats: dict[uuid.UUID, RunStats] = {}
-    for run in page.items:
-        stats[run.id] = await ui.runs.get_run_stats(run.id, actor=ui.actor)
-    report = await ui.runs.usage(ui.actor, group_by=["provider", "model"])
-    return ui.page(
-        "usage.html",
-        series=usage_series(page.items, stats),
-        report=report,
-        runs=len(page.items),
+    """The last 30 days from the usage roll-ups, every call counted: tokens and cost per
+    day and model, latency per day, and the by-model table; one read of three cuts."""
+    by_model, by_day_model, by_day = await ui.runs.usage_reports(
+        ui.actor, [["provider", "model"], ["day", "model"], ["day"]]
     )
+    return ui.page("usage.html", series=usage_series(by_day_model, by_day), report=by_model)
 
 
 # Conversations --------------------------------------------------------------------------
