@@ -124,6 +124,7 @@ def create_app(
                 await replica_engine.dispose()
             db.ingest_listeners.remove(app.state.metrics.count)
             await app.state.key_store.aclose()
+            await db.dispose()
             if own_engine:
                 await db.engine.dispose()
 
