@@ -313,7 +313,14 @@ async def main(args: argparse.Namespace) -> int:
         }
         if args.pgbouncer:
             pooled = pooler.enter_context(
-                pgbouncer(url, pool_mode="transaction", pool_size=args.pgbouncer_pool_size)
+                pgbouncer(
+                    url,
+                    pool_mode="transaction",
+                    pool_size=args.pgbouncer_pool_size,
+                    log_file=Path(args.output).with_suffix(".pgbouncer.log")
+                    if args.output
+                    else None,
+                )
             )
             env.update(DATABASE_URL=pooled, DB_POOLER="transaction", DIRECT_DATABASE_URL=url)
             print(f"[load] through PgBouncer (transaction mode) at {pooled}", flush=True)

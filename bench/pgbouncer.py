@@ -42,13 +42,18 @@ def _quoted(value: str) -> str:
 
 @contextmanager
 def pgbouncer(
-    server_url: str, *, pool_mode: str = "transaction", pool_size: int = 2
+    server_url: str,
+    *,
+    pool_mode: str = "transaction",
+    pool_size: int = 2,
+    log_file: Path | None = None,
 ) -> Iterator[str]:
     """Yield `server_url` rewritten to go through a PgBouncer of its own on loopback.
 
     Clients log in to PgBouncer as anyone (auth_type any); it logs in to the server as the
     URL's user. Run as root, PgBouncer drops to the user that owns the server's socket
-    directory (the embedded server's), or `nobody` for a TCP server.
+    directory (the embedded server's), or `nobody` for a TCP server. `log_file`: where its
+    log is copied when it stops.
     """
     binary = pgbouncer_path()
     url = make_url(server_url)
@@ -92,8 +97,11 @@ def pgbouncer(
         if run_as is not None:
             shutil.chown(work, run_as)
             os.chmod(work, 0o700)
+        # Its log goes to the log file; a pipe nobody reads would fill and stop it.
         process = subprocess.Popen(
-            [binary, str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [binary, "--quiet", str(ini)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             _wait_for(port, process, work / "pgbouncer.log")
@@ -107,15 +115,16 @@ def pgbouncer(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if log_file is not None and (work / "pgbouncer.log").exists():
+                shutil.copy(work / "pgbouncer.log", log_file)
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            err = process.stderr.read().decode() if process.stderr else ""
-            text = log.read_text() if log.exists() else ""
-            raise RuntimeError(f"pgbouncer exited ({process.returncode}): {err}{text}")
+            text = log.read_text() if log.exists() else "(no log)"
+            raise RuntimeError(f"pgbouncer exited ({process.returncode}): {text[-2000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
