@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from chad_memory.embedded import embedded_database_url
+from chad_memory.loop_pools import LoopPool
 from chad_memory.settings import Settings, get_settings
 from chad_memory.vector_codec import register_vector_codec
 
@@ -64,6 +65,8 @@ def create_engine(url: str, settings: Settings | None = None, **overrides: Any) 
         "pool_timeout": settings.db_pool_timeout,
         "pool_recycle": settings.db_pool_recycle,
         "connect_args": {"server_settings": server_settings},
+        # A pool per event loop: the engine works from any loop and thread.
+        "poolclass": LoopPool,
     }
     options.update(overrides)
     engine = create_async_engine(url, **options)

@@ -94,6 +94,12 @@ class PoolExhaustedError(DatabaseUnavailableError):
     """Every pooled connection stayed busy for `db_pool_timeout` seconds."""
 
 
+class EventLoopError(ChadMemoryError, RuntimeError):
+    """A connection was used from an event loop other than the one that opened it, or after
+    that loop closed: a programming error (an engine shared across loops without the
+    library's per-loop pool), never retried and never reported as an outage."""
+
+
 class AuthenticationError(ChadMemoryError):
     """The service refused the API key (HTTP 401): missing, unknown or revoked."""
 

@@ -383,7 +383,7 @@ async def test_ttl_expiry_refresh_and_sweep(session_factory: Factory) -> None:
         session_factory,
         actor="alice",
         index=index_config(),
-        ttl={"default_ttl": 10, "refresh_on_read": True},
+        ttl={"default_ttl": 10, "refresh_on_read": True, "omit_expired": True},
     )
 
     async def expires(key: str) -> Any:

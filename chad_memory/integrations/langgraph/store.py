@@ -141,8 +141,15 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             self._fields = [(f, "$" if f == "$" else tokenize_path(f)) for f in fields]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._private: _LoopThread | None = None
+        self._private_lock = threading.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._stop_sweeping = asyncio.Event()
+
+    @property
+    def omit_expired(self) -> bool:
+        """LangGraph's `TTLConfig.omit_expired` (default False): when set, reads skip
+        expired items at once; otherwise an expired item is returned until swept."""
+        return bool((self.ttl_config or {}).get("omit_expired", False))
 
     # Batches ---------------------------------------------------------------------------
 
@@ -186,9 +193,12 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
                 "use abatch/aget/aput/asearch in async code"
             )
         if loop is None or loop.is_closed() or not loop.is_running():
-            if self._private is None:
-                self._private = _LoopThread()
-            loop = self._loop = self._private.loop
+            # Many threads may get here at once (a thread pool calling `put`): one private
+            # loop thread for them all, or each would start its own.
+            with self._private_lock:
+                if self._private is None:
+                    self._private = _LoopThread()
+                loop = self._loop = self._private.loop
         future: Future[list[Result]] = asyncio.run_coroutine_threadsafe(
             self.abatch(list(ops)), loop
         )
@@ -289,7 +299,14 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             keys.append(check_text(str(op.key), "key"))
             refresh.append(bool(op.refresh_ttl))
         rows = await _fetch(
-            self._sessions, "store get", GET_SQL, self.actor, prefixes, keys, refresh
+            self._sessions,
+            "store get",
+            GET_SQL,
+            self.actor,
+            prefixes,
+            keys,
+            refresh,
+            self.omit_expired,
         )
         found = {int(row["n"]) - 1: _item(row) for row in rows}
         for n, (i, _) in enumerate(gets):
@@ -305,7 +322,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         if not op.query or self.embeddings is None:
             # Without a query (or an index) LangGraph lists matches, newest first.
             params = _Params(self.actor)
-            where = " AND ".join(_item_conditions(op, params))
+            where = " AND ".join(_item_conditions(op, params, self.omit_expired))
             order = "updated_at DESC, id"
             sql = (
                 f"SELECT {ITEM_COLUMNS}, NULL::float8 AS score FROM store_items i WHERE {where} "
@@ -339,7 +356,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         if exact:
             return f"SELECT {seen}{columns}", params
         cap = params.add(self.exact_scan_max_rows)
-        where = " AND ".join(_item_conditions(op, params))
+        where = " AND ".join(_item_conditions(op, params, self.omit_expired))
         forced = ", ".join(
             f"set_config('{name}', CASE WHEN m.n >= {cap} THEN 'off' ELSE 'on' END, true)"
             for name in INDEX_ONLY
@@ -382,7 +399,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
                 exact = int(row[2]) < self.exact_scan_max_rows
             binary = await pooled_has_binary_codec(conn)
             params = _Params(self.actor, query if binary else _vector_text(query))
-            where = " AND ".join(_item_conditions(op, params))
+            where = " AND ".join(_item_conditions(op, params, self.omit_expired))
             if exact:
                 sql = (
                     f"SELECT {ITEM_COLUMNS}, 1 - min(cosine_distance(e.embedding, $2)) AS score "
@@ -419,7 +436,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             isinstance(depth, bool) or not isinstance(depth, int) or depth < 1
         ):
             raise InvalidInputError("max_depth must be a positive integer")
-        conds = ["i.actor = $1", LIVE]
+        conds = ["i.actor = $1", LIVE] if self.omit_expired else ["i.actor = $1"]
         for condition in op.match_conditions or ():
             if condition.match_type not in ("prefix", "suffix"):
                 raise InvalidInputError(f"unknown namespace match type {condition.match_type!r}")
