@@ -6,8 +6,6 @@ and conditions they share; the store and the sweeper only choose and run them.
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 # source_type and namespace of the `embeddings` rows that hold store items' vectors.
 VECTOR_SOURCE = "langgraph_store"
 LIVE = "(i.expires_at IS NULL OR i.expires_at > now())"
@@ -69,12 +67,12 @@ WHERE NOT $5::bool OR s.expires_at IS NULL OR s.expires_at > now()
 """
 
 # One transaction-scoped advisory lock per (actor, namespace, key) a batch of puts touches.
-LOCK_KEYS = text(
-    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT "
-    "hashtextextended(:actor || chr(31) || t.prefix || chr(31) || t.key, 8) AS h "
-    "FROM unnest(CAST(:prefixes AS text[]), CAST(:keys AS text[])) AS t(prefix, key) "
-    "ORDER BY h) locks"
-)
+LOCK_KEYS = """
+SELECT count(pg_advisory_xact_lock(h)) FROM (
+    SELECT DISTINCT hashtextextended($1 || chr(31) || t.prefix || chr(31) || t.key, 8) AS h
+    FROM unnest($2::text[], $3::text[]) AS t(prefix, key) ORDER BY h
+) locks
+"""
 
 REFRESH_SQL = """
 WITH found AS ({search}), refreshed AS (

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
@@ -31,11 +30,9 @@ from langgraph.store.base import (
     get_text_at_path,
     tokenize_path,
 )
-from sqlalchemy import text
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.integrations.langgraph.driver import (
-    _driver_fetch,
     _fetch,
     _item,
     _Params,
@@ -61,10 +58,10 @@ from chad_memory.integrations.langgraph.statements import (
     VECTOR_SOURCE,
 )
 from chad_memory.integrations.langgraph.ttl import _TTLSweeper
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.stores.transactions import SessionFactory, driver_transaction
 from chad_memory.stores.vectors import EXACT_SCAN_MAX_ROWS, PgVectorStore
 from chad_memory.validation import check_embedding, check_json, check_text
-from chad_memory.vector_codec import pooled_has_binary_codec
+from chad_memory.vector_codec import has_binary_codec
 from chad_memory.vector_index import INDEX_STATE_SQL, ROWS_ESTIMATE_SQL
 
 
@@ -77,15 +74,6 @@ class _LoopThread:
             target=self.loop.run_forever, name="chad-memory-store", daemon=True
         )
         thread.start()
-
-
-def _binds(params: _Params) -> dict[str, Any]:
-    """`$n` parameters as SQLAlchemy's named binds (`:pn`, see `_named`)."""
-    return {f"p{n}": v for n, v in enumerate(params.values, start=1)}
-
-
-def _named(sql: str) -> str:
-    return re.sub(r"\$(\d+)", r":p\1", sql)
 
 
 class ChadMemoryStore(_TTLSweeper, BaseStore):
@@ -283,12 +271,11 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         Vectors go binary where the connection has chad-memory's codec, else as text.
         """
         prefixes, keys = args[1] + args[3], args[2] + args[4]
-        async with transaction(self._sessions, "store put") as session:
-            conn = await session.connection()
-            await conn.execute(LOCK_KEYS, {"actor": self.actor, "prefixes": prefixes, "keys": keys})
-            binary = await pooled_has_binary_codec(conn)
+        async with driver_transaction(self._sessions, "store put") as conn:
+            await conn.fetchval(LOCK_KEYS, self.actor, prefixes, keys)
+            binary = has_binary_codec(conn)
             vectors = [_VectorArg(v) if binary else _vector_text(v) for v in args[-1]]
-            await _driver_fetch(conn, PUT_SQL, [*args[:-1], vectors, prefixes, keys])
+            await conn.execute(PUT_SQL, *args[:-1], vectors, prefixes, keys)
 
     # Reads -----------------------------------------------------------------------------
 
@@ -342,62 +329,54 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             raise InvalidInputError("query embedding is all zeros; cosine similarity is undefined")
         return await self._vector_search(op, query, limit, offset)
 
-    def _prepare(self, op: SearchOp, exact: bool, gucs: dict[str, str]) -> tuple[str, _Params]:
-        """The preparing statement: the index in use and the table's size, the index
-        settings, and (on the index path) how many items match, capped; when that count
-        picks the index, the planner is made to walk it (joined with store_items it would
-        otherwise score every vector of the table and sort)."""
+    def _prepare(self, op: SearchOp, exact: bool, gucs: dict[str, str]) -> tuple[str, list[Any]]:
+        """The preparing statement of `PgVectorStore.prepare_search`: the index settings,
+        the index in use and the table's size, then how many items match, capped. When the
+        plan uses the index and that count confirms it, the planner is made to walk the
+        index (joined with store_items it would otherwise score every vector and sort)."""
         params = _Params(self.actor)
         columns = "".join(
             f", set_config({params.add(name)}, {params.add(value)}, true)"
             for name, value in gucs.items()
         )
-        seen = f"{INDEX_STATE_SQL}, {ROWS_ESTIMATE_SQL}"
-        if exact:
-            return f"SELECT {seen}{columns}", params
         cap = params.add(self.exact_scan_max_rows)
         where = " AND ".join(_item_conditions(op, params, self.omit_expired))
-        forced = ", ".join(
-            f"set_config('{name}', CASE WHEN m.n >= {cap} THEN 'off' ELSE 'on' END, true)"
-            for name in INDEX_ONLY
+        forced = "".join(
+            f", set_config('{name}', CASE WHEN m.n >= {cap} THEN 'off' ELSE 'on' END, true)"
+            for name in ([] if exact else INDEX_ONLY)
         )
-        return (
+        sql = (
             f"WITH m AS (SELECT count(*) AS n FROM (SELECT 1 FROM store_items i "
-            f"WHERE {where} LIMIT {cap}) x) SELECT {seen}, m.n, {forced}{columns} FROM m"
-        ), params
+            f"WHERE {where} LIMIT {cap}) x) "
+            f"SELECT {INDEX_STATE_SQL}, {ROWS_ESTIMATE_SQL}, m.n{forced}{columns} FROM m"
+        )
+        return sql, params.values
 
     async def _vector_search(
         self, op: SearchOp, query: list[float], limit: int, offset: int
     ) -> list[SearchItem]:
         """Exactly over the matching items when they are few, else through the vector index.
 
-        The same rule as PgVectorStore.search: a filter matching fewer than
-        exact_scan_max_rows items is scored exactly (found through store_items' indexes);
-        a broader one walks the vector index with pgvector's iterative scan, which keeps
-        going until enough rows pass the filter. Several vectors per item (several
-        fields) count once, at their best score.
+        PgVectorStore.search's rule and protocol (`prepare_search`): a filter matching
+        fewer than exact_scan_max_rows items is scored exactly (found through store_items'
+        indexes); a broader one walks the vector index with pgvector's iterative scan,
+        which keeps going until enough rows pass the filter. Several vectors per item
+        (several fields) count once, at their best score.
         """
         # Enough vector rows to fill limit + offset items even if each has every field.
         fetch = (limit + offset) * max(1, len(self._fields)) * 2 + 1
         vectors = self._vectors
         known = vectors.known_index or await vectors.index_info()
-        exact, gucs = vectors.plan(known, min(fetch, 1000))
-        prep, params = self._prepare(op, exact, gucs)
-        async with transaction(self._sessions, "store search") as session:
-            conn = await session.connection()
-            row = (await conn.execute(text(_named(prep)), _binds(params))).one()
-            # The preparing statement also named the index in use: a rebuild or
-            # calibration by another process since this one last looked is planned for
-            # now, at the cost of one more statement (as in PgVectorStore.search).
-            info = vectors.observe(row[0], row[1])
-            replanned = vectors.plan(info, min(fetch, 1000))
-            if replanned != (exact, gucs):
-                exact, gucs = replanned
-                prep, params = self._prepare(op, exact, gucs)
-                row = (await conn.execute(text(_named(prep)), _binds(params))).one()
-            if not exact:
-                exact = int(row[2]) < self.exact_scan_max_rows
-            binary = await pooled_has_binary_codec(conn)
+        first_exact, _ = vectors.plan(known, min(fetch, 1000))
+        async with driver_transaction(self._sessions, "store search") as conn:
+            exact, row = await vectors.prepare_search(
+                conn,
+                known,
+                min(fetch, 1000),
+                lambda gucs: self._prepare(op, first_exact, gucs),
+            )
+            exact = exact or int(row[2]) < self.exact_scan_max_rows
+            binary = has_binary_codec(conn)
             params = _Params(self.actor, query if binary else _vector_text(query))
             where = " AND ".join(_item_conditions(op, params, self.omit_expired))
             if exact:
@@ -424,7 +403,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             )
             if op.refresh_ttl:
                 sql = REFRESH_SQL.format(search=sql, order=order)
-            rows = await _driver_fetch(conn, sql, params.values)
+            rows = await conn.fetch(sql, *params.values)
         return [_search_item(r) for r in rows]
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
