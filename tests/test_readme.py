@@ -39,3 +39,23 @@ async def test_readme_library_example_runs(database_url: str, tmp_path: Path) ->
         "alice has 1 demo run(s)",
         "best hit: 'hello' (score 1.000)",
     ]
+
+
+async def test_readme_any_loop_example_runs(database_url: str, tmp_path: Path) -> None:
+    """Three `asyncio.run` calls on the default session factory, as the README shows."""
+    section = README.read_text().split("**Any event loop, any thread.**", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "README lost its any-loop example"
+    script = tmp_path / "loops.py"
+    script.write_text(match.group(1))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, "DATABASE_URL": database_url},
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines() == ["2"]
