@@ -10,14 +10,22 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from langgraph.store.base import GetOp, PutOp, TTLConfig
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chad_memory import InvalidInputError
+from chad_memory.database import create_engine, get_session_factory
 from chad_memory.integrations.langgraph import ChadMemoryStore
 
 Factory = async_sessionmaker[AsyncSession]
 TTL: TTLConfig = {"default_ttl": 10.0, "refresh_on_read": True}
+
+
+@pytest.fixture
+def store(session_factory: Factory) -> ChadMemoryStore:
+    return ChadMemoryStore(session_factory, actor="alice")
 
 
 async def _expire(factory: Factory, key: str) -> None:
@@ -151,3 +159,48 @@ async def test_omit_expired_on_hides_expired_rows_at_once(session_factory: Facto
     namespaces = await store.alist_namespaces()
     assert ("gone",) not in namespaces
     assert ("kept",) in namespaces
+
+
+async def test_thousands_of_concurrent_calls_on_a_two_connection_pool(database_url: str) -> None:
+    """As LangGraph's `test_large_batches_async`: single-op calls fired at once are run
+    together per loop turn, so 3,000 of them fit through two connections well within
+    the pool timeout instead of queueing for it one by one."""
+    engine = create_engine(database_url, pool_size=2, max_overflow=0, pool_timeout=10)
+    store = ChadMemoryStore(get_session_factory(engine), actor="alice", ttl=TTL)
+    try:
+        calls: list[Any] = []
+        for i in range(500):
+            ns = ("test", "foo", str(i % 2))
+            calls += [
+                store.aput(ns, f"key{i}", {"foo": f"bar{i}"}),
+                store.aget(ns, f"key{i}"),
+                store.alist_namespaces(prefix=None, max_depth=(i % 5) + 1),
+                store.asearch(("test",)),
+                store.aput(ns, f"key{i}", {"foo": f"bar{i}"}),
+                store.adelete(ns, f"key{i}") if i % 2 else store.aget(ns, f"key{i}"),
+            ]
+        results = await asyncio.gather(*calls)
+        assert len(results) == 3000
+        assert len(await store.asearch(("test",), limit=1000)) == 250
+    finally:
+        await engine.dispose()
+
+
+async def test_a_bad_call_fails_alone_among_concurrent_calls(store: ChadMemoryStore) -> None:
+    """Calls merged into one batch: the one with a bad value gets InvalidInputError, the
+    others their own results, and the good put is written."""
+    good, bad, read = await asyncio.gather(
+        store.aput(("m",), "good", {"v": 1}),
+        store.aput(("m",), "bad", "not a dict"),  # type: ignore[arg-type]
+        store.asearch(("m",)),
+        return_exceptions=True,
+    )
+    assert good is None
+    assert isinstance(bad, InvalidInputError)
+    # The merged batch failed, so the calls ran one by one, in the order they were made.
+    assert isinstance(read, list)
+    assert [i.key for i in read] == ["good"]
+    item = await store.aget(("m",), "good")
+    assert item is not None
+    assert item.value == {"v": 1}
+    assert await store.aget(("m",), "bad") is None

@@ -47,6 +47,7 @@ from chad_memory.integrations.langgraph.filters import (
     _namespace_pattern,
     _ttl,
 )
+from chad_memory.integrations.langgraph.merging import MergedCalls
 from chad_memory.integrations.langgraph.statements import (
     GET_SQL,
     INDEX_ONLY,
@@ -58,22 +59,12 @@ from chad_memory.integrations.langgraph.statements import (
     VECTOR_SOURCE,
 )
 from chad_memory.integrations.langgraph.ttl import _TTLSweeper
+from chad_memory.integrations.loop_thread import LoopThread
 from chad_memory.stores.transactions import SessionFactory, driver_transaction
 from chad_memory.stores.vectors import EXACT_SCAN_MAX_ROWS, PgVectorStore
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import has_binary_codec
 from chad_memory.vector_index import INDEX_STATE_SQL, ROWS_ESTIMATE_SQL
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, for synchronous callers with no loop of their own."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=self.loop.run_forever, name="chad-memory-store", daemon=True
-        )
-        thread.start()
 
 
 class ChadMemoryStore(_TTLSweeper, BaseStore):
@@ -128,8 +119,9 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
                 fields = [fields]
             self._fields = [(f, "$" if f == "$" else tokenize_path(f)) for f in fields]
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._private: _LoopThread | None = None
+        self._private: LoopThread | None = None
         self._private_lock = threading.Lock()
+        self._merged = MergedCalls(self._run_batch)
         self._sweeper: asyncio.Task[None] | None = None
         self._stop_sweeping = asyncio.Event()
 
@@ -145,29 +137,44 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         """Reads first (gets in one statement), then every put in one statement.
 
         Reads see the store as it was before this batch's puts, as in LangGraph's stores.
+        Calls made on one loop in the same turn run as one batch (see `merging`).
         """
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         ops = list(ops)
-        results: list[Result] = [None] * len(ops)
-        gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
-        puts = [op for op in ops if isinstance(op, PutOp)]
         unknown = [
             op for op in ops if not isinstance(op, GetOp | PutOp | SearchOp | ListNamespacesOp)
         ]
         if unknown:
             raise InvalidInputError(f"unknown operation {type(unknown[0]).__name__}")
+        return await self._merged(ops) if ops else []
+
+    async def _run_batch(self, ops: list[Op]) -> list[Result]:
+        results: list[Result] = [None] * len(ops)
+        gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
+        puts = [op for op in ops if isinstance(op, PutOp)]
         prepared_puts = await self._prepare_puts(puts) if puts else None
         if gets:
             await self._get(gets, results)
+        # Identical searches and listings (concurrent callers asking the same) run once;
+        # different ones at once, each on a pooled connection.
+        reads = {repr(op): op for op in ops if isinstance(op, SearchOp | ListNamespacesOp)}
+        found = dict(
+            zip(
+                reads, await asyncio.gather(*(self._read(op) for op in reads.values())), strict=True
+            )
+        )
         for i, op in enumerate(ops):
-            if isinstance(op, SearchOp):
-                results[i] = await self._search(op)
-            elif isinstance(op, ListNamespacesOp):
-                results[i] = await self._list_namespaces(op)
+            if isinstance(op, SearchOp | ListNamespacesOp):
+                results[i] = list(found[repr(op)])
         if prepared_puts is not None:
             await self._write(prepared_puts)
         return results
+
+    async def _read(self, op: SearchOp | ListNamespacesOp) -> list[Any]:
+        if isinstance(op, SearchOp):
+            return await self._search(op)
+        return await self._list_namespaces(op)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         try:
@@ -185,7 +192,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             # loop thread for them all, or each would start its own.
             with self._private_lock:
                 if self._private is None:
-                    self._private = _LoopThread()
+                    self._private = LoopThread("chad-memory-store")
                 loop = self._loop = self._private.loop
         future: Future[list[Result]] = asyncio.run_coroutine_threadsafe(
             self.abatch(list(ops)), loop
