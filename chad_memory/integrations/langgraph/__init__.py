@@ -9,8 +9,9 @@ read and write memories with `store.aput/aget/asearch`. Items live in `store_ite
 
 As in LangGraph's stores, an expired item is read until the sweep deletes it unless the
 TTL config sets `omit_expired`; a refresh on read extends only live items, and never waits
-for a row another transaction holds (so concurrent reads cannot deadlock). The sync
-methods may be called from any number of threads at once.
+for a row another transaction holds (so concurrent reads cannot deadlock). Calls made
+at once on one event loop run as one batch; the sync methods may be called from any
+number of threads at once.
 
 Where LangGraph's own Postgres store is wrong we differ, on purpose:
 - `$gt/$gte/$lt/$lte` compare numbers as numbers and strings as strings (LangGraph's
