@@ -8,7 +8,6 @@ because it is the one place that knows how the driver takes and hands back value
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from langgraph.store.base import Item, SearchItem
@@ -38,10 +37,6 @@ class _VectorArg:
 
     def tolist(self) -> list[float]:
         return self.values
-
-
-def _vector_text(values: Sequence[float]) -> str:
-    return "[" + ",".join(repr(float(v)) for v in values) + "]"
 
 
 def _loads(value: Any) -> Any:
