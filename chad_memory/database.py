@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 
 from chad_memory.embedded import embedded_database_url
 from chad_memory.errors import DirectConnectionRequiredError
+from chad_memory.loop_pools import LoopPool
 from chad_memory.poolers import driver_options, forwards_startup_setting
 from chad_memory.settings import Settings, get_settings
 from chad_memory.vector_codec import register_vector_codec
@@ -86,6 +87,8 @@ def create_engine(url: str, settings: Settings | None = None, **overrides: Any) 
             "server_settings": server_settings,
             **driver_options(settings.db_pooler),
         },
+        # A pool per event loop: the engine works from any loop and thread.
+        "poolclass": LoopPool,
     }
     options.update(overrides)
     engine = create_async_engine(url, **options)
