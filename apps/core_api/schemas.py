@@ -8,7 +8,6 @@ every route and a new library column is never exposed by accident.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Annotated, Any, TypeVar
@@ -22,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import (
     MAX_MILLISECONDS,
     ArtifactCreate,
@@ -51,6 +51,7 @@ from chad_memory.schemas import (
     StepFields,
 )
 from chad_memory.schemas import Cost as CostValue
+from chad_memory.validation import json_from_text
 
 MAX_LIST_LIMIT = 200
 MAX_OFFSET = 10_000
@@ -90,7 +91,9 @@ def _json_object_text(value: Any) -> Any:
     """A query parameter holding a JSON object (URL-encoded), parsed before validation."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_from_text(value, "metadata")
+        except InvalidInputError:
+            raise  # JSON, nested too deep: said as such
         except ValueError:
             value = None
         if not isinstance(value, dict):
