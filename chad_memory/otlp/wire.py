@@ -44,26 +44,38 @@ def media_type(content_type: str | None) -> str | None:
 def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     """The body as sent before compression; never more than `max_bytes` of it.
 
-    The size limit applies to the decompressed bytes too, so a small gzip bomb is a 413
-    rather than gigabytes in memory.
+    A gzip body may hold several members one after another (RFC 1952; `cat a.gz b.gz`):
+    all of them are inflated, in order, as one stream. Bytes after a member that do not
+    start another one are refused, never ignored. The size limit applies to the
+    decompressed bytes of all members together, so a small gzip bomb is a 413 rather
+    than gigabytes in memory.
     """
     kind = (encoding or "identity").strip().lower()
     if kind == "identity":
         return body
     if kind != "gzip":
         raise UndecodableBodyError(f"Content-Encoding {encoding!r} is not supported (gzip is)")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise UndecodableBodyError(f"body is not valid gzip: {exc}") from None
-    if len(data) > max_bytes or inflater.unconsumed_tail:
-        raise PayloadTooLargeError(
-            f"decompressed body is larger than {max_bytes} bytes (MAX_BODY_BYTES)"
-        )
-    if not inflater.eof:
-        raise UndecodableBodyError("body is not valid gzip: the stream is truncated")
-    return data
+    parts: list[bytes] = []
+    budget = max_bytes
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(rest, budget + 1)
+        except zlib.error as exc:
+            where = "" if not parts else f" (member {len(parts) + 1})"
+            raise UndecodableBodyError(f"body is not valid gzip{where}: {exc}") from None
+        if len(data) > budget or inflater.unconsumed_tail:
+            raise PayloadTooLargeError(
+                f"decompressed body is larger than {max_bytes} bytes (MAX_BODY_BYTES)"
+            )
+        if not inflater.eof:
+            raise UndecodableBodyError("body is not valid gzip: the stream is truncated")
+        parts.append(data)
+        budget -= len(data)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)
 
 
 def _hex_ids_to_base64(value: Any) -> None:
