@@ -11,7 +11,7 @@ attributes, the events not read as messages, links, and exact nanosecond times, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -99,7 +99,20 @@ class MappedRequest:
 def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
     """Every span of the export, checked and mapped; refused spans counted, never raised."""
     mapped = MappedRequest()
+    for _ in map_in_slices(request, mapped):
+        pass
+    return mapped
+
+
+# Spans mapped between two yields of `map_in_slices`: a few milliseconds of work.
+SLICE_SPANS = 50
+
+
+def map_in_slices(request: ExportTraceServiceRequest, mapped: MappedRequest) -> Iterator[None]:
+    """`map_request`'s work into `mapped`, yielding after every SLICE_SPANS spans, so an
+    async caller can let other tasks run between slices (`export_traces`)."""
     seen: set[tuple[str, str]] = set()
+    done = 0
     for resource_spans in request.resource_spans:
         try:
             resource = key_values(resource_spans.resource.attributes, "resource attribute")
@@ -109,6 +122,9 @@ def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
                     mapped.refuse(_name(span), str(exc))
             continue
         for scope_spans, span in _spans(resource_spans):
+            done += 1
+            if done % SLICE_SPANS == 0:
+                yield
             scope = {"name": scope_spans.scope.name, "version": scope_spans.scope.version}
             try:
                 item = map_span(span, resource, scope)
@@ -123,7 +139,6 @@ def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
                 continue
             seen.add(key)
             mapped.traces.setdefault(item.trace_id, []).append(item)
-    return mapped
 
 
 def _spans(resource_spans: ResourceSpans) -> Iterable[tuple[Any, Span]]:

@@ -24,6 +24,7 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Sequence
@@ -167,7 +168,9 @@ class TraceStore(Store):
             stored: list[Any] = []
             if existing_runs:
                 stored = list(await run(_STORED_STEPS, run_ids=sorted(existing_runs)))
-            plan = plan_steps(traces, trace_ids, run_ids, stored)
+            # Ordering is pure Python over every span (up to MAX_SPANS_PER_EXPORT): in a
+            # thread, so the event loop serves other requests meanwhile.
+            plan = await asyncio.to_thread(plan_steps, traces, trace_ids, run_ids, stored)
             if plan.moved:
                 await run(_MOVE_ASIDE, ids=list(plan.moved), ranks=list(plan.moved.values()))
             new_ids: set[uuid.UUID] = set()
