@@ -44,6 +44,8 @@ async def export_traces(
     for _ in map_in_slices(request, mapped):
         await asyncio.sleep(0)
     saved = await store.save_spans(mapped.traces, actor=actor)
+    for span_id, reason in saved.refused:
+        mapped.refuse(f"span {span_id}", reason)
     return ExportResult(saved.stored, saved.duplicates, mapped.rejected, mapped.error_message)
 
 

@@ -324,3 +324,40 @@ async def test_a_metadata_filter_nested_past_the_limit_is_422(
     answer = await api.client.get(route, params={"metadata": wanted}, headers=api.alice)
     assert answer.status_code == 422, answer.text[:300]
     assert "nested deeper than 64 levels" in json.dumps(answer.json())
+
+
+# Class 11 ------------------------------------------------------------------------------
+
+
+async def test_a_span_priced_past_the_cost_column_is_refused_alone(api: Api) -> None:
+    """A user price times a huge token count is at least 1e10 USD: before, the whole
+    export was a 422 and its valid spans were lost."""
+    price = {
+        "model_pattern": "pricey",
+        "starts_at": "2020-01-01T00:00:00Z",
+        "input_mtok": "9999999999",
+        "output_mtok": "0",
+    }
+    assert (await api.client.put("/prices", json=price, headers=api.alice)).status_code == 200
+    huge = {"gen_ai.request.model": "pricey", "gen_ai.usage.input_tokens": 2_000_000_000}
+    request, trace = export(huge)  # a root and the overpriced LLM span
+    good = request.resource_spans[0].scope_spans[0].spans.add()
+    good.CopyFrom(request.resource_spans[0].scope_spans[0].spans[1])
+    good.span_id = uuid.uuid4().bytes[:8]
+    good.name = "cheap"
+    del good.attributes[:]
+    for key, item in {"gen_ai.operation.name": "chat", "gen_ai.request.model": "cheap"}.items():
+        good.attributes.add(key=key).value.CopyFrom(value(item))
+    # A second trace holding only an overpriced span: no run is left for it.
+    alone, alone_trace = export(huge)
+    del alone.resource_spans[0].scope_spans[0].spans[0]  # its root
+    request.resource_spans.extend(alone.resource_spans)
+
+    response = await send(api, request)
+    assert response.partial_success.rejected_spans == 2
+    assert "does not fit" in response.partial_success.error_message
+    names, calls = await stored(api, trace)
+    assert sorted(names) == ["cheap", "root"]
+    assert [c["model"] for c in calls] == ["cheap"]
+    found = await api.client.get("/runs", params={"trace_id": alone_trace}, headers=api.alice)
+    assert found.json()["items"] == []
