@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
-from apps.core_api.auth import CurrentActor
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import Problem
-from chad_memory.otlp import TraceStore, export_traces
+from chad_memory.otlp import export_traces
 from chad_memory.otlp.wire import MEDIA_TYPES, encode_response, media_type, read_export
 from chad_memory.settings import Settings
 
@@ -55,11 +55,6 @@ def _error(description: str) -> dict[str, Any]:
 router = APIRouter(tags=["otlp"])
 
 
-def get_trace_store(request: Request) -> TraceStore:
-    store: TraceStore = request.app.state.trace_store
-    return store
-
-
 _OTLP_BODY = {
     "required": True,
     "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES},
@@ -86,8 +81,7 @@ _OTLP_BODY = {
 )
 async def export(
     request: Request,
-    actor: CurrentActor,
-    store: Annotated[TraceStore, Depends(get_trace_store)],
+    caller: CurrentCaller,
     content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
 ) -> Response:
     """Store every span as a step of its trace's run (one run per trace and actor)."""
@@ -108,7 +102,7 @@ async def export(
         max_bytes=settings.max_body_bytes,
         max_spans=settings.max_spans_per_export,
     )
-    result = await export_traces(store, export_request, actor=actor)
+    result = await export_traces(caller.traces, export_request, actor=caller.actor)
     return Response(
         content=encode_response(result.rejected_spans, result.error_message, kind),
         media_type=kind,
