@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # e.g. CORS_ORIGINS=http://localhost:5173. Empty: no cross-origin browser access.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Spans in one OTLP export (POST /v1/traces, `export_traces`): past it, 413. Bounds
+    # the work one export causes (mapping is about 50 us a span); the OpenTelemetry SDK
+    # sends at most 512 per export, a collector's batch processor 8,192 by default.
+    max_spans_per_export: int = Field(default=10_000, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
     log_level: str = "info"

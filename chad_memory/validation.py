@@ -209,6 +209,20 @@ def json_text(value: Any, where: str = "json") -> str:
     return text
 
 
+def json_from_text(text: str | bytes, where: str = "json") -> Any:
+    """The value JSON text encodes; ValueError (its message kept) when it is not JSON.
+
+    The one way to parse JSON that arrives inside a value (OTLP attributes that carry
+    JSON, a JSON query parameter): nesting deep enough to exhaust the parser's recursion
+    (about 1,000 levels) is refused here as too deep, the rule `check_json` states for
+    anything past MAX_JSON_DEPTH, instead of escaping as a RecursionError.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidInputError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+
+
 # float4 limits. pgvector stores components as float4 and sums squares and products in
 # float4 (VectorCosineSimilarity), so a vector must survive that arithmetic, not only
 # float8's, for its cosine similarity to be a number.

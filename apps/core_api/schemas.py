@@ -8,7 +8,6 @@ every route and a new library column is never exposed by accident.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Annotated, Any, TypeVar
@@ -22,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from chad_memory.errors import InvalidInputError
 from chad_memory.request_caps import (
     MAX_ITEMS_PER_REQUEST,
     MAX_LIST_LIMIT,
@@ -57,6 +57,7 @@ from chad_memory.schemas import (
     StepFields,
 )
 from chad_memory.schemas import Cost as CostValue
+from chad_memory.validation import json_from_text
 
 # GET /runs stops counting `total` above this many matches unless asked for exact_total:
 # an exact count reads every match, so its time grows with the actor's runs
@@ -92,7 +93,9 @@ def _json_object_text(value: Any) -> Any:
     """A query parameter holding a JSON object (URL-encoded), parsed before validation."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_from_text(value, "metadata")
+        except InvalidInputError:
+            raise  # JSON, nested too deep: said as such
         except ValueError:
             value = None
         if not isinstance(value, dict):

@@ -78,6 +78,7 @@ _BY_SQLSTATE: dict[str, str] = {
     "57P02": "unavailable",  # crash_shutdown
     "57P03": "unavailable",  # cannot_connect_now
     "53300": "unavailable",  # too_many_connections
+    "54000": "too_large",  # program_limit_exceeded: an index entry over its page's third
 }
 _BY_SQLSTATE_CLASS: dict[str, str] = {
     "22": "invalid",  # data exception: out of range, invalid datetime or text
@@ -203,6 +204,8 @@ def translate(exc: BaseException, what: str, committing: bool = False) -> BaseEx
         return NotFoundError(f"{what}: {reason}")
     if meaning == "invalid":
         return InvalidInputError(f"{what}: a value is out of range or not allowed for its field")
+    if meaning == "too_large":
+        return InvalidInputError(f"{what}: the values are too long to be indexed together")
     if meaning == "retry":
         transient = TransientDatabaseError(f"{what}: concurrent transaction conflict ({code})")
         transient.retryable = True

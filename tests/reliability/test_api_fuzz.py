@@ -98,6 +98,8 @@ UNSTORABLE_OR_UNKNOWN = (
     "decimal places",
     # A computed cost that overflows the column (a user price times huge token counts).
     "does not fit",
+    # Text within its characters but past its UTF-8 bytes (an index entry's size).
+    "bytes fit the index",
 )
 
 
