@@ -20,13 +20,14 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Column, Table, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -45,6 +46,7 @@ from chad_memory.models import (
     StoreItem,
     Thread,
 )
+from chad_memory.schemas import UtcDatetime
 from chad_memory.stores.transactions import translated_errors
 
 FORMAT_VERSION = 1
@@ -75,6 +77,9 @@ OPTIONAL_LINKS: dict[tuple[str, str], str] = {
 }
 
 
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
+
+
 @dataclass(frozen=True)
 class ExportScope:
     """Whose rows, and from when: runs created, threads updated, embeddings created since."""
@@ -83,8 +88,16 @@ class ExportScope:
     since: datetime | None = None
 
     def __post_init__(self) -> None:
-        if self.since is not None and self.since.tzinfo is None:
+        if self.since is None:
+            return
+        if self.since.tzinfo is None:
             raise InvalidInputError("since must carry a time zone")
+        # The API's timestamp rule: the edge instants (stored as +-infinity) and instants
+        # that leave datetime's range in UTC are refused here, before any row is read.
+        try:
+            object.__setattr__(self, "since", _INSTANT.validate_python(self.since))
+        except ValidationError as exc:
+            raise InvalidInputError(f"since: {exc.errors()[0]['msg']}") from None
 
 
 @dataclass
@@ -165,7 +178,7 @@ def _from_json(column: Column[Any], value: Any) -> Any:
 
 async def export_records(
     engine: AsyncEngine, scope: ExportScope | None = None
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any]]:
     """Every row in scope as `{"kind", "data"}`, a header first, streamed from the server."""
     scope = scope or ExportScope()
     yield {

@@ -197,13 +197,19 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = 
 
 
 def _day_bound(text: str, name: str, *, end: bool) -> datetime:
-    """A date (the whole day, UTC; `to` is inclusive) or an ISO datetime."""
+    """A date (the whole day, UTC; `to` is inclusive) or an ISO datetime.
+
+    The day after 9999-12-31 is past `datetime`'s range (OverflowError): such a bound is
+    out of range like any other edge date, not a failure of the page.
+    """
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             start = datetime.combine(day, time(0), tzinfo=UTC)
             return start + timedelta(days=1) if end else start
         value = datetime.fromisoformat(text)
+    except OverflowError as exc:
+        raise InvalidInputError(f"{name}: outside the storable range") from exc
     except ValueError as exc:
         raise InvalidInputError(f"{name}: expected a date like 2026-01-31") from exc
     return value if value.tzinfo else value.replace(tzinfo=UTC)
