@@ -4,9 +4,14 @@ Chromium sees of the same is in test_dashboard_browser.py."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chad_memory import MessageCreate, ThreadCreate, ThreadStore
+from apps.core_api.ui.session import COOKIE
+from chad_memory import ApiKeyStore, MessageCreate, ThreadCreate, ThreadStore
+from chad_memory.models import DashboardSignOut
 from tests.ui.conftest import Dashboard, csrf_of
 
 NON_ASCII = ("é", "日本", "\u00ff" * 40, "x.é", "é.é")
@@ -108,3 +113,42 @@ async def test_tool_calls_in_any_shape_show_on_the_conversation_page(
     assert "tool call: search_docs" in page.text
     assert page.text.count("<summary>tool call</summary>") == len(odd_calls)
     assert "call_1" in page.text
+
+
+async def test_sign_out_ends_every_copy_of_the_session(dash: Dashboard) -> None:
+    """Class 14: a cookie copied before sign-out kept opening pages until it expired."""
+    await dash.sign_in(dash.sample.alice_key)
+    copied = dash.client.cookies.get(COOKIE)
+    assert copied
+    token = csrf_of((await dash.client.get("/ui/runs")).text)
+    assert (await dash.client.post("/ui/logout", data={"csrf": token})).status_code == 303
+
+    dash.client.cookies.clear()
+    dash.client.cookies.set(COOKIE, copied, path="/ui")
+    for path in ("/ui/runs", f"/ui/runs/{dash.sample.support_run}", "/ui/threads", "/ui/usage"):
+        page = await dash.client.get(path)
+        assert page.status_code == 303, path
+        assert page.headers["location"].startswith("/ui/login")
+    # Signing out that copy again is harmless, and signing in anew works.
+    assert (await dash.client.post("/ui/logout", data={"csrf": token})).status_code == 303
+    dash.client.cookies.clear()
+    await dash.sign_in(dash.sample.alice_key)
+    assert (await dash.client.get("/ui/runs")).status_code == 200
+
+
+async def test_the_library_refuses_a_signed_out_session(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    keys = ApiKeyStore(session_factory)
+    made = await keys.create_key("alice")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert await keys.get_live_key(made.key.id, session_id="s1") is not None
+    await keys.sign_out("s1", expires_at=later)
+    await keys.sign_out("old", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert await keys.get_live_key(made.key.id, session_id="s1") is None
+    assert await keys.get_live_key(made.key.id, session_id="s2") is not None
+    assert await keys.get_live_key(made.key.id) is not None
+    await keys.sign_out("s3", expires_at=later)  # and the expired sign-out is gone
+    async with session_factory() as session:
+        left = set((await session.scalars(select(DashboardSignOut.sid))).all())
+    assert left == {"s1", "s3"}

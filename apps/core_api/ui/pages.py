@@ -67,7 +67,8 @@ def _here(request: Request) -> str:
 
 
 async def signed_in(request: Request) -> Ui:
-    """The signed-in actor, or SignInRequired. A session ends when its key is revoked."""
+    """The signed-in actor, or SignInRequired. A session ends when its key is revoked
+    or when it is signed out (from any copy of its cookie)."""
     state = request.app.state
     settings: Settings = state.settings
     session = read_session(request)
@@ -82,7 +83,7 @@ async def signed_in(request: Request) -> Ui:
         if session is None or session.key_id is None or session.actor is None:
             raise SignInRequired(_here(request))
         keys: ApiKeyStore = state.key_store
-        key = await keys.get_live_key(session.key_id)
+        key = await keys.get_live_key(session.key_id, session_id=session.sid)
         if key is None or key.actor != session.actor:
             raise SignInRequired(_here(request))
         actor = key.actor
@@ -188,6 +189,11 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = 
         return render(
             request, "error.html", 403, status=403, detail="Invalid or missing form token."
         )
+    if session.signed_in:
+        # Server-side: a copy of this cookie taken before now stops working too.
+        keys: ApiKeyStore = request.app.state.key_store
+        expires = datetime.fromtimestamp(session.expires, UTC)
+        await keys.sign_out(session.sid, expires_at=expires)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/ui")
     return response

@@ -1,7 +1,8 @@
 """The dashboard's session: a signed cookie, and the CSRF token tied to it.
 
 The cookie holds `{sid, actor, key, exp}` as base64 JSON plus an HMAC-SHA256 over it, so
-the server keeps no session table and a tampered or expired cookie reads as no session.
+the server keeps no session table and a tampered or expired cookie reads as no session;
+signing out records the sid (`ApiKeyStore.sign_out`), so a copy of the cookie ends too.
 It never holds the API key itself, only the key's id: a page checks the key is still
 live, so revoking a key ends its sessions. Every visitor (signed in or not) has a `sid`;
 the CSRF token is an HMAC of it, which a forged cross-site form cannot know, and signing
