@@ -12,8 +12,7 @@ import uuid
 from fastapi import APIRouter, Response
 from pydantic import Field
 
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import PriceStoreDep
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import AUTH_RESPONSES, PriceBody, Problem
 from chad_memory.schemas import Input, ModelPriceCreate, ModelPriceRecord, UtcDatetime
 from chad_memory.stores import prices as price_store
@@ -30,18 +29,16 @@ class RecomputeBody(Input):
 
 
 @router.get("", response_model=list[ModelPriceRecord])
-async def list_prices(actor: CurrentActor, prices: PriceStoreDep) -> list[ModelPriceRecord]:
+async def list_prices(caller: CurrentCaller) -> list[ModelPriceRecord]:
     """The caller's prices and the operator-wide ones that apply to it."""
-    return await prices.list_prices(actor=actor)
+    return await caller.prices.list_prices(actor=caller.actor)
 
 
 @router.put("", response_model=ModelPriceRecord)
-async def set_price(
-    body: PriceBody, actor: CurrentActor, prices: PriceStoreDep
-) -> ModelPriceRecord:
+async def set_price(body: PriceBody, caller: CurrentCaller) -> ModelPriceRecord:
     """Add a price, or replace the caller's price with the same provider, pattern and
     start."""
-    return await prices.set_price(ModelPriceCreate(**body.model_dump()), actor=actor)
+    return await caller.prices.set_price(ModelPriceCreate(**body.model_dump()), actor=caller.actor)
 
 
 @router.delete(
@@ -53,23 +50,21 @@ async def set_price(
         404: {"model": Problem, "description": "no price with this id"},
     },
 )
-async def delete_price(price_id: uuid.UUID, actor: CurrentActor, prices: PriceStoreDep) -> Response:
-    await prices.delete_price(price_id, actor=actor)
+async def delete_price(price_id: uuid.UUID, caller: CurrentCaller) -> Response:
+    await caller.prices.delete_price(price_id, actor=caller.actor)
     return Response(status_code=204)
 
 
 @router.post("/recompute", response_model=RecomputePage)
-async def recompute(
-    body: RecomputeBody, actor: CurrentActor, prices: PriceStoreDep
-) -> RecomputePage:
+async def recompute(body: RecomputeBody, caller: CurrentCaller) -> RecomputePage:
     """Price the caller's calls in [since, until) again with today's table; costs sent by
     the client are never changed. At most RECOMPUTE_MAX_CALLS (20,000) calls a request:
     answers how many were seen and changed, and a `next_cursor` to send back (with the
     same since and until) until it is null."""
-    return await prices.recompute_page(
+    return await caller.prices.recompute_page(
         since=body.since,
         until=body.until,
-        actor=actor,
+        actor=caller.actor,
         cursor=body.cursor,
         max_calls=price_store.RECOMPUTE_MAX_CALLS,
     )
