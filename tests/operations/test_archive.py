@@ -7,7 +7,6 @@ import gzip
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chad_memory import InvalidInputError, PgVectorStore, PostgresStore, ThreadStore
 from chad_memory.archive import KINDS, ExportScope, export_to_file
 from chad_memory.archive_import import import_file
-from chad_memory.database import create_engine
-from tests.database import run_admin, unique_name, with_database
 from tests.operations.seed import seed
-
-
-@pytest.fixture
-async def other_engine(admin_url: str, template_db: str) -> AsyncIterator[AsyncEngine]:
-    """A second, empty migrated database to import into."""
-    name = unique_name("chad_import")
-    await run_admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    eng = create_engine(with_database(admin_url, name), pool_size=2, max_overflow=2)
-    yield eng
-    await eng.dispose()
-    await run_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _snapshot(engine: AsyncEngine, actor: str | None = None) -> dict[str, list[Any]]:

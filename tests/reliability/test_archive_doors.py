@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,7 @@ from chad_memory import (
 )
 from chad_memory.archive import ExportScope, export_to_file
 from chad_memory.archive_import import import_file
-from chad_memory.database import create_engine, get_session_factory
-from tests.database import run_admin, unique_name, with_database
+from chad_memory.database import get_session_factory
 from tests.reliability.conftest import serve
 
 EDGE_SINCE = (
@@ -69,17 +67,6 @@ def test_library_export_scope_refuses_the_same_instants() -> None:
     )
 
 
-@pytest.fixture
-async def empty_engine(admin_url: str, template_db: str) -> AsyncIterator[AsyncEngine]:
-    """A second, empty migrated database to import into."""
-    name = unique_name("chad_import")
-    await run_admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    eng = create_engine(with_database(admin_url, name), pool_size=2, max_overflow=2)
-    yield eng
-    await eng.dispose()
-    await run_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _file(tmp_path: Path, *records: tuple[str, dict[str, Any]], actor: str = "alice") -> Path:
     path = tmp_path / f"{uuid.uuid4().hex}.jsonl"
     lines = [{"kind": "header", "data": {"format": 1, "actor": actor, "since": None}}]
@@ -99,7 +86,7 @@ async def _counts(engine: AsyncEngine) -> dict[str, int]:
 async def test_an_export_with_its_prices_imports_into_an_empty_database(
     tmp_path: Path,
     engine: AsyncEngine,
-    empty_engine: AsyncEngine,
+    other_engine: AsyncEngine,
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """Class 17: calls priced from the actor's own price table named a price the export
@@ -128,13 +115,13 @@ async def test_an_export_with_its_prices_imports_into_an_empty_database(
     exported = await export_to_file(engine, path, ExportScope(actor="alice"))
     assert exported.rows["price"] == 1  # alice's, not bob's
 
-    imported = await import_file(empty_engine, path, actor="alice")
+    imported = await import_file(other_engine, path, actor="alice")
     assert imported.rows["price"] == 1
     assert imported.rows["llm_call"] == 1
     assert imported.unlinked == 0
-    copied = await PostgresStore(get_session_factory(empty_engine)).get_llm_calls(run.id)
+    copied = await PostgresStore(get_session_factory(other_engine)).get_llm_calls(run.id)
     assert [(c.price_id, c.cost_usd) for c in copied] == [(call.price_id, call.cost_usd)]
-    again = await import_file(empty_engine, path, actor="alice")
+    again = await import_file(other_engine, path, actor="alice")
     assert again.total == 0
 
 
