@@ -52,7 +52,7 @@ from chad_memory.archive import (
     _open_text,
 )
 from chad_memory.errors import InvalidInputError
-from chad_memory.models import COST_SOURCES
+from chad_memory.models import COST_SOURCES, EMBEDDING_DIM
 from chad_memory.schemas import (
     Actor,
     ArtifactCreate,
@@ -68,7 +68,7 @@ from chad_memory.schemas import (
     UtcDatetime,
 )
 from chad_memory.stores.transactions import translated_errors
-from chad_memory.validation import quoted
+from chad_memory.validation import check_embedding, quoted
 
 # The API's model for each kind; a kind without one (LangGraph store items) is checked
 # column by column with the same field types.
@@ -198,6 +198,12 @@ class _Importer:
         except ValidationError as exc:
             raise InvalidInputError(f"line {line.number}: {line.kind}: {_reason(exc)}") from None
         values = {name: getattr(row, name) for name in row.model_fields_set}
+        if line.kind == "embedding" and values.get("embedding") is not None:
+            # As PgVectorStore checks it: the schema's dimension, storable as float4.
+            try:
+                values["embedding"] = check_embedding(values["embedding"], EMBEDDING_DIM)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"line {line.number}: embedding: {exc}") from None
         for name, value in values.items():
             if value is None and not table.c[name].nullable:
                 raise InvalidInputError(f"line {line.number}: {line.kind}: {name} may not be null")

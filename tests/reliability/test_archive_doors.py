@@ -30,6 +30,7 @@ from chad_memory import (
 from chad_memory.archive import ExportScope, export_to_file
 from chad_memory.archive_import import import_file
 from chad_memory.database import get_session_factory
+from chad_memory.models import EMBEDDING_DIM
 from tests.reliability.conftest import serve
 
 EDGE_SINCE = (
@@ -186,6 +187,11 @@ async def test_import_refuses_what_the_api_refuses(tmp_path: Path, engine: Async
         with pytest.raises(InvalidInputError, match=f"line 2: run: .*{field}"):
             await import_file(engine, _file(tmp_path, ("run", data)), actor="alice")
     assert (await _counts(engine))["runs"] == 0
+    vector = {"id": str(uuid.uuid4()), "actor": "alice", "namespace": "n"}
+    for embedding, reason in (([1.0, 2.0, 3.0], "dimensions"), ([0.0] * EMBEDDING_DIM, "")):
+        path = _file(tmp_path, ("embedding", {**vector, "embedding": embedding}))
+        with pytest.raises(InvalidInputError, match=f"line 2: embedding: .*{reason}"):
+            await import_file(engine, path, actor="alice")
 
 
 @pytest.mark.parametrize(
