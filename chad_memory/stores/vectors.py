@@ -218,7 +218,9 @@ class PgVectorStore(Store):
     async def _maintain(self) -> None:
         try:
             done = await maintain(
-                self._db.engine, target=self.target_recall, auto_rebuild=self.auto_rebuild
+                self._db.maintenance_engine,
+                target=self.target_recall,
+                auto_rebuild=self.auto_rebuild,
             )
             if done is not None:
                 self._maintenance_tried = -math.inf  # done: growth may call again at once
@@ -329,7 +331,7 @@ class PgVectorStore(Store):
         """
         try:
             info = await rebuild_and_calibrate(
-                self._db.engine,
+                self._db.maintenance_engine,
                 target=self.target_recall,
                 method=method,
                 lists=lists,
@@ -344,7 +346,7 @@ class PgVectorStore(Store):
 
     async def calibrate(self) -> VectorIndexInfo:
         """Calibrate the index present now for the target recall (no rebuild)."""
-        info = await recalibrate(self._db.engine, target=self.target_recall)
+        info = await recalibrate(self._db.maintenance_engine, target=self.target_recall)
         self._remember(info)
         return info
 
