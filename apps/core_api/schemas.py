@@ -14,6 +14,7 @@ import uuid
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -51,6 +52,7 @@ from chad_memory.schemas import (
     StepFields,
 )
 from chad_memory.schemas import Cost as CostValue
+from chad_memory.validation import check_text
 
 MAX_LIST_LIMIT = 200
 MAX_OFFSET = 10_000
@@ -308,6 +310,12 @@ class LLMCallCreateBody(LLMCallFields):
 # Memory -------------------------------------------------------------------------------
 
 
+MAX_QUERY_CHARS = 8192
+MemoryQuery = Annotated[
+    str, Field(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(check_text)
+]
+
+
 class MemoryItem(EmbeddingFields):
     run_id: uuid.UUID | None = Field(default=None, description="one of the caller's runs")
 
@@ -324,12 +332,19 @@ class MemoryAdded(BaseModel):
 
 
 class MemorySearchBody(Input):
-    embedding: list[Number] = Field(min_length=1)
+    embedding: list[Number] | None = Field(default=None, min_length=1)
+    query: MemoryQuery | None = Field(
+        default=None, description="text, embedded by the configured embedder (EMBEDDER)"
+    )
     k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K), NotBool] = 10
     namespace: ShortText | None = None
     source_id: ShortText | None = None
     metadata: JsonObject | None = Field(default=None, description="hits contain this object")
     min_score: Number | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
+    run_id: uuid.UUID | None = Field(
+        default=None, description="one of the caller's runs: the hits are recorded as its reads"
+    )
+    step_id: uuid.UUID | None = Field(default=None, description="a step of `run_id`")
 
 
 class MemorySearchResult(BaseModel):

@@ -18,20 +18,23 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import defer
 
 from chad_memory.database import Database, SessionFactory
+from chad_memory.embedders import Embedder
 from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chad_memory.models import Embedding
-from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount, Page, SearchHit
-from chad_memory.stores.base import Store
-from chad_memory.stores.limits import check_batch
+from chad_memory.schemas import (
+    EmbeddingRecord,
+    NamespaceCount,
+    Page,
+    SearchHit,
+)
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
+from chad_memory.stores.text_memory import FROM_SETTINGS, TextMemory
 from chad_memory.stores.transactions import driver_transaction, retried, transaction
 from chad_memory.stores.vector_search import (
     FILTERS,
-    TABLES,
     identity,
     plan_search,
     prepare_statement,
@@ -47,7 +50,7 @@ from chad_memory.vector_calibration import (
     rebuild_and_calibrate,
     recalibrate,
 )
-from chad_memory.vector_codec import has_binary_codec, pooled_has_binary_codec
+from chad_memory.vector_codec import has_binary_codec
 from chad_memory.vector_index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
@@ -70,7 +73,7 @@ MAINTENANCE_RETRY_S = 30.0
 EMBEDDINGS = Keyset("embeddings", (Embedding.created_at, Embedding.id), descending=True)
 
 
-class PgVectorStore(Store):
+class PgVectorStore(TextMemory):
     """Embeddings scoped by actor and namespace; every method is one transaction.
 
     Searches use the setting the index's calibration chose (chad_memory.vector_calibration)
@@ -90,8 +93,9 @@ class PgVectorStore(Store):
         target_recall: float | None = None,
         auto_rebuild: bool | None = None,
         maintain_in_background: bool = True,
+        embedder: Embedder | object | None = FROM_SETTINGS,
     ) -> None:
-        super().__init__(session_factory)
+        super().__init__(session_factory, embedder=embedder)
         settings = self._db.settings
         self.dim = dim or settings.embedding_dim
         # None: the index's calibrated setting (IVFFLAT_PROBES overrides).
@@ -107,35 +111,6 @@ class PgVectorStore(Store):
         self._maintenance: asyncio.Task[None] | None = None
         self._maintenance_tried = -math.inf
         self._announced: tuple[object, ...] | None = None
-
-    @retried
-    async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
-        return (await self.add_embeddings([item]))[0]
-
-    @retried
-    async def add_embeddings(self, items: Sequence[EmbeddingCreate]) -> list[EmbeddingRecord]:
-        """Insert a batch in one statement; every vector is checked before any SQL runs."""
-        if not items:
-            return []
-        check_batch(items, "embeddings")
-        rows: list[dict[str, Any]] = []
-        for i, item in enumerate(items):
-            data = item.model_dump(exclude={"embedding"})
-            data["id"] = data["id"] or uuid.uuid4()
-            data["embedding"] = check_embedding(item.embedding, self.dim, f"embeddings[{i}]")
-            rows.append(data)
-        async with transaction(self._db, "add_embeddings") as session:
-            conn = await session.connection()
-            t = TABLES[await pooled_has_binary_codec(conn)]
-            result = await conn.execute(
-                pg_insert(t).returning(
-                    *(c for c in t.c if c.name != "embedding"), sort_by_parameter_order=True
-                ),
-                rows,
-            )
-            records = [EmbeddingRecord.model_validate(r) for r in result.mappings()]
-        self._db.ingested("embeddings", len(records))
-        return records
 
     @retried
     async def index_info(self, *, refresh: bool = True) -> VectorIndexInfo:
@@ -232,24 +207,64 @@ class PgVectorStore(Store):
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        await self.close_embedder()
 
     def plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
         """(exact?, index settings) of a k-hit search on this index (see `plan_search`)."""
         return plan_search(info, k, probes=self.probes, ef_search=self.ef_search)
 
-    @retried
     async def search(
         self,
-        embedding: Sequence[float],
+        embedding: Sequence[float] | None = None,
         *,
+        query: str | None = None,
         k: int = 10,
         actor: str | None = None,
         namespace: str | None = None,
         source_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         min_score: float | None = None,
+        run_id: uuid.UUID | None = None,
+        step_id: uuid.UUID | None = None,
     ) -> list[SearchHit]:
         """The k most similar embeddings by cosine similarity, best first.
+
+        The query is `embedding`, or else `query` text embedded by the configured embedder.
+        With `run_id` (one of `actor`'s runs; `step_id` one of its steps) the hits are
+        recorded as read by that run (chad_memory.stores.memory_provenance).
+        """
+        if embedding is None:
+            if query is None:
+                raise InvalidInputError("a search needs `embedding` or `query` text")
+            embedding = await self.embed_query(query)
+        hits = await self._search(
+            embedding,
+            k=k,
+            actor=actor,
+            namespace=namespace,
+            source_id=source_id,
+            metadata=metadata,
+            min_score=min_score,
+        )
+        if run_id is not None:
+            await self._record_reads(hits, run_id=run_id, step_id=step_id, actor=actor)
+        elif step_id is not None:
+            raise InvalidInputError("a search's step_id needs its run_id")
+        return hits
+
+    @retried
+    async def _search(
+        self,
+        embedding: Sequence[float],
+        *,
+        k: int,
+        actor: str | None,
+        namespace: str | None,
+        source_id: str | None,
+        metadata: dict[str, Any] | None,
+        min_score: float | None,
+    ) -> list[SearchHit]:
+        """The search itself.
 
         A filter matching few rows (< exact_scan_max_rows) is answered by an exact scan of
         just those rows (found through the btree/GIN indexes): an approximate index would
