@@ -84,6 +84,9 @@ def create_app(
         app.state.session_factory = db.session_factory
         app.state.postgres_store = PostgresStore(db)
         app.state.vector_store = PgVectorStore(db)
+        embedder = app.state.vector_store.embedder  # a bad EMBEDDER setting fails here
+        if embedder is not None:
+            logger.info("memory text is embedded by %s", embedder.name)
         app.state.key_store = ApiKeyStore(db)
         app.state.thread_store = ThreadStore(db)
         app.state.price_store = PriceStore(db)
