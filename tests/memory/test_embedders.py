@@ -135,7 +135,8 @@ def test_settings_choose_the_embedder() -> None:
 def test_shorter_vectors_are_padded_without_changing_cosine() -> None:
     a, b = [0.6, 0.8, 0.0], [1.0, 0.0, 1.0]
     pa, pb = fit_dimension(a, 8, "e"), fit_dimension(b, 8, "e")
-    assert len(pa) == 8 and pa[3:] == [0.0] * 5
+    assert len(pa) == 8
+    assert pa[3:] == [0.0] * 5
 
     def cos(x: list[float], y: list[float]) -> float:
         return sum(p * q for p, q in zip(x, y, strict=True)) / (math.hypot(*x) * math.hypot(*y))

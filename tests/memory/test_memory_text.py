@@ -97,9 +97,7 @@ async def test_embedder_outages_answer_and_write_nothing(
     assert found.status_code == status
 
 
-async def test_same_text_same_namespace_is_stored_once(
-    words_api: Api, engine: AsyncEngine
-) -> None:
+async def test_same_text_same_namespace_is_stored_once(words_api: Api, engine: AsyncEngine) -> None:
     first = (await add(words_api, {"content": "likes tea", "metadata": {"v": 1}})).json()
     again = await add(
         words_api,
@@ -111,7 +109,8 @@ async def test_same_text_same_namespace_is_stored_once(
     assert again.status_code == 201, again.text
     items = again.json()["items"]
     assert items[0]["id"] == first["items"][0]["id"]  # refreshed, not duplicated
-    assert items[0]["metadata"] == {"v": 2} and items[0]["source_id"] == "chat-9"
+    assert items[0]["metadata"] == {"v": 2}
+    assert items[0]["source_id"] == "chat-9"
     assert items[1]["id"] != items[0]["id"]  # another namespace is another memory
     assert items[2]["id"] == items[3]["id"]  # one batch, one text: one row
     assert items[3]["metadata"] == {"v": 3}

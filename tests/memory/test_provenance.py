@@ -41,7 +41,8 @@ async def test_written_and_read_both_ways(words_api: Api) -> None:
     )
     assert added.status_code == 201, added.text
     tea, lisbon = added.json()["items"]
-    assert tea["step_id"] == write_step and lisbon["step_id"] is None
+    assert tea["step_id"] == write_step
+    assert lisbon["step_id"] is None
 
     for _ in range(2):
         found = await c.post(
@@ -63,7 +64,8 @@ async def test_written_and_read_both_ways(words_api: Api) -> None:
     detail = await c.get(f"/memory/{tea['id']}", headers=alice)
     assert detail.status_code == 200, detail.text
     body = detail.json()
-    assert body["memory"]["run_id"] == writer and body["memory"]["step_id"] == write_step
+    assert body["memory"]["run_id"] == writer
+    assert body["memory"]["step_id"] == write_step
     assert [(r["run_id"], r["step_id"], r["reads"]) for r in body["read_by"]] == [
         (reader, read_step, 2)
     ]
@@ -123,5 +125,6 @@ async def test_deleting_a_run_keeps_its_memories_unlinked(words_api: Api) -> Non
     await c.post("/memory/search", json={"query": "kept", "run_id": run}, headers=alice)
     assert (await c.delete(f"/runs/{run}", headers=alice)).status_code == 204
     detail = (await c.get(f"/memory/{memory['id']}", headers=alice)).json()
-    assert detail["memory"]["run_id"] is None and detail["memory"]["step_id"] is None
+    assert detail["memory"]["run_id"] is None
+    assert detail["memory"]["step_id"] is None
     assert detail["read_by"] == []
