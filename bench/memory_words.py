@@ -39,8 +39,11 @@ from tests.memory.fake_openai import FakeOpenAI, word_vector
 N = 1000
 BATCH = 100
 QUERIES = 50
-WORDS = ("tea coffee lisbon paris agent tool memory run step cat dog market price "
-         "green red blue fast slow plan goal user prefers lives likes works").split()
+WORDS = [
+    *("tea", "coffee", "lisbon", "paris", "agent", "tool", "memory", "run", "step", "cat"),
+    *("dog", "market", "price", "green", "red", "blue", "fast", "slow", "plan", "goal"),
+    *("user", "prefers", "lives", "likes", "works"),
+]
 
 
 def sentence(i: int, salt: str) -> str:
@@ -93,10 +96,8 @@ async def report(
     for rep in range(REPEATS):
         # Fresh texts each pass (a text already stored would only refresh its row).
         texts = [sentence(i, f"t{rep}") for i in range(N)]
-        vectors = [
-            {"content": sentence(i, f"v{rep}"), "embedding": word_vector(sentence(i, f"v{rep}"), dim)}
-            for i in range(N)
-        ]
+        stored = [sentence(i, f"v{rep}") for i in range(N)]
+        vectors = [{"content": t, "embedding": word_vector(t, dim)} for t in stored]
         vector_rates.append(await ingest(c, headers, vectors))
         text_rates.append(await ingest(c, headers, [{"content": t} for t in texts]))
         say(f"pass {rep}: text {text_rates[-1]:,.0f} rows/s, vectors {vector_rates[-1]:,.0f}")

@@ -28,7 +28,7 @@ async def test_index_embed_names_the_configured_embedder(
     await store.aput(("facts",), "a", {"text": "Paris is the capital of France."})
     await store.aput(("facts",), "b", {"text": "The stock market fell on Tuesday."})
     hits = await store.asearch(("facts",), query="which city is France's capital?", limit=2)
-    assert [h.key for h in hits][0] == "a"
+    assert hits[0].key == "a"
     assert hits[0].score is not None
     assert hits[0].score > (hits[1].score or 0)
 
