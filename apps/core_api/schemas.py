@@ -50,6 +50,7 @@ from chad_memory.schemas import (
     ShortText,
     StepCreate,
     StepFields,
+    UtcDatetime,
 )
 from chad_memory.schemas import Cost as CostValue
 from chad_memory.validation import check_text
@@ -345,6 +346,9 @@ class MemorySearchBody(Input):
         default=None, description="one of the caller's runs: the hits are recorded as its reads"
     )
     step_id: uuid.UUID | None = Field(default=None, description="a step of `run_id`")
+    as_of: UtcDatetime | None = Field(
+        default=None, description="ISO timestamp with a timezone: memories valid then (default now)"
+    )
 
 
 class MemorySearchResult(BaseModel):

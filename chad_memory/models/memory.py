@@ -49,8 +49,14 @@ class Embedding(Base):
     embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
     metadata_: Mapped[dict[str, Any]] = _metadata()
     created_at: Mapped[datetime] = _created_at()
+    # Revision 012: a caller's name for the fact; a new memory with the same key in the
+    # namespace closes this one (valid_to) instead of deleting it.
+    key: Mapped[str | None]
+    valid_from: Mapped[datetime] = mapped_column(server_default=func.now(), nullable=False)
+    valid_to: Mapped[datetime | None]
 
     __table_args__ = (
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_interval"),
         Index("ix_embeddings_actor_namespace", "actor", "namespace"),
         Index("ix_embeddings_actor_source_id", "actor", "source_id"),
         Index("ix_embeddings_run_id", "run_id"),
@@ -61,7 +67,15 @@ class Embedding(Base):
             "namespace",
             "content_hash",
             unique=True,
-            postgresql_where=text("content_hash IS NOT NULL"),
+            postgresql_where=text("content_hash IS NOT NULL AND valid_to IS NULL"),
+        ),
+        Index(
+            "uq_embeddings_actor_namespace_key",
+            "actor",
+            "namespace",
+            "key",
+            unique=True,
+            postgresql_where=text("key IS NOT NULL AND valid_to IS NULL"),
         ),
         Index(
             "ix_embeddings_metadata",

@@ -33,6 +33,9 @@ class EmbeddingFields(Input):
     # Omitted: the configured embedder embeds `content` (chad_memory.embedders).
     embedding: list[Number] | None = Field(default=None, min_length=1)
     metadata: JsonObject = Field(default_factory=dict)
+    # The caller's name for the fact: a new memory with the same key in the namespace
+    # supersedes the current one (closes it: valid_to) instead of deleting it.
+    key: ShortText | None = None
 
 
 class EmbeddingCreate(EmbeddingFields):
@@ -53,6 +56,10 @@ class EmbeddingRecord(Record):
     content: str | None
     metadata: dict[str, Any] = _metadata_field
     created_at: datetime
+    key: str | None = None
+    # When the memory was true: from valid_from until valid_to (None: still current).
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
 
 
 class NamespaceCount(BaseModel):
@@ -97,3 +104,5 @@ class MemoryDetail(BaseModel):
 
     memory: EmbeddingRecord
     read_by: list[MemoryReader]
+    # Every version under the memory's key, oldest first (empty without a key).
+    history: list[EmbeddingRecord] = Field(default_factory=list)

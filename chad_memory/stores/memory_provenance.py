@@ -1,4 +1,4 @@
-"""Which run wrote a memory and which runs read it.
+"""Which run wrote a memory, which runs read it, and its versions in time.
 
 A memory records the run (and step) that wrote it on its own row; a search made on
 behalf of a run records the memories it returned in `memory_reads`, one row per (run,
@@ -121,3 +121,22 @@ async def readers_of(
     )
     rows: Any = (await session.execute(stmt)).mappings()
     return [MemoryReader.model_validate(r) for r in rows]
+
+
+async def versions_of(
+    session: AsyncSession, memory: EmbeddingRecord, limit: int
+) -> list[EmbeddingRecord]:
+    """Every version under the memory's key (its namespace, its actor), oldest first."""
+    if memory.key is None:
+        return []
+    stmt = (
+        record_select(Embedding, EmbeddingRecord)
+        .where(
+            Embedding.actor == memory.actor,
+            Embedding.namespace == memory.namespace,
+            Embedding.key == memory.key,
+        )
+        .order_by(Embedding.valid_from, Embedding.id)
+        .limit(limit)
+    )
+    return [EmbeddingRecord.model_validate(r) for r in (await session.execute(stmt)).mappings()]

@@ -26,7 +26,21 @@ from chad_memory.validation import check_embedding
 # Rows the LangGraph store writes may share a text (two items, one sentence): never merged.
 UNMERGED_SOURCE_TYPES = frozenset({"langgraph_store"})
 # What a re-added text replaces in its row; id, actor, namespace, content and created_at stay.
-REFRESHED = ("embedding", "metadata", "source_type", "source_id", "run_id", "step_id")
+REFRESHED = ("embedding", "metadata", "source_type", "source_id", "run_id", "step_id", "key")
+# Revision 012's one-row-per-text index: current rows only.
+CURRENT_TEXT = "content_hash IS NOT NULL AND valid_to IS NULL"
+# A keyed memory closes its key's current version (unless that version is the same text,
+# which the write then refreshes); valid_to is the transaction's now(), the new row's
+# valid_from.
+CLOSE_SUPERSEDED = text(
+    """
+    UPDATE embeddings e SET valid_to = now()
+    FROM unnest(CAST(:actors AS text[]), CAST(:namespaces AS text[]), CAST(:keys AS text[]),
+                CAST(:hashes AS bytea[])) AS k(actor, namespace, key, hash)
+    WHERE e.actor = k.actor AND e.namespace = k.namespace AND e.key = k.key
+      AND e.valid_to IS NULL AND e.content_hash IS DISTINCT FROM k.hash
+    """
+)
 # Columns a write answers with: the vector and the hash stay in the database.
 UNRETURNED = frozenset({"embedding", "content_hash"})
 
@@ -76,7 +90,15 @@ def memory_rows(
     same namespace become one row (the last one's fields win), as a re-add would."""
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     keys: list[tuple[Any, ...]] = []
-    for item, vector in zip(items, vectors, strict=True):
+    named: set[tuple[str, str, str]] = set()
+    for i, (item, vector) in enumerate(zip(items, vectors, strict=True)):
+        if item.key is not None:
+            if (item.actor, item.namespace, item.key) in named:
+                raise InvalidInputError(
+                    f"embeddings[{i}]: key {item.key!r} appears twice in namespace "
+                    f"{item.namespace!r} of this batch; send one version per key"
+                )
+            named.add((item.actor, item.namespace, item.key))
         data = item.model_dump(exclude={"embedding"})
         data["id"] = data["id"] or uuid.uuid4()
         data["embedding"] = vector
@@ -100,7 +122,7 @@ def upsert_statement(t: Table) -> ReturningInsert[Any]:
     stmt = pg_insert(t)
     return stmt.on_conflict_do_update(
         index_elements=[t.c.actor, t.c.namespace, t.c.content_hash],
-        index_where=text("content_hash IS NOT NULL"),
+        index_where=text(CURRENT_TEXT),
         set_={name: stmt.excluded[name] for name in REFRESHED},
     ).returning(*(c for c in t.c if c.name not in UNRETURNED), t.c.content_hash)
 
@@ -116,3 +138,16 @@ def records_in_order(
         hashed = r["content_hash"]
         by_key[(record.actor, record.namespace, hashed) if hashed else (record.id,)] = record
     return [by_key[key] for key in keys]
+
+
+def close_params(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]] | None:
+    """CLOSE_SUPERSEDED's arrays for the keyed rows of a write (None: no keyed row)."""
+    keyed = [r for r in rows if r["key"] is not None]
+    if not keyed:
+        return None
+    return {
+        "actors": [r["actor"] for r in keyed],
+        "namespaces": [r["namespace"] for r in keyed],
+        "keys": [r["key"] for r in keyed],
+        "hashes": [r["content_hash"] for r in keyed],
+    }

@@ -30,9 +30,12 @@ from chad_memory.stores.memory_provenance import (
     read_by_run,
     readers_of,
     record_reads,
+    versions_of,
     written_by_run,
 )
 from chad_memory.stores.memory_writes import (
+    CLOSE_SUPERSEDED,
+    close_params,
     memory_rows,
     records_in_order,
     upsert_statement,
@@ -117,9 +120,11 @@ class TextMemory(Store):
         async with transaction(self._db, "memory_detail") as session:
             row = (await session.execute(stmt)).mappings().one_or_none()
             check_owner_of("memory", embedding_id, None if row is None else row["actor"], actor)
+            memory = EmbeddingRecord.model_validate(row)
             return MemoryDetail(
-                memory=EmbeddingRecord.model_validate(row),
+                memory=memory,
                 read_by=await readers_of(session, embedding_id, limit),
+                history=await versions_of(session, memory, limit),
             )
 
     async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
@@ -146,6 +151,9 @@ class TextMemory(Store):
         rows, keys = memory_rows(items, vectors)
         async with transaction(self._db, "add_embeddings") as session:
             await check_memory_steps(session, items)
+            closing = close_params(rows)
+            if closing is not None:
+                await session.execute(CLOSE_SUPERSEDED, closing)
             conn = await session.connection()
             t = TABLES[await pooled_has_binary_codec(conn)]
             result = await conn.execute(upsert_statement(t), rows)

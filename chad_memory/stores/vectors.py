@@ -9,6 +9,7 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -43,7 +44,7 @@ from chad_memory.stores.vector_search import (
     settings_statement,
     vector_text,
 )
-from chad_memory.validation import check_embedding, check_json, check_text
+from chad_memory.validation import check_as_of, check_embedding, check_json, check_text
 from chad_memory.vector_calibration import (
     maintain,
     maintenance_due,
@@ -226,8 +227,10 @@ class PgVectorStore(TextMemory):
         min_score: float | None = None,
         run_id: uuid.UUID | None = None,
         step_id: uuid.UUID | None = None,
+        as_of: datetime | None = None,
     ) -> list[SearchHit]:
-        """The k most similar embeddings by cosine similarity, best first.
+        """The k most similar embeddings by cosine similarity, best first, among those valid
+        now (not superseded) or, with `as_of` (timezone-aware), valid at that time.
 
         The query is `embedding`, or else `query` text embedded by the configured embedder.
         With `run_id` (one of `actor`'s runs; `step_id` one of its steps) the hits are
@@ -245,6 +248,7 @@ class PgVectorStore(TextMemory):
             source_id=source_id,
             metadata=metadata,
             min_score=min_score,
+            as_of=check_as_of(as_of),
         )
         if run_id is not None:
             await self._record_reads(hits, run_id=run_id, step_id=step_id, actor=actor)
@@ -263,6 +267,7 @@ class PgVectorStore(TextMemory):
         source_id: str | None,
         metadata: dict[str, Any] | None,
         min_score: float | None,
+        as_of: datetime | None,
     ) -> list[SearchHit]:
         """The search itself.
 
@@ -313,8 +318,12 @@ class PgVectorStore(TextMemory):
             if filters and not exact:
                 exact = int(row[2]) < self.exact_scan_max_rows
             binary = has_binary_codec(conn)
-            stmt = search_statement(binary, filters, exact, min_score is not None, k)
-            params.update(query=query if binary else vector_text(query), min_score=min_score)
+            stmt = search_statement(
+                binary, filters, exact, min_score is not None, k, as_of is not None
+            )
+            params.update(
+                query=query if binary else vector_text(query), min_score=min_score, as_of=as_of
+            )
             rows = await conn.fetch(stmt.sql, *stmt.args(params))
             return [SearchHit.model_validate(stmt.row(r)) for r in rows]
 

@@ -88,6 +88,7 @@ async def search_memory(body: MemorySearchBody, caller: CurrentCaller) -> JsonAn
         min_score=body.min_score,
         run_id=body.run_id,
         step_id=body.step_id,
+        as_of=body.as_of,
     )
     return answer(MemorySearchResult.model_construct(items=hits))
 
