@@ -39,9 +39,7 @@ def upgrade() -> None:
     op.add_column("embeddings", sa.Column("valid_from", sa.DateTime(timezone=True)))
     op.add_column("embeddings", sa.Column("valid_to", sa.DateTime(timezone=True)))
     op.execute("UPDATE embeddings SET valid_from = created_at")
-    op.alter_column(
-        "embeddings", "valid_from", nullable=False, server_default=sa.text("now()")
-    )
+    op.alter_column("embeddings", "valid_from", nullable=False, server_default=sa.text("now()"))
     op.create_check_constraint(
         op.f("ck_embeddings_valid_interval"),
         "embeddings",

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Float,
+    FromClause,
     Integer,
     MetaData,
     Table,
@@ -175,7 +176,11 @@ def valid_at(t: Table, as_of: bool) -> ColumnElement[bool]:
     """Rows valid now (current), or at the `as_of` bind parameter."""
     if not as_of:
         return t.c.valid_to.is_(None)
-    when = bindparam("as_of", type_=DateTime(timezone=True))
+    return valid_at_condition(t, bindparam("as_of", type_=DateTime(timezone=True)))
+
+
+def valid_at_condition(t: FromClause, when: Any) -> ColumnElement[bool]:
+    """Valid at `when`: from valid_from (inclusive) until valid_to (exclusive)."""
     return and_(t.c.valid_from <= when, or_(t.c.valid_to.is_(None), t.c.valid_to > when))
 
 

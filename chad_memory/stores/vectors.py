@@ -42,6 +42,7 @@ from chad_memory.stores.vector_search import (
     search_statement,
     setting_params,
     settings_statement,
+    valid_at_condition,
     vector_text,
 )
 from chad_memory.validation import check_as_of, check_embedding, check_json, check_text
@@ -230,12 +231,11 @@ class PgVectorStore(TextMemory):
         as_of: datetime | None = None,
     ) -> list[SearchHit]:
         """The k most similar embeddings by cosine similarity, best first, among those valid
-        now (not superseded) or, with `as_of` (timezone-aware), valid at that time.
-
-        The query is `embedding`, or else `query` text embedded by the configured embedder.
-        With `run_id` (one of `actor`'s runs; `step_id` one of its steps) the hits are
-        recorded as read by that run (chad_memory.stores.memory_provenance).
-        """
+        now or, with `as_of`, at that time. The query is `embedding`, or `query` text embedded
+        by the configured embedder. With `run_id` (one of `actor`'s runs; `step_id` one of its
+        steps) the hits are recorded as that run's reads."""
+        if step_id is not None and run_id is None:
+            raise InvalidInputError("a search's step_id needs its run_id")
         if embedding is None:
             if query is None:
                 raise InvalidInputError("a search needs `embedding` or `query` text")
@@ -252,8 +252,6 @@ class PgVectorStore(TextMemory):
         )
         if run_id is not None:
             await self._record_reads(hits, run_id=run_id, step_id=step_id, actor=actor)
-        elif step_id is not None:
-            raise InvalidInputError("a search's step_id needs its run_id")
         return hits
 
     @retried
@@ -385,10 +383,12 @@ class PgVectorStore(TextMemory):
         namespace: str | None = None,
         source_type: str | None = None,
         source_id: str | None = None,
+        valid_at: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[EmbeddingRecord]:
-        """An actor's embeddings (without their vectors), newest first, keyset-paged."""
+        """An actor's embeddings (without their vectors), newest first, keyset-paged; with
+        `valid_at`, only the versions valid at that time."""
         conds: list[ColumnElement[bool]] = [Embedding.actor == check_text(actor, "actor")]
         for column, value, name in (
             (Embedding.namespace, namespace, "namespace"),
@@ -397,6 +397,9 @@ class PgVectorStore(TextMemory):
         ):
             if value is not None:
                 conds.append(column == check_text(value, name))
+        when = check_as_of(valid_at)
+        if when is not None:
+            conds.append(valid_at_condition(Embedding.__table__, when))
         stmt = record_select(Embedding, EmbeddingRecord).where(*conds)
         async with transaction(self._db, "list_embeddings") as session:
             return await keyset_page(
