@@ -30,15 +30,15 @@ REFRESHED = ("embedding", "metadata", "source_type", "source_id", "run_id", "ste
 # Revision 012's one-row-per-text index: current rows only.
 CURRENT_TEXT = "content_hash IS NOT NULL AND valid_to IS NULL"
 # A keyed memory closes its key's current version (unless that version is the same text,
-# which the write then refreshes); valid_to is the transaction's now(), the new row's
-# valid_from.
+# which the write then refreshes; a memory without content always closes it); valid_to
+# is the transaction's now(), the new row's valid_from.
 CLOSE_SUPERSEDED = text(
     """
     UPDATE embeddings e SET valid_to = now()
     FROM unnest(CAST(:actors AS text[]), CAST(:namespaces AS text[]), CAST(:keys AS text[]),
                 CAST(:hashes AS bytea[])) AS k(actor, namespace, key, hash)
     WHERE e.actor = k.actor AND e.namespace = k.namespace AND e.key = k.key
-      AND e.valid_to IS NULL AND e.content_hash IS DISTINCT FROM k.hash
+      AND e.valid_to IS NULL AND (k.hash IS NULL OR e.content_hash IS DISTINCT FROM k.hash)
     """
 )
 # Columns a write answers with: the vector and the hash stay in the database.

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chad_memory.settings import get_settings
 from tests.api.conftest import Api
 
 
@@ -96,3 +97,19 @@ async def test_delete_still_deletes_every_version(words_api: Api, engine: AsyncE
     assert r.json() == {"deleted": 2}
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM embeddings")) == 0
+
+
+async def test_keyed_vectors_without_content_supersede_too(words_api: Api) -> None:
+    dim = get_settings().embedding_dim
+    first = [1.0] + [0.0] * (dim - 1)
+    second = [0.0, 1.0] + [0.0] * (dim - 2)
+    (v1,) = await add(words_api, {"embedding": first, "key": "pos"})
+    (v2,) = await add(words_api, {"embedding": second, "key": "pos"})
+    assert v1["id"] != v2["id"]
+    detail = (await words_api.client.get(f"/memory/{v2['id']}", headers=words_api.alice)).json()
+    assert [v["id"] for v in detail["history"]] == [v1["id"], v2["id"]]
+    assert detail["history"][0]["valid_to"] is not None
+    hits = await words_api.client.post(
+        "/memory/search", json={"embedding": first, "k": 5}, headers=words_api.alice
+    )
+    assert [h["id"] for h in hits.json()["items"]] == [v2["id"]]
