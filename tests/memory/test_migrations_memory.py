@@ -1,5 +1,6 @@
-"""Revision 012 keeps every row: existing memories are valid from their created_at, and
-its downgrade keeps every version or refuses, changing nothing."""
+"""Revisions 011 and 012 keep every row: twins written before 011 stay (the newest of
+each gets the content hash), existing memories are valid from their created_at, and
+each downgrade keeps every row or refuses, changing nothing."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ VECTOR = "[" + ",".join(["1"] + ["0"] * (DIM - 1)) + "]"
 
 @pytest.fixture
 async def empty_db(admin_url: str) -> AsyncIterator[str]:
-    name = unique_name("chad_mig012")
+    name = unique_name("chad_mig_mem")
     await run_admin(admin_url, f'CREATE DATABASE "{name}"')
     yield with_database(admin_url, name)
     await run_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -35,6 +36,38 @@ async def _sql(url: str, sql: str) -> list[tuple[object, ...]]:
             return [tuple(r) for r in result.all()] if result.returns_rows else []
     finally:
         await engine.dispose()
+
+
+async def test_011_keeps_twins_and_hashes_the_newest(empty_db: str) -> None:
+    await asyncio.to_thread(upgrade, empty_db, "010")
+    await _sql(
+        empty_db,
+        "INSERT INTO embeddings (id, actor, namespace, content, source_type, embedding, "
+        "created_at) VALUES "
+        f"('00000000-0000-0000-0000-000000000001', 'a', 'n', 'same', NULL, '{VECTOR}', "
+        "now() - interval '2 days'), "
+        f"('00000000-0000-0000-0000-000000000002', 'a', 'n', 'same', NULL, '{VECTOR}', now()), "
+        f"('00000000-0000-0000-0000-000000000003', 'a', 'n', 'same', 'langgraph_store', "
+        f"'{VECTOR}', now()), "
+        f"('00000000-0000-0000-0000-000000000004', 'a', 'n', NULL, NULL, '{VECTOR}', now()) "
+        "RETURNING id",
+    )
+    await asyncio.to_thread(upgrade, empty_db, "011_memory_in_words")
+    hashed = await _sql(
+        empty_db,
+        "SELECT right(id::text, 1), content_hash = sha256('same'::bytea) FROM embeddings "
+        "ORDER BY id",
+    )
+    assert hashed == [("1", None), ("2", True), ("3", None), ("4", None)]
+    await asyncio.to_thread(downgrade, empty_db, "010")
+    left = await _sql(empty_db, "SELECT right(id::text, 1) FROM embeddings ORDER BY id")
+    assert left == [("1",), ("2",), ("3",), ("4",)]
+    columns = await _sql(
+        empty_db,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'embeddings' "
+        "AND column_name IN ('content_hash', 'step_id')",
+    )
+    assert columns == []
 
 
 async def test_012_dates_existing_rows_and_its_downgrade_keeps_or_refuses(empty_db: str) -> None:
