@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -201,9 +202,10 @@ class AsyncChadMemoryClient:
         min_score: float | None = None,
         run_id: uuid.UUID | None = None,
         step_id: uuid.UUID | None = None,
+        as_of: datetime | None = None,
     ) -> list[SearchHit]:
-        """By `embedding`, or `query` text the service embeds; `run_id` records the hits
-        as that run's reads."""
+        """By `embedding`, or `query` text the service embeds, among memories valid now
+        (or at `as_of`); `run_id` records the hits as that run's reads."""
         return await self._send(
             calls.search(
                 embedding,
@@ -215,6 +217,7 @@ class AsyncChadMemoryClient:
                 query=query,
                 run_id=run_id,
                 step_id=step_id,
+                as_of=as_of,
             )
         )
 

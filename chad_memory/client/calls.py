@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -301,6 +302,7 @@ def search(
     query: str | None = None,
     run_id: uuid.UUID | None = None,
     step_id: uuid.UUID | None = None,
+    as_of: datetime | None = None,
 ) -> Call[list[SearchHit]]:
     """POST /memory/search by `embedding` or `query` text; `run_id` records the hits as
     that run's reads."""
@@ -314,6 +316,7 @@ def search(
         "min_score": min_score,
         "run_id": None if run_id is None else str(run_id),
         "step_id": None if step_id is None else str(step_id),
+        "as_of": None if as_of is None else as_of.isoformat(),
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     read = lambda r: TypeAdapter(list[SearchHit]).validate_python(r.json()["items"])  # noqa: E731
