@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import UUID as UUIDType
-from sqlalchemy.types import DateTime, Numeric
+from sqlalchemy.types import DateTime, LargeBinary, Numeric
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import (
@@ -72,6 +72,7 @@ OPTIONAL_LINKS: dict[tuple[str, str], str] = {
     ("llm_call", "step_id"): "step",
     ("artifact", "step_id"): "step",
     ("embedding", "run_id"): "run",
+    ("embedding", "step_id"): "step",
 }
 
 
@@ -147,6 +148,8 @@ def _to_json(value: Any) -> Any:
         return value.isoformat()
     if hasattr(value, "tolist"):  # a vector read back as a numpy array
         return value.tolist()
+    if isinstance(value, bytes):  # embeddings.content_hash
+        return value.hex()
     return value
 
 
@@ -160,6 +163,8 @@ def _from_json(column: Column[Any], value: Any) -> Any:
         return datetime.fromisoformat(value)
     if isinstance(kind, Numeric) and not isinstance(value, float | int):
         return Decimal(value)
+    if isinstance(kind, LargeBinary):
+        return bytes.fromhex(value)
     return value
 
 
@@ -287,7 +292,13 @@ class _Importer:
                     else:
                         self.counts.unlinked += 1
                     row[column] = None
-        statement = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=["id"])
+        # An embedding may also collide on its text (one current row per text in a
+        # namespace, revision 011): the database already holds that memory, so it is skipped.
+        statement = (
+            pg_insert(table)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=None if kind == "embedding" else ["id"])
+        )
         inserted = await self.conn.execute(statement.returning(table.c.id))
         done = len(inserted.all())
         self.counts.rows[kind] += done
