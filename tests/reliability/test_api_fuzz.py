@@ -98,6 +98,15 @@ UNSTORABLE_OR_UNKNOWN = (
     "decimal places",
     # A computed cost that overflows the column (a user price times huge token counts).
     "does not fit",
+    # Memory in words: a memory needs a vector or text, text needs an embedder (a fact of
+    # the deployment's settings), one version per key in a batch, a step needs its run.
+    "needs `embedding` or `content`",
+    "no embedder is configured",
+    "needs an embedder",
+    "needs `embedding` or `query`",
+    "appears twice in namespace",
+    "step_id without its run_id",
+    "step_id needs its run_id",
 )
 
 
