@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import Embedding, MemoryRead
@@ -82,7 +82,7 @@ async def record_reads(
 
 
 async def written_by_run(
-    session: AsyncSession, run_id: uuid.UUID, limit: int
+    session: AsyncSession | AsyncConnection, run_id: uuid.UUID, limit: int
 ) -> list[EmbeddingRecord]:
     stmt = (
         record_select(Embedding, EmbeddingRecord)
@@ -94,7 +94,7 @@ async def written_by_run(
 
 
 async def read_by_run(
-    session: AsyncSession, run_id: uuid.UUID, limit: int
+    session: AsyncSession | AsyncConnection, run_id: uuid.UUID, limit: int
 ) -> list[MemoryReadRecord]:
     columns = record_select(Embedding, EmbeddingRecord).selected_columns
     stmt = (
@@ -109,7 +109,7 @@ async def read_by_run(
 
 
 async def readers_of(
-    session: AsyncSession, embedding_id: uuid.UUID, limit: int
+    session: AsyncSession | AsyncConnection, embedding_id: uuid.UUID, limit: int
 ) -> list[MemoryReader]:
     stmt = (
         select(
@@ -124,7 +124,7 @@ async def readers_of(
 
 
 async def versions_of(
-    session: AsyncSession, memory: EmbeddingRecord, limit: int
+    session: AsyncSession | AsyncConnection, memory: EmbeddingRecord, limit: int
 ) -> list[EmbeddingRecord]:
     """Every version under the memory's key (its namespace, its actor), oldest first."""
     if memory.key is None:

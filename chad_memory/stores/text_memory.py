@@ -42,7 +42,7 @@ from chad_memory.stores.memory_writes import (
     vectors_for,
 )
 from chad_memory.stores.paging import record_select
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.transactions import read, retried, transaction
 from chad_memory.stores.vector_search import TABLES
 from chad_memory.validation import check_embedding
 from chad_memory.vector_codec import pooled_has_binary_codec
@@ -103,7 +103,7 @@ class TextMemory(Store):
     ) -> RunMemory:
         """A run's memory both ways, newest first: what it wrote, what its searches read."""
         check_page(limit, 0)
-        async with transaction(self._db, "run_memory") as session:
+        async with read(self._db, "run_memory") as session:
             await check_run_owner(session, run_id, actor)
             return RunMemory(
                 written=await written_by_run(session, run_id, limit),
@@ -117,7 +117,7 @@ class TextMemory(Store):
         """One memory, who wrote it (its run_id and step_id) and the runs that read it."""
         check_page(limit, 0)
         stmt = record_select(Embedding, EmbeddingRecord).where(Embedding.id == embedding_id)
-        async with transaction(self._db, "memory_detail") as session:
+        async with read(self._db, "memory_detail") as session:
             row = (await session.execute(stmt)).mappings().one_or_none()
             check_owner_of("memory", embedding_id, None if row is None else row["actor"], actor)
             memory = EmbeddingRecord.model_validate(row)
