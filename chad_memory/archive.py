@@ -72,6 +72,7 @@ OPTIONAL_LINKS: dict[tuple[str, str], str] = {
     ("artifact", "step_id"): "step",
     ("llm_call", "price_id"): "price",
     ("embedding", "run_id"): "run",
+    ("embedding", "step_id"): "step",
 }
 
 
@@ -164,6 +165,8 @@ def _to_json(value: Any) -> Any:
         return value.isoformat()
     if hasattr(value, "tolist"):  # a vector read back as a numpy array
         return value.tolist()
+    if isinstance(value, bytes):  # embeddings.content_hash
+        return value.hex()
     return value
 
 

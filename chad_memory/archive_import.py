@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 from sqlalchemy import Table, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import UUID as UUIDType
-from sqlalchemy.types import DateTime, Float, Integer
+from sqlalchemy.types import DateTime, Float, Integer, LargeBinary
 
 from chad_memory.archive import (
     BATCH_ROWS,
@@ -67,6 +67,7 @@ from chad_memory.schemas import (
     ThreadCreate,
     UtcDatetime,
 )
+from chad_memory.stores.memory_writes import content_hash
 from chad_memory.stores.transactions import translated_errors
 from chad_memory.validation import check_embedding, quoted
 
@@ -97,6 +98,10 @@ class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _from_hex(value: Any) -> Any:
+    return bytes.fromhex(value) if isinstance(value, str) else value
+
+
 def _column_type(table: Table, name: str) -> Any:
     """The validating type of a column the API's model does not have."""
     column = table.c[name]
@@ -114,6 +119,8 @@ def _column_type(table: Table, name: str) -> Any:
         kind = Annotated[float, Field(strict=True, allow_inf_nan=False)]
     elif isinstance(column.type, JSONB):
         kind = JsonValue
+    elif isinstance(column.type, LargeBinary):  # embeddings.content_hash, hex in a file
+        kind = Annotated[bytes, BeforeValidator(_from_hex)]
     else:
         kind = SafeText
     return kind | None if column.nullable else kind
@@ -204,6 +211,16 @@ class _Importer:
                 values["embedding"] = check_embedding(values["embedding"], EMBEDDING_DIM)
             except InvalidInputError as exc:
                 raise InvalidInputError(f"line {line.number}: embedding: {exc}") from None
+        stated = values.get("content_hash")
+        # The dedup index trusts it: it must be the hash the store would compute.
+        if (
+            line.kind == "embedding"
+            and stated is not None
+            and (values.get("content") is None or stated != content_hash(values["content"]))
+        ):
+            raise InvalidInputError(
+                f"line {line.number}: embedding: content_hash is not its content's hash"
+            )
         for name, value in values.items():
             if value is None and not table.c[name].nullable:
                 raise InvalidInputError(f"line {line.number}: {line.kind}: {name} may not be null")

@@ -119,3 +119,17 @@ class ServiceUnreachableError(ChadMemoryError):
 
 class EmbeddedServerUnavailableError(ChadMemoryError):
     """Neither DATABASE_URL nor the `embedded` extra is available."""
+
+
+class EmbedderUnavailableError(ChadMemoryError):
+    """The embedder could not be reached, timed out or asked to slow down (after its
+    retries); nothing was written. The service answers 503 with Retry-After."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class EmbedderFailedError(ChadMemoryError):
+    """The embedder answered with an error, or with something that is not the vectors
+    asked for; nothing was written. The service answers 502 naming the embedder's error."""

@@ -69,6 +69,21 @@ class Settings(BaseSettings):
     # background (CONCURRENTLY); false: it is only announced in the logs and /health.
     vector_auto_rebuild: bool = True
 
+    # Memory in words (chad_memory.embedders): who turns `content` and `query` text into
+    # vectors. none: callers send vectors. openai: an OpenAI-compatible /embeddings endpoint
+    # (OpenAI, Azure-style deployment URLs, Ollama, vLLM, TEI, LM Studio). local: a CPU model
+    # shipped inside a PyPI package (extra `local`), nothing downloaded at run time.
+    embedder: Literal["none", "openai", "local"] = "none"
+    embedder_base_url: str = "https://api.openai.com/v1"
+    embedder_model: str | None = None
+    embedder_api_key: SecretStr | None = None
+    # Sent as `dimensions` to endpoints that shorten vectors (text-embedding-3-*).
+    embedder_dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    embedder_batch_size: int = Field(default=100, ge=1, le=2048)
+    embedder_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # Further attempts after a connection failure, a timeout, 429 or 5xx.
+    embedder_retries: int = Field(default=2, ge=0, le=10)
+
     # A streaming replica for dashboard reads (chad_memory.replicas); unset: all on primary.
     read_database_url: str | None = None
     # How long reads stay on the primary after the replica was found unreachable.

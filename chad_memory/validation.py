@@ -12,6 +12,7 @@ import json
 import math
 from array import array
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -276,3 +277,11 @@ def check_metadata_filter(value: Any, where: str = "metadata") -> dict[str, Any]
         raise InvalidInputError(f"{where} filter must be a JSON object")
     checked: dict[str, Any] = check_json(value, where)
     return checked
+
+
+def check_as_of(value: datetime | None) -> datetime | None:
+    """A point in time to search at; a naive one is taken as UTC, as every timestamp the
+    service accepts is (chad_memory.schemas.base.UtcDatetime)."""
+    if value is None or value.utcoffset() is not None:
+        return value
+    return value.replace(tzinfo=UTC)

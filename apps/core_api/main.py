@@ -84,6 +84,9 @@ def create_app(
         app.state.replica = ReplicaState(settings.read_replica_cooldown_seconds)
         stores = Stores.over(db, replica, app.state.replica)
         app.state.stores = stores
+        embedder = stores.vectors.embedder  # a bad EMBEDDER setting fails here
+        if embedder is not None:
+            logger.info("memory text is embedded by %s", embedder.name)
         app.state.metrics.watch_pool(db.engine)
         db.ingest_listeners.append(app.state.metrics.count)
         supervisor = _embedded_supervisor(settings) if own_engine else None

@@ -13,6 +13,7 @@ import uuid
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -55,9 +56,10 @@ from chad_memory.schemas import (
     ShortText,
     StepCreate,
     StepFields,
+    UtcDatetime,
 )
 from chad_memory.schemas import Cost as CostValue
-from chad_memory.validation import json_from_text
+from chad_memory.validation import check_text, json_from_text
 
 # GET /runs stops counting `total` above this many matches unless asked for exact_total:
 # an exact count reads every match, so its time grows with the actor's runs
@@ -311,6 +313,12 @@ class LLMCallCreateBody(LLMCallFields):
 # Memory -------------------------------------------------------------------------------
 
 
+MAX_QUERY_CHARS = 8192
+MemoryQuery = Annotated[
+    str, Field(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(check_text)
+]
+
+
 class MemoryItem(EmbeddingFields):
     run_id: uuid.UUID | None = Field(default=None, description="one of the caller's runs")
 
@@ -327,12 +335,22 @@ class MemoryAdded(BaseModel):
 
 
 class MemorySearchBody(Input):
-    embedding: list[Number] = Field(min_length=1)
+    embedding: list[Number] | None = Field(default=None, min_length=1)
+    query: MemoryQuery | None = Field(
+        default=None, description="text, embedded by the configured embedder (EMBEDDER)"
+    )
     k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K), NotBool] = 10
     namespace: ShortText | None = None
     source_id: ShortText | None = None
     metadata: JsonObject | None = Field(default=None, description="hits contain this object")
     min_score: Number | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
+    run_id: uuid.UUID | None = Field(
+        default=None, description="one of the caller's runs: the hits are recorded as its reads"
+    )
+    step_id: uuid.UUID | None = Field(default=None, description="a step of `run_id`")
+    as_of: UtcDatetime | None = Field(
+        default=None, description="ISO timestamp with a timezone: memories valid then (default now)"
+    )
 
 
 class MemorySearchResult(BaseModel):

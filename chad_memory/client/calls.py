@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -34,11 +35,13 @@ from chad_memory.schemas import (
     EmbeddingRecord,
     LLMCallCreate,
     LLMCallRecord,
+    MemoryDetail,
     MessageCreate,
     MessageRecord,
     Page,
     RunCreate,
     RunFilter,
+    RunMemory,
     RunRecord,
     RunStats,
     RunSummary,
@@ -285,23 +288,45 @@ def add_embeddings(items: Sequence[EmbeddingCreate]) -> list[Call[list[Embedding
 
 
 def search(
-    embedding: Sequence[float],
+    embedding: Sequence[float] | None,
     k: int,
     namespace: str | None,
     source_id: str | None,
     metadata: dict[str, Any] | None,
     min_score: float | None,
+    *,
+    query: str | None = None,
+    run_id: uuid.UUID | None = None,
+    step_id: uuid.UUID | None = None,
+    as_of: datetime | None = None,
 ) -> Call[list[SearchHit]]:
-    body: dict[str, Any] = {"embedding": list(embedding), "k": k}
+    """POST /memory/search by `embedding` or `query` text; `run_id` records the hits as
+    that run's reads."""
+    body: dict[str, Any] = {"k": k}
     optional = {
+        "embedding": None if embedding is None else list(embedding),
+        "query": query,
         "namespace": namespace,
         "source_id": source_id,
         "metadata": metadata,
         "min_score": min_score,
+        "run_id": None if run_id is None else str(run_id),
+        "step_id": None if step_id is None else str(step_id),
+        "as_of": None if as_of is None else as_of.isoformat(),
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     read = lambda r: TypeAdapter(list[SearchHit]).validate_python(r.json()["items"])  # noqa: E731
     return Call("POST", "/memory/search", read, json=body)
+
+
+def run_memory(run_id: uuid.UUID, limit: int) -> Call[RunMemory]:
+    read = lambda r: RunMemory.model_validate(r.json())  # noqa: E731
+    return Call("GET", f"/runs/{run_id}/memory", read, params={"limit": limit})
+
+
+def memory_detail(embedding_id: uuid.UUID, limit: int) -> Call[MemoryDetail]:
+    read = lambda r: MemoryDetail.model_validate(r.json())  # noqa: E731
+    return Call("GET", f"/memory/{embedding_id}", read, params={"limit": limit})
 
 
 def delete_by_source(source_id: str) -> Call[int]:

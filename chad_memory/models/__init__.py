@@ -20,7 +20,7 @@ from chad_memory.models.llm_calls import (
     LLMUsageRun,
     ModelPrice,
 )
-from chad_memory.models.memory import EMBEDDING_DIM, Embedding, StoreItem
+from chad_memory.models.memory import EMBEDDING_DIM, Embedding, MemoryRead, StoreItem
 from chad_memory.models.runs import Artifact, Run, Step
 from chad_memory.models.threads import Message, Thread
 
@@ -38,6 +38,7 @@ __all__ = [
     "LLMCall",
     "LLMUsageHourly",
     "LLMUsageRun",
+    "MemoryRead",
     "Message",
     "ModelPrice",
     "Run",

@@ -119,3 +119,9 @@ async def test_retention_sweeper_prunes_in_the_background(api: Api, engine: Asyn
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_export_since_refuses_a_number(api: Api) -> None:
+    """A bare number is not a timestamp (pydantic would read it as epoch seconds)."""
+    answer = await api.client.get("/export", params={"since": "740276"}, headers=api.alice)
+    assert answer.status_code == 422

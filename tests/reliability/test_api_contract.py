@@ -50,6 +50,7 @@ class World:
     message_id: str
     price_id: str
     watcher: AsyncConnection
+    memory_id: str
 
 
 @pytest.fixture
@@ -105,6 +106,7 @@ async def world(make_engine: EngineMaker, watcher: AsyncConnection) -> AsyncIter
             message.json()["id"],
             price.json()["id"],
             watcher,
+            mem.json()["items"][0]["id"],
         )
 
 
@@ -465,6 +467,8 @@ BOB_BODIES: dict[tuple[str, str], Any] = {
     ("get", "/runs/{run_id}/llm-calls"): None,
     ("post", "/runs/{run_id}/llm-calls"): {"provider": "pwned"},
     ("get", "/runs/{run_id}/stats"): None,
+    ("get", "/runs/{run_id}/memory"): None,
+    ("get", "/memory/{embedding_id}"): None,
     ("get", "/threads/{thread_id}"): None,
     ("patch", "/threads/{thread_id}"): {"title": "pwned"},
     ("delete", "/threads/{thread_id}"): None,
@@ -503,6 +507,7 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
             .replace("{thread_id}", world.thread_id)
             .replace("{message_id}", world.message_id)
             .replace("{price_id}", world.price_id)
+            .replace("{embedding_id}", world.memory_id)
         )
         # Bob also tries to pass himself off as alice through headers that must not count.
         headers = {**bob, "X-Actor-ID": "alice"}

@@ -100,6 +100,15 @@ UNSTORABLE_OR_UNKNOWN = (
     "does not fit",
     # Text within its characters but past its UTF-8 bytes (an index entry's size).
     "bytes fit the index",
+    # Memory in words: a memory needs a vector or text, text needs an embedder (a fact of
+    # the deployment's settings), one version per key in a batch, a step needs its run.
+    "needs `embedding` or `content`",
+    "no embedder is configured",
+    "needs an embedder",
+    "needs `embedding` or `query`",
+    "appears twice in namespace",
+    "step_id without its run_id",
+    "step_id needs its run_id",
 )
 
 

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -23,6 +22,7 @@ from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.schemas import AUTH_RESPONSES
 from chad_memory.archive import ExportScope, export_records
 from chad_memory.errors import ChadMemoryError
+from chad_memory.schemas import IsoDatetime
 
 router = APIRouter(tags=["operations"], responses={**AUTH_RESPONSES})
 
@@ -75,7 +75,7 @@ async def export(
     request: Request,
     actor: CurrentActor,
     since: Annotated[
-        datetime | None, Query(description="only rows from this time on (with a time zone)")
+        IsoDatetime | None, Query(description="only rows from this time on (with a time zone)")
     ] = None,
 ) -> StreamingResponse:
     """The caller's threads, messages, runs with their children, and embeddings as JSON

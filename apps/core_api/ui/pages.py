@@ -33,6 +33,8 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 RUNS_PAGE = 50
 STEPS_PAGE = 200
+# Memories a run page lists in each direction (written, read), newest first.
+RUN_MEMORY_ROWS = 50
 
 
 class SignInRequired(Exception):
@@ -299,6 +301,7 @@ async def _run_context(ui: Ui, run_id: uuid.UUID, cursor: str | None) -> dict[st
         "stats": stats,
         "models": stats.by_model,
         "live": run.status in LIVE,
+        "memory": await ui.memory.run_memory(run.id, actor=ui.actor, limit=RUN_MEMORY_ROWS),
     }
 
 
@@ -360,12 +363,25 @@ async def thread_page(ui: SignedIn, thread_id: uuid.UUID, cursor: str = "") -> H
 
 @router.get("/memory")
 async def memory_page(
-    ui: SignedIn, namespace: str = "", source_type: str = "", source_id: str = "", cursor: str = ""
+    ui: SignedIn,
+    namespace: str = "",
+    source_type: str = "",
+    source_id: str = "",
+    valid_at: str = "",
+    cursor: str = "",
 ) -> HTMLResponse:
-    form = {"namespace": namespace, "source_type": source_type, "source_id": source_id}
+    form = {
+        "namespace": namespace,
+        "source_type": source_type,
+        "source_id": source_id,
+        "valid_at": valid_at,
+    }
     shown = {k: v.strip() for k, v in form.items() if v.strip()}
+    filters: dict[str, Any] = {k: v for k, v in shown.items() if k != "valid_at"}
+    if "valid_at" in shown:
+        filters["valid_at"] = _instant(shown["valid_at"], "valid at")
     page = await ui.memory.list_embeddings(
-        ui.actor, **shown, limit=RUNS_PAGE, cursor=cursor or None
+        ui.actor, **filters, limit=RUNS_PAGE, cursor=cursor or None
     )
     namespaces = await ui.memory.count_by_namespace(ui.actor)
     next_url = None
@@ -376,9 +392,19 @@ async def memory_page(
     )
 
 
+def _instant(value: str, name: str) -> datetime:
+    """A form's date-time (the browser's datetime-local has no zone: taken as UTC)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a date and time, e.g. 2026-12-03T17:00") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 @router.get("/memory/{embedding_id}")
 async def more_like_page(
     ui: SignedIn, embedding_id: uuid.UUID, k: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> HTMLResponse:
     seed, hits = await ui.memory.more_like(embedding_id, actor=ui.actor, k=k)
-    return ui.page("more_like.html", seed=seed, hits=hits, k=k)
+    detail = await ui.memory.memory_detail(embedding_id, actor=ui.actor)
+    return ui.page("more_like.html", seed=seed, hits=hits, k=k, detail=detail)

@@ -39,6 +39,7 @@ from chad_memory.integrations.langgraph.driver import (
     _search_item,
     _VectorArg,
 )
+from chad_memory.integrations.langgraph.embed import CONFIGURED, ConfiguredEmbeddings
 from chad_memory.integrations.langgraph.filters import (
     _bounded,
     _item_conditions,
@@ -75,7 +76,8 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         actor: who owns the items; every read and write is scoped to it.
         index: LangGraph's `IndexConfig` (`dims`, `embed`, `fields`) to enable semantic
             search. `dims` must be the deployment's EMBEDDING_DIM: the vectors share the
-            `embeddings` table and its index.
+            `embeddings` table and its index. `embed="chad-memory"` uses the embedder the
+            settings configure (EMBEDDER); `dims` may then be left out.
         ttl: LangGraph's `TTLConfig` (`default_ttl` and `sweep_interval_minutes` in
             minutes, `refresh_on_read`).
 
@@ -107,13 +109,18 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         self.embeddings: Embeddings | None = None
         self._fields: list[tuple[str, str | list[str]]] = []
         if index is not None:
-            dims = index.get("dims")
+            configured = index.get("embed") == CONFIGURED
+            dims = index.get("dims", self._vectors.dim) if configured else index.get("dims")
             if dims != self._vectors.dim:
                 raise InvalidInputError(
                     f"index dims is {dims}, but the embeddings table holds "
                     f"{self._vectors.dim}-d vectors (EMBEDDING_DIM)"
                 )
-            self.embeddings = ensure_embeddings(index.get("embed"))
+            self.embeddings = (
+                ConfiguredEmbeddings(self._vectors)
+                if configured
+                else ensure_embeddings(index.get("embed"))
+            )
             fields = index.get("fields") or ["$"]
             if isinstance(fields, str):
                 fields = [fields]
