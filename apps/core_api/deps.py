@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chad_memory.database import session_scope
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ScoreStore, ThreadStore
 
 
 async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -56,6 +56,11 @@ async def get_thread_store(request: Request) -> ThreadStore:
     return store
 
 
+async def get_score_store(request: Request) -> ScoreStore:
+    store: ScoreStore = request.app.state.score_store
+    return store
+
+
 def get_price_store(request: Request) -> PriceStore:
     store: PriceStore = request.app.state.price_store
     return store
@@ -65,6 +70,7 @@ DbSession = Annotated[AsyncSession, Depends(get_db)]
 RunStoreDep = Annotated[PostgresStore, Depends(get_postgres_store)]
 VectorStoreDep = Annotated[PgVectorStore, Depends(get_vector_store)]
 ThreadStoreDep = Annotated[ThreadStore, Depends(get_thread_store)]
+ScoreStoreDep = Annotated[ScoreStore, Depends(get_score_store)]
 PriceStoreDep = Annotated[PriceStore, Depends(get_price_store)]
 ReadRunStoreDep = Annotated[PostgresStore, Depends(get_read_postgres_store)]
 ReadVectorStoreDep = Annotated[PgVectorStore, Depends(get_read_vector_store)]

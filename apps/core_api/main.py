@@ -33,6 +33,7 @@ from apps.core_api.routers import (
     otlp,
     prices,
     runs,
+    scores,
     threads,
 )
 from apps.core_api.ui import install_ui
@@ -47,7 +48,14 @@ from chad_memory.errors import ChadMemoryError
 from chad_memory.replicas import ReadRouted, ReplicaState
 from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
+from chad_memory.stores import (
+    PgVectorStore,
+    PostgresStore,
+    PriceStore,
+    ScoreStore,
+    ThreadStore,
+    TraceStore,
+)
 from chad_memory.stores.keys import ApiKeyStore
 
 if TYPE_CHECKING:
@@ -87,6 +95,7 @@ def create_app(
         app.state.key_store = ApiKeyStore(db)
         app.state.thread_store = ThreadStore(db)
         app.state.price_store = PriceStore(db)
+        app.state.score_store = ScoreStore(db)
         app.state.trace_store = TraceStore(db)
         app.state.metrics.watch_pool(db.engine)
         db.ingest_listeners.append(app.state.metrics.count)
@@ -161,6 +170,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(scores.router)
     app.include_router(otlp.router)
     app.include_router(agentkit.router)
     app.include_router(analytics.router)

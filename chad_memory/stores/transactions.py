@@ -90,6 +90,7 @@ _CONSTRAINT_MEANINGS: dict[str, str] = {
     "uq_runs_actor_trace_id": "trace_id is already used by another of your runs",
     "runs_trace_id_key": "trace_id is already used by another run",
     "uq_api_keys_key_hash": "the key already exists",
+    "uq_scores_actor_idempotency_key": "the idempotency key is already used",
     "fk_steps_parent_step_id_steps": "parent_step_id names no step",
     "fk_artifacts_step_id_steps": "step_id names no step",
     "fk_llm_calls_step_id_steps": "step_id names no step",

@@ -50,6 +50,7 @@ class World:
     message_id: str
     price_id: str
     watcher: AsyncConnection
+    score_id: str = ""
 
 
 @pytest.fixture
@@ -97,6 +98,10 @@ async def world(make_engine: EngineMaker, watcher: AsyncConnection) -> AsyncIter
             200,
             200,
         ]
+        config = {"name": "cfg-1", "data_type": "boolean"}
+        assert (await c.post("/score-configs", json=config, headers=h)).status_code == 201
+        score = await c.post(f"/runs/{run_id}/scores", json={"name": "q", "value": 1}, headers=h)
+        assert score.status_code == 201
         yield World(
             api,
             run_id,
@@ -105,6 +110,7 @@ async def world(make_engine: EngineMaker, watcher: AsyncConnection) -> AsyncIter
             message.json()["id"],
             price.json()["id"],
             watcher,
+            score_id=score.json()["id"],
         )
 
 
@@ -473,6 +479,10 @@ BOB_BODIES: dict[tuple[str, str], Any] = {
     ("get", "/threads/{thread_id}/runs"): None,
     ("delete", "/messages/{message_id}"): None,
     ("delete", "/prices/{price_id}"): None,
+    ("get", "/runs/{run_id}/scores"): None,
+    ("post", "/runs/{run_id}/scores"): {"name": "pwned", "value": 0},
+    ("get", "/scores/{score_id}"): None,
+    ("delete", "/scores/{score_id}"): None,
 }
 # AgentKit's protocol (/api) has no 403: another actor's row answers its plain 404.
 BOB_BODIES_404: dict[tuple[str, str], Any] = {
@@ -482,6 +492,9 @@ BOB_BODIES_404: dict[tuple[str, str], Any] = {
     ("get", "/api/threads/{thread_id}/messages"): None,
     ("post", "/api/threads/{thread_id}/messages"): {"role": "user", "content": "pwned"},
     ("delete", "/api/messages/{message_id}"): None,
+    # Score configs are named per actor: bob has no config of that name.
+    ("get", "/score-configs/{name}"): None,
+    ("delete", "/score-configs/{name}"): None,
 }
 
 
@@ -503,6 +516,8 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
             .replace("{thread_id}", world.thread_id)
             .replace("{message_id}", world.message_id)
             .replace("{price_id}", world.price_id)
+            .replace("{score_id}", world.score_id)
+            .replace("{name}", "cfg-1")
         )
         # Bob also tries to pass himself off as alice through headers that must not count.
         headers = {**bob, "X-Actor-ID": "alice"}
