@@ -24,6 +24,7 @@ from chad_memory.schemas.base import (
     UtcDatetime,
     _metadata_field,
 )
+from chad_memory.schemas.scores import ScoreConditionValue
 from chad_memory.vocabulary import RunStatus
 
 
@@ -139,6 +140,8 @@ class RunFilterFields(Input):
     max_duration_ms: Milliseconds | None = None
     min_cost_usd: Cost | None = None
     max_cost_usd: Cost | None = None
+    # Runs with a run-level score that meets the condition (`helpfulness<0.5`).
+    score: ScoreConditionValue | None = None
 
 
 class RunFilter(RunFilterFields):

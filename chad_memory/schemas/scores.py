@@ -8,11 +8,12 @@ takes the type of its first use (see `chad_memory.stores.scores`).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import BeforeValidator, Field, StrictBool, WithJsonSchema, model_validator
 
 from chad_memory.schemas.base import (
     Input,
@@ -93,6 +94,63 @@ class ScoreFilter(Input):
     source: ScoreSource | None = None
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
+
+
+ScoreOp = Literal["<", "<=", ">", ">=", "="]
+# `helpfulness<0.5`, `verdict=correct`, `user_thumbs=true`: a name, an operator, a value.
+SCORE_CONDITION = re.compile(r"^\s*([^<>=]+?)\s*(<=|>=|<|>|=)\s*(.+?)\s*$", re.S)
+
+
+def _condition_text(value: Any) -> Any:
+    """`name<op>value` text as the condition's fields; any other value is left as it is."""
+    if not isinstance(value, str):
+        return value
+    match = SCORE_CONDITION.match(value)
+    if match is None:
+        raise ValueError("a score condition is name, operator, value: helpfulness<0.5")
+    name, op, text = match.groups()
+    parsed: bool | float | str = text
+    if text in ("true", "false"):
+        parsed = text == "true"
+    else:
+        try:
+            parsed = float(text)
+        except ValueError:
+            parsed = text
+    return {"name": name, "op": op, "value": parsed}
+
+
+class ScoreCondition(Input):
+    """Runs with a run-level score of `name` whose value compares so with `value`
+    (`<`, `<=`, `>`, `>=` take a number; `=` a number, label or boolean)."""
+
+    name: ShortText
+    op: ScoreOp
+    value: ScoreValue
+
+    @model_validator(mode="after")
+    def _ordered_values_are_numbers(self) -> ScoreCondition:
+        if self.op != "=" and value_type(self.value) != "numeric":
+            raise ValueError(f"{self.op} compares numbers; use = for a label or a boolean")
+        return self
+
+
+# A condition as a model, or as its text (what a query string carries, and what the
+# OpenAPI document describes).
+ScoreConditionValue = Annotated[
+    ScoreCondition,
+    BeforeValidator(_condition_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": SCORE_CONDITION.pattern,
+            "description": (
+                "a run-level score meeting name<op>value: helpfulness<0.5, "
+                "helpfulness>=0.8, verdict=correct, user_thumbs=false"
+            ),
+        }
+    ),
+]
 
 
 class ScoreConfigCreate(Input):

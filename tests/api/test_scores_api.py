@@ -37,14 +37,20 @@ async def test_score_a_run_and_read_it_back(api: Api) -> None:
         source="human",
         metadata={"ticket": 7},
     )
-    assert made["target_type"] == "run" and made["target_id"] == run_id
-    assert made["run_id"] == run_id and made["actor"] == "alice"
-    assert made["data_type"] == "numeric" and made["value"] == 0.8
-    assert made["source"] == "human" and made["comment"] == "clear answer"
+    assert made["target_type"] == "run"
+    assert made["target_id"] == run_id
+    assert made["run_id"] == run_id
+    assert made["actor"] == "alice"
+    assert made["data_type"] == "numeric"
+    assert made["value"] == 0.8
+    assert made["source"] == "human"
+    assert made["comment"] == "clear answer"
     label = await _score(api, run_id, name="verdict", value="correct")
-    assert label["data_type"] == "categorical" and label["value"] == "correct"
+    assert label["data_type"] == "categorical"
+    assert label["value"] == "correct"
     thumbs = await _score(api, run_id, name="user_thumbs", value=False)
-    assert thumbs["data_type"] == "boolean" and thumbs["value"] is False
+    assert thumbs["data_type"] == "boolean"
+    assert thumbs["value"] is False
 
     listed = await api.client.get(f"/runs/{run_id}/scores", headers=api.alice)
     assert listed.status_code == 200
@@ -88,7 +94,9 @@ async def test_resending_by_id_or_key_updates_never_duplicates(api: Api) -> None
     sid = str(uuid.uuid4())
     first = await _score(api, run_id, id=sid, value=0.2)
     again = await _score(api, run_id, status=200, id=sid, value=0.9, comment="on reflection")
-    assert again["id"] == sid and again["value"] == 0.9 and again["comment"] == "on reflection"
+    assert again["id"] == sid
+    assert again["value"] == 0.9
+    assert again["comment"] == "on reflection"
     assert again["created_at"] == first["created_at"]
     assert again["updated_at"] > first["updated_at"]
 
@@ -99,7 +107,8 @@ async def test_resending_by_id_or_key_updates_never_duplicates(api: Api) -> None
     body["value"] = "right"
     rekeyed = await api.client.post(f"/runs/{run_id}/scores", json=body, headers=h)
     assert rekeyed.status_code == 200
-    assert rekeyed.json()["id"] == keyed.json()["id"] and rekeyed.json()["value"] == "right"
+    assert rekeyed.json()["id"] == keyed.json()["id"]
+    assert rekeyed.json()["value"] == "right"
     # The key names one score: another id with it is a conflict, not a second score.
     clash = {**body, "id": str(uuid.uuid4())}
     assert (
@@ -122,9 +131,11 @@ async def test_configs_type_their_names_and_refuse_values_outside(api: Api) -> N
     assert (await c.post("/score-configs", json=labels, headers=h)).status_code == 201
 
     too_high = await _score(api, run_id, status=422, value=1.5)
-    assert "helpfulness" in too_high["detail"] and "1.5" in too_high["detail"]
+    assert "helpfulness" in too_high["detail"]
+    assert "1.5" in too_high["detail"]
     wrong_type = await _score(api, run_id, status=422, value="great")
-    assert "helpfulness" in wrong_type["detail"] and "numeric" in wrong_type["detail"]
+    assert "helpfulness" in wrong_type["detail"]
+    assert "numeric" in wrong_type["detail"]
     unknown_label = await _score(api, run_id, status=422, name="verdict", value="maybe")
     assert "verdict" in unknown_label["detail"]
     assert (await _score(api, run_id, name="verdict", value="right"))["value"] == "right"
@@ -162,7 +173,8 @@ async def test_names_without_a_config_keep_the_type_of_their_first_use(api: Api)
     run_id = await _run(api)
     await _score(api, run_id, name="tone", value="warm")
     refused = await _score(api, run_id, status=422, name="tone", value=0.3)
-    assert "tone" in refused["detail"] and "categorical" in refused["detail"]
+    assert "tone" in refused["detail"]
+    assert "categorical" in refused["detail"]
     # A re-send of the only score of a name may change its type.
     only = await _score(api, run_id, name="solo", value=1)
     changed = await _score(api, run_id, status=200, id=only["id"], name="solo", value="x")
@@ -213,7 +225,8 @@ async def test_steps_llm_calls_and_threads_are_scored_through_scores(api: Api) -
         assert foreign.status_code == 403
     unknown = {"name": "ok", "value": True, "target_type": "step", "target_id": str(uuid.uuid4())}
     missing = await c.post("/scores", json=unknown, headers=h)
-    assert missing.status_code == 422 and "target_id" in missing.json()["detail"]
+    assert missing.status_code == 422
+    assert "target_id" in missing.json()["detail"]
 
     # The run's list holds its steps' and calls' scores; /scores filters by target.
     of_run = (await c.get(f"/runs/{run_id}/scores", headers=h)).json()["items"]
@@ -250,3 +263,65 @@ async def test_lists_filter_page_and_delete(api: Api) -> None:
     assert (await c.delete(f"/scores/{newest['id']}", headers=h)).status_code == 204
     assert (await c.get(f"/scores/{newest['id']}", headers=h)).status_code == 404
     assert (await c.delete(f"/scores/{newest['id']}", headers=h)).status_code == 404
+
+
+async def test_runs_filtered_by_a_score(api: Api) -> None:
+    c, h = api.client, api.alice
+    ids = {}
+    for value in (0.2, 0.6, 0.9):
+        ids[value] = await _run(api)
+        await _score(api, ids[value], value=value)
+    await _score(api, ids[0.2], name="verdict", value="correct")
+    await _score(api, ids[0.9], name="user_thumbs", value=False)
+    unscored = await _run(api)
+    steps = await c.post(f"/runs/{unscored}/steps", json={"step_index": 0}, headers=h)
+    step_score = {
+        "name": "helpfulness",
+        "value": 0.1,
+        "target_type": "step",
+        "target_id": steps.json()[0]["id"],
+    }
+    assert (await c.post("/scores", json=step_score, headers=h)).status_code == 201
+    bobs = await _run(api, headers=api.bob)
+    resp = await c.post(
+        f"/runs/{bobs}/scores", json={"name": "helpfulness", "value": 0.1}, headers=api.bob
+    )
+    assert resp.status_code == 201
+
+    async def matching(condition: str, **params: Any) -> list[str]:
+        resp = await c.get("/runs", params={"score": condition, **params}, headers=h)
+        assert resp.status_code == 200, resp.text
+        if "limit" not in params:
+            assert resp.json()["total"] == len(resp.json()["items"])
+        return [r["id"] for r in resp.json()["items"]]
+
+    # Only run-level scores count (the step's 0.1 does not); only the caller's runs.
+    assert await matching("helpfulness<0.5") == [ids[0.2]]
+    assert await matching("helpfulness>=0.6") == [ids[0.9], ids[0.6]]
+    assert await matching("helpfulness > 0.6") == [ids[0.9]]
+    assert await matching("helpfulness<=0.6") == [ids[0.6], ids[0.2]]
+    assert await matching("helpfulness=0.9") == [ids[0.9]]
+    assert await matching("verdict=correct") == [ids[0.2]]
+    assert await matching("user_thumbs=false") == [ids[0.9]]
+    assert await matching("user_thumbs=true") == []
+    assert await matching("helpfulness>=0", name="qa", limit=1) == [ids[0.9]]
+    for bad in ("helpfulness", "helpfulness<good", "<0.5", "helpfulness<true", "x<nan"):
+        resp = await c.get("/runs", params={"score": bad}, headers=h)
+        assert resp.status_code == 422, (bad, resp.text)
+        assert "score" in resp.text
+
+
+async def test_library_filters_runs_by_a_score(api: Api) -> None:
+    from chad_memory import RunFilter
+    from chad_memory.schemas.scores import ScoreCondition
+
+    low = await _run(api)
+    await _score(api, low, value=0.1)
+    high = await _run(api)
+    await _score(api, high, value=0.7)
+    condition = RunFilter(actor="alice", score="helpfulness<0.5")
+    assert condition.score == ScoreCondition(name="helpfulness", op="<", value=0.1 * 5)
+    page = await api.store.list_runs(condition)
+    assert [r.id for r in page.items] == [uuid.UUID(low)]
+    assert await api.store.count_runs(RunFilter(actor="alice", score="helpfulness>0.5")) == 1
+    assert await api.store.count_runs(RunFilter(actor="bob", score="helpfulness>0.5")) == 0

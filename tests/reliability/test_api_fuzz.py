@@ -98,6 +98,13 @@ UNSTORABLE_OR_UNKNOWN = (
     "decimal places",
     # A computed cost that overflows the column (a user price times huge token counts).
     "does not fit",
+    # Scores: an unknown target named in a body, a value its config or its name's first
+    # use refuses, a target_id without its type, an ordered comparison with a label.
+    "target_id: no ",
+    "score config",
+    "was first used as",
+    "target_id needs target_type",
+    "compares numbers",
 )
 
 
