@@ -203,7 +203,7 @@ class ScoreAggregate(Record):
     """Scores of one name in one group: how many, their mean (numeric and boolean: the
     share of true) and, for labels, how many of each."""
 
-    group: str | None
+    group: dict[str, str | None]
     name: str
     count: int
     mean: float | None

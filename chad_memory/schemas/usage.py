@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from chad_memory.schemas.base import Input, Money, Record, ShortText, UtcDatetime
+from chad_memory.schemas.scores import ScoreAggregate
 from chad_memory.validation import check_text
 
 # Per million tokens: model_prices columns are numeric(20, 10).
@@ -88,3 +89,5 @@ class UsageReport(BaseModel):
     from_: datetime = Field(alias="from")
     to: datetime
     rows: list[UsageRow]
+    # Scores made in the window, per the same groups and per score name.
+    scores: list[ScoreAggregate] = Field(default_factory=list)

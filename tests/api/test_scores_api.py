@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.api.conftest import Api
 
 
@@ -325,3 +327,36 @@ async def test_library_filters_runs_by_a_score(api: Api) -> None:
     assert [r.id for r in page.items] == [uuid.UUID(low)]
     assert await api.store.count_runs(RunFilter(actor="alice", score="helpfulness>0.5")) == 1
     assert await api.store.count_runs(RunFilter(actor="bob", score="helpfulness>0.5")) == 0
+
+
+async def test_usage_report_aggregates_scores_per_group(api: Api) -> None:
+    c, h = api.client, api.alice
+    for model, values in (("m1", (0.2, 0.6)), ("m2", (1.0,))):
+        for value in values:
+            run_id = await _run(api, name=f"agent-{model}")
+            call = await c.post(f"/runs/{run_id}/llm-calls", json={"model": model}, headers=h)
+            assert call.status_code == 201
+            await _score(api, run_id, value=value)
+            await _score(api, run_id, name="verdict", value="right" if value > 0.5 else "wrong")
+    bobs = await _run(api, headers=api.bob)
+    await c.post(f"/runs/{bobs}/scores", json={"name": "helpfulness", "value": 9}, headers=api.bob)
+
+    report = await c.get("/analytics/usage", params={"group_by": "model"}, headers=h)
+    assert report.status_code == 200, report.text
+    rows = {(s["group"]["model"], s["name"]): s for s in report.json()["scores"]}
+    assert set(rows) == {
+        ("m1", "helpfulness"),
+        ("m1", "verdict"),
+        ("m2", "helpfulness"),
+        ("m2", "verdict"),
+    }
+    assert rows["m1", "helpfulness"]["count"] == 2
+    assert rows["m1", "helpfulness"]["mean"] == pytest.approx(0.4)
+    assert rows["m1", "verdict"]["labels"] == {"right": 1, "wrong": 1}
+    assert rows["m1", "verdict"]["mean"] is None
+    assert rows["m2", "helpfulness"]["mean"] == 1.0
+
+    by_name = await c.get("/analytics/usage", params={"group_by": "run_name,day"}, headers=h)
+    names = {(s["group"]["run_name"], s["name"]) for s in by_name.json()["scores"]}
+    assert ("agent-m1", "helpfulness") in names
+    assert all(s["group"]["day"] is not None for s in by_name.json()["scores"])

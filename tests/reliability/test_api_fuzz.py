@@ -105,6 +105,13 @@ UNSTORABLE_OR_UNKNOWN = (
     "was first used as",
     "target_id needs target_type",
     "compares numbers",
+    "a score condition is name",
+    # A score config's fields across each other (range for numbers, labels for labels).
+    "are for numeric scores only",
+    "needs its categories",
+    "categories must not repeat",
+    "categories are for categorical",
+    "must not be above max_value",
 )
 
 
