@@ -128,6 +128,13 @@ class ScoreCondition(Input):
     op: ScoreOp
     value: ScoreValue
 
+    @property
+    def text(self) -> str:
+        """The condition as `name<op>value` text, which parses back to it."""
+        value = self.value
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        return f"{self.name}{self.op}{shown}"
+
     @model_validator(mode="after")
     def _ordered_values_are_numbers(self) -> ScoreCondition:
         if self.op != "=" and value_type(self.value) != "numeric":
