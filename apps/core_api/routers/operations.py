@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -22,6 +21,7 @@ from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.schemas import AUTH_RESPONSES
 from chad_memory.archive import ExportScope, export_records
 from chad_memory.errors import ChadMemoryError
+from chad_memory.schemas import UtcDatetime
 
 router = APIRouter(tags=["operations"], responses={**AUTH_RESPONSES})
 
@@ -60,7 +60,7 @@ async def export(
     request: Request,
     actor: CurrentActor,
     since: Annotated[
-        datetime | None, Query(description="only rows from this time on (with a time zone)")
+        UtcDatetime | None, Query(description="only rows from this time on (with a time zone)")
     ] = None,
 ) -> StreamingResponse:
     """The caller's threads, messages, runs with their children, and embeddings as JSON
