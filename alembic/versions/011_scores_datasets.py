@@ -1,4 +1,4 @@
-"""Scores and score configs; datasets with versioned items; experiments and their runs.
+"""Scores and score configs; datasets with versioned items; experiments.
 
 Only new tables: no existing row changes. The downgrade drops them, which loses the
 scores, datasets and experiments recorded since (export them first); runs, steps and
@@ -187,17 +187,6 @@ def _datasets() -> None:
     )
     op.create_index("uq_experiments_actor_name", "experiments", ["actor", "name"], unique=True)
     op.create_index("ix_experiments_dataset_id", "experiments", ["dataset_id"])
-    op.create_table(
-        "experiment_runs",
-        _uuid("experiment_id"),
-        _uuid("item_id"),
-        _uuid("run_id"),
-        _ts("created_at"),
-        sa.PrimaryKeyConstraint("experiment_id", "item_id", name="pk_experiment_runs"),
-        _fk("experiment_runs", "experiment_id", "experiments", "CASCADE"),
-        _fk("experiment_runs", "run_id", "runs", "CASCADE"),
-    )
-    op.create_index("uq_experiment_runs_run_id", "experiment_runs", ["run_id"], unique=True)
 
 
 def upgrade() -> None:
@@ -207,7 +196,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "experiment_runs",
         "experiments",
         "dataset_items",
         "datasets",

@@ -13,7 +13,15 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chad_memory.database import session_scope
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ScoreStore, ThreadStore
+from chad_memory.stores import (
+    DatasetStore,
+    ExperimentStore,
+    PgVectorStore,
+    PostgresStore,
+    PriceStore,
+    ScoreStore,
+    ThreadStore,
+)
 
 
 async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -61,6 +69,16 @@ async def get_score_store(request: Request) -> ScoreStore:
     return store
 
 
+async def get_dataset_store(request: Request) -> DatasetStore:
+    store: DatasetStore = request.app.state.dataset_store
+    return store
+
+
+async def get_experiment_store(request: Request) -> ExperimentStore:
+    store: ExperimentStore = request.app.state.experiment_store
+    return store
+
+
 def get_price_store(request: Request) -> PriceStore:
     store: PriceStore = request.app.state.price_store
     return store
@@ -71,6 +89,8 @@ RunStoreDep = Annotated[PostgresStore, Depends(get_postgres_store)]
 VectorStoreDep = Annotated[PgVectorStore, Depends(get_vector_store)]
 ThreadStoreDep = Annotated[ThreadStore, Depends(get_thread_store)]
 ScoreStoreDep = Annotated[ScoreStore, Depends(get_score_store)]
+DatasetStoreDep = Annotated[DatasetStore, Depends(get_dataset_store)]
+ExperimentStoreDep = Annotated[ExperimentStore, Depends(get_experiment_store)]
 PriceStoreDep = Annotated[PriceStore, Depends(get_price_store)]
 ReadRunStoreDep = Annotated[PostgresStore, Depends(get_read_postgres_store)]
 ReadVectorStoreDep = Annotated[PgVectorStore, Depends(get_read_vector_store)]

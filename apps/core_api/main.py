@@ -27,6 +27,7 @@ from apps.core_api.middleware import (
 from apps.core_api.routers import (
     agentkit,
     analytics,
+    datasets,
     health,
     memory,
     operations,
@@ -49,6 +50,8 @@ from chad_memory.replicas import ReadRouted, ReplicaState
 from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import (
+    DatasetStore,
+    ExperimentStore,
     PgVectorStore,
     PostgresStore,
     PriceStore,
@@ -96,6 +99,8 @@ def create_app(
         app.state.thread_store = ThreadStore(db)
         app.state.price_store = PriceStore(db)
         app.state.score_store = ScoreStore(db)
+        app.state.dataset_store = DatasetStore(db)
+        app.state.experiment_store = ExperimentStore(db)
         app.state.trace_store = TraceStore(db)
         app.state.metrics.watch_pool(db.engine)
         db.ingest_listeners.append(app.state.metrics.count)
@@ -171,6 +176,7 @@ def create_app(
     app.include_router(memory.router)
     app.include_router(threads.router)
     app.include_router(scores.router)
+    app.include_router(datasets.router)
     app.include_router(otlp.router)
     app.include_router(agentkit.router)
     app.include_router(analytics.router)

@@ -11,7 +11,7 @@ re-exports every model, so `from chad_memory.models import Run` is the way to im
 """
 
 from chad_memory.models.base import NAMING_CONVENTION, Base
-from chad_memory.models.datasets import Dataset, DatasetItem, Experiment, ExperimentRun
+from chad_memory.models.datasets import Dataset, DatasetItem, Experiment
 from chad_memory.models.keys import ApiKey
 from chad_memory.models.llm_calls import (
     COST,
@@ -40,7 +40,6 @@ __all__ = [
     "DatasetItem",
     "Embedding",
     "Experiment",
-    "ExperimentRun",
     "LLMCall",
     "LLMUsageHourly",
     "LLMUsageRun",

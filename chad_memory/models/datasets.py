@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, PrimaryKeyConstraint, func, text
+from sqlalchemy import ForeignKey, Index, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -71,7 +71,9 @@ class DatasetItem(Base):
 
 
 class Experiment(Base):
-    """A named set of runs on one dataset (as of `dataset_version`), one run per item."""
+    """A named set of runs on one dataset (as of `dataset_version`). Its runs are ordinary
+    runs whose metadata names it (`chad.experiment_id`) and the item they ran on
+    (`chad.dataset_item_id`): see `chad_memory.stores.experiments`."""
 
     __tablename__ = "experiments"
 
@@ -89,24 +91,4 @@ class Experiment(Base):
     __table_args__ = (
         Index("uq_experiments_actor_name", "actor", "name", unique=True),
         Index("ix_experiments_dataset_id", "dataset_id"),
-    )
-
-
-class ExperimentRun(Base):
-    """A run of an experiment and the dataset item it ran on."""
-
-    __tablename__ = "experiment_runs"
-
-    experiment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
-    )
-    item_id: Mapped[uuid.UUID] = mapped_column(nullable=False)
-    run_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), nullable=False
-    )
-    created_at: Mapped[datetime] = _created_at()
-
-    __table_args__ = (
-        PrimaryKeyConstraint("experiment_id", "item_id", name="pk_experiment_runs"),
-        Index("uq_experiment_runs_run_id", "run_id", unique=True),
     )

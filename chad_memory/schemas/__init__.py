@@ -6,7 +6,8 @@ bad value fails at the edge with a message, never as a driver error mid-transact
 
 The records live in modules by what they describe (`base` holds the shared field types
 and base classes; `runs`, `children`, `embeddings`, `threads`, `usage`,
-`scores`, `datasets`); every name is
+`scores`, `datasets`; the dataset records are imported from
+`chad_memory.schemas.datasets`); every name is
 re-exported here, so `from chad_memory.schemas import RunRecord` is the way to import one.
 """
 

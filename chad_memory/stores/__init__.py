@@ -1,5 +1,7 @@
 """The store library: run history, conversations, vector memory, OTLP spans and scores."""
 
+from chad_memory.stores.datasets import DatasetStore
+from chad_memory.stores.experiments import ExperimentStore
 from chad_memory.stores.prices import PriceStore
 from chad_memory.stores.runs import PostgresStore
 from chad_memory.stores.scores import ScoreStore
@@ -8,6 +10,8 @@ from chad_memory.stores.traces import TraceStore
 from chad_memory.stores.vectors import PgVectorStore
 
 __all__ = [
+    "DatasetStore",
+    "ExperimentStore",
     "PgVectorStore",
     "PostgresStore",
     "PriceStore",

@@ -112,6 +112,13 @@ UNSTORABLE_OR_UNKNOWN = (
     "categories must not repeat",
     "categories are for categorical",
     "must not be above max_value",
+    # Datasets: a JSON Lines body that is not items, a version the dataset has not
+    # reached, a step without its run; compare across datasets.
+    "JSON Lines",
+    "version: the dataset is at version",
+    "source_step_id needs its source_run_id",
+    "step_id: no step",
+    "must be on the same dataset",
 )
 
 
