@@ -53,3 +53,31 @@ async def test_feedback_is_signed_in_csrf_checked_and_owned(dash: Dashboard) -> 
     assert after.status_code == 303
     assert "/ui/login" in after.headers["location"]
     assert len((await c.get(f"/runs/{s.support_run}/scores", headers=auth)).json()["items"]) == 2
+
+
+async def test_experiments_page_compares_side_by_side(dash: Dashboard) -> None:
+    c, s = dash.client, dash.sample
+    auth = {"Authorization": f"Bearer {s.alice_key}"}
+    ds = (await c.post("/datasets", json={"name": "qa"}, headers=auth)).json()
+    change = await c.post(f"/datasets/{ds['id']}/items", json=[{"input": "2+2"}], headers=auth)
+    item = change.json()["items"][0]["item_id"]
+    ids = []
+    for name, output in (("baseline", "5"), ("candidate", "4")):
+        made = await c.post(
+            "/experiments", json={"name": name, "dataset_id": ds["id"]}, headers=auth
+        )
+        ids.append(made.json()["id"])
+        meta = {"chad.experiment_id": made.json()["id"], "chad.dataset_item_id": item}
+        run = await c.post("/runs", json={"result": output, "metadata": meta}, headers=auth)
+        assert run.status_code == 201
+    await dash.sign_in(s.alice_key)
+    listing = await c.get("/ui/experiments")
+    assert listing.status_code == 200
+    assert "candidate" in listing.text
+    page = await c.get("/ui/experiments/compare", params={"ids": ids})
+    assert page.status_code == 200, page.text
+    assert "baseline" in page.text
+    assert "&#34;4&#34;" in page.text or '"4"' in page.text
+    await c.post("/ui/logout", data={"csrf": csrf_of(page.text)})
+    await dash.sign_in(s.bob_key)
+    assert (await c.get("/ui/experiments/compare", params={"ids": ids})).status_code == 403
