@@ -46,7 +46,8 @@ async def test_tracer_run_ids_take_feedback_through_the_client(
     agent: Any = RunnableLambda(lambda q: f"answer to {q}", name="agent")
     first_id = uuid.uuid4()
     await agent.ainvoke("a", config={"callbacks": [tracer], "run_id": first_id})
-    await agent.ainvoke("b", config={"callbacks": [tracer]})
+    tagged = {"chad.experiment_id": "e-1", "chad.dataset_item_id": "i-1"}
+    await agent.ainvoke("b", config={"callbacks": [tracer], "metadata": tagged})
     await tracer.aflush()
     assert tracer.failures == 0
     assert len(tracer.run_ids) == 2
@@ -54,6 +55,8 @@ async def test_tracer_run_ids_take_feedback_through_the_client(
     assert set(tracer.run_ids) == stored
     first = tracer.recorded[first_id]
     assert (await store.get_run(first)).request_payload == {"input": "a"}
+    # LangChain's config metadata is the run's: how a tracer run joins an experiment.
+    assert (await store.get_run(tracer.run_ids[1])).metadata.items() >= tagged.items()
 
     await client.save_score_config(
         ScoreConfigCreate(name="stars", data_type="numeric", min_value=1, max_value=5)

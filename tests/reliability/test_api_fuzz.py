@@ -122,6 +122,9 @@ UNSTORABLE_OR_UNKNOWN = (
 )
 
 
+# A dataset's items in bulk are JSON Lines: text, sent as it is generated.
+schemathesis.serializer.alias(["application/x-ndjson", "application/jsonl"], "text/plain")
+
 LEAKS = ("Traceback", "sqlalchemy", "asyncpg", "SELECT ", "INSERT INTO", "Bearer ")
 
 
