@@ -66,6 +66,7 @@ async def filter_bench(n_runs: int) -> list[list[Any]]:
     rows: list[list[Any]] = [["unfiltered", n_runs, unfiltered, 1.0]]
     for condition in ("helpfulness<0.5", "helpfulness<0.001", "helpfulness>=0.999"):
         f = RunFilter(actor="alice", score=condition)
+
         async def filtered(i: int, f: RunFilter = f) -> Any:
             return await page(f)
 

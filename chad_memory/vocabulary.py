@@ -26,6 +26,8 @@ SCORE_TYPES: tuple[str, ...] = get_args(ScoreType)
 SCORE_SOURCES: tuple[str, ...] = get_args(ScoreSource)
 
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+# A run that may still change: not yet in a terminal status.
+LIVE: tuple[str, ...] = tuple(s for s in RUN_STATUSES if s not in TERMINAL)
 # Which status a run may move to from each status; terminal states are final.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"pending", "running", *TERMINAL}),

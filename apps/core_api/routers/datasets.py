@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import Field
 
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import DatasetStoreDep, ExperimentStoreDep
-from apps.core_api.schemas import AUTH_RESPONSES, MAX_LIST_LIMIT, Problem
+from apps.core_api.auth import CurrentCaller
+from apps.core_api.schemas import AUTH_RESPONSES, Problem
 from chad_memory.errors import InvalidInputError
+from chad_memory.request_caps import MAX_LIST_LIMIT
 from chad_memory.schemas import Page
 from chad_memory.schemas.datasets import (
     Comparison,
@@ -53,32 +53,26 @@ NewItems = Annotated[list[DatasetItemCreate], Field(min_length=1, max_length=MAX
     response_model=DatasetRecord,
     responses={409: {"model": Problem, "description": "a dataset of that name exists"}},
 )
-async def create_dataset(
-    body: DatasetCreate, actor: CurrentActor, datasets: DatasetStoreDep
-) -> DatasetRecord:
-    return await datasets.create_dataset(body, actor=actor)
+async def create_dataset(body: DatasetCreate, caller: CurrentCaller) -> DatasetRecord:
+    return await caller.datasets.create_dataset(body, actor=caller.actor)
 
 
 @router.get("/datasets", response_model=Page[DatasetRecord])
 async def list_datasets(
-    actor: CurrentActor, datasets: DatasetStoreDep, limit: Limit = 50, cursor: Cursor = None
+    caller: CurrentCaller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[DatasetRecord]:
-    return await datasets.list_datasets(actor, limit=limit, cursor=cursor)
+    return await caller.datasets.list_datasets(caller.actor, limit=limit, cursor=cursor)
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetRecord, responses=_OWNED)
-async def get_dataset(
-    dataset_id: uuid.UUID, actor: CurrentActor, datasets: DatasetStoreDep
-) -> DatasetRecord:
-    return await datasets.get_dataset(dataset_id, actor=actor)
+async def get_dataset(dataset_id: uuid.UUID, caller: CurrentCaller) -> DatasetRecord:
+    return await caller.datasets.get_dataset(dataset_id, actor=caller.actor)
 
 
 @router.delete("/datasets/{dataset_id}", status_code=204, response_class=Response, responses=_OWNED)
-async def delete_dataset(
-    dataset_id: uuid.UUID, actor: CurrentActor, datasets: DatasetStoreDep
-) -> Response:
+async def delete_dataset(dataset_id: uuid.UUID, caller: CurrentCaller) -> Response:
     """Its items and experiments go with it; runs stay."""
-    await datasets.delete_dataset(dataset_id, actor=actor)
+    await caller.datasets.delete_dataset(dataset_id, actor=caller.actor)
     return Response(status_code=204)
 
 
@@ -87,14 +81,13 @@ async def delete_dataset(
 )
 async def list_items(
     dataset_id: uuid.UUID,
-    actor: CurrentActor,
-    datasets: DatasetStoreDep,
+    caller: CurrentCaller,
     version: Annotated[Version | None, Query(description="as of this version")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[DatasetItemRecord]:
-    return await datasets.list_items(
-        dataset_id, actor=actor, version=version, limit=limit, cursor=cursor
+    return await caller.datasets.list_items(
+        dataset_id, actor=caller.actor, version=version, limit=limit, cursor=cursor
     )
 
 
@@ -107,11 +100,10 @@ async def list_items(
 async def add_items(
     dataset_id: uuid.UUID,
     body: Annotated[NewItems, Body()],
-    actor: CurrentActor,
-    datasets: DatasetStoreDep,
+    caller: CurrentCaller,
 ) -> DatasetChange:
     """Items as a JSON list (all or none): one new version."""
-    return await datasets.add_items(dataset_id, body, actor=actor)
+    return await caller.datasets.add_items(dataset_id, body, actor=caller.actor)
 
 
 @router.post(
@@ -127,10 +119,12 @@ async def add_items(
     },
 )
 async def add_items_jsonl(
-    dataset_id: uuid.UUID, request: Request, actor: CurrentActor, datasets: DatasetStoreDep
+    dataset_id: uuid.UUID, request: Request, caller: CurrentCaller
 ) -> DatasetChange:
     """Items in bulk as JSON Lines (one item object a line; all or none): one version."""
-    await datasets.get_dataset(dataset_id, actor=actor)  # 403 / 404 before reading the body
+    await caller.datasets.get_dataset(
+        dataset_id, actor=caller.actor
+    )  # 403 / 404 before reading the body
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind not in JSONL_TYPES:
         raise InvalidInputError("send JSON Lines as application/x-ndjson")
@@ -139,7 +133,7 @@ async def add_items_jsonl(
         text = raw.decode()
     except UnicodeDecodeError:
         raise InvalidInputError("JSON Lines body is not UTF-8") from None
-    return await datasets.add_items(dataset_id, parse_items_jsonl(text), actor=actor)
+    return await caller.datasets.add_items(dataset_id, parse_items_jsonl(text), actor=caller.actor)
 
 
 @router.post(
@@ -149,10 +143,10 @@ async def add_items_jsonl(
     responses=_OWNED,
 )
 async def add_item_from_run(
-    dataset_id: uuid.UUID, body: DatasetItemFromRun, actor: CurrentActor, datasets: DatasetStoreDep
+    dataset_id: uuid.UUID, body: DatasetItemFromRun, caller: CurrentCaller
 ) -> DatasetChange:
     """An item from one of the caller's runs (or a step of it), in one call."""
-    return await datasets.add_item_from_run(dataset_id, body, actor=actor)
+    return await caller.datasets.add_item_from_run(dataset_id, body, actor=caller.actor)
 
 
 @router.put(
@@ -162,20 +156,19 @@ async def update_item(
     dataset_id: uuid.UUID,
     item_id: uuid.UUID,
     body: DatasetItemCreate,
-    actor: CurrentActor,
-    datasets: DatasetStoreDep,
+    caller: CurrentCaller,
 ) -> DatasetChange:
-    return await datasets.update_item(dataset_id, item_id, body, actor=actor)
+    return await caller.datasets.update_item(dataset_id, item_id, body, actor=caller.actor)
 
 
 @router.delete(
     "/datasets/{dataset_id}/items/{item_id}", response_model=DatasetChange, responses=_OWNED
 )
 async def delete_item(
-    dataset_id: uuid.UUID, item_id: uuid.UUID, actor: CurrentActor, datasets: DatasetStoreDep
+    dataset_id: uuid.UUID, item_id: uuid.UUID, caller: CurrentCaller
 ) -> DatasetChange:
     """The item leaves the dataset from the new version on; older versions keep it."""
-    return await datasets.delete_item(dataset_id, item_id, actor=actor)
+    return await caller.datasets.delete_item(dataset_id, item_id, actor=caller.actor)
 
 
 @router.post(
@@ -184,48 +177,40 @@ async def delete_item(
     response_model=ExperimentRecord,
     responses={**_OWNED, 409: {"model": Problem, "description": "name taken"}},
 )
-async def create_experiment(
-    body: ExperimentCreate, actor: CurrentActor, experiments: ExperimentStoreDep
-) -> ExperimentRecord:
-    return await experiments.create_experiment(body, actor=actor)
+async def create_experiment(body: ExperimentCreate, caller: CurrentCaller) -> ExperimentRecord:
+    return await caller.experiments.create_experiment(body, actor=caller.actor)
 
 
 @router.get("/experiments", response_model=Page[ExperimentRecord])
 async def list_experiments(
-    actor: CurrentActor,
-    experiments: ExperimentStoreDep,
+    caller: CurrentCaller,
     dataset_id: uuid.UUID | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ExperimentRecord]:
-    return await experiments.list_experiments(
-        actor, dataset_id=dataset_id, limit=limit, cursor=cursor
+    return await caller.experiments.list_experiments(
+        caller.actor, dataset_id=dataset_id, limit=limit, cursor=cursor
     )
 
 
 @router.get("/experiments/compare", response_model=Comparison, responses=_OWNED)
 async def compare(
-    actor: CurrentActor,
-    experiments: ExperimentStoreDep,
+    caller: CurrentCaller,
     ids: Annotated[list[uuid.UUID], Query(min_length=1, max_length=5)],
 ) -> Comparison:
     """`?ids=A&ids=B`: per item each experiment's output, scores, cost, duration and the
     deltas from the first; per experiment the aggregates."""
-    return await experiments.compare(ids, actor=actor)
+    return await caller.experiments.compare(ids, actor=caller.actor)
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentRecord, responses=_OWNED)
-async def get_experiment(
-    experiment_id: uuid.UUID, actor: CurrentActor, experiments: ExperimentStoreDep
-) -> ExperimentRecord:
-    return await experiments.get_experiment(experiment_id, actor=actor)
+async def get_experiment(experiment_id: uuid.UUID, caller: CurrentCaller) -> ExperimentRecord:
+    return await caller.experiments.get_experiment(experiment_id, actor=caller.actor)
 
 
 @router.delete(
     "/experiments/{experiment_id}", status_code=204, response_class=Response, responses=_OWNED
 )
-async def delete_experiment(
-    experiment_id: uuid.UUID, actor: CurrentActor, experiments: ExperimentStoreDep
-) -> Response:
-    await experiments.delete_experiment(experiment_id, actor=actor)
+async def delete_experiment(experiment_id: uuid.UUID, caller: CurrentCaller) -> Response:
+    await caller.experiments.delete_experiment(experiment_id, actor=caller.actor)
     return Response(status_code=204)

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from apps.core_api.answers import JsonAnswer, answer
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import ScoreStoreDep
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.routers.runs import IdempotencyKey
-from apps.core_api.schemas import AUTH_RESPONSES, MAX_LIST_LIMIT, Problem
+from apps.core_api.schemas import AUTH_RESPONSES, Problem
+from chad_memory.request_caps import MAX_LIST_LIMIT
 from chad_memory.schemas import (
     Input,
     Page,
@@ -78,11 +78,12 @@ class RunScoreQuery(_Paging):
 async def score_run(
     run_id: uuid.UUID,
     body: ScoreFields,
-    actor: CurrentActor,
-    scores: ScoreStoreDep,
+    caller: CurrentCaller,
     idempotency_key: IdempotencyKey = None,
 ) -> JsonAnswer:
-    saved = await scores.score_run(run_id, body, actor=actor, idempotency_key=idempotency_key)
+    saved = await caller.scores.score_run(
+        run_id, body, actor=caller.actor, idempotency_key=idempotency_key
+    )
     return answer(saved.score, 201 if saved.created else 200)
 
 
@@ -90,42 +91,44 @@ async def score_run(
 async def list_run_scores(
     run_id: uuid.UUID,
     query: Annotated[RunScoreQuery, Query()],
-    actor: CurrentActor,
-    scores: ScoreStoreDep,
+    caller: CurrentCaller,
 ) -> Page[ScoreRecord]:
     """The run's scores, its steps' and LLM calls' included, newest first."""
     filters = ScoreFilter(run_id=run_id, name=query.name, source=query.source)
-    return await scores.list_scores(actor, filters, limit=query.limit, cursor=query.cursor)
+    return await caller.scores.list_scores(
+        caller.actor, filters, limit=query.limit, cursor=query.cursor
+    )
 
 
 @router.post("/scores", status_code=201, response_model=ScoreRecord, responses=_WRITTEN)
 async def save_score(
     body: ScoreBody,
-    actor: CurrentActor,
-    scores: ScoreStoreDep,
+    caller: CurrentCaller,
     idempotency_key: IdempotencyKey = None,
 ) -> JsonAnswer:
-    saved = await scores.save_score(body.to_create(idempotency_key), actor=actor)
+    saved = await caller.scores.save_score(body.to_create(idempotency_key), actor=caller.actor)
     return answer(saved.score, 201 if saved.created else 200)
 
 
 @router.get("/scores", response_model=Page[ScoreRecord], responses=_OWNED)
 async def list_scores(
-    query: Annotated[ScoreListQuery, Query()], actor: CurrentActor, scores: ScoreStoreDep
+    query: Annotated[ScoreListQuery, Query()], caller: CurrentCaller
 ) -> Page[ScoreRecord]:
     """The caller's scores across runs and threads, newest first."""
     filters = ScoreFilter.model_validate(query.model_dump(exclude={"limit", "cursor"}))
-    return await scores.list_scores(actor, filters, limit=query.limit, cursor=query.cursor)
+    return await caller.scores.list_scores(
+        caller.actor, filters, limit=query.limit, cursor=query.cursor
+    )
 
 
 @router.get("/scores/{score_id}", response_model=ScoreRecord, responses=_OWNED)
-async def get_score(score_id: uuid.UUID, actor: CurrentActor, scores: ScoreStoreDep) -> ScoreRecord:
-    return await scores.get_score(score_id, actor=actor)
+async def get_score(score_id: uuid.UUID, caller: CurrentCaller) -> ScoreRecord:
+    return await caller.scores.get_score(score_id, actor=caller.actor)
 
 
 @router.delete("/scores/{score_id}", status_code=204, response_class=Response, responses=_OWNED)
-async def delete_score(score_id: uuid.UUID, actor: CurrentActor, scores: ScoreStoreDep) -> Response:
-    await scores.delete_score(score_id, actor=actor)
+async def delete_score(score_id: uuid.UUID, caller: CurrentCaller) -> Response:
+    await caller.scores.delete_score(score_id, actor=caller.actor)
     return Response(status_code=204)
 
 
@@ -135,27 +138,23 @@ async def delete_score(score_id: uuid.UUID, actor: CurrentActor, scores: ScoreSt
     response_model=ScoreConfigRecord,
     responses={200: {"model": ScoreConfigRecord, "description": "the name's config replaced"}},
 )
-async def save_score_config(
-    body: ScoreConfigCreate, actor: CurrentActor, scores: ScoreStoreDep
-) -> JsonAnswer:
+async def save_score_config(body: ScoreConfigCreate, caller: CurrentCaller) -> JsonAnswer:
     """Create a name's config (201) or replace it (200); it types the scores sent after."""
-    saved = await scores.save_score_config(body, actor=actor)
+    saved = await caller.scores.save_score_config(body, actor=caller.actor)
     return answer(saved.config, 201 if saved.created else 200)
 
 
 @router.get("/score-configs", response_model=list[ScoreConfigRecord])
-async def list_score_configs(actor: CurrentActor, scores: ScoreStoreDep) -> list[ScoreConfigRecord]:
-    return await scores.list_score_configs(actor)
+async def list_score_configs(caller: CurrentCaller) -> list[ScoreConfigRecord]:
+    return await caller.scores.list_score_configs(caller.actor)
 
 
 @router.get("/score-configs/{name}", response_model=ScoreConfigRecord, responses=_OWNED)
-async def get_score_config(
-    name: str, actor: CurrentActor, scores: ScoreStoreDep
-) -> ScoreConfigRecord:
-    return await scores.get_score_config(name, actor=actor)
+async def get_score_config(name: str, caller: CurrentCaller) -> ScoreConfigRecord:
+    return await caller.scores.get_score_config(name, actor=caller.actor)
 
 
 @router.delete("/score-configs/{name}", status_code=204, response_class=Response, responses=_OWNED)
-async def delete_score_config(name: str, actor: CurrentActor, scores: ScoreStoreDep) -> Response:
-    await scores.delete_score_config(name, actor=actor)
+async def delete_score_config(name: str, caller: CurrentCaller) -> Response:
+    await caller.scores.delete_score_config(name, actor=caller.actor)
     return Response(status_code=204)

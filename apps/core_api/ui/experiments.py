@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
+from apps.core_api.deps import stores_of
 from apps.core_api.ui.pages import SignedIn
-from chad_memory.stores import ExperimentStore
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -19,7 +19,7 @@ EXPERIMENTS_PAGE = 100
 
 @router.get("/experiments")
 async def experiments_page(ui: SignedIn) -> HTMLResponse:
-    store: ExperimentStore = ui.request.app.state.experiment_store
+    store = stores_of(ui.request).experiments
     page = await store.list_experiments(ui.actor, limit=EXPERIMENTS_PAGE)
     return ui.page("experiments.html", experiments=page.items)
 
@@ -28,7 +28,7 @@ async def experiments_page(ui: SignedIn) -> HTMLResponse:
 async def compare_page(
     ui: SignedIn, ids: Annotated[list[uuid.UUID], Query(max_length=5)]
 ) -> HTMLResponse:
-    store: ExperimentStore = ui.request.app.state.experiment_store
+    store = stores_of(ui.request).experiments
     report = await store.compare(ids, actor=ui.actor)
     names = sorted({n for e in report.experiments for n in e.scores})
     return ui.page("compare.html", report=report, names=names)
