@@ -118,6 +118,13 @@ def _scores() -> None:
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
     )
     op.create_index("ix_scores_run_id_name", "scores", ["run_id", "name"])
+    op.create_index(
+        "ix_scores_run_id_name_value",
+        "scores",
+        ["run_id", "name", "value"],
+        postgresql_include=["label"],
+        postgresql_where=sa.text("target_type = 'run'"),
+    )
     op.create_index("ix_scores_actor_name_value", "scores", ["actor", "name", "value"])
     op.create_index(
         "ix_scores_actor_created_at_id",

@@ -96,8 +96,17 @@ class Score(Base):
             unique=True,
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
-        # A run's scores, and runs filtered by a score (EXISTS per candidate run).
+        # A run's scores (every target under it), and the cascade from runs.
         Index("ix_scores_run_id_name", "run_id", "name"),
+        # Runs filtered by a run-level score: EXISTS per candidate run, index-only.
+        Index(
+            "ix_scores_run_id_name_value",
+            "run_id",
+            "name",
+            "value",
+            postgresql_include=["label"],
+            postgresql_where=text("target_type = 'run'"),
+        ),
         # Runs filtered by a score from the score side, the first-use type, aggregates.
         Index("ix_scores_actor_name_value", "actor", "name", "value"),
         Index("ix_scores_actor_created_at_id", "actor", text("created_at DESC"), text("id DESC")),

@@ -6,22 +6,24 @@ experiment and the item (`chad.experiment_id`, `chad.dataset_item_id`): at the t
 attributes (`metadata.otel.resource`). Membership is read with `@>` probes on the runs'
 GIN metadata index, so recording an experiment's run costs the write path nothing.
 
-`compare` reads everything in five statements whatever the size: the experiments, the
-items, the runs, their costs, their run-level scores.
+`compare` reads everything in three statements whatever the size: the experiments, the
+items, and the runs with their costs and run-level scores.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, or_, select
+from sqlalchemy import TextClause, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.errors import InvalidInputError
-from chad_memory.models import DatasetItem, Experiment, LLMCall, Run, Score
+from chad_memory.models import DatasetItem, Experiment
 from chad_memory.schemas import Page
 from chad_memory.schemas.datasets import (
     EXPERIMENT_KEY,
@@ -37,7 +39,6 @@ from chad_memory.schemas.datasets import (
 from chad_memory.stores.base import Store, check_owner_of
 from chad_memory.stores.datasets import as_of, checked_version, load_dataset
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
-from chad_memory.stores.scores import score_record
 from chad_memory.stores.transactions import read, retried, transaction
 from chad_memory.validation import check_actor
 
@@ -47,30 +48,37 @@ MAX_COMPARED = 5
 MAX_COMPARED_ITEMS = 10_000
 
 
-def membership(experiment_ids: Sequence[uuid.UUID]) -> Any:
-    """Runs whose metadata names one of the experiments, at the top level or in the OTLP
-    resource: each an `@>` probe served by ix_runs_metadata."""
-    probes = []
-    for experiment_id in experiment_ids:
-        tag = {EXPERIMENT_KEY: str(experiment_id)}
-        probes.append(Run.metadata_.contains(tag))
-        probes.append(Run.metadata_.contains({"otel": {"resource": tag}}))
-    return or_(*probes)
+def _tag(key: str) -> str:
+    """A membership key from the run's metadata, top level first, then the OTLP resource."""
+    return f"coalesce(r.metadata ->> '{key}', r.metadata -> 'otel' -> 'resource' ->> '{key}')"
 
 
-def _key(metadata: dict[str, Any], key: str) -> str | None:
-    found = metadata.get(key)
-    if found is None:
-        resource = (metadata.get("otel") or {}).get("resource") or {}
-        found = resource.get(key) if isinstance(resource, dict) else None
-    return found if isinstance(found, str) else None
-
-
-def _duration(run: Any) -> float | None:
-    if run.started_at is None or run.completed_at is None:
-        return None
-    elapsed: float = (run.completed_at - run.started_at).total_seconds() * 1000
-    return elapsed
+# The experiments' runs, oldest first, each with its cost (the sum of its LLM calls'),
+# duration and run-level scores (the latest of each name), in one statement: the runs by
+# `@>` probes on ix_runs_metadata (any of the tags), the rest per run by its indexes.
+@functools.lru_cache(maxsize=2 * MAX_COMPARED)
+def runs_of_experiments(tags: int) -> TextClause:
+    """The statement for `tags` membership probes (parameters t0, t1, ...): an OR of
+    `@>` tests, which the GIN index serves as a bitmap OR (it cannot serve `@> ANY`)."""
+    probes = " OR ".join(f"r.metadata @> CAST(:t{i} AS jsonb)" for i in range(tags))
+    return text(
+        f"""
+SELECT r.id, {_tag(EXPERIMENT_KEY)} AS experiment, {_tag(ITEM_KEY)} AS item,
+       r.status, r.result,
+       extract(epoch FROM r.completed_at - r.started_at) * 1000 AS duration_ms,
+       coalesce((SELECT sum(c.cost_usd) FROM llm_calls c WHERE c.run_id = r.id), 0)
+           AS cost_usd,
+       coalesce((SELECT jsonb_object_agg(s.name, CASE s.data_type
+                    WHEN 'categorical' THEN to_jsonb(s.label)
+                    WHEN 'boolean' THEN to_jsonb(s.value <> 0)
+                    ELSE to_jsonb(s.value) END ORDER BY s.created_at, s.id)
+                 FROM scores s WHERE s.run_id = r.id AND s.target_type = 'run'), '{{}}')
+           AS scores
+FROM runs r
+WHERE r.actor = :actor AND ({probes})
+ORDER BY r.created_at, r.id
+"""
+    )
 
 
 def _summary(values: list[bool | float | str]) -> ScoreSummary:
@@ -189,63 +197,26 @@ class ExperimentStore(Store):
                     .limit(MAX_COMPARED_ITEMS)
                 )
             ).all()
+            tags = [json.dumps({EXPERIMENT_KEY: str(i)}) for i in ids]
+            tags += [json.dumps({"otel": {"resource": {EXPERIMENT_KEY: str(i)}}}) for i in ids]
             run_rows = (
                 await conn.execute(
-                    select(
-                        Run.id,
-                        Run.status,
-                        Run.result,
-                        Run.started_at,
-                        Run.completed_at,
-                        Run.created_at,
-                        Run.metadata_.label("meta"),
-                    )
-                    .where(Run.actor == owner, membership(ids))
-                    .order_by(Run.created_at, Run.id)
+                    runs_of_experiments(len(tags)),
+                    {"actor": owner, **{f"t{i}": tag for i, tag in enumerate(tags)}},
                 )
             ).all()
-            # The latest run of each (experiment, item).
-            runs: dict[tuple[str, str], Any] = {}
-            for run in run_rows:
-                experiment, item = (
-                    _key(run.meta, EXPERIMENT_KEY),
-                    _key(run.meta, ITEM_KEY),
-                )
-                if experiment is not None and item is not None:
-                    runs[experiment, item] = run
-            run_ids = [r.id for r in runs.values()]
-            costs = (
-                dict(
-                    (
-                        await conn.execute(
-                            select(LLMCall.run_id, func.sum(LLMCall.cost_usd))
-                            .where(LLMCall.run_id.in_(run_ids))
-                            .group_by(LLMCall.run_id)
-                        )
-                    ).all()
-                )
-                if run_ids
-                else {}
-            )
-            scores: dict[uuid.UUID, dict[str, bool | float | str]] = {}
-            if run_ids:
-                score_rows = await conn.execute(
-                    select(*Score.__table__.c)
-                    .where(Score.run_id.in_(run_ids), Score.target_type == literal_column("'run'"))
-                    .order_by(Score.created_at)
-                )
-                for row in score_rows:
-                    record = score_record(row._mapping)
-                    scores.setdefault(row.run_id, {})[record.name] = record.value
-        return _assemble(experiments, item_rows, runs, costs, scores)
+        # The latest run of each (experiment, item): rows come oldest first.
+        runs: dict[tuple[str, str], Any] = {}
+        for run in run_rows:
+            if run.experiment is not None and run.item is not None:
+                runs[run.experiment, run.item] = run
+        return _assemble(experiments, item_rows, runs)
 
 
 def _assemble(
     experiments: list[ExperimentRecord],
     item_rows: Sequence[Any],
     runs: dict[tuple[str, str], Any],
-    costs: dict[uuid.UUID, Decimal | None],
-    scores: dict[uuid.UUID, dict[str, bool | float | str]],
 ) -> Comparison:
     items: list[ComparedItem] = []
     per_experiment: dict[uuid.UUID, list[ExperimentResult]] = {e.id: [] for e in experiments}
@@ -261,9 +232,9 @@ def _assemble(
                     run_id=run.id,
                     status=run.status,
                     output=run.result,
-                    cost_usd=costs.get(run.id) or Decimal(0),
-                    duration_ms=_duration(run),
-                    scores=scores.get(run.id, {}),
+                    cost_usd=run.cost_usd,
+                    duration_ms=run.duration_ms,
+                    scores=run.scores,
                 )
                 per_experiment[experiment.id].append(result)
             results.append(result)
