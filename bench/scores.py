@@ -165,6 +165,8 @@ async def main(n_runs: int, n_items: int) -> None:
         table(["what", "p50 ms", "p95 ms", "bare-driver rows p50 ms", "ours / bare"], compare_rows)
     )
     print()
+    if n_runs == 0:
+        return
     filter_rows = await filter_bench(n_runs)
     print(f"### First page (50, with total) of run summaries at {n_runs:,} runs and scores")
     print()

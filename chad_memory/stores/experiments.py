@@ -224,17 +224,27 @@ def _assemble(
         results = []
         for experiment in experiments:
             run = runs.get((str(experiment.id), str(item.item_id)))
+            # Built without validation: every value comes from the database's own columns.
             if run is None:
-                result = ExperimentResult(experiment_id=experiment.id)
+                result = ExperimentResult.model_construct(
+                    experiment_id=experiment.id,
+                    run_id=None,
+                    status=None,
+                    output=None,
+                    cost_usd=None,
+                    duration_ms=None,
+                    scores={},
+                )
             else:
-                result = ExperimentResult(
+                result = ExperimentResult.model_construct(
                     experiment_id=experiment.id,
                     run_id=run.id,
                     status=run.status,
                     output=run.result,
                     cost_usd=run.cost_usd,
-                    duration_ms=run.duration_ms,
-                    scores=run.scores,
+                    duration_ms=None if run.duration_ms is None else float(run.duration_ms),
+                    # jsonb reads 1.0 back as 1: numbers are floats, as ScoreRecord has them.
+                    scores={k: float(v) if type(v) is int else v for k, v in run.scores.items()},
                 )
                 per_experiment[experiment.id].append(result)
             results.append(result)
@@ -244,7 +254,7 @@ def _assemble(
             if results[0].run_id is not None and other.run_id is not None
         }
         items.append(
-            ComparedItem(
+            ComparedItem.model_construct(
                 item_id=item.item_id,
                 input=item.input,
                 expected_output=item.expected_output,
