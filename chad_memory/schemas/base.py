@@ -77,6 +77,8 @@ Actor = Annotated[
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
+# For a timestamp that must carry its own offset (AwareDatetime): text, never epoch numbers.
+IsoText = BeforeValidator(_not_a_number)
 # Numbers in bodies are never booleans. Floats are strict (ints are still taken, strings
 # and booleans are not); integers refuse booleans and keep pydantic's other conversions.
 # Put an integer's bounds before NotBool, so the OpenAPI document states them.

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime
 
 from apps.core_api.auth import CurrentActor
 from apps.core_api.deps import Stores
@@ -22,7 +23,7 @@ from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.schemas import AUTH_RESPONSES
 from chad_memory.archive import ExportScope, export_records
 from chad_memory.errors import ChadMemoryError
-from chad_memory.schemas import UtcDatetime
+from chad_memory.schemas.base import IsoText
 
 router = APIRouter(tags=["operations"], responses={**AUTH_RESPONSES})
 
@@ -61,7 +62,9 @@ async def export(
     request: Request,
     actor: CurrentActor,
     since: Annotated[
-        UtcDatetime | None, Query(description="only rows from this time on (with a time zone)")
+        AwareDatetime | None,
+        IsoText,
+        Query(description="only rows from this time on (with a time zone)"),
     ] = None,
 ) -> StreamingResponse:
     """The caller's threads, messages, runs with their children, and embeddings as JSON
