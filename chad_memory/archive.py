@@ -2,11 +2,12 @@
 
 One line per row: `{"kind": "run", "data": {...every column...}}`. Kinds come in an order
 that satisfies the foreign keys on import (threads, messages, runs, steps, the actor's
-prices, LLM calls, artifacts, LangGraph store items, embeddings), each read through a
-server-side cursor so memory stays flat however large the export. Columns come from the
-ORM tables, so a column added by a later revision is exported without touching this
-module; values are JSON-native (UUIDs and decimals as strings, timestamps in ISO 8601 with
-their offset, vectors as float lists). `chad_memory.archive_import` loads such a file.
+prices, LLM calls, artifacts, LangGraph store items, embeddings, score configs, scores,
+datasets, dataset items, experiments), each read through a server-side cursor so memory
+stays flat however large the export. Columns come from the ORM tables, so a column added
+by a later revision is exported without touching this module; values are JSON-native
+(UUIDs and decimals as strings, timestamps in ISO 8601 with their offset, vectors as float
+lists). `chad_memory.archive_import` loads such a file.
 
 An export holds everything its rows name that is the actor's: the prices its calls were
 priced with come along, so it imports into an empty database. API keys are never
@@ -33,11 +34,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import (
     Artifact,
+    Dataset,
+    DatasetItem,
     Embedding,
+    Experiment,
     LLMCall,
     Message,
     ModelPrice,
     Run,
+    Score,
+    ScoreConfig,
     Step,
     StoreItem,
     Thread,
@@ -61,6 +67,11 @@ KINDS: tuple[tuple[str, Table], ...] = tuple(
         ("artifact", Artifact),
         ("store_item", StoreItem),
         ("embedding", Embedding),
+        ("score_config", ScoreConfig),
+        ("score", Score),
+        ("dataset", Dataset),
+        ("dataset_item", DatasetItem),
+        ("experiment", Experiment),
     )
 )
 TABLES = dict(KINDS)
@@ -73,6 +84,8 @@ OPTIONAL_LINKS: dict[tuple[str, str], str] = {
     ("llm_call", "price_id"): "price",
     ("embedding", "run_id"): "run",
     ("embedding", "step_id"): "step",
+    ("dataset_item", "source_run_id"): "run",
+    ("dataset_item", "source_step_id"): "step",
 }
 
 
@@ -138,6 +151,25 @@ def _conditions(kind: str, scope: ExportScope) -> list[ColumnElement[bool]]:
         prices = TABLES["price"]
         if scope.actor is not None:
             out.append(prices.c.actor == scope.actor)
+    elif kind == "score":
+        # The scores of the runs and threads exported: a score never arrives without
+        # its target (its run, step or LLM call comes with the run).
+        scores = TABLES["score"]
+        in_runs = scores.c.run_id.in_(select(runs.c.id).where(*_conditions("run", scope)))
+        in_threads = scores.c.thread_id.in_(
+            select(threads.c.id).where(*_conditions("thread", scope))
+        )
+        out.append(in_runs | in_threads)
+    elif kind in ("dataset_item", "experiment"):
+        # With their dataset, whole: an item or experiment needs it.
+        owned = select(TABLES["dataset"].c.id).where(*_conditions("dataset", scope))
+        out.append(TABLES[kind].c.dataset_id.in_(owned))
+    elif kind in ("dataset", "score_config"):
+        table = TABLES[kind]
+        if scope.actor is not None:
+            out.append(table.c.actor == scope.actor)
+        if since is not None:
+            out.append(table.c.updated_at >= since)
     elif kind in ("embedding", "store_item"):
         table = TABLES[kind]
         if scope.actor is not None:

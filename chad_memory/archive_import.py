@@ -89,6 +89,8 @@ REQUIRED_PARENTS: dict[str, tuple[str, str]] = {
     "step": ("run_id", "run"),
     "llm_call": ("run_id", "run"),
     "artifact": ("run_id", "run"),
+    "dataset_item": ("dataset_id", "dataset"),
+    "experiment": ("dataset_id", "dataset"),
 }
 # Operator-wide prices (actor null) apply to every actor: a call may name one.
 _SHARED_OWNER = "price"

@@ -23,7 +23,16 @@ from chad_memory.errors import InvalidInputError
 from chad_memory.replicas import RunReads, VectorReads
 from chad_memory.schemas import RunRecord, ThreadRecord
 from chad_memory.settings import Settings, is_loopback
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
+from chad_memory.stores import (
+    DatasetStore,
+    ExperimentStore,
+    PgVectorStore,
+    PostgresStore,
+    PriceStore,
+    ScoreStore,
+    ThreadStore,
+    TraceStore,
+)
 from chad_memory.validation import check_actor
 
 
@@ -154,6 +163,18 @@ class Caller:
     @property
     def traces(self) -> TraceStore:
         return self.stores.traces
+
+    @property
+    def scores(self) -> ScoreStore:
+        return self.stores.scores
+
+    @property
+    def datasets(self) -> DatasetStore:
+        return self.stores.datasets
+
+    @property
+    def experiments(self) -> ExperimentStore:
+        return self.stores.experiments
 
 
 class ApiKeyAuth(SecurityBase):

@@ -28,12 +28,14 @@ from apps.core_api.middleware import (
 from apps.core_api.routers import (
     agentkit,
     analytics,
+    datasets,
     health,
     memory,
     operations,
     otlp,
     prices,
     runs,
+    scores,
     threads,
 )
 from apps.core_api.ui import install_ui
@@ -160,6 +162,8 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(scores.router)
+    app.include_router(datasets.router)
     app.include_router(otlp.router)
     app.include_router(agentkit.router)
     app.include_router(analytics.router)

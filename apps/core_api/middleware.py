@@ -26,9 +26,13 @@ _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 def _is_json(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
+    return media_type in ("application/json", *JSON_LINES) or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
+
+
+# JSON Lines (a dataset's items in bulk): JSON too, one value a line.
+JSON_LINES = ("application/x-ndjson", "application/jsonl")
 
 
 def _is_dashboard_form(path: str, content_type: str) -> bool:

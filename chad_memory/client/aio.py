@@ -39,6 +39,11 @@ from chad_memory.schemas import (
     RunStats,
     RunSummary,
     RunUpdate,
+    ScoreConfigCreate,
+    ScoreConfigRecord,
+    ScoreCreate,
+    ScoreFilter,
+    ScoreRecord,
     SearchHit,
     StepCreate,
     StepRecord,
@@ -279,6 +284,33 @@ class AsyncChadMemoryClient:
         self, thread_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None
     ) -> Page[RunRecord]:
         return await self._send(calls.list_thread_runs(thread_id, limit, cursor))
+
+    # Scores ---------------------------------------------------------------------------
+
+    async def score(
+        self,
+        run_id: uuid.UUID,
+        name: str,
+        value: bool | float | str,
+        **fields: Any,
+    ) -> ScoreRecord:
+        """Score a run: `client.score(run_id, "helpfulness", 0.8, comment="...")`.
+        Other fields: id, source, comment, author, metadata, idempotency_key."""
+        return await self._send(calls.save_score(calls.run_score(run_id, name, value, **fields)))
+
+    async def save_score(self, score: ScoreCreate) -> ScoreRecord:
+        return await self._send(calls.save_score(score))
+
+    async def list_scores(
+        self, filters: ScoreFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ScoreRecord]:
+        return await self._send(calls.list_scores(filters, limit, cursor))
+
+    async def delete_score(self, score_id: uuid.UUID) -> None:
+        await self._send(calls.delete_score(score_id))
+
+    async def save_score_config(self, config: ScoreConfigCreate) -> ScoreConfigRecord:
+        return await self._send(calls.save_score_config(config))
 
     async def health(self) -> dict[str, Any]:
         return await self._send(calls.health())

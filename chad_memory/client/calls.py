@@ -46,6 +46,11 @@ from chad_memory.schemas import (
     RunStats,
     RunSummary,
     RunUpdate,
+    ScoreConfigCreate,
+    ScoreConfigRecord,
+    ScoreCreate,
+    ScoreFilter,
+    ScoreRecord,
     SearchHit,
     StepCreate,
     StepRecord,
@@ -396,6 +401,42 @@ def delete_message(message_id: uuid.UUID) -> Call[None]:
 def list_thread_runs(thread_id: uuid.UUID, limit: int, cursor: str | None) -> Call[Page[RunRecord]]:
     path = f"/threads/{thread_id}/runs"
     return Call("GET", path, _page(RunRecord), params=_paged(limit, cursor))
+
+
+# Scores -------------------------------------------------------------------------------
+
+
+def run_score(
+    run_id: uuid.UUID, name: str, value: bool | float | str, **fields: Any
+) -> ScoreCreate:
+    """The score `score(run_id, name, value, ...)` sends: on the run, keyed as asked."""
+    return ScoreCreate.model_validate(
+        {"target_type": "run", "target_id": run_id, "name": name, "value": value, **fields}
+    )
+
+
+def save_score(score: ScoreCreate) -> Call[ScoreRecord]:
+    """POST /scores. The score's own id may be chosen (sending it again updates it); an
+    idempotency key becomes the Idempotency-Key header."""
+    headers = {"Idempotency-Key": score.idempotency_key} if score.idempotency_key else {}
+    body = _body(score, exclude={"idempotency_key"})
+    return Call("POST", "/scores", _model(ScoreRecord), json=body, headers=headers)
+
+
+def list_scores(
+    filters: ScoreFilter | None, limit: int, cursor: str | None
+) -> Call[Page[ScoreRecord]]:
+    params = {} if filters is None else filters.model_dump(mode="json", exclude_none=True)
+    return Call("GET", "/scores", _page(ScoreRecord), params={**params, **_paged(limit, cursor)})
+
+
+def delete_score(score_id: uuid.UUID) -> Call[None]:
+    return Call("DELETE", f"/scores/{score_id}", _none)
+
+
+def save_score_config(config: ScoreConfigCreate) -> Call[ScoreConfigRecord]:
+    body = config.model_dump(mode="json")
+    return Call("POST", "/score-configs", _model(ScoreConfigRecord), json=body)
 
 
 def health() -> Call[dict[str, Any]]:

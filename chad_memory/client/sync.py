@@ -39,6 +39,11 @@ from chad_memory.schemas import (
     RunStats,
     RunSummary,
     RunUpdate,
+    ScoreConfigCreate,
+    ScoreConfigRecord,
+    ScoreCreate,
+    ScoreFilter,
+    ScoreRecord,
     SearchHit,
     StepCreate,
     StepRecord,
@@ -284,6 +289,33 @@ class ChadMemoryClient:
         self, thread_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None
     ) -> Page[RunRecord]:
         return self._send(calls.list_thread_runs(thread_id, limit, cursor))
+
+    # Scores ---------------------------------------------------------------------------
+
+    def score(
+        self,
+        run_id: uuid.UUID,
+        name: str,
+        value: bool | float | str,
+        **fields: Any,
+    ) -> ScoreRecord:
+        """Score a run: `client.score(run_id, "helpfulness", 0.8, comment="...")`.
+        Other fields: id, source, comment, author, metadata, idempotency_key."""
+        return self._send(calls.save_score(calls.run_score(run_id, name, value, **fields)))
+
+    def save_score(self, score: ScoreCreate) -> ScoreRecord:
+        return self._send(calls.save_score(score))
+
+    def list_scores(
+        self, filters: ScoreFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ScoreRecord]:
+        return self._send(calls.list_scores(filters, limit, cursor))
+
+    def delete_score(self, score_id: uuid.UUID) -> None:
+        self._send(calls.delete_score(score_id))
+
+    def save_score_config(self, config: ScoreConfigCreate) -> ScoreConfigRecord:
+        return self._send(calls.save_score_config(config))
 
     def health(self) -> dict[str, Any]:
         return self._send(calls.health())

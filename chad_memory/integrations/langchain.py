@@ -193,6 +193,7 @@ class _Records:
 
     def __init__(self, root: Run, actor: str) -> None:
         metadata = _metadata(root)
+        self.root_id = root.id
         self.thread = metadata.get("thread_id")
         tags = [t for t in (_short(t) for t in (root.tags or [])) if t][:MAX_TAGS]
         # No ids are chosen here (the HTTP service assigns them): LangChain's run id is the
@@ -329,6 +330,10 @@ class ChadMemoryTracer(BaseTracer):
         self._tasks: set[asyncio.Future[None]] = set()
         self._futures: set[concurrent.futures.Future[None]] = set()
         self.failures = 0
+        # The stored runs, in the order they were stored, and the stored run of each
+        # LangChain run id: what feedback is attached to (`client.score(run_id, ...)`).
+        self.run_ids: list[uuid.UUID] = []
+        self.recorded: dict[uuid.UUID, uuid.UUID] = {}
 
     # LangChain's hook: the top-level run has ended --------------------------------------
 
@@ -385,6 +390,9 @@ class ChadMemoryTracer(BaseTracer):
                     raise
                 # The thread id names no thread of this actor: keep it in metadata only.
                 saved = await self._call(self.target.save_run, run)
+            with self._lock:
+                self.run_ids.append(saved.id)
+                self.recorded[records.root_id] = saved.id
             stored = await self._save_steps(records, saved.id)
             calls = [
                 c.model_copy(update={"run_id": saved.id, "step_id": stored.get(c.step_id)})

@@ -5,7 +5,9 @@ gone. Input models validate everything PostgreSQL would choke on (see `validatio
 bad value fails at the edge with a message, never as a driver error mid-transaction.
 
 The records live in modules by what they describe (`base` holds the shared field types
-and base classes; `runs`, `children`, `embeddings`, `threads`, `usage`); every name is
+and base classes; `runs`, `children`, `embeddings`, `threads`, `usage`,
+`scores`, `datasets`; the dataset records are imported from
+`chad_memory.schemas.datasets`); every name is
 re-exported here, so `from chad_memory.schemas import RunRecord` is the way to import one.
 """
 
@@ -74,6 +76,16 @@ from chad_memory.schemas.runs import (
     RunRecord,
     RunSummary,
     RunUpdate,
+)
+from chad_memory.schemas.scores import (
+    ScoreAggregate,
+    ScoreConfigCreate,
+    ScoreConfigRecord,
+    ScoreCreate,
+    ScoreFields,
+    ScoreFilter,
+    ScoreRecord,
+    ScoreValue,
 )
 from chad_memory.schemas.threads import (
     MessageCreate,
@@ -147,6 +159,14 @@ __all__ = [
     "RunTotals",
     "RunUpdate",
     "SafeText",
+    "ScoreAggregate",
+    "ScoreConfigCreate",
+    "ScoreConfigRecord",
+    "ScoreCreate",
+    "ScoreFields",
+    "ScoreFilter",
+    "ScoreRecord",
+    "ScoreValue",
     "SearchHit",
     "ShortText",
     "StepCreate",

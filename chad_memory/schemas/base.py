@@ -114,6 +114,8 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
 # ISO 8601 text only, its zone (or lack of one) left for the caller to judge.
 IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
+# For a timestamp that must carry its own offset (AwareDatetime): text, never epoch numbers.
+IsoText = BeforeValidator(_not_a_number)
 # Numbers in bodies are never booleans. Floats are strict (ints are still taken, strings
 # and booleans are not); integers refuse booleans and keep pydantic's other conversions.
 # Put an integer's bounds before NotBool, so the OpenAPI document states them.

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chad_memory.schemas.base import Input, KeyText, Money, Record, UtcDatetime
+from chad_memory.schemas.scores import ScoreAggregate
 
 # Per million tokens: model_prices columns are numeric(20, 10).
 PricePerMillion = Annotated[
@@ -83,3 +84,5 @@ class UsageReport(BaseModel):
     from_: datetime = Field(alias="from")
     to: datetime
     rows: list[UsageRow]
+    # Scores made in the window, per the same groups and per score name.
+    scores: list[ScoreAggregate] = Field(default_factory=list)

@@ -24,9 +24,9 @@ from apps.core_api.ui.session import COOKIE, Session, codec
 from apps.core_api.ui.views import usage_series, waterfall
 from chad_memory.errors import InvalidInputError
 from chad_memory.replicas import RunReads, VectorReads
-from chad_memory.schemas import RunFilter
+from chad_memory.schemas import RunFilter, ScoreFilter
 from chad_memory.settings import Settings
-from chad_memory.stores import ThreadStore
+from chad_memory.stores import ScoreStore, ThreadStore
 from chad_memory.vocabulary import LIVE
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -54,6 +54,7 @@ class Ui:
     runs: RunReads
     threads: ThreadStore
     memory: VectorReads
+    scores: ScoreStore
 
     def page(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return render(self.request, template, status_code, actor=self.actor, **context)
@@ -97,6 +98,7 @@ async def signed_in(request: Request) -> Ui:
         runs=stores.read_runs,
         threads=stores.threads,
         memory=stores.read_vectors,
+        scores=stores.scores,
     )
 
 
@@ -258,6 +260,7 @@ async def runs_page(
             form=form,
             runs=[],
             totals={},
+            scores={},
             total=None,
             next_url=None,
             first_url=None,
@@ -265,6 +268,7 @@ async def runs_page(
             error=message,
         )
     totals = await ui.runs.get_run_totals([r.id for r in page.items], actor=ui.actor)
+    scores = await ui.scores.scores_of_runs([r.id for r in page.items], actor=ui.actor)
     shown = {k: v for k, v in form.items() if v}
     next_url = None
     if page.next_cursor:
@@ -274,6 +278,7 @@ async def runs_page(
         form=form,
         runs=page.items,
         totals=totals,
+        scores=scores,
         total=page.total,
         next_url=next_url,
         first_url="/ui/runs?" + urlencode(shown) if cursor else None,
@@ -307,7 +312,21 @@ async def _run_context(ui: Ui, run_id: uuid.UUID, cursor: str | None) -> dict[st
 
 @router.get("/runs/{run_id}")
 async def run_page(ui: SignedIn, run_id: uuid.UUID, cursor: str = "") -> HTMLResponse:
-    return ui.page("run.html", **await _run_context(ui, run_id, cursor or None))
+    context = await _run_context(ui, run_id, cursor or None)
+    # The scores and the feedback form sit outside the part a live run refreshes.
+    scored = await ui.scores.list_scores(ui.actor, ScoreFilter(run_id=run_id), limit=200)
+    configs = await ui.scores.list_score_configs(ui.actor)
+    fresh = read_session(ui.request) is None  # local / proxy modes: a session for the form
+    page = ui.page(
+        "run.html",
+        **context,
+        scores=scored.items,
+        configs=configs,
+        csrf=codec(ui.request).csrf_token(ui.session),
+    )
+    if fresh:
+        _set_cookie(ui.request, page, ui.session)
+    return page
 
 
 @router.get("/runs/{run_id}/live")
