@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chad_memory.poolers import Pooler
 from chad_memory.validation import check_actor
 
 
@@ -23,6 +24,15 @@ class Settings(BaseSettings):
 
     # Where the database is. Unset means: start the embedded server under chad_data_dir.
     database_url: str | None = None
+    # What stands between us and PostgreSQL (chad_memory.poolers): "none" or "session"
+    # (a server connection per client connection), or "transaction" (PgBouncer in
+    # transaction mode, Supavisor, Neon's pooler): no named prepared statements, no
+    # session state.
+    db_pooler: Pooler = "none"
+    # A URL with a session of its own (the server, or a session-mode pooler) for work a
+    # transaction pooler cannot carry: migrations, vector index builds and calibration.
+    # Unset: DATABASE_URL.
+    direct_database_url: str | None = None
     chad_data_dir: Path = Path(".chad-memory/pgdata")
 
     # Pool: sized for a service that fans out to many concurrent dashboard requests.
@@ -94,7 +104,7 @@ class Settings(BaseSettings):
     ui_session_secret: SecretStr | None = None
     ui_session_max_age_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
 
-    @field_validator("database_url", "read_database_url")
+    @field_validator("database_url", "read_database_url", "direct_database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         """Accept the URLs people paste (postgres://, postgresql://) and make them asyncpg's."""

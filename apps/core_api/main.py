@@ -119,6 +119,7 @@ def create_app(
                 await replica.engine.dispose()
             db.ingest_listeners.remove(app.state.metrics.count)
             await stores.keys.aclose()
+            await db.dispose()
             if own_engine:
                 await db.engine.dispose()
 

@@ -48,6 +48,7 @@ from langchain_core.tracers.schemas import Run
 from pydantic import BaseModel, ValidationError
 
 from chad_memory.errors import InvalidInputError
+from chad_memory.integrations.loop_thread import LoopThread
 from chad_memory.schemas import LLMCallCreate, RunCreate, RunUpdate, StepCreate
 from chad_memory.stores.runs import PostgresStore
 from chad_memory.validation import text_problem
@@ -295,14 +296,6 @@ class _Records:
         return LLMCallCreate(**fields, request=request)
 
 
-class _LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(
-            target=self.loop.run_forever, name="chad-memory-tracer", daemon=True
-        ).start()
-
-
 class ChadMemoryTracer(BaseTracer):
     """Records LangChain invocations in chad-memory; pass it in `config={"callbacks": [...]}`.
 
@@ -331,7 +324,7 @@ class ChadMemoryTracer(BaseTracer):
             self._home: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._home = None
-        self._private: _LoopThread | None = None
+        self._private: LoopThread | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
         self._futures: set[concurrent.futures.Future[None]] = set()
@@ -364,7 +357,7 @@ class ChadMemoryTracer(BaseTracer):
             loop = self._home
             if loop is None or loop.is_closed() or not loop.is_running():
                 if self._private is None:
-                    self._private = _LoopThread()
+                    self._private = LoopThread("chad-memory-tracer")
                 loop = self._private.loop
             future = asyncio.run_coroutine_threadsafe(write, loop)
             self._futures.add(future)

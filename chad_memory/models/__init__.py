@@ -10,7 +10,7 @@ re-exports every model, so `from chad_memory.models import Run` is the way to im
 """
 
 from chad_memory.models.base import NAMING_CONVENTION, Base
-from chad_memory.models.keys import ApiKey
+from chad_memory.models.keys import ApiKey, DashboardSignOut
 from chad_memory.models.llm_calls import (
     COST,
     COST_SOURCES,
@@ -33,6 +33,7 @@ __all__ = [
     "ApiKey",
     "Artifact",
     "Base",
+    "DashboardSignOut",
     "Embedding",
     "LLMCall",
     "LLMUsageHourly",

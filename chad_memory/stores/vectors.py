@@ -7,9 +7,10 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ColumnElement,
     Text,
@@ -218,7 +219,9 @@ class PgVectorStore(Store):
     async def _maintain(self) -> None:
         try:
             done = await maintain(
-                self._db.engine, target=self.target_recall, auto_rebuild=self.auto_rebuild
+                self._db.maintenance_engine,
+                target=self.target_recall,
+                auto_rebuild=self.auto_rebuild,
             )
             if done is not None:
                 self._maintenance_tried = -math.inf  # done: growth may call again at once
@@ -243,6 +246,35 @@ class PgVectorStore(Store):
     def plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
         """(exact?, index settings) of a k-hit search on this index (see `plan_search`)."""
         return plan_search(info, k, probes=self.probes, ef_search=self.ef_search)
+
+    async def prepare_search(
+        self,
+        conn: asyncpg.Connection,
+        known: VectorIndexInfo,
+        k: int,
+        prepare: Callable[[dict[str, str]], tuple[str, Sequence[Any]]],
+    ) -> tuple[bool, asyncpg.Record]:
+        """The search protocol every statement searching `embeddings` follows, in its
+        transaction on `conn`: returns (exact?, the preparing statement's row).
+
+        One round trip: `prepare(settings)` is a statement setting the index settings
+        planned from the index seen last, and returning the index in use now (OID and
+        note: a rebuild or calibration by any process shows here), the table's size and,
+        after those, whatever the caller needs (how many rows its filter matches). Only
+        when the index changed since this process last looked do the settings differ
+        and cost a second round trip. Maintenance that growth made due starts here.
+        """
+        _, gucs = self.plan(known, k)
+        sql, args = prepare(gucs)
+        row = await conn.fetchrow(sql, *args)
+        assert row is not None
+        info = self.observe(row[0], row[1])
+        exact, replanned = self.plan(info, k)
+        if replanned != gucs:
+            again = settings_statement(len(replanned))
+            await conn.fetchrow(again.sql, *again.args(setting_params(replanned)))
+        self._maybe_maintain(info)
+        return exact, row
 
     @retried
     async def search(
@@ -284,24 +316,14 @@ class PgVectorStore(Store):
         filters = tuple(f for f in FILTERS if f"f_{f}" in params)
 
         known = self._info or await self.index_info()
-        exact, gucs = self.plan(known, k)
         async with driver_transaction(self._db, "search") as conn:
-            # One round trip: the settings planned from the index seen last, the index in
-            # use now (OID and note: a rebuild or calibration by any process shows here) and,
-            # when filtered, whether the filter is selective enough to score exactly.
-            prep = prepare_statement(filters, len(gucs))
-            values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
-            row = await conn.fetchrow(prep.sql, *prep.args(values))
-            assert row is not None
-            info = self.observe(row[0], row[1])
-            # Plan again for the index as it is now; only when another process rebuilt or
-            # recalibrated it since this one last looked do the settings differ and cost a
-            # second round trip.
-            exact, replanned = self.plan(info, k)
-            if replanned != gucs:
-                again = settings_statement(len(replanned))
-                await conn.fetchrow(again.sql, *again.args(setting_params(replanned)))
-            self._maybe_maintain(info)
+
+            def prepare(gucs: dict[str, str]) -> tuple[str, list[Any]]:
+                stmt = prepare_statement(filters, len(gucs))
+                values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
+                return stmt.sql, stmt.args(values)
+
+            exact, row = await self.prepare_search(conn, known, k, prepare)
             if filters and not exact:
                 exact = int(row[2]) < self.exact_scan_max_rows
             binary = has_binary_codec(conn)
@@ -329,7 +351,7 @@ class PgVectorStore(Store):
         """
         try:
             info = await rebuild_and_calibrate(
-                self._db.engine,
+                self._db.maintenance_engine,
                 target=self.target_recall,
                 method=method,
                 lists=lists,
@@ -344,7 +366,7 @@ class PgVectorStore(Store):
 
     async def calibrate(self) -> VectorIndexInfo:
         """Calibrate the index present now for the target recall (no rebuild)."""
-        info = await recalibrate(self._db.engine, target=self.target_recall)
+        info = await recalibrate(self._db.maintenance_engine, target=self.target_recall)
         self._remember(info)
         return info
 

@@ -67,7 +67,8 @@ def _here(request: Request) -> str:
 
 
 async def signed_in(request: Request) -> Ui:
-    """The signed-in actor, or SignInRequired. A session ends when its key is revoked."""
+    """The signed-in actor, or SignInRequired. A session ends when its key is revoked
+    or when it is signed out (from any copy of its cookie)."""
     settings: Settings = request.app.state.settings
     stores = stores_of(request)
     session = read_session(request)
@@ -81,7 +82,7 @@ async def signed_in(request: Request) -> Ui:
     else:
         if session is None or session.key_id is None or session.actor is None:
             raise SignInRequired(_here(request))
-        key = await stores.keys.get_live_key(session.key_id)
+        key = await stores.keys.get_live_key(session.key_id, session_id=session.sid)
         if key is None or key.actor != session.actor:
             raise SignInRequired(_here(request))
         actor = key.actor
@@ -186,6 +187,10 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = 
         return render(
             request, "error.html", 403, status=403, detail="Invalid or missing form token."
         )
+    if session.signed_in:
+        # Server-side: a copy of this cookie taken before now stops working too.
+        expires = datetime.fromtimestamp(session.expires, UTC)
+        await stores_of(request).keys.sign_out(session.sid, expires_at=expires)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/ui")
     return response
@@ -195,13 +200,19 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = 
 
 
 def _day_bound(text: str, name: str, *, end: bool) -> datetime:
-    """A date (the whole day, UTC; `to` is inclusive) or an ISO datetime."""
+    """A date (the whole day, UTC; `to` is inclusive) or an ISO datetime.
+
+    The day after 9999-12-31 is past `datetime`'s range (OverflowError): such a bound is
+    out of range like any other edge date, not a failure of the page.
+    """
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             start = datetime.combine(day, time(0), tzinfo=UTC)
             return start + timedelta(days=1) if end else start
         value = datetime.fromisoformat(text)
+    except OverflowError as exc:
+        raise InvalidInputError(f"{name}: outside the storable range") from exc
     except ValueError as exc:
         raise InvalidInputError(f"{name}: expected a date like 2026-01-31") from exc
     return value if value.tzinfo else value.replace(tzinfo=UTC)
