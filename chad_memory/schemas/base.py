@@ -81,7 +81,10 @@ MAX_TEXT_BYTES = 1536
 MAX_KEY_TEXT_BYTES = 768
 
 
-def _utf8_at_most(limit: int) -> AfterValidator:
+def utf8_at_most(limit: int) -> AfterValidator:
+    """A validator: at most `limit` bytes in UTF-8 (put after the field's own constraints,
+    so the JSON schema keeps them)."""
+
     def check(value: str) -> str:
         size = len(value.encode("utf-8"))
         if size > limit:
@@ -97,14 +100,14 @@ ShortText = Annotated[
     str,
     Field(min_length=1, max_length=512),
     AfterValidator(check_text),
-    _utf8_at_most(MAX_TEXT_BYTES),
+    utf8_at_most(MAX_TEXT_BYTES),
 ]
 # Provider and model names, which share one index key with each other and an actor.
 KeyText = Annotated[
     str,
     Field(min_length=1, max_length=512),
     AfterValidator(check_text),
-    _utf8_at_most(MAX_KEY_TEXT_BYTES),
+    utf8_at_most(MAX_KEY_TEXT_BYTES),
 ]
 Actor = Annotated[
     str, Field(min_length=1, max_length=MAX_ACTOR_LENGTH), AfterValidator(check_actor)

@@ -9,16 +9,30 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from chad_memory.schemas.base import Input, KeyText, Money, Record, UtcDatetime
+from chad_memory.schemas.base import (
+    MAX_KEY_TEXT_BYTES,
+    Input,
+    KeyText,
+    Money,
+    Record,
+    UtcDatetime,
+    utf8_at_most,
+)
 from chad_memory.schemas.scores import ScoreAggregate
+from chad_memory.validation import check_text
 
 # Per million tokens: model_prices columns are numeric(20, 10).
 PricePerMillion = Annotated[
     Decimal, Field(ge=0, lt=Decimal("1e10"), decimal_places=10, allow_inf_nan=False)
 ]
-ModelPattern = Annotated[KeyText, Field(pattern=r"^[^\s]+$")]
+ModelPattern = Annotated[
+    str,
+    Field(min_length=1, max_length=512, pattern=r"^[^\s]+$"),
+    AfterValidator(check_text),
+    utf8_at_most(MAX_KEY_TEXT_BYTES),
+]
 
 
 class ModelPriceCreate(Input):
