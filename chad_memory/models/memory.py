@@ -16,7 +16,7 @@ from sqlalchemy import CheckConstraint, Double, ForeignKey, Index, Text, func, t
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chad_memory.models.base import Base, _created_at, _id, _metadata
+from chad_memory.models.base import Base, _created_at, _id, _metadata, _search_index
 from chad_memory.settings import get_settings
 
 EMBEDDING_DIM = get_settings().embedding_dim
@@ -40,6 +40,7 @@ class Embedding(Base):
         Index("ix_embeddings_actor_namespace", "actor", "namespace"),
         Index("ix_embeddings_actor_source_id", "actor", "source_id"),
         Index("ix_embeddings_run_id", "run_id"),
+        _search_index("embeddings"),
         Index(
             "ix_embeddings_metadata",
             "metadata",

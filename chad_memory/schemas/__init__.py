@@ -66,6 +66,7 @@ from chad_memory.schemas.runs import (
     RunSummary,
     RunUpdate,
 )
+from chad_memory.schemas.search import SearchFilter, TextHit
 from chad_memory.schemas.threads import (
     MessageCreate,
     MessageRecord,
@@ -129,11 +130,13 @@ __all__ = [
     "RunTotals",
     "RunUpdate",
     "SafeText",
+    "SearchFilter",
     "SearchHit",
     "ShortText",
     "StepCreate",
     "StepFields",
     "StepRecord",
+    "TextHit",
     "ThreadCreate",
     "ThreadRecord",
     "ThreadUpdate",
