@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chad_memory.database import session_scope
 from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore
+from chad_memory.stores.search import SearchStore
 
 
 async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -56,6 +57,11 @@ async def get_thread_store(request: Request) -> ThreadStore:
     return store
 
 
+async def get_search_store(request: Request) -> SearchStore:
+    store: SearchStore = request.app.state.search_store
+    return store
+
+
 def get_price_store(request: Request) -> PriceStore:
     store: PriceStore = request.app.state.price_store
     return store
@@ -68,3 +74,4 @@ ThreadStoreDep = Annotated[ThreadStore, Depends(get_thread_store)]
 PriceStoreDep = Annotated[PriceStore, Depends(get_price_store)]
 ReadRunStoreDep = Annotated[PostgresStore, Depends(get_read_postgres_store)]
 ReadVectorStoreDep = Annotated[PgVectorStore, Depends(get_read_vector_store)]
+SearchStoreDep = Annotated[SearchStore, Depends(get_search_store)]

@@ -33,6 +33,7 @@ from apps.core_api.routers import (
     otlp,
     prices,
     runs,
+    search,
     threads,
 )
 from apps.core_api.ui import install_ui
@@ -49,6 +50,7 @@ from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
 from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
 from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores.search import SearchStore
 
 if TYPE_CHECKING:
     from chad_memory.embedded_supervisor import EmbeddedSupervisor
@@ -88,6 +90,7 @@ def create_app(
         app.state.thread_store = ThreadStore(db)
         app.state.price_store = PriceStore(db)
         app.state.trace_store = TraceStore(db)
+        app.state.search_store = SearchStore(db)
         app.state.metrics.watch_pool(db.engine)
         db.ingest_listeners.append(app.state.metrics.count)
         replica_engine = _route_reads(app, settings)
@@ -166,6 +169,7 @@ def create_app(
     app.include_router(analytics.router)
     app.include_router(prices.router)
     app.include_router(operations.router)
+    app.include_router(search.router)
     install_ui(app)
     return app
 

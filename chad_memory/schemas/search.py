@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
-
 from pydantic import Field
 
 from chad_memory.schemas.base import Input, JsonObject, Record, ShortText, UtcDatetime
@@ -21,7 +19,8 @@ class SearchFilter(Input):
     `namespace` to memory. A hit kind a filter does not apply to is left out, and naming
     only such kinds in `kinds` is refused."""
 
-    kinds: Annotated[list[SearchKind], Field(min_length=1, max_length=6)] | None = None
+    # `kind=run&kind=step` in a query string.
+    kinds: list[SearchKind] | None = Field(default=None, min_length=1, max_length=6, alias="kind")
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
     status: StepStatus | None = None

@@ -26,6 +26,9 @@ from chad_memory.validation import check_actor
 _CUSTOM_PLAN = text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
 
 
+_JOINERS = {"", "_", "-", ".", "/", ":"}
+
+
 def highlighted(marked: str, cjk_terms: list[str]) -> tuple[str, list[tuple[int, int]]]:
     """The snippet without its marks, and the [start, end) offsets the marks enclosed.
 
@@ -54,7 +57,8 @@ def highlighted(marked: str, cjk_terms: list[str]) -> tuple[str, list[tuple[int,
             at = snippet.find(term, end)
     merged: list[tuple[int, int]] = []
     for s, e in sorted(spans):
-        if merged and s <= merged[-1][1]:  # `order-4411` is marked as two touching words
+        # `get_weather` and `order-4411` are marked as two words: one identifier.
+        if merged and snippet[merged[-1][1] : s] in _JOINERS:
             merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
         else:
             merged.append((s, e))
