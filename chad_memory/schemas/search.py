@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+
 from pydantic import Field
 
 from chad_memory.schemas.base import Input, JsonObject, Record, ShortText, UtcDatetime
