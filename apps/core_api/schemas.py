@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from chad_memory.schemas import (
@@ -30,6 +31,7 @@ from chad_memory.schemas import (
     EmbeddingCreate,
     EmbeddingFields,
     EmbeddingRecord,
+    HybridHit,
     Input,
     JsonObject,
     LLMCallCreate,
@@ -51,6 +53,7 @@ from chad_memory.schemas import (
     StepFields,
 )
 from chad_memory.schemas import Cost as CostValue
+from chad_memory.text_search import MAX_QUERY_CHARS
 
 MAX_LIST_LIMIT = 200
 MAX_OFFSET = 10_000
@@ -324,16 +327,33 @@ class MemoryAdded(BaseModel):
 
 
 class MemorySearchBody(Input):
-    embedding: list[Number] = Field(min_length=1)
+    """A vector, words (`query`), or both: words and a vector are fused (hybrid search)."""
+
+    embedding: list[Number] | None = Field(default=None, min_length=1)
+    query: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description='words matched in content: words, "a phrase", -excluded, a OR b, prefix*',
+    )
     k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K), NotBool] = 10
     namespace: ShortText | None = None
     source_id: ShortText | None = None
     metadata: JsonObject | None = Field(default=None, description="hits contain this object")
     min_score: Number | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
 
+    @model_validator(mode="after")
+    def _something_to_search_for(self) -> MemorySearchBody:
+        if self.embedding is None and self.query is None:
+            raise ValueError("give an embedding, a query, or both")
+        if self.query is not None and self.min_score is not None:
+            raise ValueError("min_score applies to a search by embedding alone")
+        return self
+
 
 class MemorySearchResult(BaseModel):
-    items: list[SearchHit]
+    # HybridHit (with keyword_rank, vector_rank, similarity) when the search had a query.
+    items: list[HybridHit] | list[SearchHit]
 
 
 class MemoryDeleted(BaseModel):

@@ -53,6 +53,7 @@ from chad_memory.schemas.embeddings import (
     EmbeddingCreate,
     EmbeddingFields,
     EmbeddingRecord,
+    HybridHit,
     NamespaceCount,
     SearchHit,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "EmbeddingCreate",
     "EmbeddingFields",
     "EmbeddingRecord",
+    "HybridHit",
     "Input",
     "Int32",
     "Int64",

@@ -59,3 +59,14 @@ class NamespaceCount(BaseModel):
 class SearchHit(EmbeddingRecord):
     # 1 - cosine distance: 1.0 is the same direction, 0 orthogonal, -1 opposite.
     score: float
+
+
+class HybridHit(SearchHit):
+    """A hit of hybrid (keyword + vector) memory search. `score` is the fused score: the
+    sum of 1 / (60 + rank) over the rankings the hit is in. A rank is None when the hit
+    was not among that ranking's best; `similarity` is the cosine similarity when the
+    search had a vector."""
+
+    keyword_rank: int | None
+    vector_rank: int | None
+    similarity: float | None

@@ -24,14 +24,23 @@ from sqlalchemy.orm import defer
 from chad_memory.database import Database, SessionFactory
 from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chad_memory.models import Embedding
-from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount, Page, SearchHit
+from chad_memory.schemas import (
+    EmbeddingCreate,
+    EmbeddingRecord,
+    HybridHit,
+    NamespaceCount,
+    Page,
+    SearchHit,
+)
 from chad_memory.stores.base import Store
 from chad_memory.stores.limits import check_batch
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.transactions import driver_transaction, retried, transaction
 from chad_memory.stores.vector_search import (
-    FILTERS,
+    MAX_K,
     TABLES,
+    filter_params,
+    hybrid_statement,
     identity,
     plan_search,
     prepare_statement,
@@ -40,7 +49,8 @@ from chad_memory.stores.vector_search import (
     settings_statement,
     vector_text,
 )
-from chad_memory.validation import check_embedding, check_json, check_text
+from chad_memory.text_search import tsquery_text
+from chad_memory.validation import check_embedding, check_text
 from chad_memory.vector_calibration import (
     maintain,
     maintenance_due,
@@ -60,7 +70,6 @@ from chad_memory.vector_index import (
 
 logger = logging.getLogger(__name__)
 
-MAX_K = 1000
 # Filters matching fewer rows than this are scored exactly: in bench/ (100k x 1536) the
 # 1,000 rows of a 1% filter took ~5 ms, about an IVFFLAT scan, with recall 1.0.
 EXACT_SCAN_MAX_ROWS = 2000
@@ -261,47 +270,79 @@ class PgVectorStore(Store):
         # Zero, underflowing and overflowing vectors are refused here as on add: their
         # cosine score would be NaN, sort first and pass any min_score.
         query = check_embedding(embedding, self.dim, "query embedding")
-        if not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k must be between 1 and {MAX_K}")
         if min_score is not None and not math.isfinite(min_score):
             raise InvalidInputError("min_score must be a finite number")
-        params: dict[str, Any] = {}
-        if actor is not None:
-            params["f_actor"] = check_text(actor, "actor")
-        if namespace is not None:
-            params["f_namespace"] = check_text(namespace, "namespace")
-        if source_id is not None:
-            params["f_source_id"] = check_text(source_id, "source_id")
-        if metadata:
-            params["f_metadata"] = check_json(metadata, "metadata")
-        filters = tuple(f for f in FILTERS if f"f_{f}" in params)
-
-        known = self._info or await self.index_info()
-        exact, gucs = self.plan(known, k)
+        params, filters = filter_params(k, actor, namespace, source_id, metadata)
         async with driver_transaction(self._db, "search") as conn:
-            # One round trip: the settings planned from the index seen last, the index in
-            # use now (OID and note: a rebuild or calibration by any process shows here) and,
-            # when filtered, whether the filter is selective enough to score exactly.
-            prep = prepare_statement(filters, len(gucs))
-            values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
-            row = await conn.fetchrow(prep.sql, *prep.args(values))
-            assert row is not None
-            info = self.observe(row[0], row[1])
-            # Plan again for the index as it is now; only when another process rebuilt or
-            # recalibrated it since this one last looked do the settings differ and cost a
-            # second round trip.
-            exact, replanned = self.plan(info, k)
-            if replanned != gucs:
-                again = settings_statement(len(replanned))
-                await conn.fetchrow(again.sql, *again.args(setting_params(replanned)))
-            self._maybe_maintain(info)
-            if filters and not exact:
-                exact = int(row[2]) < self.exact_scan_max_rows
+            exact = await self._prepared(conn, params, filters, k)
             binary = has_binary_codec(conn)
             stmt = search_statement(binary, filters, exact, min_score is not None, k)
             params.update(query=query if binary else vector_text(query), min_score=min_score)
             rows = await conn.fetch(stmt.sql, *stmt.args(params))
             return [SearchHit.model_validate(stmt.row(r)) for r in rows]
+
+    @retried
+    async def hybrid_search(
+        self,
+        query_text: str,
+        query_vector: Sequence[float] | None = None,
+        *,
+        k: int = 10,
+        actor: str | None = None,
+        namespace: str | None = None,
+        source_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[HybridHit]:
+        """The k best embeddings for words and, when given, a vector: the keyword ranking
+        (full-text match on `content`, `ts_rank_cd`) and the vector ranking (cosine) fused
+        by reciprocal rank in one statement, filters applied inside both. Each hit says
+        its keyword_rank, vector_rank (None where it was not in that ranking) and its
+        fused `score`. Without a vector this is a keyword search over memory.
+
+        `query_text` takes the search syntax of `chad_memory.text_search`; a text with no
+        words is InvalidInputError.
+        """
+        tsq = tsquery_text(query_text)
+        vector = None
+        if query_vector is not None:
+            vector = check_embedding(query_vector, self.dim, "query embedding")
+        params, filters = filter_params(k, actor, namespace, source_id, metadata)
+        async with driver_transaction(self._db, "hybrid_search") as conn:
+            exact = await self._prepared(conn, params, filters, k)
+            binary = has_binary_codec(conn)
+            stmt = hybrid_statement(binary, filters, exact, vector is not None, k)
+            params["tsq"] = tsq
+            if vector is not None:
+                params["query"] = vector if binary else vector_text(vector)
+            rows = await conn.fetch(stmt.sql, *stmt.args(params))
+            return [HybridHit.model_validate(stmt.row(r)) for r in rows]
+
+    async def _prepared(
+        self, conn: Any, params: dict[str, Any], filters: tuple[str, ...], k: int
+    ) -> bool:
+        """Set this transaction's index settings; True when the vector ranking is an
+        exact scan (no usable index, or a filter selective enough to score every row)."""
+        known = self._info or await self.index_info()
+        exact, gucs = self.plan(known, k)
+        # One round trip: the settings planned from the index seen last, the index in
+        # use now (OID and note: a rebuild or calibration by any process shows here) and,
+        # when filtered, whether the filter is selective enough to score exactly.
+        prep = prepare_statement(filters, len(gucs))
+        values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
+        row = await conn.fetchrow(prep.sql, *prep.args(values))
+        assert row is not None
+        info = self.observe(row[0], row[1])
+        # Plan again for the index as it is now; only when another process rebuilt or
+        # recalibrated it since this one last looked do the settings differ and cost a
+        # second round trip.
+        exact, replanned = self.plan(info, k)
+        if replanned != gucs:
+            again = settings_statement(len(replanned))
+            await conn.fetchrow(again.sql, *again.args(setting_params(replanned)))
+        self._maybe_maintain(info)
+        if filters and not exact:
+            exact = int(row[2]) < self.exact_scan_max_rows
+        return exact
 
     @retried
     async def reindex(

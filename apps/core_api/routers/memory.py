@@ -51,7 +51,20 @@ async def add_memory(body: MemoryAddBody, caller: CurrentCaller) -> MemoryAdded:
 
 @router.post("/search", response_model=MemorySearchResult)
 async def search_memory(body: MemorySearchBody, caller: CurrentCaller) -> JsonAnswer:
-    """The caller's k nearest embeddings by cosine similarity, best first."""
+    """The caller's k nearest embeddings by cosine similarity, best first; with a
+    `query`, its keyword ranking fused with the vector's (or alone, without one)."""
+    if body.query is not None:
+        fused = await caller.read_vectors.hybrid_search(
+            body.query,
+            body.embedding,
+            k=body.k,
+            actor=caller.actor,
+            namespace=body.namespace,
+            source_id=body.source_id,
+            metadata=body.metadata,
+        )
+        return answer(MemorySearchResult.model_construct(items=fused))
+    assert body.embedding is not None  # the body's validator: one of the two is given
     hits = await caller.read_vectors.search(
         body.embedding,
         k=body.k,
