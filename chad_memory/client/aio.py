@@ -25,6 +25,7 @@ from chad_memory.schemas import (
     ArtifactRecord,
     EmbeddingCreate,
     EmbeddingRecord,
+    HybridHit,
     LLMCallCreate,
     LLMCallRecord,
     MessageCreate,
@@ -36,9 +37,11 @@ from chad_memory.schemas import (
     RunStats,
     RunSummary,
     RunUpdate,
+    SearchFilter,
     SearchHit,
     StepCreate,
     StepRecord,
+    TextHit,
     ThreadCreate,
     ThreadRecord,
     ThreadUpdate,
@@ -200,6 +203,31 @@ class AsyncChadMemoryClient:
         return await self._send(
             calls.search(embedding, k, namespace, source_id, metadata, min_score)
         )
+
+    async def hybrid_search(
+        self,
+        query_text: str,
+        query_vector: Sequence[float] | None = None,
+        *,
+        k: int = 10,
+        namespace: str | None = None,
+        source_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[HybridHit]:
+        """Memory by words, fused with a vector's ranking when one is given."""
+        call = calls.hybrid_search(query_text, query_vector, k, namespace, source_id, metadata)
+        return await self._send(call)
+
+    async def search_text(
+        self,
+        q: str,
+        *,
+        filters: SearchFilter | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[TextHit]:
+        """Runs, steps, LLM calls, threads, messages and memory by their words (GET /search)."""
+        return await self._send(calls.search_text(q, filters, limit, cursor))
 
     async def delete_by_source(self, source_id: str) -> int:
         return await self._send(calls.delete_by_source(source_id))

@@ -8,6 +8,7 @@ they do differently is wait.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from chad_memory.schemas import (
     ArtifactRecord,
     EmbeddingCreate,
     EmbeddingRecord,
+    HybridHit,
     LLMCallCreate,
     LLMCallRecord,
     MessageCreate,
@@ -42,9 +44,11 @@ from chad_memory.schemas import (
     RunStats,
     RunSummary,
     RunUpdate,
+    SearchFilter,
     SearchHit,
     StepCreate,
     StepRecord,
+    TextHit,
     ThreadCreate,
     ThreadRecord,
     ThreadUpdate,
@@ -306,6 +310,40 @@ def search(
     body.update({key: value for key, value in optional.items() if value is not None})
     read = lambda r: TypeAdapter(list[SearchHit]).validate_python(r.json()["items"])  # noqa: E731
     return Call("POST", "/memory/search", read, json=body)
+
+
+def hybrid_search(
+    query_text: str,
+    query_vector: Sequence[float] | None,
+    k: int,
+    namespace: str | None,
+    source_id: str | None,
+    metadata: dict[str, Any] | None,
+) -> Call[list[HybridHit]]:
+    body: dict[str, Any] = {"query": query_text, "k": k}
+    optional = {
+        "embedding": None if query_vector is None else list(query_vector),
+        "namespace": namespace,
+        "source_id": source_id,
+        "metadata": metadata,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    read = lambda r: TypeAdapter(list[HybridHit]).validate_python(r.json()["items"])  # noqa: E731
+    return Call("POST", "/memory/search", read, json=body)
+
+
+def search_text(
+    q: str, filters: SearchFilter | None, limit: int, cursor: str | None
+) -> Call[Page[TextHit]]:
+    """GET /search: the filters as query parameters (kinds repeated as `kind`)."""
+    params: dict[str, Any] = {"q": q, **_paged(limit, cursor)}
+    if filters is not None:
+        for name, value in filters.model_dump(mode="json", exclude_none=True).items():
+            if name == "kinds":
+                params["kind"] = value
+            else:
+                params[name] = json.dumps(value) if name == "metadata" else value
+    return Call("GET", "/search", _page(TextHit), params=params)
 
 
 def delete_by_source(source_id: str) -> Call[int]:

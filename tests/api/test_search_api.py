@@ -41,7 +41,7 @@ async def _seed(api: Api) -> dict[str, Any]:
     )
     assert memory.status_code == 201, memory.text
     await c.post("/runs", json={"name": "bob's needle order-4411"}, headers=api.bob)
-    return run
+    return dict(run)
 
 
 async def test_search_over_http(api: Api) -> None:
@@ -96,7 +96,7 @@ async def test_search_over_http(api: Api) -> None:
 async def test_search_refuses_what_it_cannot_answer(api: Api) -> None:
     c = api.client
     assert (await c.get("/search", params={"q": "x"})).status_code == 401
-    for params in (
+    bad: list[dict[str, str | int]] = [
         {},
         {"q": ""},
         {"q": "-only"},
@@ -109,7 +109,8 @@ async def test_search_refuses_what_it_cannot_answer(api: Api) -> None:
         {"q": "x", "cursor": "forged"},
         {"q": "x", "kind": "thread", "namespace": "n"},
         {"q": "x", "created_after": "yesterday"},
-    ):
+    ]
+    for params in bad:
         response = await c.get("/search", params=params, headers=api.alice)
         assert response.status_code == 422, (params, response.text)
         assert "detail" in response.json()
