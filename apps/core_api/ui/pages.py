@@ -20,11 +20,11 @@ from pydantic import ValidationError
 from apps.core_api.auth import authenticate
 from apps.core_api.ui.render import render
 from apps.core_api.ui.session import COOKIE, Session, codec
-from apps.core_api.ui.views import per_model, usage_series, waterfall
+from apps.core_api.ui.views import hit_link, per_model, snippet_parts, usage_series, waterfall
 from chad_memory.errors import InvalidInputError
-from chad_memory.schemas import RunFilter, RunStats
+from chad_memory.schemas import RunFilter, RunStats, SearchFilter
 from chad_memory.settings import Settings
-from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
+from chad_memory.stores import PgVectorStore, PostgresStore, SearchStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -52,6 +52,7 @@ class Ui:
     runs: PostgresStore
     threads: ThreadStore
     memory: PgVectorStore
+    search: SearchStore
 
     def page(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return render(self.request, template, status_code, actor=self.actor, **context)
@@ -95,6 +96,7 @@ async def signed_in(request: Request) -> Ui:
         runs=state.read_postgres_store,
         threads=state.thread_store,
         memory=state.read_vector_store,
+        search=state.search_store,
     )
 
 
@@ -383,3 +385,29 @@ async def more_like_page(
 ) -> HTMLResponse:
     seed, hits = await ui.memory.more_like(embedding_id, actor=ui.actor, k=k)
     return ui.page("more_like.html", seed=seed, hits=hits, k=k)
+
+
+# Search ---------------------------------------------------------------------------------
+
+
+@router.get("/search")
+async def search_page(ui: SignedIn, q: str = "", kind: str = "", cursor: str = "") -> HTMLResponse:
+    """The search box's results: each hit links to where it lives, with its snippet."""
+    form = {"q": q, "kind": kind}
+    if not q.strip():
+        return ui.page("search.html", form=form, hits=[], next_url=None, error=None)
+    try:
+        filters = SearchFilter(kinds=[kind]) if kind else None
+        page = await ui.search.search(
+            q, actor=ui.actor, filters=filters, limit=RUNS_PAGE, cursor=cursor or None
+        )
+    except (InvalidInputError, ValidationError) as exc:
+        message = str(exc) if isinstance(exc, InvalidInputError) else "unknown kind"
+        return ui.page(
+            "search.html", 422, form=form, hits=[], next_url=None, error=message, search_q=q
+        )
+    next_url = None
+    if page.next_cursor:
+        next_url = "/ui/search?" + urlencode({**form, "cursor": page.next_cursor})
+    hits = [(hit, hit_link(hit), snippet_parts(hit)) for hit in page.items]
+    return ui.page("search.html", form=form, hits=hits, next_url=next_url, error=None, search_q=q)
