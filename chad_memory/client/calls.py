@@ -300,16 +300,21 @@ def search(
     metadata: dict[str, Any] | None,
     min_score: float | None,
 ) -> Call[list[SearchHit]]:
-    body: dict[str, Any] = {"embedding": list(embedding), "k": k}
-    optional = {
-        "namespace": namespace,
-        "source_id": source_id,
-        "metadata": metadata,
-        "min_score": min_score,
-    }
-    body.update({key: value for key, value in optional.items() if value is not None})
+    body = _memory_query(
+        k,
+        embedding=list(embedding),
+        namespace=namespace,
+        source_id=source_id,
+        metadata=metadata,
+        min_score=min_score,
+    )
     read = lambda r: TypeAdapter(list[SearchHit]).validate_python(r.json()["items"])  # noqa: E731
     return Call("POST", "/memory/search", read, json=body)
+
+
+def _memory_query(k: int, **fields: Any) -> dict[str, Any]:
+    """A POST /memory/search body: k and the fields that are set."""
+    return {"k": k, **{key: value for key, value in fields.items() if value is not None}}
 
 
 def hybrid_search(
@@ -320,14 +325,14 @@ def hybrid_search(
     source_id: str | None,
     metadata: dict[str, Any] | None,
 ) -> Call[list[HybridHit]]:
-    body: dict[str, Any] = {"query": query_text, "k": k}
-    optional = {
-        "embedding": None if query_vector is None else list(query_vector),
-        "namespace": namespace,
-        "source_id": source_id,
-        "metadata": metadata,
-    }
-    body.update({key: value for key, value in optional.items() if value is not None})
+    body = _memory_query(
+        k,
+        query=query_text,
+        embedding=None if query_vector is None else list(query_vector),
+        namespace=namespace,
+        source_id=source_id,
+        metadata=metadata,
+    )
     read = lambda r: TypeAdapter(list[HybridHit]).validate_python(r.json()["items"])  # noqa: E731
     return Call("POST", "/memory/search", read, json=body)
 
