@@ -7,7 +7,9 @@ oldest first, whole (`get_*`) or a page at a time (`list_*`).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.models import Artifact, LLMCall
@@ -26,6 +28,10 @@ from chad_memory.stores.transactions import read, retried, transaction
 
 ARTIFACTS = Keyset("artifacts", (Artifact.created_at, Artifact.id), descending=False)
 LLM_CALLS = Keyset("llm_calls", (LLMCall.created_at, LLMCall.id), descending=False)
+
+
+def calls_of(run_id: uuid.UUID) -> Select[Any]:
+    return record_select(LLMCall, LLMCallRecord).where(LLMCall.run_id == run_id)
 
 
 class ChildMethods(Store):
@@ -84,8 +90,7 @@ class ChildMethods(Store):
         now (chad_memory.prices), recorded with its source and price; with one, it is kept
         exactly as sent (cost_source 'client')."""
         values = row_values(call)
-        if values["total_tokens"] is None:
-            values["total_tokens"] = call.prompt_tokens + call.completion_tokens
+        values["total_tokens"] = call.stored_total_tokens
         async with transaction(self._db, "save_llm_call") as session:
             await check_run_owner(session, call.run_id, actor)
             await check_step_refs(session, call.run_id, [call.step_id])
@@ -100,9 +105,7 @@ class ChildMethods(Store):
     async def get_llm_calls(
         self, run_id: uuid.UUID, *, actor: str | None = None
     ) -> list[LLMCallRecord]:
-        stmt = LLM_CALLS.order(
-            record_select(LLMCall, LLMCallRecord).where(LLMCall.run_id == run_id)
-        )
+        stmt = LLM_CALLS.order(calls_of(run_id))
         async with read(self._db, "get_llm_calls") as conn:
             if actor is not None:
                 await check_run_owner(conn, run_id, actor)
@@ -118,9 +121,14 @@ class ChildMethods(Store):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[LLMCallRecord]:
-        stmt = record_select(LLMCall, LLMCallRecord).where(LLMCall.run_id == run_id)
         async with read(self._db, "list_llm_calls") as conn:
             await check_run_owner(conn, run_id, actor)
             return await keyset_page(
-                conn, stmt, LLM_CALLS, LLMCallRecord, self._cursors, limit=limit, cursor=cursor
+                conn,
+                calls_of(run_id),
+                LLM_CALLS,
+                LLMCallRecord,
+                self._cursors,
+                limit=limit,
+                cursor=cursor,
             )

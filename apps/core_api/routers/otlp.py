@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
-from apps.core_api.auth import CurrentActor
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import Problem
-from chad_memory.otlp import TraceStore, export_traces
+from chad_memory.otlp import export_traces
 from chad_memory.otlp.wire import (
     MEDIA_TYPES,
     decode_request,
@@ -59,11 +59,6 @@ def _error(description: str) -> dict[str, Any]:
 router = APIRouter(tags=["otlp"])
 
 
-def get_trace_store(request: Request) -> TraceStore:
-    store: TraceStore = request.app.state.trace_store
-    return store
-
-
 _OTLP_BODY = {
     "required": True,
     "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES},
@@ -90,8 +85,7 @@ _OTLP_BODY = {
 )
 async def export(
     request: Request,
-    actor: CurrentActor,
-    store: Annotated[TraceStore, Depends(get_trace_store)],
+    caller: CurrentCaller,
     content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
 ) -> Response:
     """Store every span as a step of its trace's run (one run per trace and actor)."""
@@ -104,7 +98,7 @@ async def export(
         )
     settings: Settings = request.app.state.settings
     body = decompress(await request.body(), content_encoding, settings.max_body_bytes)
-    result = await export_traces(store, decode_request(body, kind), actor=actor)
+    result = await export_traces(caller.traces, decode_request(body, kind), actor=caller.actor)
     return Response(
         content=encode_response(result.rejected_spans, result.error_message, kind),
         media_type=kind,

@@ -10,8 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import ConfigDict, Field
 
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import SearchStoreDep
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import AUTH_RESPONSES, MetadataParam
 from chad_memory.schemas import Page, SearchFilter, TextHit
 from chad_memory.text_search import MAX_QUERY_CHARS
@@ -41,10 +40,12 @@ class SearchQuery(SearchFilter):
 
 
 @router.get("/search", response_model=Page[TextHit])
-async def search(
-    query: Annotated[SearchQuery, Query()], actor: CurrentActor, store: SearchStoreDep
-) -> Page[TextHit]:
+async def search(query: Annotated[SearchQuery, Query()], caller: CurrentCaller) -> Page[TextHit]:
     """Hits newest first, each with its kind, id, run / thread and a highlighted snippet."""
-    return await store.search(
-        query.q, actor=actor, filters=query.to_filter(), limit=query.limit, cursor=query.cursor
+    return await caller.stores.search.search(
+        query.q,
+        actor=caller.actor,
+        filters=query.to_filter(),
+        limit=query.limit,
+        cursor=query.cursor,
     )
