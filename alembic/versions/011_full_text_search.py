@@ -12,8 +12,8 @@ stemmed forms, since query and document go through the same rules), plus, for te
 Chinese, Japanese or Korean characters, every overlapping two-character pair of each CJK
 run, so any substring of two or more characters is found.
 
-Expression indexes rather than stored columns: no table is rewritten (each index is
-built `CONCURRENTLY`, writes go on), the tables keep their columns, and the index is
+Expression indexes rather than stored columns: no table is rewritten (the build holds
+a SHARE lock: reads go on, writes wait for it), the tables keep their columns, and the index is
 maintained by the same INSERT or UPDATE that writes the row, so a row is searchable as
 soon as its write commits. Queries repeat the indexed expression exactly
 (`chad_memory.stores.search_kinds`).
@@ -133,17 +133,19 @@ def upgrade() -> None:
     qualified = '"' + str(schema).replace('"', '""') + '".'
     for statement in (*FUNCTIONS, *DOCUMENTS):
         op.execute(statement.replace("__schema__.", qualified))
-    with op.get_context().autocommit_block():
-        for name, table, document in INDEXES:
-            op.execute(
-                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} "
-                f"USING gin (chad_search_vector({document}))"
-            )
+    # Inside the revision's transaction, not CONCURRENTLY: a concurrent build waits for
+    # every other open transaction, and several processes migrating at once (`serve
+    # --workers`) then wait on each other with no deadlock detection. On a large table,
+    # build the indexes CONCURRENTLY by hand first (IF NOT EXISTS skips them here).
+    for name, table, document in INDEXES:
+        op.execute(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {table} "
+            f"USING gin (chad_search_vector({document}))"
+        )
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        for name, _, _ in INDEXES:
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    for name, _, _ in INDEXES:
+        op.execute(f"DROP INDEX IF EXISTS {name}")
     for function in FUNCTION_SIGNATURES:
         op.execute(f"DROP FUNCTION IF EXISTS {function}")

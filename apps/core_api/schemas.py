@@ -329,6 +329,15 @@ class MemoryAdded(BaseModel):
 class MemorySearchBody(Input):
     """A vector, words (`query`), or both: words and a vector are fused (hybrid search)."""
 
+    # The validator's rules, stated in the OpenAPI document too: clients and fuzzers see
+    # that one of the two is needed and that min_score goes with a vector alone.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["embedding"]}, {"required": ["query"]}],
+            "not": {"required": ["query", "min_score"]},
+        }
+    )
+
     embedding: list[Number] | None = Field(default=None, min_length=1)
     query: str | None = Field(
         default=None,
