@@ -14,7 +14,7 @@ first page of 20 with snippets, beside the hand-written SQL that does the same w
 (the same match, order, limit and ts_headline) through asyncpg: the ratio is the
 library's overhead. p50 / p95 over all queries, median of REPEATS passes.
 
-Writes. Two fresh databases in one run, one with the text indexes of revision 011 and
+Writes. Two fresh databases in one run, one with the text indexes of revision 015 and
 one with them dropped: `PostgresStore.save_steps` rows/s (bench/ingest.py's ~500-byte
 payloads, batches of 500) and OTLP spans/s through the real exporter into
 `chad-memory serve` (bench/otlp.py), alternating the two databases, two rounds each.

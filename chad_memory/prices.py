@@ -246,7 +246,10 @@ def _from_table(found: Quote | None) -> CallCost:
 
 
 async def price_new_calls(
-    session: AsyncSession, calls: Sequence[tuple[uuid.UUID, LLMCallFields]]
+    session: AsyncSession,
+    calls: Sequence[tuple[uuid.UUID, LLMCallFields]],
+    *,
+    unfit: dict[int, str] | None = None,
 ) -> list[CallCost]:
     """The cost columns of calls (run id, call) being stored now, in order.
 
@@ -255,7 +258,9 @@ async def price_new_calls(
     the transaction's now(), which is their created_at. One round trip for all of them
     (each distinct run, provider and model once: the run's actor and the user price in
     force), then genai-prices for those without a user price. NotFoundError: a run is
-    missing.
+    missing. A computed cost past the column's range raises InvalidInputError, unless
+    `unfit` is given: then that call's position and why are put there instead (OTLP
+    refuses that span alone) and its cost is left empty.
     """
     costs = [
         CallCost(call.cost_usd, "client") if call.cost_usd is not None else NO_COST
@@ -286,10 +291,16 @@ async def price_new_calls(
         row = found[(run_id, call.provider or "", call.model)]
         price_row = {name: row[4 + j] for j, name in enumerate(_PRICE_COLUMNS)}
         tokens = tokens_of(call)
-        if price_row["id"] is not None:
-            costs[i] = _from_table(_user_quote(ModelPriceRecord.model_validate(price_row), tokens))
-        else:
-            costs[i] = _from_table(builtin_quote(call.provider, call.model, tokens, row[0]))
+        try:
+            if price_row["id"] is not None:
+                price = ModelPriceRecord.model_validate(price_row)
+                costs[i] = _from_table(_user_quote(price, tokens))
+            else:
+                costs[i] = _from_table(builtin_quote(call.provider, call.model, tokens, row[0]))
+        except InvalidInputError as exc:
+            if unfit is None:
+                raise
+            unfit[i] = str(exc)
     return costs
 
 

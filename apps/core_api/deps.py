@@ -14,7 +14,16 @@ from fastapi import Request
 
 from chad_memory.database import Database
 from chad_memory.replicas import ReplicaState, RunReads, VectorReads
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
+from chad_memory.stores import (
+    DatasetStore,
+    ExperimentStore,
+    PgVectorStore,
+    PostgresStore,
+    PriceStore,
+    ScoreStore,
+    ThreadStore,
+    TraceStore,
+)
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.stores.search import SearchStore
 
@@ -28,6 +37,9 @@ class Stores:
     traces: TraceStore
     keys: ApiKeyStore
     search: SearchStore
+    scores: ScoreStore
+    datasets: DatasetStore
+    experiments: ExperimentStore
     read_runs: RunReads
     read_vectors: VectorReads
 
@@ -47,6 +59,9 @@ class Stores:
             traces=TraceStore(db),
             keys=ApiKeyStore(db),
             search=SearchStore(db),
+            scores=ScoreStore(db),
+            datasets=DatasetStore(db),
+            experiments=ExperimentStore(db),
             read_runs=RunReads(runs, replica_runs, state),
             read_vectors=VectorReads(vectors, replica_vectors, state),
         )

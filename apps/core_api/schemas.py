@@ -8,12 +8,12 @@ every route and a new library column is never exposed by accident.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from chad_memory.errors import InvalidInputError
 from chad_memory.request_caps import (
     MAX_ITEMS_PER_REQUEST,
     MAX_LIST_LIMIT,
@@ -57,9 +58,11 @@ from chad_memory.schemas import (
     ShortText,
     StepCreate,
     StepFields,
+    UtcDatetime,
 )
 from chad_memory.schemas import Cost as CostValue
 from chad_memory.text_search import MAX_QUERY_CHARS
+from chad_memory.validation import check_text, json_from_text
 
 # GET /runs stops counting `total` above this many matches unless asked for exact_total:
 # an exact count reads every match, so its time grows with the actor's runs
@@ -95,7 +98,9 @@ def _json_object_text(value: Any) -> Any:
     """A query parameter holding a JSON object (URL-encoded), parsed before validation."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_from_text(value, "metadata")
+        except InvalidInputError:
+            raise  # JSON, nested too deep: said as such
         except ValueError:
             value = None
         if not isinstance(value, dict):
@@ -311,6 +316,13 @@ class LLMCallCreateBody(LLMCallFields):
 # Memory -------------------------------------------------------------------------------
 
 
+# A memory search's `query` is matched as words (chad_memory.text_search's syntax and
+# length limit) and, with an embedder, embedded too.
+MemoryQuery = Annotated[
+    str, Field(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(check_text)
+]
+
+
 class MemoryItem(EmbeddingFields):
     run_id: uuid.UUID | None = Field(default=None, description="one of the caller's runs")
 
@@ -327,7 +339,9 @@ class MemoryAdded(BaseModel):
 
 
 class MemorySearchBody(Input):
-    """A vector, words (`query`), or both: words and a vector are fused (hybrid search)."""
+    """A vector, words (`query`), or both. Words and a vector are fused (hybrid search);
+    words alone are embedded by the configured embedder and fused with that vector, or
+    matched as words only without an embedder; a vector alone is a vector search."""
 
     # The validator's rules, stated in the OpenAPI document too: clients and fuzzers see
     # that one of the two is needed and that min_score goes with a vector alone.
@@ -339,17 +353,23 @@ class MemorySearchBody(Input):
     )
 
     embedding: list[Number] | None = Field(default=None, min_length=1)
-    query: str | None = Field(
+    query: MemoryQuery | None = Field(
         default=None,
-        min_length=1,
-        max_length=MAX_QUERY_CHARS,
-        description='words matched in content: words, "a phrase", -excluded, a OR b, prefix*',
+        description='words matched in content: words, "a phrase", -excluded, a OR b, prefix*;'
+        " also embedded by the configured embedder (EMBEDDER), if any",
     )
     k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K), NotBool] = 10
     namespace: ShortText | None = None
     source_id: ShortText | None = None
     metadata: JsonObject | None = Field(default=None, description="hits contain this object")
     min_score: Number | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
+    run_id: uuid.UUID | None = Field(
+        default=None, description="one of the caller's runs: the hits are recorded as its reads"
+    )
+    step_id: uuid.UUID | None = Field(default=None, description="a step of `run_id`")
+    as_of: UtcDatetime | None = Field(
+        default=None, description="ISO timestamp with a timezone: memories valid then (default now)"
+    )
 
     @model_validator(mode="after")
     def _something_to_search_for(self) -> MemorySearchBody:

@@ -56,5 +56,5 @@ def _metadata() -> Mapped[dict[str, Any]]:
 
 
 def _search_index(table: str) -> Index:
-    """The table's full-text index (revision 011): GIN over its document's tsvector."""
+    """The table's full-text index (revision 015): GIN over its document's tsvector."""
     return Index(f"ix_{table}_search", text(document_vector(table)), postgresql_using="gin")

@@ -5,7 +5,9 @@ gone. Input models validate everything PostgreSQL would choke on (see `validatio
 bad value fails at the edge with a message, never as a driver error mid-transaction.
 
 The records live in modules by what they describe (`base` holds the shared field types
-and base classes; `runs`, `children`, `embeddings`, `threads`, `usage`); every name is
+and base classes; `runs`, `children`, `embeddings`, `threads`, `usage`,
+`scores`, `datasets`; the dataset records are imported from
+`chad_memory.schemas.datasets`); every name is
 re-exported here, so `from chad_memory.schemas import RunRecord` is the way to import one.
 """
 
@@ -14,14 +16,18 @@ from chad_memory.schemas.base import (
     EARLIEST_INSTANT,
     EXACT,
     LATEST_INSTANT,
+    MAX_KEY_TEXT_BYTES,
     MAX_MILLISECONDS,
+    MAX_TEXT_BYTES,
     Actor,
     Cost,
     Input,
     Int32,
     Int64,
+    IsoDatetime,
     JsonObject,
     JsonValue,
+    KeyText,
     Milliseconds,
     Money,
     NotBool,
@@ -55,7 +61,11 @@ from chad_memory.schemas.embeddings import (
     EmbeddingFields,
     EmbeddingRecord,
     HybridHit,
+    MemoryDetail,
+    MemoryReader,
+    MemoryReadRecord,
     NamespaceCount,
+    RunMemory,
     SearchHit,
 )
 from chad_memory.schemas.runs import (
@@ -67,6 +77,16 @@ from chad_memory.schemas.runs import (
     RunRecord,
     RunSummary,
     RunUpdate,
+)
+from chad_memory.schemas.scores import (
+    ScoreAggregate,
+    ScoreConfigCreate,
+    ScoreConfigRecord,
+    ScoreCreate,
+    ScoreFields,
+    ScoreFilter,
+    ScoreRecord,
+    ScoreValue,
 )
 from chad_memory.schemas.search import SearchFilter, TextHit
 from chad_memory.schemas.threads import (
@@ -91,7 +111,9 @@ __all__ = [
     "EARLIEST_INSTANT",
     "EXACT",
     "LATEST_INSTANT",
+    "MAX_KEY_TEXT_BYTES",
     "MAX_MILLISECONDS",
+    "MAX_TEXT_BYTES",
     "Actor",
     "ArtifactCreate",
     "ArtifactFields",
@@ -104,11 +126,16 @@ __all__ = [
     "Input",
     "Int32",
     "Int64",
+    "IsoDatetime",
     "JsonObject",
     "JsonValue",
+    "KeyText",
     "LLMCallCreate",
     "LLMCallFields",
     "LLMCallRecord",
+    "MemoryDetail",
+    "MemoryReadRecord",
+    "MemoryReader",
     "MessageCreate",
     "MessageRecord",
     "Milliseconds",
@@ -127,6 +154,7 @@ __all__ = [
     "RunFields",
     "RunFilter",
     "RunFilterFields",
+    "RunMemory",
     "RunPage",
     "RunRecord",
     "RunStats",
@@ -134,6 +162,14 @@ __all__ = [
     "RunTotals",
     "RunUpdate",
     "SafeText",
+    "ScoreAggregate",
+    "ScoreConfigCreate",
+    "ScoreConfigRecord",
+    "ScoreCreate",
+    "ScoreFields",
+    "ScoreFilter",
+    "ScoreRecord",
+    "ScoreValue",
     "SearchFilter",
     "SearchHit",
     "ShortText",

@@ -22,6 +22,7 @@ from chad_memory.schemas.base import (
     Int64,
     JsonObject,
     JsonValue,
+    KeyText,
     Milliseconds,
     Money,
     Record,
@@ -119,8 +120,8 @@ class LLMCallFields(Input):
     cost_usd, the store computes one from the price table (chad_memory.prices)."""
 
     step_id: uuid.UUID | None = None
-    provider: ShortText | None = None
-    model: ShortText | None = None
+    provider: KeyText | None = None
+    model: KeyText | None = None
     prompt_tokens: TokenCount = 0
     completion_tokens: TokenCount = 0
     # None means prompt + completion, the usual case; providers that bill extra say so.

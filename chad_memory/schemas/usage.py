@@ -9,27 +9,23 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from chad_memory.schemas.base import Input, Money, Record, ShortText, UtcDatetime
-from chad_memory.validation import check_text
+from chad_memory.schemas.base import Input, KeyText, Money, Record, UtcDatetime
+from chad_memory.schemas.scores import ScoreAggregate
 
 # Per million tokens: model_prices columns are numeric(20, 10).
 PricePerMillion = Annotated[
     Decimal, Field(ge=0, lt=Decimal("1e10"), decimal_places=10, allow_inf_nan=False)
 ]
-ModelPattern = Annotated[
-    str,
-    Field(min_length=1, max_length=512, pattern=r"^[^\s]+$"),
-    AfterValidator(check_text),
-]
+ModelPattern = Annotated[KeyText, Field(pattern=r"^[^\s]+$")]
 
 
 class ModelPriceCreate(Input):
     """A price for a model (or a `*` pattern such as "gpt-4o*"), per million tokens, in
     force from `starts_at`. Cache prices left out cost the input price."""
 
-    provider: ShortText | None = None
+    provider: KeyText | None = None
     model_pattern: ModelPattern
     starts_at: UtcDatetime
     input_mtok: PricePerMillion
@@ -88,3 +84,5 @@ class UsageReport(BaseModel):
     from_: datetime = Field(alias="from")
     to: datetime
     rows: list[UsageRow]
+    # Scores made in the window, per the same groups and per score name.
+    scores: list[ScoreAggregate] = Field(default_factory=list)

@@ -18,22 +18,23 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     Column,
     ColumnElement,
+    DateTime,
     Float,
+    FromClause,
     Integer,
     MetaData,
     Table,
-    Text,
+    and_,
     bindparam,
     func,
     literal_column,
-    null,
+    or_,
     select,
 )
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.models import Embedding
 from chad_memory.stores.statements import DriverStatement
-from chad_memory.text_search import CONFIG, document_vector
 from chad_memory.validation import check_json, check_text
 from chad_memory.vector_codec import BinaryVector
 from chad_memory.vector_index import (
@@ -44,12 +45,6 @@ from chad_memory.vector_index import (
     probes_for_lists,
 )
 
-# Reciprocal rank fusion: a hit's score is the sum over the rankings it is in of
-# 1 / (RRF_K + rank). 60 is the constant of the method's paper (Cormack et al., 2009): it
-# keeps one list's first place from outweighing agreement between both lists.
-RRF_K = 60
-# Hits each ranking contributes to the fusion, at least (k more when k is larger).
-FUSION_DEPTH = 50
 MAX_K = 1000
 # A stale IVFFLAT index on a table this small is bypassed for an exact scan.
 STALE_EXACT_MAX_ROWS = 20_000
@@ -81,18 +76,27 @@ TABLES = {True: core_table(BinaryVector()), False: core_table(Vector())}
 
 @lru_cache(maxsize=512)
 def search_statement(
-    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool, k: int
+    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool, k: int, as_of: bool = False
 ) -> DriverStatement:
     """Built and compiled once per shape: building a subquery costs more than running it
-    on small k, and the driver path skips SQLAlchemy's per-call work."""
+    on small k, and the driver path skips SQLAlchemy's per-call work.
+
+    Only memories valid at the time searched are candidates: current ones (valid_to IS
+    NULL), or with `as_of` those valid at the bound `as_of` timestamp.
+    """
     t = TABLES[binary]
-    distance = _distance(t, exact)
+    query = bindparam("query", type_=t.c.embedding.type)
+    distance: ColumnElement[float] = (
+        func.cosine_distance(t.c.embedding, query, type_=Float)
+        if exact  # a function the vector index cannot serve: an exact scan
+        else t.c.embedding.op("<=>", return_type=Float)(query)
+    )
     inner = (
         select(
-            *(c for c in t.c if c.name != "embedding"),
+            *(c for c in t.c if c.name not in ("embedding", "content_hash")),
             (literal_column("1") - distance).label("score"),
         )
-        .where(*conditions(t, filters))
+        .where(*conditions(t, filters), valid_at(t, as_of))
         .order_by(distance)
         # A literal LIMIT (k is an int checked by the caller): with "LIMIT $n" the planner
         # guesses the row count and may pick another plan than for k=10.
@@ -103,102 +107,6 @@ def search_statement(
     stmt = select(inner).order_by(inner.c.score.desc())
     if floor:
         stmt = stmt.where(inner.c.score >= bindparam("min_score", type_=Float))
-    return DriverStatement.of(stmt, json_params(filters))
-
-
-def _distance(t: Table, exact: bool) -> ColumnElement[float]:
-    query = bindparam("query", type_=t.c.embedding.type)
-    if exact:  # a function the vector index cannot serve: an exact scan
-        return func.cosine_distance(t.c.embedding, query, type_=Float)
-    return t.c.embedding.op("<=>", return_type=Float)(query)
-
-
-@lru_cache(maxsize=512)
-def hybrid_statement(
-    binary: bool, filters: tuple[str, ...], exact: bool, with_vector: bool, k: int
-) -> DriverStatement:
-    """Keyword and vector rankings fused by reciprocal rank, in one statement.
-
-    Each ranking is the best `max(FUSION_DEPTH, k)` rows under the same filters: the
-    keyword one by `ts_rank_cd` over rows matching `to_tsquery(tsq)` (through
-    ix_embeddings_search), the vector one by cosine distance (the index or an exact scan,
-    as `search_statement`). Their FULL JOIN sums 1 / (RRF_K + rank) per row; a row
-    in one ranking only has a null rank in the other. Without `with_vector` the keyword
-    ranking alone is fused (a keyword search that reports the same fields).
-    """
-    t = TABLES[binary]
-    depth: ColumnElement[Any] = literal_column(str(max(FUSION_DEPTH, int(k))))
-    tsq = func.to_tsquery(literal_column(f"'{CONFIG}'::regconfig"), bindparam("tsq", type_=Text))
-    document: ColumnElement[Any] = literal_column(document_vector("embeddings", "embeddings."))
-    kw_score = func.ts_rank_cd(document, tsq, type_=Float)
-    keyword_top = (
-        select(t.c.id, kw_score.label("kw_score"))
-        .where(*conditions(t, filters), document.op("@@")(tsq))
-        .order_by(kw_score.desc(), t.c.id)
-        .limit(depth)
-        .subquery("keyword_top")
-    )
-    keyword = select(
-        keyword_top.c.id,
-        func.row_number()
-        .over(order_by=(keyword_top.c.kw_score.desc(), keyword_top.c.id))
-        .label("keyword_rank"),
-    ).cte("keyword")
-    # Literals, not parameters: the statement binds only the search's own values.
-    rrf: ColumnElement[Any] = literal_column(f"{RRF_K}.0")
-    one: ColumnElement[Any] = literal_column("1.0")
-    zero: ColumnElement[Any] = literal_column("0.0")
-    if with_vector:
-        distance = _distance(t, exact)
-        vector_top = (
-            select(t.c.id, distance.label("distance"))
-            .where(*conditions(t, filters))
-            .order_by(distance)
-            .limit(depth)
-            .subquery("vector_top")
-        )
-        vector = select(
-            vector_top.c.id,
-            func.row_number()
-            .over(order_by=(vector_top.c.distance, vector_top.c.id))
-            .label("vector_rank"),
-            (literal_column("1") - vector_top.c.distance).label("similarity"),
-        ).cte("vector")
-        hit_id = func.coalesce(keyword.c.id, vector.c.id)
-        fused = select(
-            hit_id.label("hit_id"),
-            keyword.c.keyword_rank,
-            vector.c.vector_rank,
-            vector.c.similarity,
-            (
-                func.coalesce(one / (rrf + keyword.c.keyword_rank), zero)
-                + func.coalesce(one / (rrf + vector.c.vector_rank), zero)
-            ).label("fused"),
-        ).select_from(keyword.outerjoin(vector, keyword.c.id == vector.c.id, full=True))
-    else:
-        fused = select(
-            keyword.c.id.label("hit_id"),
-            keyword.c.keyword_rank,
-            null().label("vector_rank"),
-            null().label("similarity"),
-            (one / (rrf + keyword.c.keyword_rank)).label("fused"),
-        )
-    top = (
-        fused.order_by(literal_column("fused").desc(), literal_column("hit_id"))
-        .limit(literal_column(str(int(k))))
-        .subquery("top")
-    )
-    stmt = (
-        select(
-            *(c for c in t.c if c.name != "embedding"),
-            top.c.fused.label("score"),
-            top.c.keyword_rank,
-            top.c.vector_rank,
-            top.c.similarity,
-        )
-        .join_from(top, t, t.c.id == top.c.hit_id)
-        .order_by(top.c.fused.desc(), t.c.id)
-    )
     return DriverStatement.of(stmt, json_params(filters))
 
 
@@ -278,6 +186,18 @@ def conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]:
         else:
             conds.append(t.c[name] == bindparam(f"f_{name}"))
     return conds
+
+
+def valid_at(t: Table, as_of: bool) -> ColumnElement[bool]:
+    """Rows valid now (current), or at the `as_of` bind parameter."""
+    if not as_of:
+        return t.c.valid_to.is_(None)
+    return valid_at_condition(t, bindparam("as_of", type_=DateTime(timezone=True)))
+
+
+def valid_at_condition(t: FromClause, when: Any) -> ColumnElement[bool]:
+    """Valid at `when`: from valid_from (inclusive) until valid_to (exclusive)."""
+    return and_(t.c.valid_from <= when, or_(t.c.valid_to.is_(None), t.c.valid_to > when))
 
 
 def identity(state: Any) -> tuple[int, str | None, bool]:

@@ -6,7 +6,7 @@ import pytest
 
 from chad_memory import EmbeddingCreate, InvalidInputError, PgVectorStore
 from chad_memory.errors import EmbeddingDimensionError
-from chad_memory.stores.vector_search import RRF_K
+from chad_memory.stores.vector_hybrid import RRF_K
 from tests.search.conftest import DIM, unit
 
 

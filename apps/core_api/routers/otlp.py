@@ -4,13 +4,15 @@ This router only speaks HTTP: it checks the media type, inflates and decodes the
 and encodes the answer in the request's encoding. Mapping and storage are the library's
 (`chad_memory.otlp.export_traces`). Status codes follow the OTLP/HTTP specification: 200
 (with `partial_success` when some spans were refused), 400 for a body that is not OTLP,
-413 over MAX_BODY_BYTES (compressed or not), 415 for another media type, 503 with
+413 over MAX_BODY_BYTES (compressed or not) or MAX_SPANS_PER_EXPORT spans, 415 for
+another media type, 503 with
 Retry-After while the database is down (exporters retry 429/502/503/504 only). Error
 bodies are google.rpc.Status in the request's encoding (OtlpStatusMiddleware).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
@@ -18,13 +20,7 @@ from fastapi import APIRouter, Header, Request, Response
 from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import Problem
 from chad_memory.otlp import export_traces
-from chad_memory.otlp.wire import (
-    MEDIA_TYPES,
-    decode_request,
-    decompress,
-    encode_response,
-    media_type,
-)
+from chad_memory.otlp.wire import MEDIA_TYPES, encode_response, media_type, read_export
 from chad_memory.settings import Settings
 
 # Routes whose error answers are google.rpc.Status (apps/core_api/middleware.py) and whose
@@ -78,7 +74,7 @@ _OTLP_BODY = {
         },
         400: _error("not an OTLP body, or bad gzip"),
         401: _error("missing, unknown or revoked API key"),
-        413: _error("body over MAX_BODY_BYTES once inflated"),
+        413: _error("body over MAX_BODY_BYTES once inflated, or over MAX_SPANS_PER_EXPORT spans"),
         415: {"model": Problem, "description": "neither application/x-protobuf nor JSON"},
         503: _error("database unavailable; retry after Retry-After"),
     },
@@ -97,8 +93,16 @@ async def export(
             media_type="application/json",
         )
     settings: Settings = request.app.state.settings
-    body = decompress(await request.body(), content_encoding, settings.max_body_bytes)
-    result = await export_traces(caller.traces, decode_request(body, kind), actor=caller.actor)
+    # Inflating and decoding a large body takes a while: off the event loop.
+    export_request = await asyncio.to_thread(
+        read_export,
+        await request.body(),
+        kind,
+        content_encoding,
+        max_bytes=settings.max_body_bytes,
+        max_spans=settings.max_spans_per_export,
+    )
+    result = await export_traces(caller.traces, export_request, actor=caller.actor)
     return Response(
         content=encode_response(result.rejected_spans, result.error_message, kind),
         media_type=kind,

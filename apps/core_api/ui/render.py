@@ -32,6 +32,7 @@ _env.filters.update(
     number=views.number,
     pretty=views.pretty_json,
     run_duration=views.run_duration,
+    tool_name=views.tool_call_name,
 )
 _env.globals["asset_version"] = ASSET_VERSION
 _env.globals["run_statuses"] = RUN_STATUSES

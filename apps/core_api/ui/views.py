@@ -236,3 +236,15 @@ def snippet_parts(hit: TextHit) -> list[tuple[str, bool]]:
     if at < len(hit.snippet):
         parts.append((hit.snippet[at:], False))
     return parts
+
+
+def tool_call_name(call: Any) -> str | None:
+    """The tool a message's tool call names, in whichever shape it was stored: LangChain's
+    and Anthropic's (`name` at the top), OpenAI's (`function.name`), or neither (None).
+    Tool calls are free JSON, so any item, even one that is not an object, has an answer."""
+    if not isinstance(call, dict):
+        return None
+    name = call.get("name")
+    if name is None and isinstance(call.get("function"), dict):
+        name = call["function"].get("name")
+    return name if isinstance(name, str) and name else None

@@ -20,8 +20,8 @@ soon as its write commits. Queries repeat the indexed expression exactly
 
 The downgrade drops the indexes and the functions; no row is touched either way.
 
-Revision ID: 011_full_text_search
-Revises: 010
+Revision ID: 015_full_text_search
+Revises: 014_scores_datasets
 Create Date: 2026-12-03
 """
 
@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "011_full_text_search"
-down_revision: str | None = "010"
+revision: str = "015_full_text_search"
+down_revision: str | None = "014_scores_datasets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
