@@ -30,11 +30,13 @@ from chad_memory.schemas import (
     RunCreate,
     RunFilter,
     RunUpdate,
+    SearchFilter,
     StepCreate,
+    TextHit,
     ThreadCreate,
     ThreadUpdate,
 )
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, SearchStore, ThreadStore
 from chad_memory.stores.keys import ApiKeyStore
 
 __all__ = [
@@ -61,7 +63,10 @@ __all__ = [
     "RunCreate",
     "RunFilter",
     "RunUpdate",
+    "SearchFilter",
+    "SearchStore",
     "StepCreate",
+    "TextHit",
     "ThreadCreate",
     "ThreadStore",
     "ThreadUpdate",

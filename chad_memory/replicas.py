@@ -118,6 +118,7 @@ class VectorReads(Reads[PgVectorStore]):
     """The vector store's reads that a replica may answer."""
 
     search = replica_first(PgVectorStore.search)
+    hybrid_search = replica_first(PgVectorStore.hybrid_search)
     list_embeddings = replica_first(PgVectorStore.list_embeddings)
     count_by_namespace = replica_first(PgVectorStore.count_by_namespace)
     more_like = replica_first(PgVectorStore.more_like)

@@ -36,3 +36,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 assert set(TRANSITIONS) == set(RUN_STATUSES), "every run status needs its transitions"
 assert set(RUN_STATUSES) <= set(STEP_STATUSES), "a step can be in any state a run can"
+
+# What full-text search finds (chad_memory.stores.search): one kind per searched table.
+SearchKind = Literal["run", "step", "llm_call", "thread", "message", "memory"]
+SEARCH_KINDS: tuple[str, ...] = get_args(SearchKind)

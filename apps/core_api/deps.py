@@ -25,6 +25,7 @@ from chad_memory.stores import (
     TraceStore,
 )
 from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores.search import SearchStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Stores:
     prices: PriceStore
     traces: TraceStore
     keys: ApiKeyStore
+    search: SearchStore
     scores: ScoreStore
     datasets: DatasetStore
     experiments: ExperimentStore
@@ -56,6 +58,7 @@ class Stores:
             prices=PriceStore(db),
             traces=TraceStore(db),
             keys=ApiKeyStore(db),
+            search=SearchStore(db),
             scores=ScoreStore(db),
             datasets=DatasetStore(db),
             experiments=ExperimentStore(db),

@@ -36,6 +36,7 @@ from apps.core_api.routers import (
     prices,
     runs,
     scores,
+    search,
     threads,
 )
 from apps.core_api.ui import install_ui
@@ -169,6 +170,7 @@ def create_app(
     app.include_router(analytics.router)
     app.include_router(prices.router)
     app.include_router(operations.router)
+    app.include_router(search.router)
     install_ui(app)
     return app
 

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from chad_memory.errors import InvalidInputError
@@ -37,6 +38,7 @@ from chad_memory.schemas import (
     EmbeddingCreate,
     EmbeddingFields,
     EmbeddingRecord,
+    HybridHit,
     Input,
     JsonObject,
     LLMCallCreate,
@@ -59,6 +61,7 @@ from chad_memory.schemas import (
     UtcDatetime,
 )
 from chad_memory.schemas import Cost as CostValue
+from chad_memory.text_search import MAX_QUERY_CHARS
 from chad_memory.validation import check_text, json_from_text
 
 # GET /runs stops counting `total` above this many matches unless asked for exact_total:
@@ -313,7 +316,8 @@ class LLMCallCreateBody(LLMCallFields):
 # Memory -------------------------------------------------------------------------------
 
 
-MAX_QUERY_CHARS = 8192
+# A memory search's `query` is matched as words (chad_memory.text_search's syntax and
+# length limit) and, with an embedder, embedded too.
 MemoryQuery = Annotated[
     str, Field(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(check_text)
 ]
@@ -335,9 +339,24 @@ class MemoryAdded(BaseModel):
 
 
 class MemorySearchBody(Input):
+    """A vector, words (`query`), or both. Words and a vector are fused (hybrid search);
+    words alone are embedded by the configured embedder and fused with that vector, or
+    matched as words only without an embedder; a vector alone is a vector search."""
+
+    # The validator's rules, stated in the OpenAPI document too: clients and fuzzers see
+    # that one of the two is needed and that min_score goes with a vector alone.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["embedding"]}, {"required": ["query"]}],
+            "not": {"required": ["query", "min_score"]},
+        }
+    )
+
     embedding: list[Number] | None = Field(default=None, min_length=1)
     query: MemoryQuery | None = Field(
-        default=None, description="text, embedded by the configured embedder (EMBEDDER)"
+        default=None,
+        description='words matched in content: words, "a phrase", -excluded, a OR b, prefix*;'
+        " also embedded by the configured embedder (EMBEDDER), if any",
     )
     k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K), NotBool] = 10
     namespace: ShortText | None = None
@@ -352,9 +371,18 @@ class MemorySearchBody(Input):
         default=None, description="ISO timestamp with a timezone: memories valid then (default now)"
     )
 
+    @model_validator(mode="after")
+    def _something_to_search_for(self) -> MemorySearchBody:
+        if self.embedding is None and self.query is None:
+            raise ValueError("give an embedding, a query, or both")
+        if self.query is not None and self.min_score is not None:
+            raise ValueError("min_score applies to a search by embedding alone")
+        return self
+
 
 class MemorySearchResult(BaseModel):
-    items: list[SearchHit]
+    # HybridHit (with keyword_rank, vector_rank, similarity) when the search had a query.
+    items: list[HybridHit] | list[SearchHit]
 
 
 class MemoryDeleted(BaseModel):

@@ -8,6 +8,7 @@ they do differently is wait.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from chad_memory.schemas import (
     ArtifactRecord,
     EmbeddingCreate,
     EmbeddingRecord,
+    HybridHit,
     LLMCallCreate,
     LLMCallRecord,
     MemoryDetail,
@@ -51,9 +53,11 @@ from chad_memory.schemas import (
     ScoreCreate,
     ScoreFilter,
     ScoreRecord,
+    SearchFilter,
     SearchHit,
     StepCreate,
     StepRecord,
+    TextHit,
     ThreadCreate,
     ThreadRecord,
     ThreadUpdate,
@@ -322,6 +326,45 @@ def search(
     body.update({key: value for key, value in optional.items() if value is not None})
     read = lambda r: TypeAdapter(list[SearchHit]).validate_python(r.json()["items"])  # noqa: E731
     return Call("POST", "/memory/search", read, json=body)
+
+
+def _memory_query(k: int, **fields: Any) -> dict[str, Any]:
+    """A POST /memory/search body: k and the fields that are set."""
+    return {"k": k, **{key: value for key, value in fields.items() if value is not None}}
+
+
+def hybrid_search(
+    query_text: str,
+    query_vector: Sequence[float] | None,
+    k: int,
+    namespace: str | None,
+    source_id: str | None,
+    metadata: dict[str, Any] | None,
+) -> Call[list[HybridHit]]:
+    body = _memory_query(
+        k,
+        query=query_text,
+        embedding=None if query_vector is None else list(query_vector),
+        namespace=namespace,
+        source_id=source_id,
+        metadata=metadata,
+    )
+    read = lambda r: TypeAdapter(list[HybridHit]).validate_python(r.json()["items"])  # noqa: E731
+    return Call("POST", "/memory/search", read, json=body)
+
+
+def search_text(
+    q: str, filters: SearchFilter | None, limit: int, cursor: str | None
+) -> Call[Page[TextHit]]:
+    """GET /search: the filters as query parameters (kinds repeated as `kind`)."""
+    params: dict[str, Any] = {"q": q, **_paged(limit, cursor)}
+    if filters is not None:
+        for name, value in filters.model_dump(mode="json", exclude_none=True).items():
+            if name == "kinds":
+                params["kind"] = value
+            else:
+                params[name] = json.dumps(value) if name == "metadata" else value
+    return Call("GET", "/search", _page(TextHit), params=params)
 
 
 def run_memory(run_id: uuid.UUID, limit: int) -> Call[RunMemory]:

@@ -26,6 +26,7 @@ from chad_memory.schemas import (
     ArtifactRecord,
     EmbeddingCreate,
     EmbeddingRecord,
+    HybridHit,
     LLMCallCreate,
     LLMCallRecord,
     MemoryDetail,
@@ -44,9 +45,11 @@ from chad_memory.schemas import (
     ScoreCreate,
     ScoreFilter,
     ScoreRecord,
+    SearchFilter,
     SearchHit,
     StepCreate,
     StepRecord,
+    TextHit,
     ThreadCreate,
     ThreadRecord,
     ThreadUpdate,
@@ -242,6 +245,31 @@ class ChadMemoryClient:
     def memory_detail(self, embedding_id: uuid.UUID, *, limit: int = 50) -> MemoryDetail:
         """One memory, the run that wrote it and the runs that read it."""
         return self._send(calls.memory_detail(embedding_id, limit))
+
+    def hybrid_search(
+        self,
+        query_text: str,
+        query_vector: Sequence[float] | None = None,
+        *,
+        k: int = 10,
+        namespace: str | None = None,
+        source_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[HybridHit]:
+        """Memory by words, fused with a vector's ranking when one is given."""
+        call = calls.hybrid_search(query_text, query_vector, k, namespace, source_id, metadata)
+        return self._send(call)
+
+    def search_text(
+        self,
+        q: str,
+        *,
+        filters: SearchFilter | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[TextHit]:
+        """Runs, steps, LLM calls, threads, messages and memory by their words (GET /search)."""
+        return self._send(calls.search_text(q, filters, limit, cursor))
 
     def delete_by_source(self, source_id: str) -> int:
         return self._send(calls.delete_by_source(source_id))

@@ -11,9 +11,11 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, Text, func, text
+from sqlalchemy import DateTime, Index, MetaData, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from chad_memory.text_search import document_vector
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -51,3 +53,8 @@ def _metadata() -> Mapped[dict[str, Any]]:
     return mapped_column(
         "metadata", JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
     )
+
+
+def _search_index(table: str) -> Index:
+    """The table's full-text index (revision 015): GIN over its document's tsvector."""
+    return Index(f"ix_{table}_search", text(document_vector(table)), postgresql_using="gin")

@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Double, ForeignKey, Index, I
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chad_memory.models.base import Base, _created_at, _id, _in_list
+from chad_memory.models.base import Base, _created_at, _id, _in_list, _search_index
 from chad_memory.vocabulary import RUN_STATUSES
 
 # Costs: exactly what the input accepts (10 integer digits, 20 decimals), never rounded.
@@ -118,6 +118,7 @@ class LLMCall(Base):
         Index("ix_llm_calls_step_id", "step_id"),
         Index("ix_llm_calls_actor_created_at", "actor", "created_at"),
         Index("ix_llm_calls_price_id", "price_id"),
+        _search_index("llm_calls"),
     )
 
 

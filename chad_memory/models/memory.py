@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chad_memory.models.base import Base, _created_at, _id, _metadata
+from chad_memory.models.base import Base, _created_at, _id, _metadata, _search_index
 from chad_memory.settings import get_settings
 
 EMBEDDING_DIM = get_settings().embedding_dim
@@ -60,6 +60,7 @@ class Embedding(Base):
         Index("ix_embeddings_actor_namespace", "actor", "namespace"),
         Index("ix_embeddings_actor_source_id", "actor", "source_id"),
         Index("ix_embeddings_run_id", "run_id"),
+        _search_index("embeddings"),
         Index("ix_embeddings_step_id", "step_id"),
         Index(
             "uq_embeddings_actor_namespace_content_hash",

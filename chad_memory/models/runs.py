@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chad_memory.models.base import Base, _created_at, _id, _in_list, _metadata
+from chad_memory.models.base import Base, _created_at, _id, _in_list, _metadata, _search_index
 from chad_memory.vocabulary import RUN_STATUSES, STEP_STATUSES
 
 
@@ -72,6 +72,7 @@ class Run(Base):
         Index("ix_runs_actor_name", "actor", "name"),
         Index("ix_runs_thread_id", "thread_id"),
         Index("ix_runs_tags", "tags", postgresql_using="gin"),
+        _search_index("runs"),
         Index(
             "ix_runs_metadata",
             "metadata",
@@ -109,6 +110,7 @@ class Step(Base):
         CheckConstraint("step_index >= 0", name="step_index_nonnegative"),
         Index("uq_steps_run_id_step_index", "run_id", "step_index", unique=True),
         Index("ix_steps_parent_step_id", "parent_step_id"),
+        _search_index("steps"),
     )
 
 

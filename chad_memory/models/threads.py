@@ -10,7 +10,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chad_memory.models.base import Base, _created_at, _id, _in_list, _metadata
+from chad_memory.models.base import Base, _created_at, _id, _in_list, _metadata, _search_index
 from chad_memory.vocabulary import MESSAGE_ROLES
 
 
@@ -31,6 +31,7 @@ class Thread(Base):
 
     __table_args__ = (
         Index("ix_threads_actor_updated_at_id", "actor", text("updated_at DESC"), text("id DESC")),
+        _search_index("threads"),
         Index(
             "ix_threads_metadata",
             "metadata",
@@ -63,6 +64,7 @@ class Message(Base):
         CheckConstraint(_in_list("role", MESSAGE_ROLES), name="role"),
         CheckConstraint("jsonb_typeof(tool_calls) = 'array'", name="tool_calls_array"),
         Index("ix_messages_thread_id_created_at_id", "thread_id", "created_at", "id"),
+        _search_index("messages"),
         Index(
             "ix_messages_metadata",
             "metadata",

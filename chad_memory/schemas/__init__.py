@@ -60,6 +60,7 @@ from chad_memory.schemas.embeddings import (
     EmbeddingCreate,
     EmbeddingFields,
     EmbeddingRecord,
+    HybridHit,
     MemoryDetail,
     MemoryReader,
     MemoryReadRecord,
@@ -87,6 +88,7 @@ from chad_memory.schemas.scores import (
     ScoreRecord,
     ScoreValue,
 )
+from chad_memory.schemas.search import SearchFilter, TextHit
 from chad_memory.schemas.threads import (
     MessageCreate,
     MessageRecord,
@@ -120,6 +122,7 @@ __all__ = [
     "EmbeddingCreate",
     "EmbeddingFields",
     "EmbeddingRecord",
+    "HybridHit",
     "Input",
     "Int32",
     "Int64",
@@ -167,11 +170,13 @@ __all__ = [
     "ScoreFilter",
     "ScoreRecord",
     "ScoreValue",
+    "SearchFilter",
     "SearchHit",
     "ShortText",
     "StepCreate",
     "StepFields",
     "StepRecord",
+    "TextHit",
     "ThreadCreate",
     "ThreadRecord",
     "ThreadUpdate",

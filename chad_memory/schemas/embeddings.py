@@ -72,6 +72,17 @@ class SearchHit(EmbeddingRecord):
     score: float
 
 
+class HybridHit(SearchHit):
+    """A hit of hybrid (keyword + vector) memory search. `score` is the fused score: the
+    sum of 1 / (60 + rank) over the rankings the hit is in. A rank is None when the hit
+    was not among that ranking's best; `similarity` is the cosine similarity when the
+    search had a vector."""
+
+    keyword_rank: int | None
+    vector_rank: int | None
+    similarity: float | None
+
+
 class MemoryReadRecord(EmbeddingRecord):
     """A memory a run's searches returned: the best score they gave it, how many did."""
 

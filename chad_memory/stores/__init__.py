@@ -5,6 +5,7 @@ from chad_memory.stores.experiments import ExperimentStore
 from chad_memory.stores.prices import PriceStore
 from chad_memory.stores.runs import PostgresStore
 from chad_memory.stores.scores import ScoreStore
+from chad_memory.stores.search import SearchStore
 from chad_memory.stores.threads import ThreadStore
 from chad_memory.stores.traces import TraceStore
 from chad_memory.stores.vectors import PgVectorStore
@@ -16,6 +17,7 @@ __all__ = [
     "PostgresStore",
     "PriceStore",
     "ScoreStore",
+    "SearchStore",
     "ThreadStore",
     "TraceStore",
 ]

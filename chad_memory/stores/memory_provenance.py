@@ -60,9 +60,12 @@ async def record_reads(
     if not hits:
         return
     stmt = pg_insert(MemoryRead)
-    best: dict[uuid.UUID, float] = {}
+    # A hybrid hit outside the vector ranking is read without a score (None).
+    best: dict[uuid.UUID, float | None] = {}
     for hit in hits:
-        best[hit.id] = max(hit.score, best.get(hit.id, hit.score))
+        seen = best.get(hit.id)
+        score: float | None = hit.score
+        best[hit.id] = seen if score is None else score if seen is None else max(seen, score)
     rows = [
         {"run_id": run_id, "embedding_id": eid, "step_id": step_id, "score": score}
         for eid, score in best.items()

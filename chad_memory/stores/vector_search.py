@@ -32,8 +32,10 @@ from sqlalchemy import (
     select,
 )
 
+from chad_memory.errors import InvalidInputError
 from chad_memory.models import Embedding
 from chad_memory.stores.statements import DriverStatement
+from chad_memory.validation import check_json, check_text
 from chad_memory.vector_codec import BinaryVector
 from chad_memory.vector_index import (
     INDEX_STATE_SQL,
@@ -43,6 +45,7 @@ from chad_memory.vector_index import (
     probes_for_lists,
 )
 
+MAX_K = 1000
 # A stale IVFFLAT index on a table this small is bypassed for an exact scan.
 STALE_EXACT_MAX_ROWS = 20_000
 # The filters a search may take, in the order statements name them.
@@ -143,6 +146,25 @@ def settings_statement(settings: int) -> DriverStatement:
             )
         )
     )
+
+
+def filter_params(
+    k: int,
+    actor: str | None,
+    namespace: str | None,
+    source_id: str | None,
+    metadata: dict[str, Any] | None,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A search's checked filter parameters (f_<name>) and the filters set, in order."""
+    if not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"k must be between 1 and {MAX_K}")
+    params: dict[str, Any] = {}
+    for name, value in (("actor", actor), ("namespace", namespace), ("source_id", source_id)):
+        if value is not None:
+            params[f"f_{name}"] = check_text(value, name)
+    if metadata:
+        params["f_metadata"] = check_json(metadata, "metadata")
+    return params, tuple(f for f in FILTERS if f"f_{f}" in params)
 
 
 def json_params(filters: tuple[str, ...]) -> tuple[str, ...]:

@@ -24,21 +24,22 @@ from chad_memory.database import Database, SessionFactory
 from chad_memory.embedders import Embedder
 from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chad_memory.models import Embedding
-from chad_memory.schemas import EmbeddingRecord, NamespaceCount, Page, SearchHit
+from chad_memory.schemas import EmbeddingRecord, HybridHit, NamespaceCount, Page, SearchHit
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.text_memory import FROM_SETTINGS, TextMemory
 from chad_memory.stores.transactions import driver_transaction, read, retried, transaction
+from chad_memory.stores.vector_hybrid import hybrid_search, prepare_filtered
 from chad_memory.stores.vector_search import (
-    FILTERS,
+    MAX_K,
+    filter_params,
     identity,
     plan_search,
-    prepare_statement,
     search_statement,
     setting_params,
     settings_statement,
     valid_at_condition,
 )
-from chad_memory.validation import check_as_of, check_embedding, check_json, check_text
+from chad_memory.validation import check_as_of, check_embedding, check_text
 from chad_memory.vector_calibration import (
     maintain,
     maintenance_due,
@@ -62,7 +63,6 @@ from chad_memory.vector_index import (
 
 logger = logging.getLogger(__name__)
 
-MAX_K = 1000
 # Filters matching fewer rows than this are scored exactly: that many distances cost about
 # what an index scan does, and an exact answer has nothing to miss (BENCHMARKS.md).
 EXACT_SCAN_MAX_ROWS = 2000
@@ -288,6 +288,30 @@ class PgVectorStore(TextMemory):
         return hits
 
     @retried
+    async def hybrid_search(
+        self,
+        query_text: str,
+        query_vector: Sequence[float] | None = None,
+        *,
+        k: int = 10,
+        actor: str | None = None,
+        namespace: str | None = None,
+        source_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_id: uuid.UUID | None = None,
+        step_id: uuid.UUID | None = None,
+        as_of: datetime | None = None,
+    ) -> list[HybridHit]:
+        """The k best embeddings valid now (or at `as_of`) for words and, when given, a
+        vector, keyword and vector rankings fused by reciprocal rank; with `run_id` the
+        hits are recorded as that run's reads. See chad_memory.stores.vector_hybrid."""
+        return await hybrid_search(
+            self, query_text, query_vector, k=k, actor=actor, namespace=namespace,
+            source_id=source_id, metadata=metadata, run_id=run_id, step_id=step_id,
+            as_of=check_as_of(as_of),
+        )  # fmt: skip
+
+    @retried
     async def _search(
         self,
         embedding: Sequence[float],
@@ -312,32 +336,13 @@ class PgVectorStore(TextMemory):
         # Zero, underflowing and overflowing vectors are refused here as on add: their
         # cosine score would be NaN, sort first and pass any min_score.
         query = check_embedding(embedding, self.dim, "query embedding")
-        if not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k must be between 1 and {MAX_K}")
         if min_score is not None and not math.isfinite(min_score):
             raise InvalidInputError("min_score must be a finite number")
-        params: dict[str, Any] = {}
-        if actor is not None:
-            params["f_actor"] = check_text(actor, "actor")
-        if namespace is not None:
-            params["f_namespace"] = check_text(namespace, "namespace")
-        if source_id is not None:
-            params["f_source_id"] = check_text(source_id, "source_id")
-        if metadata:
-            params["f_metadata"] = check_json(metadata, "metadata")
-        filters = tuple(f for f in FILTERS if f"f_{f}" in params)
+        params, filters = filter_params(k, actor, namespace, source_id, metadata)
 
         known = self._info or await self.index_info()
         async with driver_transaction(self._db, "search") as conn:
-
-            def prepare(gucs: dict[str, str]) -> tuple[str, list[Any]]:
-                stmt = prepare_statement(filters, len(gucs))
-                values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
-                return stmt.sql, stmt.args(values)
-
-            exact, row = await self.prepare_search(conn, known, k, prepare)
-            if filters and not exact:
-                exact = int(row[2]) < self.exact_scan_max_rows
+            exact = await prepare_filtered(self, conn, known, params, filters, k)
             binary = has_binary_codec(conn)
             stmt = search_statement(
                 binary, filters, exact, min_score is not None, k, as_of is not None

@@ -37,6 +37,7 @@ from chad_memory.schemas import (
     RunCreate,
     RunFilter,
     RunUpdate,
+    SearchFilter,
     StepCreate,
     ThreadCreate,
     ThreadUpdate,
@@ -248,3 +249,30 @@ async def test_batches_and_child_lists_span_several_requests(
     saved = await alice.save_steps([StepCreate(run_id=run.id, step_index=i) for i in range(1001)])
     assert [s.step_index for s in saved] == list(range(1001))
     assert [s.id for s in await alice.get_steps(run.id)] == [s.id for s in saved]
+
+
+async def test_text_and_hybrid_search(
+    clients: tuple[AsyncChadMemoryClient, AsyncChadMemoryClient],
+) -> None:
+    alice, bob = clients
+    vec = [0.0] * 1536
+    vec[0] = 1.0
+    [memory] = await alice.add_embeddings(
+        [EmbeddingCreate(actor="x", namespace="facts", content="account ACME-77", embedding=vec)]
+    )
+    run = await alice.save_run(RunCreate(actor="x", name="lookup ACME-77", tags=["prod"]))
+    page = await alice.search_text("ACME-77")
+    assert {(h.kind, h.id) for h in page.items} == {("memory", memory.id), ("run", run.id)}
+    only = await alice.search_text(
+        "ACME-77", filters=SearchFilter(kinds=["run"], tag="prod", metadata={}), limit=1
+    )
+    assert [h.id for h in only.items] == [run.id]
+    assert only.next_cursor is None
+    assert (await bob.search_text("ACME-77")).items == []
+    with pytest.raises(InvalidInputError):
+        await alice.search_text("-nothing")
+
+    [hit] = await alice.hybrid_search("ACME-77", vec, namespace="facts")
+    assert (hit.id, hit.keyword_rank, hit.vector_rank) == (memory.id, 1, 1)
+    [words] = await alice.hybrid_search("acme-77")
+    assert (words.keyword_rank, words.vector_rank) == (1, None)

@@ -84,6 +84,19 @@ UNSTORABLE_OR_UNKNOWN = (
     # A JSON object inside a query string (metadata=...): OpenAPI documents it with
     # contentMediaType/contentSchema, which generators do not read.
     "must be a JSON object",
+    # A price's model pattern has no whitespace (`^[^\s]+$`); the generator draws control
+    # characters such as a form feed as non-space, Python's `\s` (rightly) covers them.
+    # Which examples are drawn depends on how many operations share the budget.
+    "String should match pattern '^[^\\\\s]+$'",
+    # Search: a query must hold a word to search for (a CJK term two characters), stay
+    # within its bounds, and its filters must apply to a kind asked for; memory search
+    # needs an embedding or a query, and min_score goes with an embedding alone.
+    "has no words to search for",
+    "needs two characters",
+    "more than 16 terms",
+    "apply to none of the kinds",
+    "give an embedding, a query, or both",
+    "min_score applies to a search by embedding alone",
     # Rules across parameters: a usage window's order and span, distinct dimensions.
     "must be before",
     "may span at most",

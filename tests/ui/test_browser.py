@@ -207,6 +207,41 @@ def test_usage_charts_and_more_like_this(page: Page, live: Live) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_search_box_finds_and_links_with_highlighted_snippets(page: Page, live: Live) -> None:
+    sign_in(page, live.sample.alice_key)
+    box = page.get_by_role("searchbox", name="Search")
+    box.fill("depot")
+    box.press("Enter")
+    expect(page).to_have_url(re.compile(r"/ui/search\?q=depot"))
+    hits = page.get_by_test_id("search-hits").locator("li")
+    expect(hits.first).to_be_visible()
+    for mark in hits.locator("mark").all():
+        expect(mark).to_have_text("depot")
+    message = hits.filter(has=page.locator(".kind", has_text="message"))
+    expect(message).to_have_count(1)
+    expect(page.get_by_role("searchbox", name="Search")).to_have_value("depot")
+    message.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/ui/threads/"))
+    expect(page.get_by_test_id("chat")).to_contain_text("left the depot today")
+
+    # Every page carries the box; a step hit opens its run at the step.
+    page.get_by_role("searchbox", name="Search").fill("search_orders")
+    page.get_by_role("searchbox", name="Search").press("Enter")
+    hits = page.get_by_test_id("search-hits").locator("li")
+    step_hit = hits.filter(has=page.locator(".kind", has_text="step")).first
+    expect(step_hit.locator("mark", has_text="search_orders").first).to_be_visible()
+    step_hit.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/ui/runs/[0-9a-f-]+#step-"))
+
+    # Another actor's words are never found; a query without words says why.
+    page.goto("/ui/search?q=bob-private")
+    expect(page.get_by_test_id("search-empty")).to_be_visible()
+    # (Fetched beside the page: Chromium logs a 422 document as a console error.)
+    refused = page.request.get("/ui/search?q=-only")
+    assert refused.status == 422
+    assert "no words" in refused.text()
+
+
 def test_feedback_on_a_run_page_shows_in_the_runs_list(page: Page, live: Live) -> None:
     """Thumbs down, a comment and a configured score, left on a run's page, then seen on
     the page and in the runs list."""

@@ -73,13 +73,32 @@ async def add_memory(body: MemoryAddBody, caller: CurrentCaller) -> MemoryAdded:
     },
 )
 async def search_memory(body: MemorySearchBody, caller: CurrentCaller) -> JsonAnswer:
-    """The caller's k nearest memories by cosine similarity to `embedding`, or to `query`
-    text embedded by the configured embedder; best first. With `run_id` the hits are
-    recorded as that run's reads (a write: it runs on the primary)."""
+    """The caller's best memories, best first. `embedding` and `query` both: the keyword
+    ranking of `query` fused with the vector ranking (hybrid). `query` alone: embedded by
+    the configured embedder and fused the same way, or, without an embedder, its keyword
+    ranking alone. `embedding` alone: its k nearest by cosine similarity. Only memories
+    valid now, or at `as_of`, are searched. With `run_id` the hits are recorded as that
+    run's reads (a write: it runs on the primary)."""
     vectors = caller.read_vectors if body.run_id is None else caller.vectors
+    if body.query is not None:
+        vector = body.embedding
+        if vector is None and caller.vectors.embedder is not None:
+            vector = await caller.vectors.embed_query(body.query)
+        fused = await vectors.hybrid_search(
+            body.query,
+            vector,
+            k=body.k,
+            actor=caller.actor,
+            namespace=body.namespace,
+            source_id=body.source_id,
+            metadata=body.metadata,
+            run_id=body.run_id,
+            step_id=body.step_id,
+            as_of=body.as_of,
+        )
+        return answer(MemorySearchResult.model_construct(items=fused))
     hits = await vectors.search(
         body.embedding,
-        query=body.query,
         k=body.k,
         actor=caller.actor,
         namespace=body.namespace,

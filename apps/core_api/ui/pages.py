@@ -21,12 +21,12 @@ from apps.core_api.auth import authenticate
 from apps.core_api.deps import stores_of
 from apps.core_api.ui.render import render
 from apps.core_api.ui.session import COOKIE, Session, codec
-from apps.core_api.ui.views import usage_series, waterfall
+from apps.core_api.ui.views import hit_link, snippet_parts, usage_series, waterfall
 from chad_memory.errors import InvalidInputError
 from chad_memory.replicas import RunReads, VectorReads
-from chad_memory.schemas import RunFilter, ScoreFilter
+from chad_memory.schemas import RunFilter, ScoreFilter, SearchFilter
 from chad_memory.settings import Settings
-from chad_memory.stores import ScoreStore, ThreadStore
+from chad_memory.stores import ScoreStore, SearchStore, ThreadStore
 from chad_memory.vocabulary import LIVE
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -54,6 +54,7 @@ class Ui:
     runs: RunReads
     threads: ThreadStore
     memory: VectorReads
+    search: SearchStore
     scores: ScoreStore
 
     def page(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -98,6 +99,7 @@ async def signed_in(request: Request) -> Ui:
         runs=stores.read_runs,
         threads=stores.threads,
         memory=stores.read_vectors,
+        search=stores.search,
         scores=stores.scores,
     )
 
@@ -427,3 +429,29 @@ async def more_like_page(
     seed, hits = await ui.memory.more_like(embedding_id, actor=ui.actor, k=k)
     detail = await ui.memory.memory_detail(embedding_id, actor=ui.actor)
     return ui.page("more_like.html", seed=seed, hits=hits, k=k, detail=detail)
+
+
+# Search ---------------------------------------------------------------------------------
+
+
+@router.get("/search")
+async def search_page(ui: SignedIn, q: str = "", kind: str = "", cursor: str = "") -> HTMLResponse:
+    """The search box's results: each hit links to where it lives, with its snippet."""
+    form = {"q": q, "kind": kind}
+    if not q.strip():
+        return ui.page("search.html", form=form, hits=[], next_url=None, error=None)
+    try:
+        filters = SearchFilter(kinds=[kind]) if kind else None
+        page = await ui.search.search(
+            q, actor=ui.actor, filters=filters, limit=RUNS_PAGE, cursor=cursor or None
+        )
+    except (InvalidInputError, ValidationError) as exc:
+        message = str(exc) if isinstance(exc, InvalidInputError) else "unknown kind"
+        return ui.page(
+            "search.html", 422, form=form, hits=[], next_url=None, error=message, search_q=q
+        )
+    next_url = None
+    if page.next_cursor:
+        next_url = "/ui/search?" + urlencode({**form, "cursor": page.next_cursor})
+    hits = [(hit, hit_link(hit), snippet_parts(hit)) for hit in page.items]
+    return ui.page("search.html", form=form, hits=hits, next_url=next_url, error=None, search_q=q)

@@ -13,7 +13,14 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from chad_memory.schemas import LLMCallRecord, RunRecord, RunSummary, StepRecord, UsageReport
+from chad_memory.schemas import (
+    LLMCallRecord,
+    RunRecord,
+    RunSummary,
+    StepRecord,
+    TextHit,
+    UsageReport,
+)
 
 # Waterfall bars are drawn in an SVG 1000 units wide; a bar is never thinner than this.
 SCALE = 1000.0
@@ -204,6 +211,31 @@ def pretty_json(value: Any) -> str:
     if len(text) > MAX_JSON_CHARS:
         return text[:MAX_JSON_CHARS] + f"\n… cut at {MAX_JSON_CHARS:,} characters (see the API)"
     return text
+
+
+def hit_link(hit: TextHit) -> str:
+    """Where a search hit lives on the dashboard."""
+    if hit.kind == "step":
+        return f"/ui/runs/{hit.run_id}#step-{hit.id}"
+    if hit.kind in ("run", "llm_call"):
+        return f"/ui/runs/{hit.run_id}"
+    if hit.kind == "memory":
+        return f"/ui/memory/{hit.id}"
+    return f"/ui/threads/{hit.thread_id}"
+
+
+def snippet_parts(hit: TextHit) -> list[tuple[str, bool]]:
+    """The snippet as (text, matched) pieces; the template escapes each one."""
+    parts: list[tuple[str, bool]] = []
+    at = 0
+    for start, end in hit.highlights:
+        if start > at:
+            parts.append((hit.snippet[at:start], False))
+        parts.append((hit.snippet[start:end], True))
+        at = end
+    if at < len(hit.snippet):
+        parts.append((hit.snippet[at:], False))
+    return parts
 
 
 def tool_call_name(call: Any) -> str | None:
