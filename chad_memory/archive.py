@@ -137,6 +137,8 @@ def _order(kind: str, table: Table) -> list[Column[Any]]:
         return [table.c.run_id, table.c.step_index]
     if kind == "message":
         return [table.c.thread_id, table.c.created_at, table.c.id]
+    if kind == "llm_call":  # in the order they ran, as a run lists them
+        return [table.c.run_id, table.c.started_at, table.c.seq, table.c.id]
     return [table.c.created_at, table.c.id]
 
 
@@ -257,7 +259,11 @@ class _Importer:
             raise InvalidInputError(
                 f"{table.name}: columns this database does not have: {', '.join(sorted(unknown))}"
             )
-        return {name: _from_json(table.c[name], value) for name, value in data.items()}
+        row = {name: _from_json(table.c[name], value) for name, value in data.items()}
+        if table.name == "llm_calls" and row.get("created_at") is not None:
+            # An export from before calls had a start time: they started when stored.
+            row.setdefault("started_at", row["created_at"])
+        return row
 
     async def _existing(self, kind: str, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:

@@ -272,6 +272,7 @@ class _Records:
             "completion_tokens": usage["output"],
             "total_tokens": total,
             "latency_ms": _ms(run),
+            "started_at": run.start_time,
             "status": _status(run),
             "error": _clean_text(run.error),
             "response": _response(run),

@@ -221,6 +221,7 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
             reasoning_tokens=c.as_int(c.first(attributes, c.REASONING_TOKENS)) or 0,
             cost_usd=c.as_cost(c.first(attributes, c.COST)),
             latency_ms=duration,
+            started_at=started,
             status="failed" if failed else "succeeded",
             error=error,
             request=_call_details(attributes, "gen_ai.request.", "llm.invocation_parameters"),

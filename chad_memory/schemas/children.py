@@ -133,6 +133,8 @@ class LLMCallFields(Input):
     error: SafeText | None = None
     request: JsonValue | None = None
     response: JsonValue | None = None
+    # When the call started; a run's calls are listed in this order. None: when stored.
+    started_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
     def _total_fits(self) -> Self:
@@ -179,6 +181,9 @@ class LLMCallRecord(Record):
     request: Any | None
     response: Any | None
     created_at: datetime
+    started_at: datetime
+    # The order calls were stored in: breaks ties between calls that started together.
+    seq: int
 
 
 class ModelStats(BaseModel):

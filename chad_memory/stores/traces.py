@@ -124,17 +124,25 @@ _SETTLE = text(
     "AS u(id, rank, parent) WHERE steps.id = u.id"
 )
 
+_CALL_COLUMNS = (
+    "id, run_id, step_id, provider, model, prompt_tokens, completion_tokens, total_tokens, "
+    "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cost_source, price_id, "
+    "price_ref, latency_ms, status, error, request, response"
+)
+# Rows are inserted in plan order (start time, then the order sent), which is their seq.
 _INSERT_CALLS = text(
-    "INSERT INTO llm_calls (id, run_id, step_id, provider, model, prompt_tokens, "
-    "completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
-    "cost_usd, cost_source, price_id, price_ref, latency_ms, status, error, request, response) "
-    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
+    f"INSERT INTO llm_calls ({_CALL_COLUMNS}, started_at) "
+    f"SELECT {_CALL_COLUMNS}, COALESCE(started_at, now()) "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
     "CAST(:step_ids AS uuid[]), CAST(:providers AS text[]), CAST(:models AS text[]), "
     "CAST(:prompt AS int4[]), CAST(:completion AS int4[]), CAST(:total AS int4[]), "
     "CAST(:cached AS int4[]), CAST(:cache_write AS int4[]), CAST(:reasoning AS int4[]), "
     "CAST(:costs AS numeric[]), CAST(:cost_sources AS text[]), CAST(:price_ids AS uuid[]), "
     "CAST(:price_refs AS text[]), CAST(:latencies AS float8[]), CAST(:statuses AS text[]), "
-    "CAST(:errors AS text[]), CAST(:requests AS jsonb[]), CAST(:responses AS jsonb[])) "
+    "CAST(:errors AS text[]), CAST(:requests AS jsonb[]), CAST(:responses AS jsonb[]), "
+    "CAST(:started AS timestamptz[])) "
+    f"WITH ORDINALITY AS u({_CALL_COLUMNS}, started_at, position) "
+    "ORDER BY position "
     "ON CONFLICT (id) DO NOTHING"
 )
 
@@ -346,6 +354,7 @@ def _calls(
         "errors",
         "requests",
         "responses",
+        "started",
     ]
     params: dict[str, list[Any]] = {k: [] for k in names}
     for (item, run_id), cost in zip(new, costs, strict=True):
@@ -374,4 +383,5 @@ def _calls(
         params["errors"].append(call.error)
         params["requests"].append(_json(call.request))
         params["responses"].append(_json(call.response))
+        params["started"].append(call.started_at)
     return params
