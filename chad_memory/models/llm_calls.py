@@ -88,7 +88,11 @@ class LLMCall(Base):
     actor: Mapped[str] = mapped_column(nullable=False)
     step_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("steps.id", ondelete="SET NULL"))
     provider: Mapped[str | None]
+    # The name usage counts the call under (schemas.usage_model: the request model, else
+    # the response model); the two as the call reported them (revision 012).
     model: Mapped[str | None]
+    request_model: Mapped[str | None]
+    response_model: Mapped[str | None]
     prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     total_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

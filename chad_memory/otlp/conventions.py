@@ -23,7 +23,13 @@ OPERATION = ("gen_ai.operation.name", "openinference.span.kind")
 # Operations whose span is one model call (GenAI operation names; OpenInference's kind).
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "LLM"})
 PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-MODEL = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+# The model asked for and the one that answered (chad_memory.schemas.usage_model picks
+# the name usage counts a call under). OpenInference's llm.model_name is the response's
+# (absent when the call failed); the model it asked for is in llm.invocation_parameters.
+REQUEST_MODEL = ("gen_ai.request.model",)
+RESPONSE_MODEL = ("gen_ai.response.model", "llm.model_name")
+INVOCATION_PARAMETERS = "llm.invocation_parameters"
+INVOCATION_MODEL_KEYS = ("model", "model_name")
 INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
 OUTPUT_TOKENS = (
     "gen_ai.usage.output_tokens",
@@ -89,6 +95,20 @@ def first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
         value = attributes.get(key)
         if value is not None and value != "":
             return value
+    return None
+
+
+def request_model(attributes: dict[str, Any]) -> Any:
+    """The model asked for: `gen_ai.request.model`, else OpenInference's invocation
+    parameters (JSON text) `model` / `model_name`."""
+    found = first(attributes, REQUEST_MODEL)
+    if found is not None:
+        return found
+    parameters = parsed(attributes.get(INVOCATION_PARAMETERS))
+    if isinstance(parameters, dict):
+        for key in INVOCATION_MODEL_KEYS:
+            if isinstance(parameters.get(key), str) and parameters[key]:
+                return parameters[key]
     return None
 
 

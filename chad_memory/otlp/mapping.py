@@ -212,7 +212,8 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
     if operation in c.LLM_OPERATIONS:
         call = LLMCallFields(
             provider=_text(c.first(attributes, c.PROVIDER)),
-            model=_text(c.first(attributes, c.MODEL)),
+            request_model=_text(c.request_model(attributes)),
+            response_model=_text(c.first(attributes, c.RESPONSE_MODEL)),
             prompt_tokens=c.as_int(c.first(attributes, c.INPUT_TOKENS)) or 0,
             completion_tokens=c.as_int(c.first(attributes, c.OUTPUT_TOKENS)) or 0,
             total_tokens=c.as_int(c.first(attributes, c.TOTAL_TOKENS)),
@@ -224,7 +225,7 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
             started_at=started,
             status="failed" if failed else "succeeded",
             error=error,
-            request=_call_details(attributes, "gen_ai.request.", "llm.invocation_parameters"),
+            request=_call_details(attributes, "gen_ai.request.", c.INVOCATION_PARAMETERS),
             response=_call_details(attributes, "gen_ai.response.", None),
         )
     conversation = _text(c.first(attributes, c.CONVERSATION) or c.first(resource, c.CONVERSATION))

@@ -119,7 +119,13 @@ class LLMCallFields(Input):
 
     step_id: uuid.UUID | None = None
     provider: ShortText | None = None
+    # The name usage and analytics count the call under; without one, the request model,
+    # else the response model (`usage_model`).
     model: ShortText | None = None
+    # The model asked for (e.g. gpt-4o-mini) and the one that answered (a dated snapshot,
+    # e.g. gpt-4o-mini-2024-07-18). Pricing uses the most exact name it has a price for.
+    request_model: ShortText | None = None
+    response_model: ShortText | None = None
     prompt_tokens: TokenCount = 0
     completion_tokens: TokenCount = 0
     # None means prompt + completion, the usual case; providers that bill extra say so.
@@ -135,6 +141,12 @@ class LLMCallFields(Input):
     response: JsonValue | None = None
     # When the call started; a run's calls are listed in this order. None: when stored.
     started_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _name_the_model(self) -> Self:
+        if self.model is None:
+            self.model = usage_model(self.request_model, self.response_model)
+        return self
 
     @model_validator(mode="after")
     def _total_fits(self) -> Self:
@@ -154,6 +166,14 @@ class LLMCallFields(Input):
         return self
 
 
+def usage_model(request_model: str | None, response_model: str | None) -> str | None:
+    """The one rule naming a call's model in usage and analytics: the model asked for,
+    else the one that answered. Every path (the API, the tracer, OTLP) knows the request
+    model, while only some know the response's snapshot name, so one model traced two
+    ways is counted in one row."""
+    return request_model if request_model is not None else response_model
+
+
 class LLMCallCreate(LLMCallFields):
     id: uuid.UUID | None = None
     run_id: uuid.UUID
@@ -165,6 +185,8 @@ class LLMCallRecord(Record):
     step_id: uuid.UUID | None
     provider: str | None
     model: str | None
+    request_model: str | None
+    response_model: str | None
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int

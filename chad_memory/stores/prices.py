@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.errors import ForbiddenError, NotFoundError
 from chad_memory.models import LLMCall, ModelPrice
-from chad_memory.prices import quote, tokens_of
+from chad_memory.prices import price_names, quote, tokens_of
 from chad_memory.schemas import LLMCallRecord, ModelPriceCreate, ModelPriceRecord
 from chad_memory.stores.base import Store
 from chad_memory.stores.limits import row_values
@@ -146,7 +146,7 @@ class PriceStore(Store):
                     session,
                     actor=call_actor,
                     provider=call.provider,
-                    model=call.model,
+                    models=price_names(call),
                     tokens=tokens_of(call),
                     at=call.created_at,
                 )

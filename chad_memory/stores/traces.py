@@ -127,7 +127,7 @@ _SETTLE = text(
 _CALL_COLUMNS = (
     "id, run_id, step_id, provider, model, prompt_tokens, completion_tokens, total_tokens, "
     "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cost_source, price_id, "
-    "price_ref, latency_ms, status, error, request, response"
+    "price_ref, latency_ms, status, error, request, response, request_model, response_model"
 )
 # Rows are inserted in plan order (start time, then the order sent), which is their seq.
 _INSERT_CALLS = text(
@@ -140,6 +140,7 @@ _INSERT_CALLS = text(
     "CAST(:costs AS numeric[]), CAST(:cost_sources AS text[]), CAST(:price_ids AS uuid[]), "
     "CAST(:price_refs AS text[]), CAST(:latencies AS float8[]), CAST(:statuses AS text[]), "
     "CAST(:errors AS text[]), CAST(:requests AS jsonb[]), CAST(:responses AS jsonb[]), "
+    "CAST(:request_models AS text[]), CAST(:response_models AS text[]), "
     "CAST(:started AS timestamptz[])) "
     f"WITH ORDINALITY AS u({_CALL_COLUMNS}, started_at, position) "
     "ORDER BY position "
@@ -354,6 +355,8 @@ def _calls(
         "errors",
         "requests",
         "responses",
+        "request_models",
+        "response_models",
         "started",
     ]
     params: dict[str, list[Any]] = {k: [] for k in names}
@@ -383,5 +386,7 @@ def _calls(
         params["errors"].append(call.error)
         params["requests"].append(_json(call.request))
         params["responses"].append(_json(call.response))
+        params["request_models"].append(call.request_model)
+        params["response_models"].append(call.response_model)
         params["started"].append(call.started_at)
     return params
