@@ -8,6 +8,8 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
 - A re-sent span is stored once: a step's id is derived from its run and span
   (`span_step_id`: uuid5 in the run's id), so a repeat hits `ON CONFLICT (id) DO NOTHING`.
   The LLM call of an LLM span is derived the same way and only written with a new step.
+- The root span names the run and gives its times, outcome, `request_payload` (the
+  root's input) and `result` (its output); they stay on the root's step too.
 - A child may arrive before its parent. Its parent_step_id is set when the parent is in
   the same export or already stored; otherwise it stays null (the column is a foreign
   key) until the parent arrives, when the parent's insert links its waiting children.
@@ -80,14 +82,16 @@ _UPSERT_RUNS = text(
     "RETURNING id, trace_id, (xmax = 0) AS inserted"
 )
 
-# The root span decides the run's name, times and outcome, unless it already ended.
+# The root span decides the run's name, times, outcome, request and result (its input and
+# output), unless the run already ended.
 _ROOT_UPDATE = text(
     "UPDATE runs SET name = u.name, status = u.status, error = u.error, "
     "started_at = COALESCE(u.started_at, runs.started_at), completed_at = u.completed_at, "
-    "updated_at = now() "
+    "request_payload = u.request_payload, result = u.result, updated_at = now() "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:statuses AS text[]), "
     "CAST(:errors AS text[]), CAST(:started AS timestamptz[]), "
-    "CAST(:completed AS timestamptz[])) AS u(id, name, status, error, started_at, completed_at) "
+    "CAST(:completed AS timestamptz[]), CAST(:inputs AS jsonb[]), CAST(:outputs AS jsonb[])) "
+    "AS u(id, name, status, error, started_at, completed_at, request_payload, result) "
     "WHERE runs.id = u.id AND runs.status IN ('pending', 'running')"
 )
 
@@ -272,7 +276,8 @@ def _roots(
     traces: dict[str, list[MappedSpan]], run_ids: dict[str, uuid.UUID]
 ) -> dict[str, list[Any]]:
     params: dict[str, list[Any]] = {
-        k: [] for k in ("ids", "names", "statuses", "errors", "started", "completed")
+        k: []
+        for k in ("ids", "names", "statuses", "errors", "started", "completed", "inputs", "outputs")
     }
     for trace_id, spans in traces.items():
         root = next((s for s in spans if s.is_root), None)
@@ -284,6 +289,9 @@ def _roots(
         params["errors"].append(root.run_error)
         params["started"].append(root.step.started_at)
         params["completed"].append(root.step.completed_at)
+        # A root without input or output leaves the run's columns null, as an API run's.
+        params["inputs"].append(None if root.input_json == "null" else root.input_json)
+        params["outputs"].append(None if root.output_json == "null" else root.output_json)
     return params
 
 
