@@ -44,6 +44,7 @@ from chad_memory.database import (
     resolve_database_url,
 )
 from chad_memory.errors import ChadMemoryError
+from chad_memory.otlp import SpanLogStore
 from chad_memory.replicas import ReadRouted, ReplicaState
 from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
@@ -88,6 +89,7 @@ def create_app(
         app.state.thread_store = ThreadStore(db)
         app.state.price_store = PriceStore(db)
         app.state.trace_store = TraceStore(db)
+        app.state.log_store = SpanLogStore(db)
         app.state.metrics.watch_pool(db.engine)
         db.ingest_listeners.append(app.state.metrics.count)
         replica_engine = _route_reads(app, settings)

@@ -4,7 +4,7 @@
 change here without a revision (or the other way round) fails CI.
 
 The models live in modules by table family (`base` holds the declarative base and the
-shared column helpers; `runs`, `llm_calls`, `memory`, `threads`, `keys`). Importing this
+shared column helpers; `runs`, `llm_calls`, `memory`, `threads`, `keys`, `otlp`). Importing this
 package registers every table on `Base.metadata`, Alembic's target metadata, and
 re-exports every model, so `from chad_memory.models import Run` is the way to import one.
 """
@@ -21,6 +21,7 @@ from chad_memory.models.llm_calls import (
     ModelPrice,
 )
 from chad_memory.models.memory import EMBEDDING_DIM, Embedding, StoreItem
+from chad_memory.models.otlp import PendingSpanContent
 from chad_memory.models.runs import Artifact, Run, Step
 from chad_memory.models.threads import Message, Thread
 
@@ -39,6 +40,7 @@ __all__ = [
     "LLMUsageRun",
     "Message",
     "ModelPrice",
+    "PendingSpanContent",
     "Run",
     "Step",
     "StoreItem",

@@ -1,4 +1,5 @@
-"""OpenTelemetry traces in (OTLP/HTTP): decoding, the GenAI / OpenInference mapping, ingest.
+"""OpenTelemetry traces and logs in (OTLP/HTTP): decoding, the GenAI / OpenInference
+mapping, ingest.
 
 `export_traces` is what POST /v1/traces does once the body is decoded, usable without
 HTTP: map every span (refusing, one by one, those that break an input rule) and store the
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from chad_memory.otlp.logs import MappedLogs, map_logs
 from chad_memory.otlp.mapping import MappedRequest, MappedSpan, map_request
 from chad_memory.stores.conversations import conversation_thread_id
+from chad_memory.stores.span_logs import SavedLogs, SpanLogStore
 from chad_memory.stores.traces import TraceStore
 
 
@@ -35,12 +39,35 @@ async def export_traces(
     return ExportResult(saved.stored, saved.duplicates, mapped.rejected, mapped.error_message)
 
 
+@dataclass(frozen=True)
+class LogExportResult:
+    """OTLP's answer to a log export: records refused (with why), and what was done."""
+
+    saved: SavedLogs
+    rejected_log_records: int
+    error_message: str
+
+
+async def export_logs(
+    store: SpanLogStore, request: ExportLogsServiceRequest, *, actor: str
+) -> LogExportResult:
+    """What POST /v1/logs does once the body is decoded (see chad_memory.otlp.logs)."""
+    mapped = map_logs(request)
+    saved = await store.save_logs(mapped, actor=actor)
+    return LogExportResult(saved, mapped.rejected, mapped.error_message)
+
+
 __all__ = [
     "ExportResult",
+    "LogExportResult",
+    "MappedLogs",
     "MappedRequest",
     "MappedSpan",
+    "SpanLogStore",
     "TraceStore",
     "conversation_thread_id",
+    "export_logs",
     "export_traces",
+    "map_logs",
     "map_request",
 ]

@@ -14,10 +14,10 @@ import base64
 import binascii
 import json
 import zlib
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -25,6 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from chad_memory.errors import PayloadTooLargeError, UndecodableBodyError
+
+M = TypeVar("M", bound=Message)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -82,9 +84,14 @@ def _hex_ids_to_base64(value: Any) -> None:
             _hex_ids_to_base64(item)
 
 
-def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
-    """An ExportTraceServiceRequest from a protobuf or OTLP/JSON body (already inflated)."""
-    request = ExportTraceServiceRequest()
+def decode_request(
+    body: bytes,
+    kind: str,
+    into: type[M] = ExportTraceServiceRequest,  # type: ignore[assignment]
+) -> M:
+    """An export request (traces unless `into` says which) from a protobuf or OTLP/JSON
+    body (already inflated)."""
+    request = into()
     if kind == PROTOBUF:
         try:
             request.ParseFromString(body)
@@ -129,6 +136,12 @@ def encode_response(rejected_spans: int, error_message: str, kind: str) -> bytes
     if rejected_spans or error_message:
         response.partial_success.rejected_spans = rejected_spans
         response.partial_success.error_message = error_message
+    return encode_message(response, kind)
+
+
+def encode_message(message: Message, kind: str) -> bytes:
+    """An export response in the request's encoding."""
     if kind == PROTOBUF:
-        return response.SerializeToString()
-    return json.dumps(json_format.MessageToDict(response)).encode()
+        encoded: bytes = message.SerializeToString()
+        return encoded
+    return json.dumps(json_format.MessageToDict(message)).encode()

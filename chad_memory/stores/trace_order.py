@@ -34,6 +34,11 @@ def span_step_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
     return uuid.uuid5(run_id, span_id)
 
 
+def span_call_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
+    """The LLM call of an LLM span, derived like its step."""
+    return uuid.uuid5(run_id, f"llm:{span_id}")
+
+
 @dataclass(frozen=True)
 class Placed:
     """A step as ordering sees it: stored already (`index` set) or new (`span` set)."""

@@ -18,6 +18,9 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
 - An LLM span's call is priced like any other new call (`price_new_calls`): a cost the
   span reports is kept as sent, otherwise the price table in force decides, in one
   statement for the export.
+- GenAI log events that arrived before their span (POST /v1/logs) wait in
+  pending_span_content; the span's export applies them to its new step and call
+  (chad_memory.stores.span_logs).
 - Conversations: a span's `gen_ai.conversation.id` (or `session.id`) names a thread
   whose id is derived from (actor, conversation id) (`conversation_thread_id`); the
   thread is created on first sight and the run linked to it, so GET /runs?conversation_id=
@@ -38,16 +41,14 @@ from chad_memory.prices import CallCost, price_new_calls
 from chad_memory.schemas import LLMCallFields
 from chad_memory.stores.base import Store
 from chad_memory.stores.conversations import conversation_thread_id
-from chad_memory.stores.trace_order import TEMP_MOVED, NewStep, Placed, plan_steps
+from chad_memory.stores.span_logs import attach_pending
+from chad_memory.stores.trace_order import TEMP_MOVED, NewStep, Placed, plan_steps, span_call_id
+from chad_memory.stores.trace_runs import UPSERT_RUNS
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_actor
 
 if TYPE_CHECKING:  # the mapping imports the stores' package; only its type is needed here
     from chad_memory.otlp.mapping import MappedSpan
-
-
-def span_call_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
-    return uuid.uuid5(run_id, f"llm:{span_id}")
 
 
 @dataclass(frozen=True)
@@ -68,18 +69,6 @@ _UPSERT_THREADS = text(
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:titles AS text[]), CAST(:agents AS text[]), "
     "CAST(:metadata AS jsonb[])) AS u(id, title, agent_type, metadata) "
     "ON CONFLICT (id) DO NOTHING"
-)
-
-# The no-op update makes RETURNING give the existing run's id, and locks it until commit.
-_UPSERT_RUNS = text(
-    "INSERT INTO runs (id, actor, trace_id, status, agent, thread_id, started_at, metadata) "
-    "SELECT u.id, :actor, u.trace_id, 'running', u.agent, u.thread_id, u.started_at, u.metadata "
-    "FROM unnest(CAST(:ids AS uuid[]), CAST(:trace_ids AS text[]), CAST(:agents AS text[]), "
-    "CAST(:thread_ids AS uuid[]), CAST(:started AS timestamptz[]), CAST(:metadata AS jsonb[])) "
-    "AS u(id, trace_id, agent, thread_id, started_at, metadata) "
-    "ON CONFLICT (actor, trace_id) DO UPDATE SET "
-    "thread_id = COALESCE(runs.thread_id, EXCLUDED.thread_id), updated_at = now() "
-    "RETURNING id, trace_id, (xmax = 0) AS inserted"
 )
 
 # The root span decides the run's name, times, outcome, request and result (its input and
@@ -170,7 +159,7 @@ class TraceStore(Store):
             threads = _threads(traces, trace_ids, actor)
             if threads:
                 await run(_UPSERT_THREADS, actor=actor, **threads)
-            rows = (await run(_UPSERT_RUNS, actor=actor, **_runs(traces, trace_ids, actor))).all()
+            rows = (await run(UPSERT_RUNS, actor=actor, **_runs(traces, trace_ids, actor))).all()
             run_ids = {row.trace_id: row.id for row in rows}
             existing_runs = {row.id for row in rows if not row.inserted}
             roots = _roots(traces, run_ids)
@@ -204,6 +193,13 @@ class TraceStore(Store):
             if llm:
                 costs = await price_new_calls(session, [(r, _call(p)) for p, r in llm])
                 await run(_INSERT_CALLS, **_calls(llm, costs))
+            waiting = [
+                (n.run_id, n.placed.span.span_id)
+                for n in new
+                if n.placed.span is not None and n.run_id in existing_runs
+            ]
+            if waiting:  # log content that came before its span (stores.span_logs)
+                await attach_pending(session, waiting)
         spans = sum(len(traces[t]) for t in trace_ids)
         self._db.ingested("spans", len(new))
         return SavedSpans(stored=len(new), duplicates=spans - len(new))

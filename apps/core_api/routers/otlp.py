@@ -1,8 +1,10 @@
-"""POST /v1/traces: OTLP/HTTP trace export (protobuf or JSON, optionally gzip).
+"""POST /v1/traces and /v1/logs: OTLP/HTTP export (protobuf or JSON, optionally gzip).
 
 This router only speaks HTTP: it checks the media type, inflates and decodes the body,
 and encodes the answer in the request's encoding. Mapping and storage are the library's
-(`chad_memory.otlp.export_traces`). Status codes follow the OTLP/HTTP specification: 200
+(`chad_memory.otlp.export_traces`, `export_logs`). /v1/metrics answers 404 as a Status:
+metrics are not stored, and an exporter should hear "not here", not "wrong media type".
+Status codes follow the OTLP/HTTP specification: 200
 (with `partial_success` when some spans were refused), 400 for a body that is not OTLP,
 413 over MAX_BODY_BYTES (compressed or not), 415 for another media type, 503 with
 Retry-After while the database is down (exporters retry 429/502/503/504 only). Error
@@ -13,15 +15,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 
 from apps.core_api.auth import CurrentActor
 from apps.core_api.schemas import Problem
-from chad_memory.otlp import TraceStore, export_traces
+from chad_memory.otlp import SpanLogStore, TraceStore, export_logs, export_traces
 from chad_memory.otlp.wire import (
     MEDIA_TYPES,
     decode_request,
     decompress,
+    encode_message,
     encode_response,
     media_type,
 )
@@ -29,7 +36,7 @@ from chad_memory.settings import Settings
 
 # Routes whose error answers are google.rpc.Status (apps/core_api/middleware.py) and whose
 # bodies are not JSON (the body guard checks only their size).
-PATHS = frozenset({"/v1/traces"})
+PATHS = frozenset({"/v1/traces", "/v1/logs", "/v1/metrics"})
 
 
 # Error answers: a Status in the request's encoding; a request that is neither OTLP
@@ -64,11 +71,30 @@ def get_trace_store(request: Request) -> TraceStore:
     return store
 
 
-_OTLP_BODY = {
-    "required": True,
-    "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES},
-    "description": "An ExportTraceServiceRequest, as protobuf or OTLP/JSON",
-}
+def get_log_store(request: Request) -> SpanLogStore:
+    store: SpanLogStore = request.app.state.log_store
+    return store
+
+
+def _otlp_body(message: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES
+        },
+        "description": f"An {message}, as protobuf or OTLP/JSON",
+    }
+
+
+_OTLP_BODY = _otlp_body("ExportTraceServiceRequest")
+
+
+def _unsupported_media() -> Response:
+    return Response(
+        content=b'{"detail":"Content-Type must be application/x-protobuf or application/json"}',
+        status_code=415,
+        media_type="application/json",
+    )
 
 
 @router.post(
@@ -97,11 +123,7 @@ async def export(
     """Store every span as a step of its trace's run (one run per trace and actor)."""
     kind = media_type(request.headers.get("content-type"))
     if kind is None:
-        return Response(
-            content=b'{"detail":"Content-Type must be application/x-protobuf or application/json"}',
-            status_code=415,
-            media_type="application/json",
-        )
+        return _unsupported_media()
     settings: Settings = request.app.state.settings
     body = decompress(await request.body(), content_encoding, settings.max_body_bytes)
     result = await export_traces(store, decode_request(body, kind), actor=actor)
@@ -109,3 +131,46 @@ async def export(
         content=encode_response(result.rejected_spans, result.error_message, kind),
         media_type=kind,
     )
+
+
+@router.post(
+    "/v1/logs",
+    response_class=Response,
+    openapi_extra={"requestBody": _otlp_body("ExportLogsServiceRequest")},
+    responses={
+        200: {
+            "description": "ExportLogsServiceResponse in the request's encoding; "
+            "partial_success names refused log records",
+            "content": {media: {} for media in MEDIA_TYPES},
+        },
+        400: _error("not an OTLP body, or bad gzip"),
+        401: _error("missing, unknown or revoked API key"),
+        413: _error("body over MAX_BODY_BYTES once inflated"),
+        415: {"model": Problem, "description": "neither application/x-protobuf nor JSON"},
+        503: _error("database unavailable; retry after Retry-After"),
+    },
+)
+async def export_log_records(
+    request: Request,
+    actor: CurrentActor,
+    store: Annotated[SpanLogStore, Depends(get_log_store)],
+    content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
+) -> Response:
+    """GenAI events onto their spans' steps and LLM calls; other records onto their run."""
+    kind = media_type(request.headers.get("content-type"))
+    if kind is None:
+        return _unsupported_media()
+    settings: Settings = request.app.state.settings
+    body = decompress(await request.body(), content_encoding, settings.max_body_bytes)
+    decoded = decode_request(body, kind, ExportLogsServiceRequest)
+    result = await export_logs(store, decoded, actor=actor)
+    response = ExportLogsServiceResponse()
+    if result.rejected_log_records:
+        response.partial_success.rejected_log_records = result.rejected_log_records
+        response.partial_success.error_message = result.error_message
+    return Response(content=encode_message(response, kind), media_type=kind)
+
+
+@router.post("/v1/metrics", include_in_schema=False)
+async def metrics_not_stored() -> Response:
+    raise HTTPException(404, "metrics are not stored here: send OTLP traces and logs")
