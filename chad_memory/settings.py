@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # e.g. CORS_ORIGINS=http://localhost:5173. Empty: no cross-origin browser access.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # OTLP over gRPC (`chad-memory serve --otlp-grpc-port 4317`): off unless a port is set.
+    otlp_grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    otlp_grpc_host: str = "127.0.0.1"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
     log_level: str = "info"

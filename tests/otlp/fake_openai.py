@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import openai
+
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
 
 
@@ -69,3 +71,14 @@ def fake_openai() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def chat(base_url: str, question: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=0)
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "system", "content": "Answer briefly"},
+            {"role": "user", "content": question},
+        ],
+    )

@@ -5,68 +5,18 @@ span's step and LLM call whether the logs or the spans arrive first."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
-import openai
-import pytest
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chad_memory import ApiKeyStore
 from chad_memory.client import ChadMemoryClient
 from chad_memory.schemas import RunFilter
-from tests.otlp.fake_openai import RESPONSE_MODEL, fake_openai
+from tests.otlp.fake_openai import RESPONSE_MODEL, chat, fake_openai
+from tests.otlp.instrumented import Instrumented
 from tests.serving import serve
-
-
-class Instrumented:
-    """openai-v2 over in-memory exporters, so the test chooses what is sent when."""
-
-    def __init__(self) -> None:
-        resource = Resource.create({"service.name": "chat-app"})
-        self.spans = InMemorySpanExporter()
-        self.logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
-        self.tracer_provider = TracerProvider(resource=resource)
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        self.logger_provider = LoggerProvider(resource=resource)
-        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
-
-
-@pytest.fixture
-def instrumented(monkeypatch: pytest.MonkeyPatch) -> Iterator[Instrumented]:
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "event_only")
-    found = Instrumented()
-    instrumentor = OpenAIInstrumentor()  # type: ignore[no-untyped-call]
-    instrumentor.instrument(
-        tracer_provider=found.tracer_provider, logger_provider=found.logger_provider
-    )
-    try:
-        yield found
-    finally:
-        instrumentor.uninstrument()
-        found.tracer_provider.shutdown()
-        found.logger_provider.shutdown()
-
-
-def chat(base_url: str, question: str) -> None:
-    client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=0)
-    client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[
-            {"role": "system", "content": "Answer briefly"},
-            {"role": "user", "content": question},
-        ],
-    )
 
 
 async def test_openai_v2_event_only_content_lands_on_steps_and_calls(
