@@ -15,7 +15,7 @@ from apps.core_api.ui.session import COOKIE, codec
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 # Bumped with the vendored files, so browsers never keep a stale copy.
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 
 _env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -31,6 +31,7 @@ _env.filters.update(
     number=views.number,
     pretty=views.pretty_json,
     run_duration=views.run_duration,
+    last_line=views.last_line,
 )
 _env.globals["asset_version"] = ASSET_VERSION
 
