@@ -85,11 +85,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
         result = await _stored(
             self.state, context, lambda actor: export_traces(store, request, actor=actor)
         )
-        response = ExportTraceServiceResponse()
-        if result.rejected_spans:
-            response.partial_success.rejected_spans = result.rejected_spans
-            response.partial_success.error_message = result.error_message
-        return response
+        return result.response()
 
 
 class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
@@ -103,11 +99,7 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
         result = await _stored(
             self.state, context, lambda actor: export_logs(store, request, actor=actor)
         )
-        response = ExportLogsServiceResponse()
-        if result.rejected_log_records:
-            response.partial_success.rejected_log_records = result.rejected_log_records
-            response.partial_success.error_message = result.error_message
-        return response
+        return result.response()
 
 
 async def start_otlp_grpc(state: State, settings: Settings, port: int) -> aio.Server:

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from chad_memory.otlp.logs import MappedLogs, map_logs
 from chad_memory.otlp.mapping import MappedRequest, MappedSpan, map_request
@@ -30,6 +36,14 @@ class ExportResult:
     rejected_spans: int
     error_message: str
 
+    def response(self) -> ExportTraceServiceResponse:
+        """The answer; partial_success only when spans were refused."""
+        response = ExportTraceServiceResponse()
+        if self.rejected_spans:
+            response.partial_success.rejected_spans = self.rejected_spans
+            response.partial_success.error_message = self.error_message
+        return response
+
 
 async def export_traces(
     store: TraceStore, request: ExportTraceServiceRequest, *, actor: str
@@ -46,6 +60,14 @@ class LogExportResult:
     saved: SavedLogs
     rejected_log_records: int
     error_message: str
+
+    def response(self) -> ExportLogsServiceResponse:
+        """The answer; partial_success only when records were refused."""
+        response = ExportLogsServiceResponse()
+        if self.rejected_log_records:
+            response.partial_success.rejected_log_records = self.rejected_log_records
+            response.partial_success.error_message = self.error_message
+        return response
 
 
 async def export_logs(

@@ -18,14 +18,14 @@ GenAI instrumentations) send it as log records beside the spans. Each record is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.otlp import conventions as c
-from chad_memory.otlp.mapping import MAX_QUOTED_ERRORS
+from chad_memory.otlp.mapping import Refusals
 from chad_memory.otlp.values import any_value, hex_id, key_values
 from chad_memory.stores.span_logs import SpanContent
 from chad_memory.validation import json_text
@@ -37,28 +37,14 @@ _DETAILS_OUTPUT = (c.OUTPUT_MESSAGES,)
 
 
 @dataclass
-class MappedLogs:
+class MappedLogs(Refusals):
     """Log records of one export by trace: span content, and the records the run keeps."""
 
     spans: dict[tuple[str, str], SpanContent] = field(default_factory=dict)
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Each trace's first resource: for a run the logs create (its agent is service.name).
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
-    rejected: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def refuse(self, where: str, reason: str) -> None:
-        self.rejected += 1
-        if len(self.errors) < MAX_QUOTED_ERRORS:
-            self.errors.append(f"{where}: {reason}")
-
-    @property
-    def error_message(self) -> str:
-        if not self.rejected:
-            return ""
-        more = self.rejected - len(self.errors)
-        tail = f"; and {more} more" if more > 0 else ""
-        return f"{self.rejected} log record(s) rejected: " + "; ".join(self.errors) + tail
+    WHAT: ClassVar[str] = "log record(s)"
 
     @property
     def trace_ids(self) -> list[str]:

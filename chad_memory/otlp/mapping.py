@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
@@ -67,12 +67,13 @@ class MappedSpan:
 
 
 @dataclass
-class MappedRequest:
-    """The spans of one export grouped by trace, and what was refused with why."""
+class Refusals:
+    """What an export refused, with why: OTLP's partial success for spans or records."""
 
-    traces: dict[str, list[MappedSpan]] = field(default_factory=dict)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    # What is counted, in the partial-success message.
+    WHAT: ClassVar[str] = "span(s)"
 
     def refuse(self, where: str, reason: str) -> None:
         self.rejected += 1
@@ -85,7 +86,14 @@ class MappedRequest:
             return ""
         more = self.rejected - len(self.errors)
         tail = f"; and {more} more" if more > 0 else ""
-        return f"{self.rejected} span(s) rejected: " + "; ".join(self.errors) + tail
+        return f"{self.rejected} {self.WHAT} rejected: " + "; ".join(self.errors) + tail
+
+
+@dataclass
+class MappedRequest(Refusals):
+    """The spans of one export grouped by trace, and what was refused with why."""
+
+    traces: dict[str, list[MappedSpan]] = field(default_factory=dict)
 
 
 def map_request(request: ExportTraceServiceRequest) -> MappedRequest:

@@ -16,10 +16,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from apps.core_api.auth import CurrentActor
 from apps.core_api.schemas import Problem
@@ -97,14 +94,11 @@ def _unsupported_media() -> Response:
     )
 
 
-@router.post(
-    "/v1/traces",
-    response_class=Response,
-    openapi_extra={"requestBody": _OTLP_BODY},
-    responses={
+def _responses(message: str, refused: str) -> dict[int | str, dict[str, Any]]:
+    return {
         200: {
-            "description": "ExportTraceServiceResponse in the request's encoding; "
-            "partial_success names refused spans",
+            "description": f"{message} in the request's encoding; "
+            f"partial_success names refused {refused}",
             "content": {media: {} for media in MEDIA_TYPES},
         },
         400: _error("not an OTLP body, or bad gzip"),
@@ -112,7 +106,23 @@ def _unsupported_media() -> Response:
         413: _error("body over MAX_BODY_BYTES once inflated"),
         415: {"model": Problem, "description": "neither application/x-protobuf nor JSON"},
         503: _error("database unavailable; retry after Retry-After"),
-    },
+    }
+
+
+async def _body(request: Request, content_encoding: str | None) -> tuple[str, bytes] | None:
+    """(media type, inflated body), or None for a media type that is neither OTLP's."""
+    kind = media_type(request.headers.get("content-type"))
+    if kind is None:
+        return None
+    settings: Settings = request.app.state.settings
+    return kind, decompress(await request.body(), content_encoding, settings.max_body_bytes)
+
+
+@router.post(
+    "/v1/traces",
+    response_class=Response,
+    openapi_extra={"requestBody": _OTLP_BODY},
+    responses=_responses("ExportTraceServiceResponse", "spans"),
 )
 async def export(
     request: Request,
@@ -121,11 +131,10 @@ async def export(
     content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
 ) -> Response:
     """Store every span as a step of its trace's run (one run per trace and actor)."""
-    kind = media_type(request.headers.get("content-type"))
-    if kind is None:
+    sent = await _body(request, content_encoding)
+    if sent is None:
         return _unsupported_media()
-    settings: Settings = request.app.state.settings
-    body = decompress(await request.body(), content_encoding, settings.max_body_bytes)
+    kind, body = sent
     result = await export_traces(store, decode_request(body, kind), actor=actor)
     return Response(
         content=encode_response(result.rejected_spans, result.error_message, kind),
@@ -137,18 +146,7 @@ async def export(
     "/v1/logs",
     response_class=Response,
     openapi_extra={"requestBody": _otlp_body("ExportLogsServiceRequest")},
-    responses={
-        200: {
-            "description": "ExportLogsServiceResponse in the request's encoding; "
-            "partial_success names refused log records",
-            "content": {media: {} for media in MEDIA_TYPES},
-        },
-        400: _error("not an OTLP body, or bad gzip"),
-        401: _error("missing, unknown or revoked API key"),
-        413: _error("body over MAX_BODY_BYTES once inflated"),
-        415: {"model": Problem, "description": "neither application/x-protobuf nor JSON"},
-        503: _error("database unavailable; retry after Retry-After"),
-    },
+    responses=_responses("ExportLogsServiceResponse", "log records"),
 )
 async def export_log_records(
     request: Request,
@@ -157,18 +155,13 @@ async def export_log_records(
     content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
 ) -> Response:
     """GenAI events onto their spans' steps and LLM calls; other records onto their run."""
-    kind = media_type(request.headers.get("content-type"))
-    if kind is None:
+    sent = await _body(request, content_encoding)
+    if sent is None:
         return _unsupported_media()
-    settings: Settings = request.app.state.settings
-    body = decompress(await request.body(), content_encoding, settings.max_body_bytes)
+    kind, body = sent
     decoded = decode_request(body, kind, ExportLogsServiceRequest)
     result = await export_logs(store, decoded, actor=actor)
-    response = ExportLogsServiceResponse()
-    if result.rejected_log_records:
-        response.partial_success.rejected_log_records = result.rejected_log_records
-        response.partial_success.error_message = result.error_message
-    return Response(content=encode_message(response, kind), media_type=kind)
+    return Response(content=encode_message(result.response(), kind), media_type=kind)
 
 
 @router.post("/v1/metrics", include_in_schema=False)
