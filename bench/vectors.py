@@ -157,7 +157,7 @@ async def evaluate(
     store = PgVectorStore(
         get_session_factory(engine), target_recall=TARGET, maintain_in_background=False
     )
-    info = await store.index_info(refresh=True)
+    info = await store.index_info()
     exact_plan, gucs = store.plan(info, K)
     conn = await raw_connection(db)
     qlists = [q.tolist() for q in queries]
@@ -207,7 +207,7 @@ async def probe_sweep(db: str, queries: Matrix, truth: np.ndarray) -> list[list[
 
     engine = create_engine(sqlalchemy_url(db), pool_size=2)
     store = PgVectorStore(get_session_factory(engine), maintain_in_background=False)
-    info = await store.index_info(refresh=True)
+    info = await store.index_info()
     lists = info.lists or 1
     chosen = info.calibration.value if info.calibration else probes_for_lists(lists)
     qlists = [q.tolist() for q in queries]
@@ -234,7 +234,7 @@ async def ef_sweep(db: str, queries: Matrix, truth: np.ndarray) -> list[list[Any
 
     engine = create_engine(sqlalchemy_url(db), pool_size=2)
     store = PgVectorStore(get_session_factory(engine), maintain_in_background=False)
-    info = await store.index_info(refresh=True)
+    info = await store.index_info()
     chosen = info.calibration.value if info.calibration else ef_search_for(K)
     qlists = [q.tolist() for q in queries]
     rows: list[list[Any]] = []

@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chad_memory.vector_codec import vector_text
 from chad_memory.vector_index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
@@ -167,7 +168,7 @@ async def _sample(driver: Any, rows: int, n: int, k: int, seed: int) -> _Sample 
     # Both kinds of query in every chunk, so a measurement stopped early saw both.
     order = rng.permutation(len(ids))
     queries, kth = queries[order], kth[order]
-    texts = ["[" + ",".join(map(repr, q.tolist())) + "]" for q in queries]
+    texts = [vector_text(q.tolist()) for q in queries]
     return _Sample([ids[int(i)] for i in order], queries, kth, expected, texts)
 
 

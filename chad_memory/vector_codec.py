@@ -1,8 +1,8 @@
 """pgvector's `vector` in binary on asyncpg connections, and a SQL type that uses it.
 
-Sending a 1536-d query as text means formatting 1536 floats in Python and parsing them in
-the server on every search; binary is one `struct.pack`. That text round trip alone was
-a quarter of a search's time in bench/vectors.py, and most of `add_embeddings`' time.
+Sending a query as text means formatting every float in Python and parsing it again in
+the server, on every search and every insert; binary is one `struct.pack`
+(BENCHMARKS.md, vector search and ingest).
 
 The codec still accepts text (what pgvector's SQLAlchemy type binds) and decodes to text
 (what it parses), so ORM code that uses `pgvector.sqlalchemy.Vector` keeps working on a
@@ -38,11 +38,21 @@ async def pooled_has_binary_codec(conn: AsyncConnection) -> bool:
     return has_binary_codec(raw.driver_connection)
 
 
+def vector_text(values: Sequence[float]) -> str:
+    """pgvector's text form, `[1.0,2.5]`: the one writer of it."""
+    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+
+
+def parse_vector_text(text: str) -> list[float]:
+    """The floats of pgvector's text form: the one reader of it."""
+    body = text.strip()[1:-1]
+    return [float(x) for x in body.split(",")] if body else []
+
+
 def encode_vector(value: Any) -> bytes:
     """Binary wire format: dim (uint16), unused (uint16), dim float4, big-endian."""
     if isinstance(value, str):
-        body = value.strip()[1:-1]
-        floats: Sequence[float] = [float(x) for x in body.split(",")] if body else []
+        floats: Sequence[float] = parse_vector_text(value)
     elif hasattr(value, "tolist"):  # numpy arrays, array.array
         floats = value.tolist()
     else:
@@ -54,8 +64,7 @@ def encode_vector(value: Any) -> bytes:
 def decode_vector(data: bytes) -> str:
     """Back to pgvector's text form, which `pgvector.sqlalchemy.Vector` parses."""
     n, _ = struct.unpack_from(">HH", data)
-    values = struct.unpack_from(f">{n}f", data, 4)
-    return "[" + ",".join(repr(v) for v in values) + "]"
+    return vector_text(struct.unpack_from(f">{n}f", data, 4))
 
 
 async def register_vector_codec(conn: Any) -> bool:

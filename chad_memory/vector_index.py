@@ -231,7 +231,7 @@ def lists_for_rows(rows: int) -> int:
     """IVFFLAT lists sized to the data: about √rows (at least 1).
 
     pgvector suggests rows/1000 up to 1M rows; √rows gives smaller lists, so the probes that
-    reach recall 0.95 read fewer vectors (measured in bench/: 100k rows, lists 316).
+    reach the target recall read fewer vectors (BENCHMARKS.md).
     """
     return max(1, min(32_768, round(math.sqrt(max(rows, 1)))))
 
@@ -240,7 +240,7 @@ def probes_for_lists(lists: int) -> int:
     """ivfflat.probes for an index not calibrated yet: √lists (pgvector's advice), at least 4.
 
     Only until calibration (at the end of every build) has measured the right value on the
-    index's own data; on real text (MiniLM docstrings, lists 141) this gave only 0.89.
+    index's own data: on real text this guess falls short of the target (BENCHMARKS.md).
     """
     return max(1, min(lists, max(4, round(math.sqrt(lists)))))
 
@@ -248,8 +248,8 @@ def probes_for_lists(lists: int) -> int:
 def ef_search_for(k: int) -> int:
     """hnsw.ef_search for an index not calibrated yet: a wide beam, never below 2k.
 
-    Measured in bench/ on 100k hard 1536-d vectors (m=16, ef_construction=64): recall@10
-    0.941 at pgvector's default 40, 0.988 at 256; calibration replaces it after a build.
+    pgvector's default (40) falls short of the target recall on hard data where 256 reaches
+    it (BENCHMARKS.md); calibration replaces it after a build.
     """
     return min(1000, max(256, 2 * k))
 

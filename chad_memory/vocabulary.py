@@ -18,6 +18,8 @@ STEP_STATUSES: tuple[str, ...] = get_args(StepStatus)
 MESSAGE_ROLES: tuple[str, ...] = get_args(MessageRole)
 
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+# A run that may still change: not yet in a terminal status.
+LIVE: tuple[str, ...] = tuple(s for s in RUN_STATUSES if s not in TERMINAL)
 # Which status a run may move to from each status; terminal states are final.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"pending", "running", *TERMINAL}),

@@ -36,6 +36,7 @@ async def test_readme_library_example_runs(database_url: str, tmp_path: Path) ->
     lines = out.decode().splitlines()
     assert lines == [
         "1500 tokens, $0.00036, 2 steps",
+        "page: 2 steps, 1 LLM call(s)",
         "alice has 1 demo run(s)",
         "best hit: 'hello' (score 1.000)",
     ]

@@ -1,4 +1,4 @@
-"""`session_scope` (behind `get_db_session` and the API's `get_db`): commit or roll back."""
+"""`session_scope` (behind `get_db_session`): commit or roll back."""
 
 from __future__ import annotations
 

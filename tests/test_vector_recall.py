@@ -104,13 +104,13 @@ async def test_recall_unfiltered_selective_broad_on_ivfflat_and_hnsw(
 
 async def test_stale_index_detected_and_cleared_by_reindex(vector_store: PgVectorStore) -> None:
     data = clustered_vectors(1200, DIM, queries=5, seed=3)
-    before = await vector_store.index_info(refresh=True)
+    before = await vector_store.index_info()
     # Revision 001 builds IVFFLAT on an empty table: trained on nothing, but no rows yet.
     assert before.method == "ivfflat"
     assert before.trained_rows == 0
     assert not before.stale
     await _load(vector_store, data.base)
-    stale = await vector_store.index_info(refresh=True)
+    stale = await vector_store.index_info()
     assert stale.rows == 1200
     assert stale.stale
     # A stale index on a small table is bypassed: search is exact, so the nearest is itself.
@@ -138,7 +138,7 @@ async def test_reindex_rejects_bad_parameters(vector_store: PgVectorStore) -> No
 async def test_cli_memory_reindex(database_url: str, vector_store: PgVectorStore) -> None:
     data = clustered_vectors(1100, DIM, queries=1, seed=5)
     await _load(vector_store, data.base)
-    assert (await vector_store.index_info(refresh=True)).stale
+    assert (await vector_store.index_info()).stale
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -157,7 +157,7 @@ async def test_cli_memory_reindex(database_url: str, vector_store: PgVectorStore
     assert "stale" in text  # what it found is said before it starts
     assert "done: ix_embeddings_embedding_hnsw (hnsw, m=16" in text
     assert "calibration: hnsw.ef_search=" in text
-    info = await vector_store.index_info(refresh=True)
+    info = await vector_store.index_info()
     assert info.method == "hnsw"
     assert info.trained_rows == 1100
     assert info.calibration is not None

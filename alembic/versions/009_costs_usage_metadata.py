@@ -64,6 +64,10 @@ END
 $$
 """
 
+# A frozen copy of the roll-up's sums as this revision created them. The live definition
+# is chad_memory/stores/analytics.py (_SUMS and _RAW_SUMS, which the reports read); a
+# migration must not import it, since it has to build the schema of its own day. A new
+# sum is a new revision that changes both.
 _SUMS = (
     "calls",
     "errors",

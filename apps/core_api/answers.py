@@ -1,8 +1,8 @@
 """JSON answers serialised once, by the record's own pydantic serializer.
 
 A route that returns a model makes FastAPI validate it again against `response_model`
-and then serialise it; for records the library has just validated, that second pass was
-a large share of a hot request. Routes keep `response_model` (it documents the answer in
+and then serialise it; for records the library has just validated, that second pass
+only repeats work. Routes keep `response_model` (it documents the answer in
 /openapi.json) and return one of these, which FastAPI sends as it is.
 """
 

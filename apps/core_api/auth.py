@@ -17,14 +17,15 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
-from starlette.datastructures import State
 
-from apps.core_api.deps import RunStoreDep, ThreadStoreDep
+from apps.core_api.deps import Stores, stores_of
 from chad_memory.errors import InvalidInputError
+from chad_memory.replicas import RunReads, VectorReads
 from chad_memory.schemas import RunRecord, ThreadRecord
 from chad_memory.settings import Settings, is_loopback
-from chad_memory.stores import PgVectorStore, PostgresStore
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
 from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores.span_logs import SpanLogStore
 from chad_memory.validation import check_actor
 
 
@@ -73,7 +74,7 @@ async def authenticate(request: Request) -> str:
     try:
         actor = await actor_for(
             request.app.state.settings,
-            request.app.state.key_store,
+            stores_of(request).keys,
             authorization=request.headers.get("Authorization"),
             actor_header=request.headers.get("X-Actor-ID"),
             client_host=None if request.client is None else request.client.host,
@@ -86,36 +87,49 @@ async def authenticate(request: Request) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling, and the app's stores: what a data route needs, as one dependency.
+    """Who is calling, and the app's stores: what a route needs, as one dependency.
 
     FastAPI resolves every dependency (and its parameters) on every request, at a cost
-    of its own (bench/fastapi_deps.py); the hot routes declare this one instead of an
-    actor and a store. The stores are the ones the app's lifespan built.
+    of its own (bench/fastapi_deps.py); routes declare this one instead of an actor and
+    a store. Writes (and reads that must see them) use `runs`, `vectors`, ...; reads
+    that may lag use `read_runs` / `read_vectors`, typed to hold reads only.
     """
 
     actor: str
-    state: State
+    stores: Stores
 
     @property
     def runs(self) -> PostgresStore:
-        store: PostgresStore = self.state.postgres_store
-        return store
+        return self.stores.runs
 
     @property
-    def read_runs(self) -> PostgresStore:
+    def read_runs(self) -> RunReads:
         """For reads that may lag: on the read replica when READ_DATABASE_URL is set."""
-        store: PostgresStore = self.state.read_postgres_store
-        return store
+        return self.stores.read_runs
 
     @property
     def vectors(self) -> PgVectorStore:
-        store: PgVectorStore = self.state.vector_store
-        return store
+        return self.stores.vectors
 
     @property
-    def read_vectors(self) -> PgVectorStore:
-        store: PgVectorStore = self.state.read_vector_store
-        return store
+    def read_vectors(self) -> VectorReads:
+        return self.stores.read_vectors
+
+    @property
+    def threads(self) -> ThreadStore:
+        return self.stores.threads
+
+    @property
+    def prices(self) -> PriceStore:
+        return self.stores.prices
+
+    @property
+    def traces(self) -> TraceStore:
+        return self.stores.traces
+
+    @property
+    def logs(self) -> SpanLogStore:
+        return self.stores.logs
 
 
 class ApiKeyAuth(SecurityBase):
@@ -126,7 +140,7 @@ class ApiKeyAuth(SecurityBase):
         self.scheme_name = "HTTPBearer"
 
     async def __call__(self, request: Request) -> Caller:
-        return Caller(await authenticate(request), request.app.state)
+        return Caller(await authenticate(request), stores_of(request))
 
 
 api_key_auth = ApiKeyAuth()
@@ -140,19 +154,17 @@ async def _actor_of(caller: CurrentCaller) -> str:
 CurrentActor = Annotated[str, Depends(_actor_of)]
 
 
-async def owned_run(run_id: uuid.UUID, actor: CurrentActor, store: RunStoreDep) -> RunRecord:
+async def owned_run(run_id: uuid.UUID, caller: CurrentCaller) -> RunRecord:
     """The run named in the path: 404 if unknown, 403 if another actor's, 422 if malformed."""
-    return await store.get_run(run_id, actor=actor)
+    return await caller.runs.get_run(run_id, actor=caller.actor)
 
 
 OwnedRun = Annotated[RunRecord, Depends(owned_run)]
 
 
-async def owned_thread(
-    thread_id: uuid.UUID, actor: CurrentActor, threads: ThreadStoreDep
-) -> ThreadRecord:
+async def owned_thread(thread_id: uuid.UUID, caller: CurrentCaller) -> ThreadRecord:
     """The thread named in the path: 404 if unknown, 403 if another actor's, 422 if malformed."""
-    return await threads.get_thread(thread_id, actor=actor)
+    return await caller.threads.get_thread(thread_id, actor=caller.actor)
 
 
 OwnedThread = Annotated[ThreadRecord, Depends(owned_thread)]

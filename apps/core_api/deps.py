@@ -1,70 +1,57 @@
-"""Dependencies shared by the routers, with `Annotated` aliases to keep signatures short.
+"""The app's stores, built once by the lifespan: the one way routes and pages reach them.
 
-All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a thread
-hop per dependency per request for what is an attribute read.
+A route declares `CurrentCaller` (apps/core_api/auth.py): the actor and these stores, in
+one dependency. Writes go through the stores themselves; reads that may lag behind (on
+READ_DATABASE_URL when set) go through `read_runs` and `read_vectors`, whose types carry
+only reads, so a write cannot be sent to the replica by mistake.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from dataclasses import dataclass
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from fastapi import Request
 
-from chad_memory.database import session_scope
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore
-
-
-async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    return factory
+from chad_memory.database import Database
+from chad_memory.replicas import ReplicaState, RunReads, VectorReads
+from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
+from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores.span_logs import SpanLogStore
 
 
-SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
+@dataclass(frozen=True, slots=True)
+class Stores:
+    runs: PostgresStore
+    vectors: PgVectorStore
+    threads: ThreadStore
+    prices: PriceStore
+    traces: TraceStore
+    logs: SpanLogStore
+    keys: ApiKeyStore
+    read_runs: RunReads
+    read_vectors: VectorReads
+
+    @classmethod
+    def over(
+        cls, db: Database, replica: Database | None = None, state: ReplicaState | None = None
+    ) -> Stores:
+        """Every store on `db`; the reads on `replica` first when there is one."""
+        runs, vectors = PostgresStore(db), PgVectorStore(db)
+        replica_runs = PostgresStore(replica) if replica is not None else None
+        replica_vectors = PgVectorStore(replica) if replica is not None else None
+        return cls(
+            runs=runs,
+            vectors=vectors,
+            threads=ThreadStore(db),
+            prices=PriceStore(db),
+            traces=TraceStore(db),
+            logs=SpanLogStore(db),
+            keys=ApiKeyStore(db),
+            read_runs=RunReads(runs, replica_runs, state),
+            read_vectors=VectorReads(vectors, replica_vectors, state),
+        )
 
 
-async def get_db(factory: SessionFactoryDep) -> AsyncIterator[AsyncSession]:
-    """A session for one request: committed if the handler returns, rolled back if it raises."""
-    async with session_scope(factory) as session:
-        yield session
-
-
-async def get_postgres_store(request: Request) -> PostgresStore:
-    store: PostgresStore = request.app.state.postgres_store
-    return store
-
-
-async def get_vector_store(request: Request) -> PgVectorStore:
-    store: PgVectorStore = request.app.state.vector_store
-    return store
-
-
-async def get_read_postgres_store(request: Request) -> PostgresStore:
-    """For dashboard reads: on the read replica when READ_DATABASE_URL is set."""
-    store: PostgresStore = request.app.state.read_postgres_store
-    return store
-
-
-async def get_read_vector_store(request: Request) -> PgVectorStore:
-    store: PgVectorStore = request.app.state.read_vector_store
-    return store
-
-
-async def get_thread_store(request: Request) -> ThreadStore:
-    store: ThreadStore = request.app.state.thread_store
-    return store
-
-
-def get_price_store(request: Request) -> PriceStore:
-    store: PriceStore = request.app.state.price_store
-    return store
-
-
-DbSession = Annotated[AsyncSession, Depends(get_db)]
-RunStoreDep = Annotated[PostgresStore, Depends(get_postgres_store)]
-VectorStoreDep = Annotated[PgVectorStore, Depends(get_vector_store)]
-ThreadStoreDep = Annotated[ThreadStore, Depends(get_thread_store)]
-PriceStoreDep = Annotated[PriceStore, Depends(get_price_store)]
-ReadRunStoreDep = Annotated[PostgresStore, Depends(get_read_postgres_store)]
-ReadVectorStoreDep = Annotated[PgVectorStore, Depends(get_read_vector_store)]
+def stores_of(request: Request) -> Stores:
+    stores: Stores = request.app.state.stores
+    return stores

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from apps.core_api.deps import Stores
 from apps.core_api.errors import install_error_handlers
 from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.middleware import (
@@ -44,12 +45,9 @@ from chad_memory.database import (
     resolve_database_url,
 )
 from chad_memory.errors import ChadMemoryError
-from chad_memory.otlp import SpanLogStore
-from chad_memory.replicas import ReadRouted, ReplicaState
+from chad_memory.replicas import ReplicaState
 from chad_memory.retention import retention_sweeper
 from chad_memory.settings import Settings, get_settings
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
-from chad_memory.stores.keys import ApiKeyStore
 
 if TYPE_CHECKING:
     from chad_memory.embedded_supervisor import EmbeddedSupervisor
@@ -91,24 +89,19 @@ def create_app(
             db = Database(eng, settings)
         app.state.database = db
         app.state.engine = db.engine
-        app.state.session_factory = db.session_factory
-        app.state.postgres_store = PostgresStore(db)
-        app.state.vector_store = PgVectorStore(db)
-        app.state.key_store = ApiKeyStore(db)
-        app.state.thread_store = ThreadStore(db)
-        app.state.price_store = PriceStore(db)
-        app.state.trace_store = TraceStore(db)
-        app.state.log_store = SpanLogStore(db)
+        replica = _replica(settings)
+        app.state.replica = ReplicaState(settings.read_replica_cooldown_seconds)
+        stores = Stores.over(db, replica, app.state.replica)
+        app.state.stores = stores
         app.state.metrics.watch_pool(db.engine)
         db.ingest_listeners.append(app.state.metrics.count)
-        replica_engine = _route_reads(app, settings)
         supervisor = _embedded_supervisor(settings) if own_engine else None
         if not await check_db_connection(db.engine):
             # Start anyway: /health says 503 and the pool reconnects when the database returns.
             logger.warning("database unavailable at startup; serving degraded until it returns")
         else:
             with contextlib.suppress(ChadMemoryError):
-                await app.state.vector_store.index_info()  # logs a stale vector index
+                await stores.vectors.index_info()  # logs a stale vector index
         grpc_server = None
         if settings.otlp_grpc_port is not None:
             grpc_server = await _start_otlp_grpc(app, settings, settings.otlp_grpc_port)
@@ -128,7 +121,7 @@ def create_app(
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(grace=5)
-            await app.state.vector_store.close()  # a background recalibration or rebuild
+            await stores.vectors.close()  # a background recalibration or rebuild
             if supervisor is not None:
                 # Before anything stops the server on purpose, so it is not revived.
                 await asyncio.to_thread(supervisor.stop)
@@ -136,10 +129,10 @@ def create_app(
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
-            if replica_engine is not None:
-                await replica_engine.dispose()
+            if replica is not None:
+                await replica.engine.dispose()
             db.ingest_listeners.remove(app.state.metrics.count)
-            await app.state.key_store.aclose()
+            await stores.keys.aclose()
             if own_engine:
                 await db.engine.dispose()
 
@@ -197,28 +190,17 @@ def _embedded_supervisor(settings: Settings) -> EmbeddedSupervisor | None:
     return supervisor
 
 
-def _route_reads(app: FastAPI, settings: Settings) -> AsyncEngine | None:
-    """The stores dashboard reads use: the primary's, or ReadRouted over a replica."""
-    app.state.read_postgres_store = app.state.postgres_store
-    app.state.read_vector_store = app.state.vector_store
+def _replica(settings: Settings) -> Database | None:
+    """The database dashboard reads go to first: READ_DATABASE_URL's, when set."""
     if not settings.read_database_url:
         return None
+    logger.info("dashboard reads go to the read replica (READ_DATABASE_URL)")
     # One attempt on the replica: when it fails, the primary answers at once.
-    replica = Database(
+    return Database(
         create_engine(settings.read_database_url, settings),
         settings,
         retry_policy=RetryPolicy(attempts=1),
     )
-    state = ReplicaState(settings.read_replica_cooldown_seconds)
-    app.state.replica = state
-    app.state.read_postgres_store = ReadRouted.of(
-        app.state.postgres_store, PostgresStore(replica), state
-    )
-    app.state.read_vector_store = ReadRouted.of(
-        app.state.vector_store, PgVectorStore(replica), state
-    )
-    logger.info("dashboard reads go to the read replica (READ_DATABASE_URL)")
-    return replica.engine
 
 
 _app: FastAPI | None = None

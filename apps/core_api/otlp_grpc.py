@@ -45,7 +45,7 @@ async def _actor(state: State, context: aio.ServicerContext[Any, Any]) -> str:
     try:
         return await actor_for(
             state.settings,
-            state.key_store,
+            state.stores.keys,
             authorization=_text(metadata.get("authorization")),
             actor_header=_text(metadata.get("x-actor-id")),
             client_host=host,
@@ -81,7 +81,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
     async def Export(
         self, request: ExportTraceServiceRequest, context: aio.ServicerContext[Any, Any]
     ) -> ExportTraceServiceResponse:
-        store = self.state.trace_store
+        store = self.state.stores.traces
         result = await _stored(
             self.state, context, lambda actor: export_traces(store, request, actor=actor)
         )
@@ -95,7 +95,7 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
     async def Export(
         self, request: ExportLogsServiceRequest, context: aio.ServicerContext[Any, Any]
     ) -> ExportLogsServiceResponse:
-        store = self.state.log_store
+        store = self.state.stores.logs
         result = await _stored(
             self.state, context, lambda actor: export_logs(store, request, actor=actor)
         )

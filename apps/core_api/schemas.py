@@ -22,6 +22,12 @@ from pydantic import (
     field_validator,
 )
 
+from chad_memory.request_caps import (
+    MAX_ITEMS_PER_REQUEST,
+    MAX_LIST_LIMIT,
+    MAX_OFFSET,
+    MAX_SEARCH_K,
+)
 from chad_memory.schemas import (
     MAX_MILLISECONDS,
     ArtifactCreate,
@@ -52,14 +58,10 @@ from chad_memory.schemas import (
 )
 from chad_memory.schemas import Cost as CostValue
 
-MAX_LIST_LIMIT = 200
-MAX_OFFSET = 10_000
 # GET /runs stops counting `total` above this many matches unless asked for exact_total:
-# an exact count reads every match (79 ms at 1M runs vs 2.2 ms at 10k in bench/ingest.py).
+# an exact count reads every match, so its time grows with the actor's runs
+# (BENCHMARKS.md, "Run history at scale").
 TOTAL_CAP = 10_000
-MAX_CHILDREN_PER_REQUEST = 1_000
-MAX_MEMORY_BATCH = 1_000
-MAX_SEARCH_K = 100
 
 # A cost sent as a string is a plain decimal: the OpenAPI document says exactly what the
 # server accepts (pydantic's Decimal alone would document "any string").
@@ -286,9 +288,7 @@ class StepCreateBody(StepFields):
         return adopt(self, StepCreate, run_id=run_id)
 
 
-StepBatch = Annotated[
-    list[StepCreateBody], Field(min_length=1, max_length=MAX_CHILDREN_PER_REQUEST)
-]
+StepBatch = Annotated[list[StepCreateBody], Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)]
 
 
 class ArtifactCreateBody(ArtifactFields):
@@ -316,7 +316,7 @@ class MemoryItem(EmbeddingFields):
 
 
 class MemoryAddBody(Input):
-    items: list[MemoryItem] = Field(min_length=1, max_length=MAX_MEMORY_BATCH)
+    items: list[MemoryItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)
 
 
 class MemoryAdded(BaseModel):

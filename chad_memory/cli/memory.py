@@ -29,7 +29,7 @@ def cmd_memory_reindex(args: argparse.Namespace) -> int:
     async def runner() -> int:
         try:
             store = PgVectorStore(get_session_factory())
-            before = await store.index_info(refresh=True)
+            before = await store.index_info()
             _say(
                 f"rebuilding the vector index ({args.method}) on {before.rows} rows; "
                 f"now: {before.name} ({before.method}, trained on {before.trained_rows} rows"

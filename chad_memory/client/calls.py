@@ -26,6 +26,7 @@ from chad_memory.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from chad_memory.request_caps import MAX_ITEMS_PER_REQUEST
 from chad_memory.schemas import (
     ArtifactCreate,
     ArtifactRecord,
@@ -55,11 +56,6 @@ R = TypeVar("R")
 # A child list's page: its records and the cursor of the next page (None: the last one).
 ChildPage = tuple[list[R], str | None]
 
-# The service's own per-request bounds (apps/core_api/schemas.py): batches larger than
-# these are sent as several requests.
-MAX_CHILDREN_PER_REQUEST = 1_000
-MAX_MEMORY_BATCH = 1_000
-MAX_MESSAGES_PER_REQUEST = 1_000
 
 # Status codes a client retries: the service (or a proxy in front of it) says "not now",
 # and nothing was written. 503 carries Retry-After; 502/504 come from proxies or timeouts.
@@ -222,8 +218,8 @@ def save_steps(steps: Sequence[StepCreate]) -> list[tuple[list[int], Call[list[S
         by_run.setdefault(step.run_id, []).append(position)
     calls = []
     for run_id, positions in by_run.items():
-        for start in range(0, len(positions), MAX_CHILDREN_PER_REQUEST):
-            chunk = positions[start : start + MAX_CHILDREN_PER_REQUEST]
+        for start in range(0, len(positions), MAX_ITEMS_PER_REQUEST):
+            chunk = positions[start : start + MAX_ITEMS_PER_REQUEST]
             body = [_body(steps[i], exclude={"id", "run_id"}) for i in chunk]
             calls.append(
                 (chunk, Call("POST", f"/runs/{run_id}/steps", _items(StepRecord), json=body))
@@ -234,9 +230,9 @@ def save_steps(steps: Sequence[StepCreate]) -> list[tuple[list[int], Call[list[S
 def get_steps(run_id: uuid.UUID, cursor: str | None) -> Call[ChildPage[StepRecord]]:
     """One page of a run's steps (up to 1,000); the client follows the cursor."""
     params = (
-        {"limit": MAX_CHILDREN_PER_REQUEST}
+        {"limit": MAX_ITEMS_PER_REQUEST}
         if cursor is None
-        else {"limit": MAX_CHILDREN_PER_REQUEST, "cursor": cursor}
+        else {"limit": MAX_ITEMS_PER_REQUEST, "cursor": cursor}
     )
     return Call("GET", f"/runs/{run_id}/steps", _child_page(StepRecord), params=params)
 
@@ -250,9 +246,9 @@ def save_llm_call(call: LLMCallCreate) -> Call[LLMCallRecord]:
 def get_llm_calls(run_id: uuid.UUID, cursor: str | None) -> Call[ChildPage[LLMCallRecord]]:
     """One page of a run's llm-calls (up to 1,000); the client follows the cursor."""
     params = (
-        {"limit": MAX_CHILDREN_PER_REQUEST}
+        {"limit": MAX_ITEMS_PER_REQUEST}
         if cursor is None
-        else {"limit": MAX_CHILDREN_PER_REQUEST, "cursor": cursor}
+        else {"limit": MAX_ITEMS_PER_REQUEST, "cursor": cursor}
     )
     return Call("GET", f"/runs/{run_id}/llm-calls", _child_page(LLMCallRecord), params=params)
 
@@ -266,9 +262,9 @@ def save_artifact(artifact: ArtifactCreate) -> Call[ArtifactRecord]:
 def get_artifacts(run_id: uuid.UUID, cursor: str | None) -> Call[ChildPage[ArtifactRecord]]:
     """One page of a run's artifacts (up to 1,000); the client follows the cursor."""
     params = (
-        {"limit": MAX_CHILDREN_PER_REQUEST}
+        {"limit": MAX_ITEMS_PER_REQUEST}
         if cursor is None
-        else {"limit": MAX_CHILDREN_PER_REQUEST, "cursor": cursor}
+        else {"limit": MAX_ITEMS_PER_REQUEST, "cursor": cursor}
     )
     return Call("GET", f"/runs/{run_id}/artifacts", _child_page(ArtifactRecord), params=params)
 
@@ -278,8 +274,8 @@ def get_artifacts(run_id: uuid.UUID, cursor: str | None) -> Call[ChildPage[Artif
 
 def add_embeddings(items: Sequence[EmbeddingCreate]) -> list[Call[list[EmbeddingRecord]]]:
     calls = []
-    for start in range(0, len(items), MAX_MEMORY_BATCH):
-        chunk = items[start : start + MAX_MEMORY_BATCH]
+    for start in range(0, len(items), MAX_ITEMS_PER_REQUEST):
+        chunk = items[start : start + MAX_ITEMS_PER_REQUEST]
         for item in chunk:
             _refuse_ids(id=item.id)
         body = {"items": [_body(i, exclude={"id", "actor"}) for i in chunk]}
@@ -349,10 +345,8 @@ def add_messages(
     thread_id: uuid.UUID, messages: Sequence[MessageCreate]
 ) -> list[Call[list[MessageRecord]]]:
     calls = []
-    for start in range(0, len(messages), MAX_MESSAGES_PER_REQUEST):
-        body = [
-            m.model_dump(mode="json") for m in messages[start : start + MAX_MESSAGES_PER_REQUEST]
-        ]
+    for start in range(0, len(messages), MAX_ITEMS_PER_REQUEST):
+        body = [m.model_dump(mode="json") for m in messages[start : start + MAX_ITEMS_PER_REQUEST]]
         path = f"/threads/{thread_id}/messages"
         calls.append(Call("POST", path, _items(MessageRecord), json=body))
     return calls

@@ -31,6 +31,7 @@ from chad_memory.schemas.base import (
     UtcDatetime,
     _metadata_field,
 )
+from chad_memory.schemas.runs import Page, RunRecord
 from chad_memory.validation import check_text
 from chad_memory.vocabulary import RunStatus, StepStatus
 
@@ -150,8 +151,8 @@ class LLMCallFields(Input):
 
     @model_validator(mode="after")
     def _total_fits(self) -> Self:
-        # The default total is prompt + completion, which must fit the integer column too.
-        if self.total_tokens is None and self.prompt_tokens + self.completion_tokens > 2**31 - 1:
+        # The default total (stored_total_tokens) must fit the integer column too.
+        if self.stored_total_tokens > 2**31 - 1:
             raise ValueError("prompt_tokens + completion_tokens exceeds 2147483647")
         if self.cached_tokens + self.cache_write_tokens > self.prompt_tokens:
             raise ValueError(
@@ -164,6 +165,13 @@ class LLMCallFields(Input):
                 "every output token, reasoning ones included"
             )
         return self
+
+    @property
+    def stored_total_tokens(self) -> int:
+        """total_tokens as sent, else prompt + completion: the column is never null."""
+        if self.total_tokens is not None:
+            return self.total_tokens
+        return self.prompt_tokens + self.completion_tokens
 
 
 def usage_model(request_model: str | None, response_model: str | None) -> str | None:
@@ -217,6 +225,8 @@ class ModelStats(BaseModel):
     total_tokens: int
     cost_usd: Money
     latency_ms_mean: float | None
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
 
 
 class RunTotals(BaseModel):
@@ -245,3 +255,14 @@ class RunStats(BaseModel):
     latency_ms_p95: float | None
     latency_ms_max: float | None
     by_model: list[ModelStats]
+
+
+class RunPage(BaseModel):
+    """What a run's page shows, read together (`PostgresStore.get_run_page`): the run, its
+    stats, one page of steps, and all its LLM calls and artifacts."""
+
+    run: RunRecord
+    stats: RunStats
+    steps: Page[StepRecord]
+    llm_calls: list[LLMCallRecord]
+    artifacts: list[ArtifactRecord]

@@ -40,6 +40,8 @@ MAX_DIMENSIONS = 2
 USAGE_WORK_MEM = "64MB"
 
 _HOUR = timedelta(hours=1)
+# The roll-up's sums: the live definition (revision 009 keeps a frozen copy in the
+# trigger function it created). Changing one is a new revision that rebuilds the trigger.
 _SUMS = (
     "calls",
     "errors",
@@ -292,7 +294,23 @@ class UsageMethods(Store):
         """The actor's LLM usage in [from_, to) (default: the last 30 days), per model,
         provider, day, hour (UTC) or run name, or per two of them (("model", "day")):
         calls, runs, tokens, exact cost, latency p50/p95/p99 and error share."""
+        return (await self.usage_reports(actor, [group_by], from_=from_, to=to))[0]
+
+    @retried
+    async def usage_reports(
+        self,
+        actor: str,
+        group_bys: Sequence[UsageGroupBy | Sequence[UsageGroupBy]],
+        *,
+        from_: datetime | None = None,
+        to: datetime | None = None,
+    ) -> list[UsageReport]:
+        """`usage` for each grouping in `group_bys`, over one window, in one unit of work
+        (one pooled connection): what a dashboard shows several cuts of at once reads."""
+        actor = check_actor(actor)
+        # A transaction, not a plain read: `SET LOCAL work_mem` lives as long as one.
         async with transaction(self._db, "usage") as session:
-            return await usage_report(
-                session, actor=check_actor(actor), group_by=group_by, from_=from_, to=to
-            )
+            return [
+                await usage_report(session, actor=actor, group_by=g, from_=from_, to=to)
+                for g in group_bys
+            ]

@@ -21,7 +21,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.database import Database, SessionFactory
@@ -104,9 +104,13 @@ class ApiKeyStore(Store):
 
     @retried
     async def list_keys(self, actor: str) -> list[ApiKeyRecord]:
-        stmt = select(ApiKey).where(ApiKey.actor == actor).order_by(ApiKey.created_at)
-        async with transaction(self._sessions, "list_keys") as session:
-            return [ApiKeyRecord.model_validate(r) for r in await session.scalars(stmt)]
+        stmt = (
+            record_select(ApiKey, ApiKeyRecord)
+            .where(ApiKey.actor == actor)
+            .order_by(ApiKey.created_at)
+        )
+        async with read(self._db, "list_keys") as conn:
+            return [ApiKeyRecord.model_validate(r) for r in (await conn.execute(stmt)).mappings()]
 
     @retried
     async def revoke_key(self, key_id: uuid.UUID) -> ApiKeyRecord:
@@ -199,7 +203,7 @@ class ApiKeyStore(Store):
         """The key with this id unless it is unknown or revoked, read now (not from the
         cache): a dashboard session remembers the key it began with and ends as soon as
         that key is revoked."""
-        stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-        async with transaction(self._db, "get_live_key") as session:
-            row = await session.scalar(stmt)
-            return None if row is None else ApiKeyRecord.model_validate(row)
+        stmt = _LIVE_KEY.where(ApiKey.id == key_id)
+        async with read(self._db, "get_live_key") as conn:
+            row = (await conn.execute(stmt)).mappings().one_or_none()
+        return None if row is None else ApiKeyRecord.model_validate(row)

@@ -13,8 +13,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from chad_memory.errors import InvalidInputError
+from chad_memory.request_caps import MAX_ITEMS_PER_REQUEST
 
-MAX_PAGE_SIZE = 1000
+# A run's child lists answer pages of the service's largest request.
+MAX_PAGE_SIZE = MAX_ITEMS_PER_REQUEST
 MAX_BATCH = 10_000
 # PostgreSQL reads and discards every skipped row; past this, page with a cursor.
 MAX_OFFSET = 1_000_000

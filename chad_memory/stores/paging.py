@@ -34,8 +34,8 @@ from chad_memory.schemas import Page
 from chad_memory.stores.limits import check_page
 
 R = TypeVar("R", bound=BaseModel)
-# Held here: pydantic keeps parametrized generics only weakly, and rebuilding Page[Any]
-# (its validators and serializers) on every page was a measurable share of a request.
+# Held here: pydantic keeps parametrized generics only weakly, and would otherwise rebuild
+# Page[Any] (its validators and serializers) for every page.
 _Page = Page[Any]
 
 _PROCESS_SECRET = secrets.token_bytes(32)
@@ -193,8 +193,8 @@ def page_of(
 def record_select(model: type[DeclarativeBase], record: type[BaseModel]) -> Select[Any]:
     """SELECT of exactly the columns `record` holds: plain rows, no ORM identity map.
 
-    Building ORM objects (and their instance state) for every row of a page only to copy
-    them into records was most of a list's Python time.
+    ORM objects (and their instance state) for every row of a page would only be copied
+    into records.
     """
     table = model.__table__
     columns = [table.c[name] for name in record.model_fields]

@@ -20,7 +20,8 @@ from chad_memory.prices import price_names, quote, tokens_of
 from chad_memory.schemas import LLMCallRecord, ModelPriceCreate, ModelPriceRecord
 from chad_memory.stores.base import Store
 from chad_memory.stores.limits import row_values
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.paging import record_select
+from chad_memory.stores.transactions import read, retried, transaction
 from chad_memory.validation import check_actor
 
 RECOMPUTE_CHUNK = 500
@@ -62,7 +63,7 @@ class PriceStore(Store):
             own = ModelPrice.actor == actor
             cond = own | cond if include_shared else own
         stmt = (
-            select(ModelPrice)
+            record_select(ModelPrice, ModelPriceRecord)
             .where(cond)
             .order_by(
                 ModelPrice.actor.nulls_first(),
@@ -71,8 +72,9 @@ class PriceStore(Store):
                 ModelPrice.starts_at,
             )
         )
-        async with transaction(self._db, "list_prices") as session:
-            return [ModelPriceRecord.model_validate(r) for r in await session.scalars(stmt)]
+        async with read(self._db, "list_prices") as conn:
+            rows = (await conn.execute(stmt)).mappings()
+            return [ModelPriceRecord.model_validate(r) for r in rows]
 
     @retried
     async def delete_price(self, price_id: uuid.UUID, *, actor: str | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.models import Artifact, LLMCall, Step
@@ -37,6 +37,10 @@ def default_started_at(step_id: uuid.UUID | None) -> ColumnElement[Any]:
         return func.now()
     step_start = select(Step.started_at).where(Step.id == step_id).scalar_subquery()
     return func.coalesce(step_start, func.now())
+
+
+def calls_of(run_id: uuid.UUID) -> Select[Any]:
+    return record_select(LLMCall, LLMCallRecord).where(LLMCall.run_id == run_id)
 
 
 class ChildMethods(Store):
@@ -95,8 +99,7 @@ class ChildMethods(Store):
         now (chad_memory.prices), recorded with its source and price; with one, it is kept
         exactly as sent (cost_source 'client')."""
         values = row_values(call)
-        if values["total_tokens"] is None:
-            values["total_tokens"] = call.prompt_tokens + call.completion_tokens
+        values["total_tokens"] = call.stored_total_tokens
         if values["started_at"] is None:
             values["started_at"] = default_started_at(call.step_id)
         async with transaction(self._db, "save_llm_call") as session:
@@ -113,9 +116,7 @@ class ChildMethods(Store):
     async def get_llm_calls(
         self, run_id: uuid.UUID, *, actor: str | None = None
     ) -> list[LLMCallRecord]:
-        stmt = LLM_CALLS.order(
-            record_select(LLMCall, LLMCallRecord).where(LLMCall.run_id == run_id)
-        )
+        stmt = LLM_CALLS.order(calls_of(run_id))
         async with read(self._db, "get_llm_calls") as conn:
             if actor is not None:
                 await check_run_owner(conn, run_id, actor)
@@ -131,9 +132,14 @@ class ChildMethods(Store):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[LLMCallRecord]:
-        stmt = record_select(LLMCall, LLMCallRecord).where(LLMCall.run_id == run_id)
         async with read(self._db, "list_llm_calls") as conn:
             await check_run_owner(conn, run_id, actor)
             return await keyset_page(
-                conn, stmt, LLM_CALLS, LLMCallRecord, self._cursors, limit=limit, cursor=cursor
+                conn,
+                calls_of(run_id),
+                LLM_CALLS,
+                LLMCallRecord,
+                self._cursors,
+                limit=limit,
+                cursor=cursor,
             )

@@ -8,20 +8,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import asyncpg
 from sqlalchemy import (
-    ColumnElement,
-    DateTime,
-    ScalarSelect,
     bindparam,
     delete,
     func,
-    literal_column,
     select,
 )
-from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.errors import (
@@ -32,7 +28,7 @@ from chad_memory.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from chad_memory.models import Artifact, Run, Thread
+from chad_memory.models import Run, Thread
 from chad_memory.schemas import (
     ArtifactRecord,
     Page,
@@ -53,7 +49,7 @@ from chad_memory.stores.paging import (
     page_of,
     record_select,
 )
-from chad_memory.stores.run_children import ARTIFACTS, ChildMethods
+from chad_memory.stores.run_children import ChildMethods
 from chad_memory.stores.run_filters import (
     count_shape,
     count_statement,
@@ -62,6 +58,7 @@ from chad_memory.stores.run_filters import (
     filter_values,
     run_conditions,
 )
+from chad_memory.stores.run_page import PageMethods, artifacts_of_run
 from chad_memory.stores.run_stats import StatsMethods
 from chad_memory.stores.statements import DriverStatement
 from chad_memory.stores.steps import StepMethods
@@ -98,14 +95,19 @@ def idempotency_lock_id(actor: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _stamped(values: dict[str, Any]) -> dict[str, Any]:
-    """A run created already running or finished gets the timestamps update_run gives."""
+def status_stamps(
+    status: str, started_at: datetime | None, completed_at: datetime | None
+) -> dict[str, datetime]:
+    """The timestamps a run in `status` is given, now, where it has none: started_at once
+    it runs, completed_at once it ends. A run created running or finished gets the same
+    as one that moves there (`update_run`)."""
     now = datetime.now(UTC)
-    if values["status"] == "running" and values["started_at"] is None:
-        values["started_at"] = now
-    if values["status"] in TERMINAL and values["completed_at"] is None:
-        values["completed_at"] = now
-    return values
+    stamps = {}
+    if status == "running" and started_at is None:
+        stamps["started_at"] = now
+    if status in TERMINAL and completed_at is None:
+        stamps["completed_at"] = now
+    return stamps
 
 
 class RunMethods(Store):
@@ -202,11 +204,9 @@ class RunMethods(Store):
                     raise ConflictError(
                         f"run {run_id} cannot move from {row.status} to {new_status}"
                     )
-                now = datetime.now(UTC)
-                if new_status == "running" and row.started_at is None:
-                    data.setdefault("started_at", now)
-                if new_status in TERMINAL and row.completed_at is None:
-                    data.setdefault("completed_at", now)
+                stamps = status_stamps(new_status, row.started_at, row.completed_at)
+                for key, value in stamps.items():
+                    data.setdefault(key, value)
             for key, value in data.items():
                 setattr(row, key, value)
             row.updated_at = func.now()
@@ -298,37 +298,8 @@ _RUN_JSON = tuple(c.key for c in Run.__table__.c if isinstance(c.type, JSONB))
 _RUN_BY_ID = DriverStatement.of(_RUN_SELECT.where(Run.id == bindparam("run_id")))
 
 
-def _utc_text(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """Timestamps as UTC ISO text inside JSON: jsonb would write them in the session's
-    TimeZone, and the records read from plain columns are always UTC."""
-    if not isinstance(column.type, DateTime):
-        return column
-    return func.to_char(
-        func.timezone(literal_column("'UTC'"), column),
-        literal_column('\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''),
-    )
-
-
-def _artifacts_of_run() -> ScalarSelect[Any]:
-    """The run's artifacts as one jsonb array (ARTIFACTS order), for the detail statement."""
-    table = Artifact.__table__
-    fields = [
-        part
-        for name in ArtifactRecord.model_fields
-        for part in (literal_column(f"'{name}'"), _utc_text(table.c[name]))
-    ]
-    ordered = aggregate_order_by(
-        func.jsonb_build_object(*fields), *(c.expression for c in ARTIFACTS.columns)
-    )
-    return (
-        select(func.coalesce(func.jsonb_agg(ordered), literal_column("'[]'::jsonb")))
-        .where(table.c.run_id == Run.id)
-        .scalar_subquery()
-    )
-
-
 _RUN_DETAIL_BY_ID = DriverStatement.of(
-    _RUN_SELECT.add_columns(_artifacts_of_run().label("artifacts")).where(
+    _RUN_SELECT.add_columns(artifacts_of_run().label("artifacts")).where(
         Run.id == bindparam("run_id")
     )
 )
@@ -413,7 +384,8 @@ async def _create(
     if run.thread_id is not None:
         owner = await conn.fetchval(_THREAD_OWNER.sql, run.thread_id)
         check_owner_of("thread", run.thread_id, owner, run.actor)
-    values = _stamped(run.model_dump())
+    values = run.model_dump()
+    values.update(status_stamps(values["status"], values["started_at"], values["completed_at"]))
     if values["id"] is None:
         values["id"] = uuid.uuid4()
     values["idempotency_fingerprint"] = fingerprint
@@ -424,7 +396,7 @@ async def _create(
     return RunCreation(RunRecord.model_validate(statement.row(inserted)), replayed=False)
 
 
-class PostgresStore(RunMethods, StepMethods, ChildMethods, StatsMethods, UsageMethods):
+class PostgresStore(RunMethods, StepMethods, ChildMethods, StatsMethods, UsageMethods, PageMethods):
     """Runs and everything hanging off them. Every method is one transaction.
 
     Methods that take `actor=` check, inside that transaction, that the run is that

@@ -1,10 +1,13 @@
-"""Steps: the wire format of the batch insert, and the step methods of PostgresStore.
+"""Steps: the batch insert, and the step methods of PostgresStore.
 
 Steps arrive in the largest numbers, so they go in through one `INSERT ... SELECT FROM
 unnest(arrays)` statement sent straight to asyncpg: the same prepared statement for every
 batch size and no ORM objects. The run's owner and the parent steps are checked by the
 same statement (rows that fail either are not inserted), so the common case costs BEGIN,
-one statement and COMMIT; only a refusal reads more, to say why.
+one statement and COMMIT; only a refusal reads more, to say why. It is the one step
+insert: the API's and the library's batches and OTLP's spans (`stores/traces.py`) all go
+through `insert_steps`. A step whose id is already stored is skipped (a re-sent span);
+for a caller that chose the id, that is a conflict (`_refusal`).
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+import asyncpg
+from sqlalchemy import Select, select
 
-from chad_memory.errors import InvalidInputError
+from chad_memory.errors import ConflictError, InvalidInputError
 from chad_memory.models import Run, Step
-from chad_memory.schemas import Page, StepCreate, StepRecord
+from chad_memory.schemas import Page, StepCreate, StepFields, StepRecord
 from chad_memory.stores.base import Store, check_owner_of, check_run_owner, unknown_refs
 from chad_memory.stores.limits import check_batch
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
@@ -53,10 +57,42 @@ INSERT_STEPS_SQL = (
     f" AND (${_ACTOR_PARAM}::text IS NULL OR r.actor = ${_ACTOR_PARAM}))"
     " AND (u.parent_step_id IS NULL OR u.parent_step_id = ANY($1::uuid[])"
     " OR EXISTS (SELECT 1 FROM steps s WHERE s.id = u.parent_step_id AND s.run_id = u.run_id))"
-    " RETURNING id, created_at"
+    " ON CONFLICT (id) DO NOTHING RETURNING id, created_at"
 )
 _STEP_FIELDS = tuple(StepRecord.model_fields)
 STEPS = Keyset("steps", (Step.step_index, Step.id), descending=False)
+
+
+def steps_of(run_id: uuid.UUID) -> Select[Any]:
+    return record_select(Step, StepRecord).where(Step.run_id == run_id)
+
+
+_JSON_COLUMNS = tuple(name for name, kind in _STEP_ARRAYS if kind == "jsonb")
+
+
+def step_row(step: StepFields, **given: Any) -> tuple[Any, ...]:
+    """One row for `step_arrays`: the step's fields in column order, `given` first (the
+    id, run and anything the caller decides; jsonb columns always, as JSON text)."""
+    missing = [c for c in _JSON_COLUMNS if c not in given]
+    assert not missing, f"jsonb columns are given as JSON text: {missing}"
+    return tuple(given[name] if name in given else getattr(step, name) for name, _ in _STEP_ARRAYS)
+
+
+def step_arrays(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """`step_row`s as `insert_steps` takes them: one array per column."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def insert_steps(
+    conn: asyncpg.Connection, arrays: Sequence[Sequence[Any]], actor: str | None
+) -> list[asyncpg.Record]:
+    """Insert steps given as one array per column (`_STEP_ARRAYS` order; jsonb columns as
+    JSON text): (id, created_at) of the rows stored. A row is skipped when its run is
+    unknown or not `actor`'s, its parent is neither in the batch nor stored in its run, or
+    its id is already stored."""
+    assert len(arrays) == len(_STEP_ARRAYS)
+    rows: list[asyncpg.Record] = await conn.fetch(INSERT_STEPS_SQL, *arrays, actor)
+    return rows
 
 
 def _json_text(value: Any) -> str:
@@ -111,25 +147,14 @@ class StepMethods(Store):
         check_batch(steps, "steps")
         ids = [s.id or uuid.uuid4() for s in steps]
         _check_batch_parents(steps, ids)
-        args = (
-            ids,
-            [s.run_id for s in steps],
-            [s.step_index for s in steps],
-            [s.parent_step_id for s in steps],
-            [s.name for s in steps],
-            [s.type for s in steps],
-            [s.status for s in steps],
-            [_json_text(s.input) for s in steps],
-            [_json_text(s.output) for s in steps],
-            [s.error for s in steps],
-            [s.started_at for s in steps],
-            [s.completed_at for s in steps],
-            [s.duration_ms for s in steps],
-            [_json_text(s.metadata) for s in steps],
-            actor,
+        arrays = step_arrays(
+            [
+                step_row(s, id=i, **{c: _json_text(getattr(s, c)) for c in _JSON_COLUMNS})
+                for s, i in zip(steps, ids, strict=True)
+            ]
         )
         async with driver_transaction(self._db, "save_steps") as conn:
-            rows = await conn.fetch(INSERT_STEPS_SQL, *args)
+            rows = await insert_steps(conn, arrays, actor)
             if len(rows) < len(steps):
                 await _refusal(conn, steps, ids, actor)
         # RETURNING order is not promised; the ids (ours, unique) put rows back in order.
@@ -146,7 +171,7 @@ class StepMethods(Store):
     @retried
     async def get_steps(self, run_id: uuid.UUID, *, actor: str | None = None) -> list[StepRecord]:
         """All of a run's steps by step_index (`list_steps` pages through them)."""
-        stmt = STEPS.order(record_select(Step, StepRecord).where(Step.run_id == run_id))
+        stmt = STEPS.order(steps_of(run_id))
         async with read(self._db, "get_steps") as conn:
             if actor is not None:
                 await check_run_owner(conn, run_id, actor)
@@ -162,18 +187,21 @@ class StepMethods(Store):
         cursor: str | None = None,
     ) -> Page[StepRecord]:
         """A run's steps by step_index, one page at a time."""
-        stmt = record_select(Step, StepRecord).where(Step.run_id == run_id)
         async with read(self._db, "list_steps") as conn:
             await check_run_owner(conn, run_id, actor)
             return await keyset_page(
-                conn, stmt, STEPS, StepRecord, self._cursors, limit=limit, cursor=cursor
+                conn, steps_of(run_id), STEPS, StepRecord, self._cursors, limit=limit, cursor=cursor
             )
 
 
 async def _refusal(
     conn: Any, steps: Sequence[StepCreate], ids: Sequence[uuid.UUID], actor: str | None
 ) -> None:
-    """Why the insert skipped rows: an unknown or foreign run, else a bad parent."""
+    """Why the insert skipped rows: an id already taken, an unknown or foreign run, else a
+    bad parent."""
+    taken = await conn.fetchval("SELECT count(*) FROM steps WHERE id = ANY($1::uuid[])", ids)
+    if taken:
+        raise ConflictError("save_steps: the id is already taken")
     run_ids = sorted({s.run_id for s in steps})
     owners = dict(
         await conn.fetch(

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chad_memory.models import Message, Thread
 from chad_memory.schemas import (
@@ -31,7 +31,7 @@ from chad_memory.schemas import (
 from chad_memory.stores.base import Store, check_owner_of
 from chad_memory.stores.limits import MAX_PAGE_SIZE, check_batch, row_values
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.transactions import read, retried, transaction
 from chad_memory.validation import check_actor, check_metadata_filter
 
 # The step between the created_at of consecutive messages of one append: PostgreSQL's
@@ -41,6 +41,7 @@ TICK = timedelta(microseconds=1)
 # moves to the front and is not shown twice. Messages oldest first, in append order.
 THREADS = Keyset("threads", (Thread.updated_at, Thread.id), descending=True)
 MESSAGES = Keyset("messages", (Message.created_at, Message.id), descending=False)
+_THREAD = record_select(Thread, ThreadRecord)
 
 
 async def _thread(
@@ -51,6 +52,15 @@ async def _thread(
     check_owner_of("thread", thread_id, None if row is None else row.actor, actor)
     assert row is not None
     return row
+
+
+async def _thread_record(
+    conn: AsyncConnection, thread_id: uuid.UUID, actor: str | None
+) -> ThreadRecord:
+    """`_thread` for a read: the record, without a session or a transaction."""
+    row = (await conn.execute(_THREAD.where(Thread.id == thread_id))).mappings().one_or_none()
+    check_owner_of("thread", thread_id, None if row is None else row["actor"], actor)
+    return ThreadRecord.model_validate(row)
 
 
 def _thread_conditions(actor: str, metadata: dict[str, Any] | None) -> list[ColumnElement[bool]]:
@@ -91,8 +101,8 @@ class ThreadStore(Store):
 
     @retried
     async def get_thread(self, thread_id: uuid.UUID, *, actor: str | None = None) -> ThreadRecord:
-        async with transaction(self._db, "get_thread") as session:
-            return ThreadRecord.model_validate(await _thread(session, thread_id, actor))
+        async with read(self._db, "get_thread") as conn:
+            return await _thread_record(conn, thread_id, actor)
 
     @retried
     async def list_threads(
@@ -112,9 +122,9 @@ class ThreadStore(Store):
         those pages, which the cursor does not.
         """
         stmt = record_select(Thread, ThreadRecord).where(*_thread_conditions(actor, metadata))
-        async with transaction(self._db, "list_threads") as session:
+        async with read(self._db, "list_threads") as conn:
             return await keyset_page(
-                session,
+                conn,
                 stmt,
                 THREADS,
                 ThreadRecord,
@@ -128,8 +138,8 @@ class ThreadStore(Store):
     async def count_threads(self, actor: str, *, metadata: dict[str, Any] | None = None) -> int:
         conds = _thread_conditions(actor, metadata)
         stmt = select(func.count()).select_from(Thread).where(*conds)
-        async with transaction(self._db, "count_threads") as session:
-            return int(await session.scalar(stmt) or 0)
+        async with read(self._db, "count_threads") as conn:
+            return int(await conn.scalar(stmt) or 0)
 
     @retried
     async def update_thread(
@@ -217,10 +227,10 @@ class ThreadStore(Store):
         stmt = record_select(Message, MessageRecord).where(
             *_message_conditions(thread_id, metadata)
         )
-        async with transaction(self._db, "list_messages") as session:
-            await _thread(session, thread_id, actor)
+        async with read(self._db, "list_messages") as conn:
+            await _thread_record(conn, thread_id, actor)
             return await keyset_page(
-                session, stmt, MESSAGES, MessageRecord, self._cursors, limit=limit, cursor=cursor
+                conn, stmt, MESSAGES, MessageRecord, self._cursors, limit=limit, cursor=cursor
             )
 
     async def list_all_messages(
@@ -249,8 +259,8 @@ class ThreadStore(Store):
     ) -> int:
         conds = _message_conditions(thread_id, metadata)
         stmt = select(func.count()).select_from(Message).where(*conds)
-        async with transaction(self._db, "count_messages") as session:
-            return int(await session.scalar(stmt) or 0)
+        async with read(self._db, "count_messages") as conn:
+            return int(await conn.scalar(stmt) or 0)
 
     @retried
     async def delete_message(self, message_id: uuid.UUID, *, actor: str | None = None) -> None:

@@ -42,10 +42,12 @@ from chad_memory.schemas import LLMCallFields
 from chad_memory.stores.base import Store
 from chad_memory.stores.conversations import conversation_thread_id
 from chad_memory.stores.span_logs import attach_pending
+from chad_memory.stores.steps import insert_steps, step_arrays, step_row
 from chad_memory.stores.trace_order import TEMP_MOVED, NewStep, Placed, plan_steps, span_call_id
 from chad_memory.stores.trace_runs import UPSERT_RUNS
-from chad_memory.stores.transactions import retried, transaction
+from chad_memory.stores.transactions import driver_of, retried, transaction
 from chad_memory.validation import check_actor
+from chad_memory.vocabulary import LIVE
 
 if TYPE_CHECKING:  # the mapping imports the stores' package; only its type is needed here
     from chad_memory.otlp.mapping import MappedSpan
@@ -81,19 +83,7 @@ _ROOT_UPDATE = text(
     "CAST(:errors AS text[]), CAST(:started AS timestamptz[]), "
     "CAST(:completed AS timestamptz[]), CAST(:inputs AS jsonb[]), CAST(:outputs AS jsonb[])) "
     "AS u(id, name, status, error, started_at, completed_at, request_payload, result) "
-    "WHERE runs.id = u.id AND runs.status IN ('pending', 'running')"
-)
-
-_INSERT_STEPS = text(
-    "INSERT INTO steps (id, run_id, step_index, parent_step_id, name, type, status, input, "
-    "output, error, started_at, completed_at, duration_ms, metadata) "
-    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
-    "CAST(:indexes AS int4[]), CAST(:parents AS uuid[]), CAST(:names AS text[]), "
-    "CAST(:types AS text[]), CAST(:statuses AS text[]), CAST(:inputs AS jsonb[]), "
-    "CAST(:outputs AS jsonb[]), CAST(:errors AS text[]), CAST(:started AS timestamptz[]), "
-    "CAST(:completed AS timestamptz[]), CAST(:durations AS float8[]), "
-    "CAST(:metadata AS jsonb[])) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id"
+    "WHERE runs.id = u.id AND runs.status = ANY(CAST(:live AS text[]))"
 )
 
 # What ordering and linking need to know of the steps already stored for a run.
@@ -164,7 +154,7 @@ class TraceStore(Store):
             existing_runs = {row.id for row in rows if not row.inserted}
             roots = _roots(traces, run_ids)
             if roots["ids"]:
-                await run(_ROOT_UPDATE, **roots)
+                await run(_ROOT_UPDATE, live=list(LIVE), **roots)
 
             stored: list[Any] = []
             if existing_runs:
@@ -174,7 +164,9 @@ class TraceStore(Store):
                 await run(_MOVE_ASIDE, ids=list(plan.moved), ranks=list(plan.moved.values()))
             new_ids: set[uuid.UUID] = set()
             if plan.new:
-                new_ids = set((await run(_INSERT_STEPS, **_steps(plan.new))).scalars())
+                driver = await driver_of(await session.connection())
+                inserted = await insert_steps(driver, _steps(plan.new), actor)
+                new_ids = {row[0] for row in inserted}
             settle: dict[uuid.UUID, tuple[int | None, uuid.UUID | None]] = {
                 i: (r, None) for i, r in plan.moved.items()
             }
@@ -291,42 +283,26 @@ def _roots(
     return params
 
 
-def _steps(new: Sequence[NewStep]) -> dict[str, list[Any]]:
-    names = [
-        "ids",
-        "run_ids",
-        "indexes",
-        "parents",
-        "names",
-        "types",
-        "statuses",
-        "inputs",
-        "outputs",
-        "errors",
-        "started",
-        "completed",
-        "durations",
-        "metadata",
-    ]
-    params: dict[str, list[Any]] = {k: [] for k in names}
+def _steps(new: Sequence[NewStep]) -> list[list[Any]]:
+    """The new steps as `insert_steps` takes them: the span's step fields, with the
+    placement the plan decided and the JSON text the mapping checked."""
+    rows = []
     for entry in new:
-        assert entry.placed.span is not None
-        step = entry.placed.span.step
-        params["ids"].append(entry.placed.id)
-        params["run_ids"].append(entry.run_id)
-        params["indexes"].append(entry.index)
-        params["parents"].append(entry.parent)
-        params["names"].append(step.name)
-        params["types"].append(step.type)
-        params["statuses"].append(step.status)
-        params["inputs"].append(entry.placed.span.input_json)
-        params["outputs"].append(entry.placed.span.output_json)
-        params["errors"].append(step.error)
-        params["started"].append(step.started_at)
-        params["completed"].append(step.completed_at)
-        params["durations"].append(step.duration_ms)
-        params["metadata"].append(entry.placed.span.metadata_json)
-    return params
+        span = entry.placed.span
+        assert span is not None
+        rows.append(
+            step_row(
+                span.step,
+                id=entry.placed.id,
+                run_id=entry.run_id,
+                step_index=entry.index,
+                parent_step_id=entry.parent,
+                input=span.input_json,
+                output=span.output_json,
+                metadata=span.metadata_json,
+            )
+        )
+    return step_arrays(rows)
 
 
 def _call(item: Placed) -> LLMCallFields:
@@ -374,10 +350,7 @@ def _calls(
         params["models"].append(call.model)
         params["prompt"].append(call.prompt_tokens)
         params["completion"].append(call.completion_tokens)
-        total = call.total_tokens
-        params["total"].append(
-            call.prompt_tokens + call.completion_tokens if total is None else total
-        )
+        params["total"].append(call.stored_total_tokens)
         params["cached"].append(call.cached_tokens)
         params["cache_write"].append(call.cache_write_tokens)
         params["reasoning"].append(call.reasoning_tokens)

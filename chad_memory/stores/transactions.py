@@ -49,6 +49,7 @@ __all__ = [
     "Attempt",
     "RetryPolicy",
     "SessionFactory",
+    "driver_of",
     "driver_read",
     "driver_transaction",
     "read",
@@ -86,9 +87,7 @@ _BY_SQLSTATE_CLASS: dict[str, str] = {
 _CONSTRAINT_MEANINGS: dict[str, str] = {
     "uq_steps_run_id_step_index": "step_index is already taken in this run",
     "uq_runs_actor_idempotency_key": "the idempotency key is already used",
-    "uq_runs_trace_id": "trace_id is already used by another run",
     "uq_runs_actor_trace_id": "trace_id is already used by another of your runs",
-    "runs_trace_id_key": "trace_id is already used by another run",
     "uq_api_keys_key_hash": "the key already exists",
     "fk_steps_parent_step_id_steps": "parent_step_id names no step",
     "fk_artifacts_step_id_steps": "step_id names no step",
@@ -249,8 +248,7 @@ async def driver_transaction(
     database = Database.of(db)
     with translated_errors(what) as attempt:
         async with _connection(database) as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
+            driver = await driver_of(conn)
             tx = driver.transaction()
             await tx.start()
             try:
@@ -285,9 +283,15 @@ async def driver_read(
     database = Database.of(db)
     with translated_errors(what):
         async with _connection(database, database.reader) as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
-            yield driver
+            yield await driver_of(conn)
+
+
+async def driver_of(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a pooled one: for a `DriverStatement` inside a unit
+    of work that also runs Core statements (`read`), on the same checkout."""
+    raw = await conn.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver
 
 
 @asynccontextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -136,11 +135,6 @@ def settings_statement(settings: int) -> DriverStatement:
             )
         )
     )
-
-
-def vector_text(vector: Sequence[float]) -> str:
-    """pgvector's text form, for a connection opened before the `vector` type existed."""
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
 
 
 def json_params(filters: tuple[str, ...]) -> tuple[str, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -19,7 +18,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import defer
 
 from chad_memory.database import Database, SessionFactory
 from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
@@ -28,7 +26,7 @@ from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount
 from chad_memory.stores.base import Store
 from chad_memory.stores.limits import check_batch
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
-from chad_memory.stores.transactions import driver_transaction, retried, transaction
+from chad_memory.stores.transactions import driver_transaction, read, retried, transaction
 from chad_memory.stores.vector_search import (
     FILTERS,
     TABLES,
@@ -38,7 +36,6 @@ from chad_memory.stores.vector_search import (
     search_statement,
     setting_params,
     settings_statement,
-    vector_text,
 )
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_calibration import (
@@ -47,7 +44,12 @@ from chad_memory.vector_calibration import (
     rebuild_and_calibrate,
     recalibrate,
 )
-from chad_memory.vector_codec import has_binary_codec, pooled_has_binary_codec
+from chad_memory.vector_codec import (
+    has_binary_codec,
+    parse_vector_text,
+    pooled_has_binary_codec,
+    vector_text,
+)
 from chad_memory.vector_index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
@@ -61,13 +63,19 @@ from chad_memory.vector_index import (
 logger = logging.getLogger(__name__)
 
 MAX_K = 1000
-# Filters matching fewer rows than this are scored exactly: in bench/ (100k x 1536) the
-# 1,000 rows of a 1% filter took ~5 ms, about an IVFFLAT scan, with recall 1.0.
+# Filters matching fewer rows than this are scored exactly: that many distances cost about
+# what an index scan does, and an exact answer has nothing to miss (BENCHMARKS.md).
 EXACT_SCAN_MAX_ROWS = 2000
 # Seconds before a search tries again to start maintenance that found another process at
 # it (or failed): the try costs a connection and a round trip, not worth paying per search.
 MAINTENANCE_RETRY_S = 30.0
 EMBEDDINGS = Keyset("embeddings", (Embedding.created_at, Embedding.id), descending=True)
+
+
+# A stored embedding's record and its vector as text: the seed of `more_like`.
+_SEED = record_select(Embedding, EmbeddingRecord).add_columns(
+    Embedding.embedding.cast(Text).label("vector_text")
+)
 
 
 class PgVectorStore(Store):
@@ -138,14 +146,13 @@ class PgVectorStore(Store):
         return records
 
     @retried
-    async def index_info(self, *, refresh: bool = True) -> VectorIndexInfo:
-        """The vector index search uses, read now (rows counted; `refresh` is accepted for
-        callers of the former cached version and changes nothing).
+    async def index_info(self) -> VectorIndexInfo:
+        """The vector index search uses, read now (rows counted).
 
         A stale IVFFLAT index or one below its target is logged, once per index state.
         """
-        async with transaction(self._db, "index_info") as session:
-            info = await inspect_index(await session.connection())
+        async with read(self._db, "index_info") as conn:
+            info = await inspect_index(conn)
         self._remember(info)
         return info
 
@@ -374,9 +381,9 @@ class PgVectorStore(Store):
             if value is not None:
                 conds.append(column == check_text(value, name))
         stmt = record_select(Embedding, EmbeddingRecord).where(*conds)
-        async with transaction(self._db, "list_embeddings") as session:
+        async with read(self._db, "list_embeddings") as conn:
             return await keyset_page(
-                session,
+                conn,
                 stmt,
                 EMBEDDINGS,
                 EmbeddingRecord,
@@ -394,8 +401,8 @@ class PgVectorStore(Store):
             .group_by(Embedding.namespace)
             .order_by(Embedding.namespace)
         )
-        async with transaction(self._db, "count_by_namespace") as session:
-            rows = (await session.execute(stmt)).all()
+        async with read(self._db, "count_by_namespace") as conn:
+            rows = (await conn.execute(stmt)).all()
         return [NamespaceCount(namespace=r[0], count=int(r[1])) for r in rows]
 
     @retried
@@ -412,16 +419,15 @@ class PgVectorStore(Store):
 
         NotFoundError for an unknown id, ForbiddenError for another actor's.
         """
-        stmt = select(Embedding, Embedding.embedding.cast(Text)).options(defer(Embedding.embedding))
-        async with transaction(self._db, "more_like") as session:
-            row = (await session.execute(stmt.where(Embedding.id == embedding_id))).one_or_none()
-            if row is None:
-                raise NotFoundError(f"embedding {embedding_id} not found")
-            stored, vector_text = row
-            if stored.actor != actor:
-                raise ForbiddenError(f"embedding {embedding_id} belongs to another actor")
-            seed = EmbeddingRecord.model_validate(stored)
-        vector = [float(x) for x in json.loads(vector_text)]
+        stmt = _SEED.where(Embedding.id == embedding_id)
+        async with read(self._db, "more_like") as conn:
+            row = (await conn.execute(stmt)).mappings().one_or_none()
+        if row is None:
+            raise NotFoundError(f"embedding {embedding_id} not found")
+        if row["actor"] != actor:
+            raise ForbiddenError(f"embedding {embedding_id} belongs to another actor")
+        seed = EmbeddingRecord.model_validate(row)
+        vector = parse_vector_text(row["vector_text"])
         hits = await self.search(
             vector,
             k=min(k + 1, MAX_K),

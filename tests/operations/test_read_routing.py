@@ -1,4 +1,4 @@
-"""ReadRouted without a real standby: a lagging replica is an older copy of the data."""
+"""Replica-first reads without a real standby: a lagging replica is an older copy of the data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chad_memory import ForbiddenError, PostgresStore, RunCreate, RunFilter
 from chad_memory.database import Database, RetryPolicy, create_engine
-from chad_memory.replicas import ReadRouted, ReplicaState
+from chad_memory.replicas import ReplicaState, RunReads
 from chad_memory.settings import get_settings
 from tests.database import run_admin, unique_name, with_database
 
@@ -30,7 +30,7 @@ async def test_rows_the_replica_lacks_come_from_the_primary(
     once = RetryPolicy(attempts=1)
     replica = PostgresStore(Database(lagging, get_settings(), retry_policy=once))
     state = ReplicaState(cooldown_s=60)
-    routed = ReadRouted.of(store, replica, state)
+    routed = RunReads(store, replica, state)
     run = await store.save_run(RunCreate(actor="alice", name="fresh"))
 
     # The lagging copy has no such run: the primary answers instead of a 404.
@@ -55,7 +55,7 @@ async def test_an_unreachable_replica_sends_reads_to_the_primary_for_a_while(
         once = RetryPolicy(attempts=1)
         replica = PostgresStore(Database(dead, get_settings(), retry_policy=once))
         state = ReplicaState(cooldown_s=60)
-        routed = ReadRouted.of(store, replica, state)
+        routed = RunReads(store, replica, state)
         run = await store.save_run(RunCreate(actor="alice", name="up"))
         assert (await routed.get_run(run.id, actor="alice")).name == "up"
         assert not state.available

@@ -39,7 +39,7 @@ async def test_backend_killed_mid_request_is_503_then_a_keyed_retry_makes_one_ro
     engine, name = make_engine()
     async with serve(engine) as api:
         # No retries inside the store, so the kill reaches the client as it happens.
-        api.app.state.postgres_store.retry_policy = RetryPolicy(attempts=1)
+        api.app.state.stores.runs.retry_policy = RetryPolicy(attempts=1)
         headers = {**api.alice, "Idempotency-Key": "create-1"}
         async with side_engine.connect() as side:
             # An uncommitted run holding trace_id "T" makes the request's insert wait.
@@ -79,7 +79,7 @@ async def test_backend_killed_mid_request_is_absorbed_by_the_stores_retry(
 ) -> None:
     engine, name = make_engine()
     async with serve(engine) as api:
-        api.app.state.postgres_store.retry_policy = RetryPolicy(attempts=3, backoff_seconds=0.3)
+        api.app.state.stores.runs.retry_policy = RetryPolicy(attempts=3, backoff_seconds=0.3)
         run = (await api.client.post("/runs", json={}, headers=api.alice)).json()
         async with side_engine.connect() as side:
             await side.execute(select(Run.id).where(Run.id == run["id"]).with_for_update())

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from apps.core_api.main import create_app
 from apps.core_api.ui import CONTENT_SECURITY_POLICY
-from apps.core_api.ui.pages import STEPS_PAGE, USAGE_RUNS
+from apps.core_api.ui.pages import RUNS_PAGE, STEPS_PAGE
 from apps.core_api.ui.session import COOKIE
 from chad_memory import ApiKeyStore, LLMCallCreate, PostgresStore, RunCreate, StepCreate
 from chad_memory.settings import Settings
@@ -347,11 +347,14 @@ async def test_in_local_mode_this_machine_is_the_local_actor(
         assert (await there.get("/ui/runs")).status_code == 303
 
 
-async def test_usage_table_counts_every_call_of_the_window_not_only_the_charted_runs(
+BULK_RUNS = RUNS_PAGE + 5
+
+
+async def test_usage_table_counts_every_call_of_the_window(
     dash: Dashboard, store: PostgresStore
 ) -> None:
-    # More runs than the charts show (USAGE_RUNS), each with one priced call of one model.
-    for i in range(USAGE_RUNS + 5):
+    # Runs enough for a page of runs and more, each with one priced call of one model.
+    for i in range(BULK_RUNS):
         run = await store.save_run(RunCreate(actor="alice", name=f"bulk {i}"))
         await store.save_llm_call(
             LLMCallCreate(
@@ -370,6 +373,6 @@ async def test_usage_table_counts_every_call_of_the_window_not_only_the_charted_
     assert row is not None, page
     cells = re.findall(r'<td class="num">(.*?)</td>', row.group(1))
     calls, runs, tokens, cost = cells[:4]
-    assert calls == runs == str(USAGE_RUNS + 5)
-    assert tokens == str((USAGE_RUNS + 5) * 15)
+    assert calls == runs == str(BULK_RUNS)
+    assert tokens == str(BULK_RUNS * 15)
     assert "0.055" in cost

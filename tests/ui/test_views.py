@@ -1,5 +1,5 @@
 """What the pages compute without a database: money and durations as shown, the step
-tree's order, the waterfall's bars, and percentiles as PostgreSQL computes them."""
+tree's order, and the waterfall's bars."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from apps.core_api.ui.views import (
     MIN_BAR,
     SCALE,
     duration,
-    percentile,
     tree_order,
     usd,
     waterfall,
@@ -118,10 +117,3 @@ def test_waterfall_bars_sit_on_the_runs_time_axis() -> None:
         "7.50 s",
         "10.00 s",
     ]
-
-
-def test_percentiles_interpolate_like_percentile_cont() -> None:
-    assert percentile([], 0.5) is None
-    assert percentile([4.0], 0.95) == 4.0
-    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
-    assert percentile([10.0, 20.0], 0.95) == 19.5

@@ -25,10 +25,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError, WithJsonSchema, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import ThreadStoreDep
-from apps.core_api.schemas import MAX_LIST_LIMIT, MAX_OFFSET, Problem
+from apps.core_api.auth import CurrentCaller
+from apps.core_api.schemas import Problem
 from chad_memory.errors import ForbiddenError, NotFoundError
+from chad_memory.request_caps import MAX_LIST_LIMIT, MAX_OFFSET
 from chad_memory.schemas import (
     Input,
     JsonObject,
@@ -226,8 +226,7 @@ QueryText = Annotated[str | None, Query(max_length=512, include_in_schema=False)
     openapi_extra={"requestBody": {"required": True}},
 )
 async def create_thread(
-    actor: CurrentActor,
-    threads: ThreadStoreDep,
+    caller: CurrentCaller,
     body: Annotated[
         AgentKitThreadCreate | None,
         Body(),
@@ -247,77 +246,79 @@ async def create_thread(
     """
     query = {"agent_type": agent_type, "model": model, "provider": provider, "title": title}
     fields = _thread_fields(body, query)
-    return AgentKitThread.of(await threads.create_thread(fields.to_create(), actor=actor))
+    return AgentKitThread.of(
+        await caller.threads.create_thread(fields.to_create(), actor=caller.actor)
+    )
 
 
 @router.get("/threads", response_model=AgentKitThreadList, responses=ANSWERS)
 async def list_threads(
-    actor: CurrentActor,
-    threads: ThreadStoreDep,
+    caller: CurrentCaller,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> AgentKitThreadList:
     """The caller's threads, most recently updated first."""
-    page = await threads.list_threads(actor, limit=limit, offset=offset)
+    page = await caller.threads.list_threads(caller.actor, limit=limit, offset=offset)
     return AgentKitThreadList(threads=[AgentKitThread.of(t) for t in page.items])
 
 
 @router.get("/threads/{thread_id}", response_model=AgentKitThread, responses=ANSWERS)
-async def get_thread(
-    thread_id: str, actor: CurrentActor, threads: ThreadStoreDep
-) -> AgentKitThread:
+async def get_thread(thread_id: str, caller: CurrentCaller) -> AgentKitThread:
     with _not_found(THREAD_NOT_FOUND):
-        record = await threads.get_thread(_uuid(thread_id, THREAD_NOT_FOUND), actor=actor)
+        record = await caller.threads.get_thread(
+            _uuid(thread_id, THREAD_NOT_FOUND), actor=caller.actor
+        )
     return AgentKitThread.of(record)
 
 
 @router.patch("/threads/{thread_id}", response_model=AgentKitThreadRenamed, responses=ANSWERS)
 async def update_thread(
     thread_id: str,
-    actor: CurrentActor,
-    threads: ThreadStoreDep,
+    caller: CurrentCaller,
     body: Annotated[AgentKitThreadUpdate | None, Body()] = None,
 ) -> AgentKitThreadRenamed:
     changes = (body or AgentKitThreadUpdate()).to_update()
     with _not_found(THREAD_NOT_FOUND):
-        record = await threads.update_thread(
-            _uuid(thread_id, THREAD_NOT_FOUND), changes, actor=actor
+        record = await caller.threads.update_thread(
+            _uuid(thread_id, THREAD_NOT_FOUND), changes, actor=caller.actor
         )
     return AgentKitThreadRenamed(id=record.id, title=record.title, updated_at=record.updated_at)
 
 
 @router.delete("/threads/{thread_id}", response_model=Deleted, responses=ANSWERS)
-async def delete_thread(thread_id: str, actor: CurrentActor, threads: ThreadStoreDep) -> Deleted:
+async def delete_thread(thread_id: str, caller: CurrentCaller) -> Deleted:
     """The thread and its messages; its runs stay, no longer linked to a thread."""
     with _not_found(THREAD_NOT_FOUND):
-        await threads.delete_thread(_uuid(thread_id, THREAD_NOT_FOUND), actor=actor)
+        await caller.threads.delete_thread(_uuid(thread_id, THREAD_NOT_FOUND), actor=caller.actor)
     return Deleted(message="Thread deleted successfully")
 
 
 @router.post("/threads/{thread_id}/messages", response_model=AgentKitMessage, responses=ANSWERS)
 async def create_message(
-    thread_id: str, body: AgentKitMessageCreate, actor: CurrentActor, threads: ThreadStoreDep
+    thread_id: str, body: AgentKitMessageCreate, caller: CurrentCaller
 ) -> AgentKitMessage:
     """Appended after the thread's last message; the thread's updated_at becomes its time."""
     with _not_found(THREAD_NOT_FOUND):
-        record = await threads.add_message(
-            _uuid(thread_id, THREAD_NOT_FOUND), body.to_create(), actor=actor
+        record = await caller.threads.add_message(
+            _uuid(thread_id, THREAD_NOT_FOUND), body.to_create(), actor=caller.actor
         )
     return AgentKitMessage.of(record)
 
 
 @router.get("/threads/{thread_id}/messages", response_model=AgentKitMessageList, responses=ANSWERS)
-async def list_messages(
-    thread_id: str, actor: CurrentActor, threads: ThreadStoreDep
-) -> AgentKitMessageList:
+async def list_messages(thread_id: str, caller: CurrentCaller) -> AgentKitMessageList:
     """All of them, oldest first, in the order they were appended."""
     with _not_found(THREAD_NOT_FOUND):
-        records = await threads.list_all_messages(_uuid(thread_id, THREAD_NOT_FOUND), actor=actor)
+        records = await caller.threads.list_all_messages(
+            _uuid(thread_id, THREAD_NOT_FOUND), actor=caller.actor
+        )
     return AgentKitMessageList(messages=[AgentKitMessage.of(m) for m in records])
 
 
 @router.delete("/messages/{message_id}", response_model=Deleted, responses=ANSWERS)
-async def delete_message(message_id: str, actor: CurrentActor, threads: ThreadStoreDep) -> Deleted:
+async def delete_message(message_id: str, caller: CurrentCaller) -> Deleted:
     with _not_found(MESSAGE_NOT_FOUND):
-        await threads.delete_message(_uuid(message_id, MESSAGE_NOT_FOUND), actor=actor)
+        await caller.threads.delete_message(
+            _uuid(message_id, MESSAGE_NOT_FOUND), actor=caller.actor
+        )
     return Deleted(message="Message deleted successfully")

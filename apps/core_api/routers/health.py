@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from apps.core_api.auth import authenticate
+from apps.core_api.deps import Stores
 from apps.core_api.schemas import Problem
 from chad_memory.database import check_db_connection
 from chad_memory.errors import ChadMemoryError
@@ -64,12 +65,12 @@ class Health(BaseModel):
 
 
 async def _vector_index(request: Request) -> dict[str, Any] | None:
-    store = getattr(request.app.state, "vector_store", None)
-    if store is None:
+    stores: Stores | None = getattr(request.app.state, "stores", None)
+    if stores is None:
         return None
     try:
         async with asyncio.timeout(2.0):
-            info = await store.index_info()
+            info = await stores.vectors.index_info()
     except (TimeoutError, ChadMemoryError, OSError) as exc:
         logger.warning("vector index check failed: %s", exc.__class__.__name__)
         return None

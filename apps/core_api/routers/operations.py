@@ -18,6 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from apps.core_api.auth import CurrentActor
+from apps.core_api.deps import Stores
 from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.schemas import AUTH_RESPONSES
 from chad_memory.archive import ExportScope, export_records
@@ -27,12 +28,12 @@ router = APIRouter(tags=["operations"], responses={**AUTH_RESPONSES})
 
 
 async def _refresh_index_gauges(request: Request, metrics: ServiceMetrics) -> None:
-    store = getattr(request.app.state, "vector_store", None)
-    if store is None:
+    stores: Stores | None = getattr(request.app.state, "stores", None)
+    if stores is None:
         return
     with contextlib.suppress(TimeoutError, ChadMemoryError, OSError):
         async with asyncio.timeout(2.0):
-            info = await store.index_info()
+            info = await stores.vectors.index_info()
         metrics.index_stale.set(1 if info.stale else 0)
         metrics.index_rows.set(info.rows)
         metrics.index_trained_rows.set(info.trained_rows or 0)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from apps.core_api.auth import CurrentActor
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import Problem
-from chad_memory.otlp import SpanLogStore, TraceStore, export_logs, export_traces
+from chad_memory.otlp import export_logs, export_traces
 from chad_memory.otlp.wire import (
     MEDIA_TYPES,
     decode_request,
@@ -61,16 +61,6 @@ def _error(description: str) -> dict[str, Any]:
 
 
 router = APIRouter(tags=["otlp"])
-
-
-def get_trace_store(request: Request) -> TraceStore:
-    store: TraceStore = request.app.state.trace_store
-    return store
-
-
-def get_log_store(request: Request) -> SpanLogStore:
-    store: SpanLogStore = request.app.state.log_store
-    return store
 
 
 def _otlp_body(message: str) -> dict[str, Any]:
@@ -126,8 +116,7 @@ async def _body(request: Request, content_encoding: str | None) -> tuple[str, by
 )
 async def export(
     request: Request,
-    actor: CurrentActor,
-    store: Annotated[TraceStore, Depends(get_trace_store)],
+    caller: CurrentCaller,
     content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
 ) -> Response:
     """Store every span as a step of its trace's run (one run per trace and actor)."""
@@ -135,7 +124,7 @@ async def export(
     if sent is None:
         return _unsupported_media()
     kind, body = sent
-    result = await export_traces(store, decode_request(body, kind), actor=actor)
+    result = await export_traces(caller.traces, decode_request(body, kind), actor=caller.actor)
     return Response(
         content=encode_response(result.rejected_spans, result.error_message, kind),
         media_type=kind,
@@ -150,8 +139,7 @@ async def export(
 )
 async def export_log_records(
     request: Request,
-    actor: CurrentActor,
-    store: Annotated[SpanLogStore, Depends(get_log_store)],
+    caller: CurrentCaller,
     content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
 ) -> Response:
     """GenAI events onto their spans' steps and LLM calls; other records onto their run."""
@@ -160,7 +148,7 @@ async def export_log_records(
         return _unsupported_media()
     kind, body = sent
     decoded = decode_request(body, kind, ExportLogsServiceRequest)
-    result = await export_logs(store, decoded, actor=actor)
+    result = await export_logs(caller.logs, decoded, actor=caller.actor)
     return Response(content=encode_message(result.response(), kind), media_type=kind)
 
 

@@ -12,8 +12,7 @@ import uuid
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import PriceStoreDep
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import AUTH_RESPONSES, PriceBody, Problem
 from chad_memory.schemas import Input, ModelPriceCreate, ModelPriceRecord, UtcDatetime
 
@@ -30,18 +29,16 @@ class Recomputed(BaseModel):
 
 
 @router.get("", response_model=list[ModelPriceRecord])
-async def list_prices(actor: CurrentActor, prices: PriceStoreDep) -> list[ModelPriceRecord]:
+async def list_prices(caller: CurrentCaller) -> list[ModelPriceRecord]:
     """The caller's prices and the operator-wide ones that apply to it."""
-    return await prices.list_prices(actor=actor)
+    return await caller.prices.list_prices(actor=caller.actor)
 
 
 @router.put("", response_model=ModelPriceRecord)
-async def set_price(
-    body: PriceBody, actor: CurrentActor, prices: PriceStoreDep
-) -> ModelPriceRecord:
+async def set_price(body: PriceBody, caller: CurrentCaller) -> ModelPriceRecord:
     """Add a price, or replace the caller's price with the same provider, pattern and
     start."""
-    return await prices.set_price(ModelPriceCreate(**body.model_dump()), actor=actor)
+    return await caller.prices.set_price(ModelPriceCreate(**body.model_dump()), actor=caller.actor)
 
 
 @router.delete(
@@ -53,14 +50,14 @@ async def set_price(
         404: {"model": Problem, "description": "no price with this id"},
     },
 )
-async def delete_price(price_id: uuid.UUID, actor: CurrentActor, prices: PriceStoreDep) -> Response:
-    await prices.delete_price(price_id, actor=actor)
+async def delete_price(price_id: uuid.UUID, caller: CurrentCaller) -> Response:
+    await caller.prices.delete_price(price_id, actor=caller.actor)
     return Response(status_code=204)
 
 
 @router.post("/recompute", response_model=Recomputed)
-async def recompute(body: RecomputeBody, actor: CurrentActor, prices: PriceStoreDep) -> Recomputed:
+async def recompute(body: RecomputeBody, caller: CurrentCaller) -> Recomputed:
     """Price the caller's calls in [since, until) again with today's table; costs sent by
     the client are never changed. Answers how many costs changed."""
-    changed = await prices.recompute(since=body.since, until=body.until, actor=actor)
+    changed = await caller.prices.recompute(since=body.since, until=body.until, actor=caller.actor)
     return Recomputed(changed=changed)

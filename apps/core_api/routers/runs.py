@@ -19,7 +19,6 @@ from apps.core_api.answers import JsonAnswer, answer, answer_list
 from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import (
     AUTH_RESPONSES,
-    MAX_CHILDREN_PER_REQUEST,
     TOTAL_CAP,
     ArtifactCreateBody,
     LLMCallCreateBody,
@@ -32,6 +31,7 @@ from apps.core_api.schemas import (
     StepCreateBody,
 )
 from chad_memory.errors import InvalidInputError
+from chad_memory.request_caps import MAX_ITEMS_PER_REQUEST
 from chad_memory.schemas import (
     ArtifactRecord,
     LLMCallRecord,
@@ -73,7 +73,7 @@ def fingerprint(body: RunCreateBody) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-ChildLimit = Annotated[int, Query(ge=1, le=MAX_CHILDREN_PER_REQUEST, description="Page size.")]
+ChildLimit = Annotated[int, Query(ge=1, le=MAX_ITEMS_PER_REQUEST, description="Page size.")]
 Cursor = Annotated[
     str | None,
     Query(max_length=512, description="A previous page's `X-Next-Cursor`, passed back unchanged."),
@@ -174,7 +174,7 @@ async def delete_run(run_id: uuid.UUID, caller: CurrentCaller) -> Response:
 async def get_steps(
     run_id: uuid.UUID,
     caller: CurrentCaller,
-    limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
+    limit: ChildLimit = MAX_ITEMS_PER_REQUEST,
     cursor: Cursor = None,
 ) -> JsonAnswer:
     """The run's steps by step_index, at most `limit`; X-Next-Cursor names the next page."""
@@ -203,7 +203,7 @@ async def add_steps(
 async def get_artifacts(
     run_id: uuid.UUID,
     caller: CurrentCaller,
-    limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
+    limit: ChildLimit = MAX_ITEMS_PER_REQUEST,
     cursor: Cursor = None,
 ) -> JsonAnswer:
     page = await caller.read_runs.list_artifacts(
@@ -225,7 +225,7 @@ async def add_artifact(
 async def get_llm_calls(
     run_id: uuid.UUID,
     caller: CurrentCaller,
-    limit: ChildLimit = MAX_CHILDREN_PER_REQUEST,
+    limit: ChildLimit = MAX_ITEMS_PER_REQUEST,
     cursor: Cursor = None,
 ) -> JsonAnswer:
     page = await caller.read_runs.list_llm_calls(

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, Field
 
-from apps.core_api.auth import CurrentActor
-from apps.core_api.deps import RunStoreDep, ThreadStoreDep
+from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import MetadataQuery, Problem
+from chad_memory.request_caps import MAX_ITEMS_PER_REQUEST, MAX_LIST_LIMIT
 from chad_memory.schemas import (
     MessageCreate,
     MessageRecord,
@@ -29,16 +29,15 @@ from chad_memory.schemas import (
 
 router = APIRouter(tags=["threads"])
 
-MAX_MESSAGES_PER_REQUEST = 1000
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="Page size.")]
 Cursor = Annotated[
     str | None,
     Query(max_length=512, description="A previous page's `next_cursor`, passed back unchanged."),
 ]
 NewMessages = Annotated[
     MessageCreate
-    | Annotated[list[MessageCreate], Field(min_length=1, max_length=MAX_MESSAGES_PER_REQUEST)],
+    | Annotated[list[MessageCreate], Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)],
     Body(description="One message, or a list appended in the order given."),
 ]
 
@@ -62,46 +61,41 @@ OWNED: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/threads", status_code=201, response_model=ThreadRecord, responses=AUTHED)
-async def create_thread(
-    body: ThreadCreate, actor: CurrentActor, threads: ThreadStoreDep
-) -> ThreadRecord:
-    return await threads.create_thread(body, actor=actor)
+async def create_thread(body: ThreadCreate, caller: CurrentCaller) -> ThreadRecord:
+    return await caller.threads.create_thread(body, actor=caller.actor)
 
 
 @router.get("/threads", response_model=Page[ThreadRecord], responses=AUTHED)
 async def list_threads(
-    actor: CurrentActor,
-    threads: ThreadStoreDep,
+    caller: CurrentCaller,
     filters: Annotated[MetadataQuery, Query()],
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ThreadRecord]:
     """The caller's threads, most recently active first."""
-    page = await threads.list_threads(actor, limit=limit, cursor=cursor, metadata=filters.metadata)
-    total = await threads.count_threads(actor, metadata=filters.metadata)
+    page = await caller.threads.list_threads(
+        caller.actor, limit=limit, cursor=cursor, metadata=filters.metadata
+    )
+    total = await caller.threads.count_threads(caller.actor, metadata=filters.metadata)
     return Page(items=page.items, total=total, next_cursor=page.next_cursor)
 
 
 @router.get("/threads/{thread_id}", response_model=ThreadRecord, responses=OWNED)
-async def get_thread(
-    thread_id: uuid.UUID, actor: CurrentActor, threads: ThreadStoreDep
-) -> ThreadRecord:
-    return await threads.get_thread(thread_id, actor=actor)
+async def get_thread(thread_id: uuid.UUID, caller: CurrentCaller) -> ThreadRecord:
+    return await caller.threads.get_thread(thread_id, actor=caller.actor)
 
 
 @router.patch("/threads/{thread_id}", response_model=ThreadRecord, responses=OWNED)
 async def update_thread(
-    thread_id: uuid.UUID, body: ThreadUpdate, actor: CurrentActor, threads: ThreadStoreDep
+    thread_id: uuid.UUID, body: ThreadUpdate, caller: CurrentCaller
 ) -> ThreadRecord:
-    return await threads.update_thread(thread_id, body, actor=actor)
+    return await caller.threads.update_thread(thread_id, body, actor=caller.actor)
 
 
 @router.delete("/threads/{thread_id}", status_code=204, response_class=Response, responses=OWNED)
-async def delete_thread(
-    thread_id: uuid.UUID, actor: CurrentActor, threads: ThreadStoreDep
-) -> Response:
+async def delete_thread(thread_id: uuid.UUID, caller: CurrentCaller) -> Response:
     """Its messages are deleted too; its runs stay, no longer linked to a thread."""
-    await threads.delete_thread(thread_id, actor=actor)
+    await caller.threads.delete_thread(thread_id, actor=caller.actor)
     return Response(status_code=204)
 
 
@@ -112,51 +106,46 @@ async def delete_thread(
     responses=OWNED,
 )
 async def add_messages(
-    thread_id: uuid.UUID, body: NewMessages, actor: CurrentActor, threads: ThreadStoreDep
+    thread_id: uuid.UUID, body: NewMessages, caller: CurrentCaller
 ) -> MessageRecord | list[MessageRecord]:
     """Answers in the shape it was sent: one record for one message, a list for a list."""
     if isinstance(body, MessageCreate):
-        return await threads.add_message(thread_id, body, actor=actor)
-    return await threads.add_messages(thread_id, body, actor=actor)
+        return await caller.threads.add_message(thread_id, body, actor=caller.actor)
+    return await caller.threads.add_messages(thread_id, body, actor=caller.actor)
 
 
 @router.get("/threads/{thread_id}/messages", response_model=Page[MessageRecord], responses=OWNED)
 async def list_messages(
     thread_id: uuid.UUID,
-    actor: CurrentActor,
-    threads: ThreadStoreDep,
+    caller: CurrentCaller,
     filters: Annotated[MetadataQuery, Query()],
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[MessageRecord]:
     """Oldest first, in the order the messages were appended."""
-    page = await threads.list_messages(
-        thread_id, limit=limit, cursor=cursor, actor=actor, metadata=filters.metadata
+    page = await caller.threads.list_messages(
+        thread_id, limit=limit, cursor=cursor, actor=caller.actor, metadata=filters.metadata
     )
-    total = await threads.count_messages(thread_id, metadata=filters.metadata)
+    total = await caller.threads.count_messages(thread_id, metadata=filters.metadata)
     return Page(items=page.items, total=total, next_cursor=page.next_cursor)
 
 
 @router.delete("/messages/{message_id}", status_code=204, response_class=Response, responses=OWNED)
-async def delete_message(
-    message_id: uuid.UUID, actor: CurrentActor, threads: ThreadStoreDep
-) -> Response:
-    await threads.delete_message(message_id, actor=actor)
+async def delete_message(message_id: uuid.UUID, caller: CurrentCaller) -> Response:
+    await caller.threads.delete_message(message_id, actor=caller.actor)
     return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/runs", response_model=Page[RunRecord], responses=OWNED)
 async def list_thread_runs(
     thread_id: uuid.UUID,
-    actor: CurrentActor,
-    threads: ThreadStoreDep,
-    runs: RunStoreDep,
+    caller: CurrentCaller,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[RunRecord]:
     """The caller's runs linked to this thread, newest first."""
-    await threads.get_thread(thread_id, actor=actor)
-    filters = RunFilter(actor=actor, thread_id=thread_id)
-    page = await runs.list_runs(filters, limit=limit, cursor=cursor)
-    total = await runs.count_runs(filters)
+    await caller.threads.get_thread(thread_id, actor=caller.actor)
+    filters = RunFilter(actor=caller.actor, thread_id=thread_id)
+    page = await caller.runs.list_runs(filters, limit=limit, cursor=cursor)
+    total = await caller.runs.count_runs(filters)
     return Page(items=page.items, total=total, next_cursor=page.next_cursor)

@@ -18,21 +18,21 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from apps.core_api.auth import authenticate
+from apps.core_api.deps import stores_of
 from apps.core_api.ui.render import render
 from apps.core_api.ui.session import COOKIE, Session, codec
-from apps.core_api.ui.views import per_model, usage_series, waterfall
+from apps.core_api.ui.views import usage_series, waterfall
 from chad_memory.errors import InvalidInputError
-from chad_memory.schemas import RunFilter, RunStats
+from chad_memory.replicas import RunReads, VectorReads
+from chad_memory.schemas import RunFilter
 from chad_memory.settings import Settings
-from chad_memory.stores import PgVectorStore, PostgresStore, ThreadStore
-from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores import ThreadStore
+from chad_memory.vocabulary import LIVE
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 RUNS_PAGE = 50
 STEPS_PAGE = 200
-USAGE_RUNS = 50
-LIVE_STATUSES = frozenset({"pending", "running"})
 
 
 class SignInRequired(Exception):
@@ -49,9 +49,9 @@ class Ui:
     request: Request
     session: Session
     actor: str
-    runs: PostgresStore
+    runs: RunReads
     threads: ThreadStore
-    memory: PgVectorStore
+    memory: VectorReads
 
     def page(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return render(self.request, template, status_code, actor=self.actor, **context)
@@ -68,8 +68,8 @@ def _here(request: Request) -> str:
 
 async def signed_in(request: Request) -> Ui:
     """The signed-in actor, or SignInRequired. A session ends when its key is revoked."""
-    state = request.app.state
-    settings: Settings = state.settings
+    settings: Settings = request.app.state.settings
+    stores = stores_of(request)
     session = read_session(request)
     if settings.auth_mode != "api_key":
         # Local, or behind an auth proxy: the API's own rule names the actor.
@@ -81,8 +81,7 @@ async def signed_in(request: Request) -> Ui:
     else:
         if session is None or session.key_id is None or session.actor is None:
             raise SignInRequired(_here(request))
-        keys: ApiKeyStore = state.key_store
-        key = await keys.get_live_key(session.key_id)
+        key = await stores.keys.get_live_key(session.key_id)
         if key is None or key.actor != session.actor:
             raise SignInRequired(_here(request))
         actor = key.actor
@@ -92,9 +91,9 @@ async def signed_in(request: Request) -> Ui:
         session=session,
         actor=actor,
         # Pages only read: the read stores, which go to READ_DATABASE_URL when it is set.
-        runs=state.read_postgres_store,
-        threads=state.thread_store,
-        memory=state.read_vector_store,
+        runs=stores.read_runs,
+        threads=stores.threads,
+        memory=stores.read_vectors,
     )
 
 
@@ -164,8 +163,7 @@ async def login(
         )
         _set_cookie(request, response, fresh)
         return response
-    keys: ApiKeyStore = request.app.state.key_store
-    key = await keys.authenticate(api_key.strip())
+    key = await stores_of(request).keys.authenticate(api_key.strip())
     if key is None:
         return render(
             request,
@@ -272,12 +270,9 @@ async def runs_page(
 
 
 async def _run_context(ui: Ui, run_id: uuid.UUID, cursor: str | None) -> dict[str, Any]:
-    run = await ui.runs.get_run(run_id, actor=ui.actor)
-    stats = await ui.runs.get_run_stats(run.id, actor=ui.actor)
     # One page of steps (all of them for most runs): a 10,000-step run costs one page.
-    steps = await ui.runs.list_steps(run.id, actor=ui.actor, limit=STEPS_PAGE, cursor=cursor)
-    calls = await ui.runs.get_llm_calls(run.id, actor=ui.actor)
-    artifacts = await ui.runs.get_artifacts(run.id, actor=ui.actor)
+    page = await ui.runs.get_run_page(run_id, actor=ui.actor, steps_limit=STEPS_PAGE, cursor=cursor)
+    run, stats, steps, calls = page.run, page.stats, page.steps, page.llm_calls
     here = f"/ui/runs/{run.id}"
     return {
         "run": run,
@@ -289,10 +284,10 @@ async def _run_context(ui: Ui, run_id: uuid.UUID, cursor: str | None) -> dict[st
         "first_url": here if cursor else None,
         "live_url": f"{here}/live" + (f"?{urlencode({'cursor': cursor})}" if cursor else ""),
         "calls": calls,
-        "artifacts": artifacts,
+        "artifacts": page.artifacts,
         "stats": stats,
-        "models": per_model(calls),
-        "live": run.status in LIVE_STATUSES,
+        "models": stats.by_model,
+        "live": run.status in LIVE,
     }
 
 
@@ -312,19 +307,12 @@ async def run_live(ui: SignedIn, run_id: uuid.UUID, cursor: str = "") -> HTMLRes
 
 @router.get("/usage")
 async def usage_page(ui: SignedIn) -> HTMLResponse:
-    """Charts of the latest runs (each run's stats), and the by-model table from the usage
-    roll-ups over the last 30 days: every call counted, not only the charted runs'."""
-    page = await ui.runs.list_run_summaries(RunFilter(actor=ui.actor), limit=USAGE_RUNS)
-    stats: dict[uuid.UUID, RunStats] = {}
-    for run in page.items:
-        stats[run.id] = await ui.runs.get_run_stats(run.id, actor=ui.actor)
-    report = await ui.runs.usage(ui.actor, group_by=["provider", "model"])
-    return ui.page(
-        "usage.html",
-        series=usage_series(page.items, stats),
-        report=report,
-        runs=len(page.items),
+    """The last 30 days from the usage roll-ups, every call counted: tokens and cost per
+    day and model, latency per day, and the by-model table; one read of three cuts."""
+    by_model, by_day_model, by_day = await ui.runs.usage_reports(
+        ui.actor, [["provider", "model"], ["day", "model"], ["day"]]
     )
+    return ui.page("usage.html", series=usage_series(by_day_model, by_day), report=by_model)
 
 
 # Conversations --------------------------------------------------------------------------

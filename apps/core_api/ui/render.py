@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from apps.core_api.ui import views
 from apps.core_api.ui.session import COOKIE, codec
+from chad_memory.vocabulary import RUN_STATUSES
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -34,6 +35,7 @@ _env.filters.update(
     last_line=views.last_line,
 )
 _env.globals["asset_version"] = ASSET_VERSION
+_env.globals["run_statuses"] = RUN_STATUSES
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

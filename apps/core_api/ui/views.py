@@ -1,10 +1,8 @@
-"""What the pages compute from store records: the waterfall's layout, per-model latency
-percentiles, the usage series, and the filters that text formatting needs."""
+"""What the pages compute from store records: the waterfall's layout, the usage series,
+and the filters that text formatting needs (statistics come from the stores)."""
 
 from __future__ import annotations
 
-import json
-import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -13,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from chad_memory.schemas import LLMCallRecord, RunRecord, RunStats, RunSummary, StepRecord
+from pydantic_core import to_json
+
+from chad_memory.schemas import LLMCallRecord, RunRecord, RunSummary, StepRecord, UsageReport
 
 # Waterfall bars are drawn in an SVG 1000 units wide; a bar is never thinner than this.
 SCALE = 1000.0
@@ -162,74 +162,27 @@ def last_line(text: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks: PostgreSQL's percentile_cont."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    low, high = math.floor(pos), math.ceil(pos)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-@dataclass
-class ModelLatency:
-    provider: str | None
-    model: str | None
-    calls: int
-    total_tokens: int
-    cost_usd: Decimal
-    p50: float | None
-    p95: float | None
-
-
-def per_model(calls: Sequence[LLMCallRecord]) -> list[ModelLatency]:
-    """Tokens, cost and latency p50/p95 per (provider, model), from the calls on the page."""
-    groups: dict[tuple[str | None, str | None], list[LLMCallRecord]] = defaultdict(list)
-    for c in calls:
-        groups[(c.provider, c.model)].append(c)
-    out = []
-    for (provider, model), group in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        latencies = [c.latency_ms for c in group if c.latency_ms is not None]
-        out.append(
-            ModelLatency(
-                provider=provider,
-                model=model,
-                calls=len(group),
-                total_tokens=sum(c.total_tokens for c in group),
-                cost_usd=sum((c.cost_usd or Decimal(0) for c in group), Decimal(0)),
-                p50=percentile(latencies, 0.5),
-                p95=percentile(latencies, 0.95),
-            )
-        )
-    return out
-
-
-def usage_series(runs: Sequence[RunSummary], stats: dict[uuid.UUID, RunStats]) -> dict[str, Any]:
-    """uPlot's columns: one x per run (its start, epoch seconds, oldest first), and per model
-    its tokens and cost in that run; plus each run's latency p50 and p95."""
-    ordered = sorted(runs, key=lambda r: r.started_at or r.created_at)
-    models = sorted(
-        {f"{m.provider or '?'}/{m.model or '?'}" for s in stats.values() for m in s.by_model}
-    )
-    xs: list[float] = []
+def usage_series(by_day_model: UsageReport, by_day: UsageReport) -> dict[str, Any]:
+    """uPlot's columns: one x per day with calls (epoch seconds, oldest first), and per
+    model its tokens and cost that day; plus each day's latency p50 and p95."""
+    days = [r.group["day"] for r in by_day.rows]
+    models = sorted({r.group["model"] or "?" for r in by_day_model.rows})
+    cell = {(r.group["day"], r.group["model"] or "?"): r for r in by_day_model.rows}
     tokens: dict[str, list[int | None]] = {m: [] for m in models}
     cost: dict[str, list[float | None]] = {m: [] for m in models}
-    p50: list[float | None] = []
-    p95: list[float | None] = []
-    for run in ordered:
-        s = stats.get(run.id)
-        if s is None or s.llm_call_count == 0:
-            continue
-        xs.append((run.started_at or run.created_at).timestamp())
-        here = {f"{m.provider or '?'}/{m.model or '?'}": m for m in s.by_model}
+    for day in days:
         for name in models:
-            m = here.get(name)
-            tokens[name].append(m.total_tokens if m else None)
-            cost[name].append(float(m.cost_usd) if m else None)
-        p50.append(s.latency_ms_p50)
-        p95.append(s.latency_ms_p95)
-    return {"x": xs, "models": models, "tokens": tokens, "cost": cost, "p50": p50, "p95": p95}
+            row = cell.get((day, name))
+            tokens[name].append(row.total_tokens if row else None)
+            cost[name].append(float(row.cost_usd) if row else None)
+    return {
+        "x": [datetime.fromisoformat(f"{d}T00:00:00+00:00").timestamp() for d in days],
+        "models": models,
+        "tokens": tokens,
+        "cost": cost,
+        "p50": [r.latency_ms_p50 for r in by_day.rows],
+        "p95": [r.latency_ms_p95 for r in by_day.rows],
+    }
 
 
 # Jinja filters --------------------------------------------------------------------------
@@ -287,7 +240,10 @@ def number(value: int | float | None) -> str:
 
 
 def pretty_json(value: Any) -> str:
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+    """`json.dumps(value, indent=2, ensure_ascii=False, default=str)`, in pydantic-core's
+    Rust encoder: with `indent` the standard library leaves its C encoder for pure Python,
+    and a run page formats two of these per step."""
+    text = to_json(value, indent=2, fallback=str).decode()
     if len(text) > MAX_JSON_CHARS:
         return text[:MAX_JSON_CHARS] + f"\n… cut at {MAX_JSON_CHARS:,} characters (see the API)"
     return text

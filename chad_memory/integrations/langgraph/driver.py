@@ -41,10 +41,6 @@ class _VectorArg:
         return self.values
 
 
-def _vector_text(values: Sequence[float]) -> str:
-    return "[" + ",".join(repr(float(v)) for v in values) + "]"
-
-
 def _loads(value: Any) -> Any:
     # SQLAlchemy's jsonb codec on these connections hands back the JSON text.
     return json.loads(value) if isinstance(value, str) else value

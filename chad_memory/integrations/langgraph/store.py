@@ -40,7 +40,6 @@ from chad_memory.integrations.langgraph.driver import (
     _item,
     _Params,
     _search_item,
-    _vector_text,
     _VectorArg,
 )
 from chad_memory.integrations.langgraph.filters import (
@@ -65,6 +64,7 @@ from chad_memory.stores.transactions import SessionFactory, transaction
 from chad_memory.stores.vectors import EXACT_SCAN_MAX_ROWS, PgVectorStore
 from chad_memory.validation import check_embedding, check_json, check_text
 from chad_memory.vector_codec import pooled_has_binary_codec
+from chad_memory.vector_codec import vector_text as _vector_text
 from chad_memory.vector_index import INDEX_STATE_SQL, ROWS_ESTIMATE_SQL
 
 
