@@ -6,7 +6,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: system-packages serve test lint typecheck check install bench bench-runs bench-http fuzz load clean screenshots
+.PHONY: system-packages serve test lint typecheck check install bench bench-runs bench-http fuzz load load-pgbouncer clean screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -29,10 +29,11 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
-# System packages the tests drive for real (Debian's chromium for the browser tests).
+# System packages the tests drive for real: Debian's chromium (browser tests) and
+# pgbouncer (tests/test_pooler.py).
 # Installed when missing and we are root with apt (as on CI and
 # a fresh machine); otherwise this stops with the one-line install command.
-SYSTEM_PACKAGES ?= chromium
+SYSTEM_PACKAGES ?= chromium pgbouncer
 system-packages:
 	@missing=""; \
 	for p in $(SYSTEM_PACKAGES); do \
@@ -122,6 +123,11 @@ fuzz: $(STAMP)
 # 100 clients for 2 minutes against `chad-memory serve`, database restarted halfway.
 load: $(STAMP)
 	$(BIN)/python bench/load.py --clients 100 --duration 120 --output bench/results/load.json
+
+# The same through a real PgBouncer in transaction mode (DB_POOLER=transaction).
+load-pgbouncer: $(STAMP) system-packages
+	$(BIN)/python bench/load.py --clients 100 --duration 120 --pgbouncer \
+		--output bench/results/load_pgbouncer.json
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from chad_memory.database import resolve_database_url
+from chad_memory.database import resolve_direct_database_url
 from chad_memory.models import Base
 
 config = context.config
@@ -27,7 +27,7 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     url = config.attributes.get("database_url")
-    return str(url) if url else resolve_database_url()
+    return str(url) if url else resolve_direct_database_url()
 
 
 def _configure(connection: Connection) -> None:

@@ -9,6 +9,11 @@ the database directly. Prints requests, answers by status, p50/p99 latency, and 
 count of acknowledged writes missing (the contract says 0).
 
     .venv/bin/python bench/load.py --clients 100 --duration 120
+    .venv/bin/python bench/load.py --clients 100 --duration 120 --pgbouncer
+
+With --pgbouncer the service reaches the database through a real PgBouncer in transaction
+mode (DB_POOLER=transaction, DIRECT_DATABASE_URL the server itself), the restart
+happening behind it.
 
 Only loopback traffic; nothing outside /tmp is written.
 """
@@ -37,6 +42,9 @@ from typing import Any
 
 import httpx
 
+# Run as a file: the repository root is where `bench` (the PgBouncer launcher) lives.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 # Smaller vectors than the 1536 default keep the bench about the database, not JSON.
 os.environ.setdefault("EMBEDDING_DIM", "256")
 
@@ -44,6 +52,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from bench.pgbouncer import pgbouncer
 from chad_memory import ApiKeyStore
 from chad_memory.database import get_session_factory
 from chad_memory.embedded import start_embedded_server, stop_embedded_server
@@ -286,6 +295,7 @@ async def main(args: argparse.Namespace) -> int:
     server = start_embedded_server(data_dir, cleanup_mode="delete")
     url = "postgresql+asyncpg://" + server.get_uri("postgres").split("://", 1)[1]
     proc: asyncio.subprocess.Process | None = None
+    pooler = contextlib.ExitStack()
     try:
         await asyncio.to_thread(upgrade, url)
         engine = create_async_engine(url, poolclass=NullPool)
@@ -301,6 +311,19 @@ async def main(args: argparse.Namespace) -> int:
             "LOG_LEVEL": "warning",
             "DB_POOL_SIZE": str(args.pool_size),
         }
+        if args.pgbouncer:
+            pooled = pooler.enter_context(
+                pgbouncer(
+                    url,
+                    pool_mode="transaction",
+                    pool_size=args.pgbouncer_pool_size,
+                    log_file=Path(args.output).with_suffix(".pgbouncer.log")
+                    if args.output
+                    else None,
+                )
+            )
+            env.update(DATABASE_URL=pooled, DB_POOLER="transaction", DIRECT_DATABASE_URL=url)
+            print(f"[load] through PgBouncer (transaction mode) at {pooled}", flush=True)
         proc = await asyncio.create_subprocess_exec(
             str(CLI),
             "serve",
@@ -385,6 +408,7 @@ async def main(args: argparse.Namespace) -> int:
             for name in ("all", kind) if touches else ("all", kind, "outside_outage"):
                 latency[name].append(finished - started)
         report = {
+            "through": "pgbouncer (transaction mode)" if args.pgbouncer else "direct",
             "clients": args.clients,
             "duration_s": round(wall, 1),
             "requests": total,
@@ -439,6 +463,7 @@ async def main(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(proc.wait(), 15)
             except TimeoutError:
                 proc.kill()
+        pooler.close()
         stop_embedded_server(data_dir)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -451,6 +476,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--actors", type=int, default=10, help="API keys the clients share")
     parser.add_argument("--pool-size", type=int, default=20)
     parser.add_argument("--port", type=int, default=0, help="0: a free loopback port")
+    parser.add_argument(
+        "--pgbouncer", action="store_true", help="through PgBouncer in transaction mode"
+    )
+    parser.add_argument(
+        "--pgbouncer-pool-size", type=int, default=20, help="PgBouncer's server connections"
+    )
     parser.add_argument("--output", default=None, help="also write the JSON report here")
     return parser.parse_args(argv)
 

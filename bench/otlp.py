@@ -214,7 +214,7 @@ async def breakdown(spans: list[Any], batch: int) -> list[list[Any]]:
             encode_spans(spans[i : i + batch]).SerializeToString() for i in range(0, n, batch)
         ]
         t1 = time.perf_counter()
-        mapped = [map_request(decode_request(body, PROTOBUF)) for body in bodies]
+        mapped = [map_request(decode_request(body, PROTOBUF, batch)) for body in bodies]
         t2 = time.perf_counter()
         engine = create_engine(sqlalchemy_url(db), pool_size=2)
         store = TraceStore(get_session_factory(engine))

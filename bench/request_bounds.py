@@ -1,4 +1,5 @@
-"""How long the biggest legal and hostile bodies hold the service, beside a small one.
+"""How long the biggest legal and hostile bodies hold the service, beside a small one:
+JSON bodies, and OTLP exports at and far past MAX_SPANS_PER_EXPORT.
 
 For each body: the request's time, the event loop's longest stall while it ran (a task
 that wakes every 5 ms notes the gaps), and the slowest `/health` answered meanwhile.
@@ -42,8 +43,45 @@ def big_steps() -> list[dict[str, Any]]:
     return [{"step_index": i, "input": payload} for i in range(1000)]
 
 
+def deep_and_wide() -> dict[str, Any]:
+    """A legal request_payload: 60 levels of objects, then 45,000 objects of a
+    190-character string (90,000 values, under MAX_JSON_NODES): about 9.2 MB."""
+    root: dict[str, Any] = {}
+    node = root
+    for level in range(60):
+        child: dict[str, Any] = {}
+        node[f"k{level}"] = child
+        node = child
+    node["wide"] = [{"t": "x" * 190} for _ in range(45_000)]
+    return {"request_payload": root}
+
+
+def otlp_export(traces: int, per_trace: int, tiny: bool = False) -> bytes:
+    """An ExportTraceServiceRequest of traces x per_trace spans (tiny: ids only)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for t in range(traces):
+        trace = t.to_bytes(16, "big")
+        for i in range(1, per_trace + 1):
+            span = scope.spans.add(trace_id=trace, span_id=i.to_bytes(8, "big"))
+            if not tiny:
+                span.name = f"s{i}"
+                span.start_time_unix_nano = 1_700_000_000_000_000_000 + i
+                span.end_time_unix_nano = span.start_time_unix_nano + 1_000
+    return request.SerializeToString()
+
+
 async def measure(client: httpx.AsyncClient, path: str, body: Any, headers: dict[str, str]) -> Any:
-    raw = json.dumps(body)
+    if isinstance(body, bytes):
+        raw: str | bytes = body
+        headers = {**headers, "Content-Type": "application/x-protobuf"}
+    else:
+        raw = json.dumps(body)
+        headers = {**headers, "Content-Type": "application/json"}
     stop = asyncio.Event()
     gaps: list[float] = []
     health: list[float] = []
@@ -66,9 +104,7 @@ async def measure(client: httpx.AsyncClient, path: str, body: Any, headers: dict
     tasks = [asyncio.create_task(watch_loop()), asyncio.create_task(poll_health())]
     await asyncio.sleep(0.05)
     started = time.perf_counter()
-    response = await client.post(
-        path, content=raw, headers={**headers, "Content-Type": "application/json"}
-    )
+    response = await client.post(path, content=raw, headers=headers)
     elapsed = time.perf_counter() - started
     stop.set()
     await asyncio.gather(*tasks)
@@ -94,6 +130,9 @@ async def main() -> None:
                 ("one small step (baseline)", f"/runs/{run}/steps", [{"step_index": 5000}]),
                 ("1,000 steps, 8.7 MB, legal", f"/runs/{run}/steps", big_steps()),
                 ("wide under long keys, 3 MB, NUL last", "/runs", hostile()),
+                ("request_payload 9.2 MB, 60 deep, 45,000 wide", "/runs", deep_and_wide()),
+                ("OTLP 10,000 spans (500 traces)", "/v1/traces", otlp_export(500, 20)),
+                ("OTLP 200,000 tiny spans", "/v1/traces", otlp_export(1, 200_000, tiny=True)),
             ]
             rows = []
             base: Any = None

@@ -84,7 +84,7 @@ async def ingest(db: str, base: Matrix) -> dict[str, float]:
             columns=["id", "actor", "namespace", "content", "embedding", "metadata"],
         )
     copy_s = time.perf_counter() - t0
-    await conn.execute("TRUNCATE embeddings")
+    await conn.execute("TRUNCATE embeddings CASCADE")
     await conn.execute("CHECKPOINT")
     await conn.close()
     del records

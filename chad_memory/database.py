@@ -26,6 +26,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from chad_memory.embedded import embedded_database_url
+from chad_memory.errors import DirectConnectionRequiredError
+from chad_memory.loop_pools import LoopPool
+from chad_memory.poolers import driver_options, forwards_startup_setting
 from chad_memory.settings import Settings, get_settings
 from chad_memory.vector_codec import register_vector_codec
 
@@ -51,11 +54,28 @@ def resolve_database_url(settings: Settings | None = None) -> str:
     return _resolved_url
 
 
+def resolve_direct_database_url(settings: Settings | None = None) -> str:
+    """Where work that needs a session of its own goes: migrations, index builds and
+    calibration. DIRECT_DATABASE_URL when set; else the one URL, unless that URL goes
+    through a transaction-mode pooler, which cannot carry such work."""
+    settings = settings or get_settings()
+    if settings.direct_database_url:
+        return settings.direct_database_url
+    if settings.db_pooler == "transaction":
+        raise DirectConnectionRequiredError(
+            "DB_POOLER=transaction: migrations and vector index builds need a session of "
+            "their own; set DIRECT_DATABASE_URL to the server (or a session-mode pooler)"
+        )
+    return resolve_database_url(settings)
+
+
 def create_engine(url: str, settings: Settings | None = None, **overrides: Any) -> AsyncEngine:
     """An engine configured from settings; most code wants the shared `get_engine()` instead."""
     settings = settings or get_settings()
     server_settings = {"application_name": settings.db_application_name}
-    if settings.db_statement_timeout_ms:
+    if settings.db_statement_timeout_ms and forwards_startup_setting(
+        settings.db_pooler, "statement_timeout"
+    ):
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     options: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
@@ -63,7 +83,12 @@ def create_engine(url: str, settings: Settings | None = None, **overrides: Any) 
         "pool_pre_ping": settings.db_pool_pre_ping,
         "pool_timeout": settings.db_pool_timeout,
         "pool_recycle": settings.db_pool_recycle,
-        "connect_args": {"server_settings": server_settings},
+        "connect_args": {
+            "server_settings": server_settings,
+            **driver_options(settings.db_pooler),
+        },
+        # A pool per event loop: the engine works from any loop and thread.
+        "poolclass": LoopPool,
     }
     options.update(overrides)
     engine = create_async_engine(url, **options)
@@ -143,6 +168,7 @@ class Database:
     sessions: SessionFactory | None = None
     retry_policy: RetryPolicy | None = None
     _reader: AsyncEngine | None = field(default=None, init=False, repr=False)
+    _direct: AsyncEngine | None = field(default=None, init=False, repr=False)
     # Told (kind, rows) after each committed write; the service's metrics listen here, so
     # rows are counted wherever they come from (HTTP, OTLP, a library caller in-process).
     ingest_listeners: list[Callable[[str, int], None]] = field(default_factory=list)
@@ -165,6 +191,26 @@ class Database:
         if self._reader is None:
             self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         return self._reader
+
+    @property
+    def maintenance_engine(self) -> AsyncEngine:
+        """The engine for index builds and calibration, which need a session of their own:
+        this one, unless DB_POOLER=transaction, then one on DIRECT_DATABASE_URL (a small
+        pool of its own, disposed with `dispose`)."""
+        if self.settings.db_pooler != "transaction":
+            return self.engine
+        if self._direct is None:
+            direct = self.settings.model_copy(update={"db_pooler": "none"})
+            self._direct = create_engine(
+                resolve_direct_database_url(self.settings), direct, pool_size=2, max_overflow=0
+            )
+        return self._direct
+
+    async def dispose(self) -> None:
+        """Close the pools this object opened besides the engine it was given."""
+        if self._direct is not None:
+            await self._direct.dispose()
+            self._direct = None
 
     @property
     def session_factory(self) -> SessionFactory:

@@ -94,6 +94,18 @@ class PoolExhaustedError(DatabaseUnavailableError):
     """Every pooled connection stayed busy for `db_pool_timeout` seconds."""
 
 
+class DirectConnectionRequiredError(ChadMemoryError):
+    """Work that needs a database session of its own (an index build, a calibration, a
+    migration) was asked for while the only URL goes through a transaction-mode pooler:
+    set DIRECT_DATABASE_URL (see chad_memory.poolers)."""
+
+
+class EventLoopError(ChadMemoryError, RuntimeError):
+    """A connection was used from an event loop other than the one that opened it, or after
+    that loop closed: a programming error (an engine shared across loops without the
+    library's per-loop pool), never retried and never reported as an outage."""
+
+
 class AuthenticationError(ChadMemoryError):
     """The service refused the API key (HTTP 401): missing, unknown or revoked."""
 
@@ -107,3 +119,17 @@ class ServiceUnreachableError(ChadMemoryError):
 
 class EmbeddedServerUnavailableError(ChadMemoryError):
     """Neither DATABASE_URL nor the `embedded` extra is available."""
+
+
+class EmbedderUnavailableError(ChadMemoryError):
+    """The embedder could not be reached, timed out or asked to slow down (after its
+    retries); nothing was written. The service answers 503 with Retry-After."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class EmbedderFailedError(ChadMemoryError):
+    """The embedder answered with an error, or with something that is not the vectors
+    asked for; nothing was written. The service answers 502 naming the embedder's error."""

@@ -252,7 +252,10 @@ def _from_table(found: Quote | None) -> CallCost:
 
 
 async def price_new_calls(
-    session: AsyncSession, calls: Sequence[tuple[uuid.UUID, LLMCallFields]]
+    session: AsyncSession,
+    calls: Sequence[tuple[uuid.UUID, LLMCallFields]],
+    *,
+    unfit: dict[int, str] | None = None,
 ) -> list[CallCost]:
     """The cost columns of calls (run id, call) being stored now, in order.
 
@@ -261,7 +264,9 @@ async def price_new_calls(
     the transaction's now(), which is their created_at. One round trip for all of them
     (each distinct run, provider and model once: the run's actor and the user price in
     force), then genai-prices for those without a user price. NotFoundError: a run is
-    missing.
+    missing. A computed cost past the column's range raises InvalidInputError, unless
+    `unfit` is given: then that call's position and why are put there instead (OTLP
+    refuses that span alone) and its cost is left empty.
     """
     costs = [
         CallCost(call.cost_usd, "client") if call.cost_usd is not None else NO_COST
@@ -296,13 +301,19 @@ async def price_new_calls(
         if not keyed:
             continue
         tokens = tokens_of(call)
-        user = next((row for row in keyed if row[4 + _PRICE_ID] is not None), None)
-        if user is not None:
-            price_row = {name: user[4 + j] for j, name in enumerate(_PRICE_COLUMNS)}
-            price = ModelPriceRecord.model_validate(price_row)
-            costs[i] = _from_table(_user_quote(price, tokens))
-        else:
-            costs[i] = _from_table(_first_builtin(call.provider, names, tokens, keyed[0][0]))
+        try:
+            user = next((row for row in keyed if row[4 + _PRICE_ID] is not None), None)
+            if user is not None:
+                price_row = {name: user[4 + j] for j, name in enumerate(_PRICE_COLUMNS)}
+                price = ModelPriceRecord.model_validate(price_row)
+                costs[i] = _from_table(_user_quote(price, tokens))
+            else:
+                first = _first_builtin(call.provider, names, tokens, keyed[0][0])
+                costs[i] = _from_table(first)
+        except InvalidInputError as exc:
+            if unfit is None:
+                raise
+            unfit[i] = str(exc)
     return costs
 
 

@@ -121,3 +121,5 @@ class VectorReads(Reads[PgVectorStore]):
     list_embeddings = replica_first(PgVectorStore.list_embeddings)
     count_by_namespace = replica_first(PgVectorStore.count_by_namespace)
     more_like = replica_first(PgVectorStore.more_like)
+    run_memory = replica_first(PgVectorStore.run_memory)
+    memory_detail = replica_first(PgVectorStore.memory_detail)

@@ -228,6 +228,27 @@ async def table_bytes(engine: AsyncEngine, tables: tuple[str, ...] = VACUUMED_TA
 SWEEPER_LOCK = 0x636D5F7072756E65  # "cm_prune"
 
 
+async def sweep_once(engine: AsyncEngine, *, days: int, embeddings: bool = False) -> bool:
+    """One round of the sweeper; False when another process holds the round's lock.
+
+    The lock is a transaction-level advisory lock held by a transaction left open on a
+    connection of its own while the batches run on others: it ends with that transaction
+    whatever happens, and it works through a transaction-mode pooler, where a
+    session-level lock would stay behind on whichever server connection took it.
+    """
+    async with engine.connect() as conn, conn.begin():
+        mine = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEPER_LOCK})
+        if not mine:
+            return False
+        criteria = PruneCriteria.older_than(timedelta(days=days), embeddings=embeddings)
+        result = await prune(engine, criteria)
+        if result.deleted["runs"]:
+            logger.info(
+                "retention: deleted %s in %.1fs", json.dumps(result.deleted), result.elapsed_s
+            )
+        return True
+
+
 async def retention_sweeper(
     engine: AsyncEngine, *, days: int, interval_s: float, embeddings: bool = False
 ) -> None:
@@ -239,28 +260,7 @@ async def retention_sweeper(
     """
     while True:
         try:
-            async with engine.connect() as conn:
-                mine = await conn.scalar(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEPER_LOCK}
-                )
-                await conn.commit()
-                if mine:
-                    try:
-                        criteria = PruneCriteria.older_than(
-                            timedelta(days=days), embeddings=embeddings
-                        )
-                        result = await prune(engine, criteria)
-                        if result.deleted["runs"]:
-                            logger.info(
-                                "retention: deleted %s in %.1fs",
-                                json.dumps(result.deleted),
-                                result.elapsed_s,
-                            )
-                    finally:
-                        await conn.execute(
-                            text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEPER_LOCK}
-                        )
-                        await conn.commit()
+            await sweep_once(engine, days=days, embeddings=embeddings)
         except ChadMemoryError as exc:
             logger.warning("retention sweep failed, trying again later: %s", exc)
         except (OSError, DBAPIError) as exc:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chad_memory.poolers import Pooler
 from chad_memory.validation import check_actor
 
 
@@ -23,6 +24,15 @@ class Settings(BaseSettings):
 
     # Where the database is. Unset means: start the embedded server under chad_data_dir.
     database_url: str | None = None
+    # What stands between us and PostgreSQL (chad_memory.poolers): "none" or "session"
+    # (a server connection per client connection), or "transaction" (PgBouncer in
+    # transaction mode, Supavisor, Neon's pooler): no named prepared statements, no
+    # session state.
+    db_pooler: Pooler = "none"
+    # A URL with a session of its own (the server, or a session-mode pooler) for work a
+    # transaction pooler cannot carry: migrations, vector index builds and calibration.
+    # Unset: DATABASE_URL.
+    direct_database_url: str | None = None
     chad_data_dir: Path = Path(".chad-memory/pgdata")
 
     # Pool: sized for a service that fans out to many concurrent dashboard requests.
@@ -59,6 +69,21 @@ class Settings(BaseSettings):
     # background (CONCURRENTLY); false: it is only announced in the logs and /health.
     vector_auto_rebuild: bool = True
 
+    # Memory in words (chad_memory.embedders): who turns `content` and `query` text into
+    # vectors. none: callers send vectors. openai: an OpenAI-compatible /embeddings endpoint
+    # (OpenAI, Azure-style deployment URLs, Ollama, vLLM, TEI, LM Studio). local: a CPU model
+    # shipped inside a PyPI package (extra `local`), nothing downloaded at run time.
+    embedder: Literal["none", "openai", "local"] = "none"
+    embedder_base_url: str = "https://api.openai.com/v1"
+    embedder_model: str | None = None
+    embedder_api_key: SecretStr | None = None
+    # Sent as `dimensions` to endpoints that shorten vectors (text-embedding-3-*).
+    embedder_dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    embedder_batch_size: int = Field(default=100, ge=1, le=2048)
+    embedder_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # Further attempts after a connection failure, a timeout, 429 or 5xx.
+    embedder_retries: int = Field(default=2, ge=0, le=10)
+
     # A streaming replica for dashboard reads (chad_memory.replicas); unset: all on primary.
     read_database_url: str | None = None
     # How long reads stay on the primary after the replica was found unreachable.
@@ -84,6 +109,10 @@ class Settings(BaseSettings):
     # OTLP over gRPC (`chad-memory serve --otlp-grpc-port 4317`): off unless a port is set.
     otlp_grpc_port: int | None = Field(default=None, ge=1, le=65535)
     otlp_grpc_host: str = "127.0.0.1"
+    # Spans in one OTLP export (POST /v1/traces, `export_traces`): past it, 413. Bounds
+    # the work one export causes (mapping is about 50 us a span); the OpenTelemetry SDK
+    # sends at most 512 per export, a collector's batch processor 8,192 by default.
+    max_spans_per_export: int = Field(default=10_000, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
     log_level: str = "info"
@@ -93,7 +122,7 @@ class Settings(BaseSettings):
     ui_session_secret: SecretStr | None = None
     ui_session_max_age_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
 
-    @field_validator("database_url", "read_database_url")
+    @field_validator("database_url", "read_database_url", "direct_database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         """Accept the URLs people paste (postgres://, postgresql://) and make them asyncpg's."""

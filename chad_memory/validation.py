@@ -12,6 +12,7 @@ import json
 import math
 from array import array
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -209,6 +210,20 @@ def json_text(value: Any, where: str = "json") -> str:
     return text
 
 
+def json_from_text(text: str | bytes, where: str = "json") -> Any:
+    """The value JSON text encodes; ValueError (its message kept) when it is not JSON.
+
+    The one way to parse JSON that arrives inside a value (OTLP attributes that carry
+    JSON, a JSON query parameter): nesting deep enough to exhaust the parser's recursion
+    (about 1,000 levels) is refused here as too deep, the rule `check_json` states for
+    anything past MAX_JSON_DEPTH, instead of escaping as a RecursionError.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidInputError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+
+
 # float4 limits. pgvector stores components as float4 and sums squares and products in
 # float4 (VectorCosineSimilarity), so a vector must survive that arithmetic, not only
 # float8's, for its cosine similarity to be a number.
@@ -262,3 +277,11 @@ def check_metadata_filter(value: Any, where: str = "metadata") -> dict[str, Any]
         raise InvalidInputError(f"{where} filter must be a JSON object")
     checked: dict[str, Any] = check_json(value, where)
     return checked
+
+
+def check_as_of(value: datetime | None) -> datetime | None:
+    """A point in time to search at; a naive one is taken as UTC, as every timestamp the
+    service accepts is (chad_memory.schemas.base.UtcDatetime)."""
+    if value is None or value.utcoffset() is not None:
+        return value
+    return value.replace(tzinfo=UTC)

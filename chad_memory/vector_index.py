@@ -348,21 +348,20 @@ async def maintenance_lock(engine: AsyncEngine, *, wait: bool) -> AsyncIterator[
 
     A session-level advisory lock on a connection of its own, so it spans the build's and
     the calibration's autocommit statements and is released even if they fail.
+
+    Waiting is polling, never `pg_advisory_lock`: a waiter blocked in that statement holds
+    a snapshot, and the holder's CREATE INDEX CONCURRENTLY waits for every transaction with
+    an older snapshot to end, so holder and waiter would wait for each other through the
+    client, where the server's deadlock detector cannot see.
     """
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
     async with autocommit.connect() as conn:
-        if wait:
-            await conn.execute(text("SET statement_timeout = 0"))
-            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MAINTENANCE_LOCK_KEY})
-            got = True
-        else:
-            got = bool(
-                (
-                    await conn.execute(
-                        text("SELECT pg_try_advisory_lock(:key)"), {"key": MAINTENANCE_LOCK_KEY}
-                    )
-                ).scalar_one()
-            )
+        got = await _try_maintenance_lock(conn)
+        pause = LOCK_POLL_FIRST_S
+        while wait and not got:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LOCK_POLL_MAX_S)
+            got = await _try_maintenance_lock(conn)
         try:
             yield got
         finally:
@@ -371,6 +370,19 @@ async def maintenance_lock(engine: AsyncEngine, *, wait: bool) -> AsyncIterator[
                     await conn.execute(
                         text("SELECT pg_advisory_unlock(:key)"), {"key": MAINTENANCE_LOCK_KEY}
                     )
+
+
+# How often a waiter asks for the maintenance lock again: quickly at first (a calibration
+# takes seconds), then at most once a second (a build can take minutes).
+LOCK_POLL_FIRST_S = 0.05
+LOCK_POLL_MAX_S = 1.0
+
+
+async def _try_maintenance_lock(conn: AsyncConnection) -> bool:
+    result = await conn.execute(
+        text("SELECT pg_try_advisory_lock(:key)"), {"key": MAINTENANCE_LOCK_KEY}
+    )
+    return bool(result.scalar_one())
 
 
 async def _watch_progress(

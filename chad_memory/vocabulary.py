@@ -1,4 +1,5 @@
-"""The fixed words the schema allows: statuses, roles, and how a run's status may move.
+"""The fixed words the schema allows: statuses, roles, score kinds, and how a run's status
+may move.
 
 Each set is written once, as a `Literal` the input models validate against; the tuples
 the CHECK constraints are built from and the transition table are derived from it, so a
@@ -12,10 +13,17 @@ from typing import Literal, get_args
 RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 StepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped"]
 MessageRole = Literal["user", "assistant", "system", "tool"]
+# What a score judges, what kind of value it holds, and who gave it.
+ScoreTarget = Literal["run", "step", "llm_call", "thread"]
+ScoreType = Literal["numeric", "categorical", "boolean"]
+ScoreSource = Literal["human", "api", "evaluator"]
 
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 STEP_STATUSES: tuple[str, ...] = get_args(StepStatus)
 MESSAGE_ROLES: tuple[str, ...] = get_args(MessageRole)
+SCORE_TARGETS: tuple[str, ...] = get_args(ScoreTarget)
+SCORE_TYPES: tuple[str, ...] = get_args(ScoreType)
+SCORE_SOURCES: tuple[str, ...] = get_args(ScoreSource)
 
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 # A run that may still change: not yet in a terminal status.

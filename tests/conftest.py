@@ -49,6 +49,17 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
+async def other_engine(admin_url: str, template_db: str) -> AsyncIterator[AsyncEngine]:
+    """A second, empty migrated database (to import an export into, for one)."""
+    name = unique_name("chad_import")
+    await run_admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    eng = create_engine(with_database(admin_url, name), pool_size=2, max_overflow=2)
+    yield eng
+    await eng.dispose()
+    await run_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return get_session_factory(engine)
 

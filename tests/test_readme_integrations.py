@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.test_readme import run_example
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -38,16 +37,4 @@ def examples() -> list[str]:
 async def test_readme_integration_example_runs(
     database_url: str, tmp_path: Path, index: int, expected: list[str]
 ) -> None:
-    script = tmp_path / "example.py"
-    script.write_text(examples()[index])
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        env={**os.environ, "DATABASE_URL": database_url},
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode().splitlines() == expected
+    assert await run_example(examples()[index], database_url, tmp_path) == expected

@@ -85,7 +85,7 @@ async def test_calibration_picks_more_probes_for_harder_data_and_meets_the_targe
         held_out = await _recall(store, data.queries, exact_top_k(data.base, data.queries, K))
         assert held_out >= store.target_recall, (name, calibration, held_out)
         async with session_factory() as session:
-            await session.execute(text("TRUNCATE embeddings"))
+            await session.execute(text("TRUNCATE embeddings CASCADE"))
             await session.commit()
     assert chosen["hard"] > chosen["easy"], chosen
 

@@ -23,7 +23,16 @@ from chad_memory.errors import InvalidInputError
 from chad_memory.replicas import RunReads, VectorReads
 from chad_memory.schemas import RunRecord, ThreadRecord
 from chad_memory.settings import Settings, is_loopback
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
+from chad_memory.stores import (
+    DatasetStore,
+    ExperimentStore,
+    PgVectorStore,
+    PostgresStore,
+    PriceStore,
+    ScoreStore,
+    ThreadStore,
+    TraceStore,
+)
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.stores.span_logs import SpanLogStore
 from chad_memory.validation import check_actor
@@ -31,6 +40,60 @@ from chad_memory.validation import check_actor
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+# The request bodies a page on another site may send without a CORS preflight.
+_SIMPLE_MEDIA_TYPES = frozenset(
+    {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+)
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A header no page can add without a preflight: a client may send it to say "not a form".
+LOCAL_WRITE_HEADER = "X-Requested-With"
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8000" -> "::1")."""
+    host = host.strip()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _check_local_request(request: Request, settings: Settings) -> None:
+    """Local mode's rules for a browser on this machine, beyond the peer address.
+
+    The Host must be a loopback name: a DNS-rebinding page reaches 127.0.0.1 under its
+    own host name, which the browser then treats as that page's origin. And a write
+    from a page of another origin must be one a browser would have preflighted (a
+    non-form media type, or LOCAL_WRITE_HEADER), which CORS_ORIGINS then governs; a
+    "simple" cross-site request (a form post, a bodiless fetch) is refused before it
+    writes. Requests without an Origin header do not come from another site's page
+    (browsers send Origin on every cross-origin write), so command-line clients and
+    AgentKit's own tests are unaffected.
+    """
+    if not is_loopback(_host_name(request.headers.get("host", ""))):
+        raise HTTPException(
+            status_code=403,
+            detail="AUTH_MODE=local answers only requests addressed to localhost, "
+            "127.0.0.1 or [::1] (the Host header)",
+        )
+    origin = request.headers.get("origin")
+    if request.method not in _WRITES or origin is None:
+        return
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    allowed = settings.cors_origins
+    if origin.lower() == own or origin.lower() in allowed or "*" in allowed:
+        return
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type and media_type not in _SIMPLE_MEDIA_TYPES:
+        return
+    if LOCAL_WRITE_HEADER in request.headers:
+        return
+    raise HTTPException(
+        status_code=403,
+        detail="AUTH_MODE=local: a write from another origin must send JSON (or the "
+        f"{LOCAL_WRITE_HEADER} header), or come from an origin in CORS_ORIGINS",
+    )
 
 
 class NotAuthenticated(Exception):
@@ -81,6 +144,9 @@ async def authenticate(request: Request) -> str:
         )
     except NotAuthenticated as exc:
         raise _unauthorized(str(exc)) from None
+    settings: Settings = request.app.state.settings
+    if settings.auth_mode == "local":
+        _check_local_request(request, settings)
     request.state.actor = actor
     return actor
 
@@ -130,6 +196,18 @@ class Caller:
     @property
     def logs(self) -> SpanLogStore:
         return self.stores.logs
+
+    @property
+    def scores(self) -> ScoreStore:
+        return self.stores.scores
+
+    @property
+    def datasets(self) -> DatasetStore:
+        return self.stores.datasets
+
+    @property
+    def experiments(self) -> ExperimentStore:
+        return self.stores.experiments
 
 
 class ApiKeyAuth(SecurityBase):

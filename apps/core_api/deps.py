@@ -14,7 +14,16 @@ from fastapi import Request
 
 from chad_memory.database import Database
 from chad_memory.replicas import ReplicaState, RunReads, VectorReads
-from chad_memory.stores import PgVectorStore, PostgresStore, PriceStore, ThreadStore, TraceStore
+from chad_memory.stores import (
+    DatasetStore,
+    ExperimentStore,
+    PgVectorStore,
+    PostgresStore,
+    PriceStore,
+    ScoreStore,
+    ThreadStore,
+    TraceStore,
+)
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.stores.span_logs import SpanLogStore
 
@@ -28,6 +37,9 @@ class Stores:
     traces: TraceStore
     logs: SpanLogStore
     keys: ApiKeyStore
+    scores: ScoreStore
+    datasets: DatasetStore
+    experiments: ExperimentStore
     read_runs: RunReads
     read_vectors: VectorReads
 
@@ -47,6 +59,9 @@ class Stores:
             traces=TraceStore(db),
             logs=SpanLogStore(db),
             keys=ApiKeyStore(db),
+            scores=ScoreStore(db),
+            datasets=DatasetStore(db),
+            experiments=ExperimentStore(db),
             read_runs=RunReads(runs, replica_runs, state),
             read_vectors=VectorReads(vectors, replica_vectors, state),
         )

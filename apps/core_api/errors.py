@@ -17,6 +17,8 @@ from chad_memory.errors import (
     ConflictError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
+    EmbedderFailedError,
+    EmbedderUnavailableError,
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
@@ -35,6 +37,8 @@ STATUS_BY_ERROR: dict[type[ChadMemoryError], int] = {
     UndecodableBodyError: 400,
     PayloadTooLargeError: 413,
     DatabaseUnavailableError: 503,
+    EmbedderUnavailableError: 503,
+    EmbedderFailedError: 502,
     # statement_timeout fired: the database answered, too slowly.
     DatabaseTimeoutError: 504,
 }
@@ -68,7 +72,8 @@ async def _chad_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChadMemoryError)
     request.state.error = type(exc).__name__  # for the access log and the metrics
     status = status_for(exc)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    retry_after = exc.retry_after_s if isinstance(exc, EmbedderUnavailableError) else 1
+    headers = {"Retry-After": str(retry_after)} if status == 503 else None
     detail = _said(str(exc), MAX_DETAIL_CHARS) if status != 500 else "internal error"
     page = _page(request, status, detail)
     if page is not None:

@@ -28,12 +28,14 @@ from apps.core_api.middleware import (
 from apps.core_api.routers import (
     agentkit,
     analytics,
+    datasets,
     health,
     memory,
     operations,
     otlp,
     prices,
     runs,
+    scores,
     threads,
 )
 from apps.core_api.ui import install_ui
@@ -93,6 +95,9 @@ def create_app(
         app.state.replica = ReplicaState(settings.read_replica_cooldown_seconds)
         stores = Stores.over(db, replica, app.state.replica)
         app.state.stores = stores
+        embedder = stores.vectors.embedder  # a bad EMBEDDER setting fails here
+        if embedder is not None:
+            logger.info("memory text is embedded by %s", embedder.name)
         app.state.metrics.watch_pool(db.engine)
         db.ingest_listeners.append(app.state.metrics.count)
         supervisor = _embedded_supervisor(settings) if own_engine else None
@@ -133,6 +138,7 @@ def create_app(
                 await replica.engine.dispose()
             db.ingest_listeners.remove(app.state.metrics.count)
             await stores.keys.aclose()
+            await db.dispose()
             if own_engine:
                 await db.engine.dispose()
 
@@ -170,6 +176,8 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(memory.router)
     app.include_router(threads.router)
+    app.include_router(scores.router)
+    app.include_router(datasets.router)
     app.include_router(otlp.router)
     app.include_router(agentkit.router)
     app.include_router(analytics.router)

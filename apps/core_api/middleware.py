@@ -26,9 +26,13 @@ _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 def _is_json(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
+    return media_type in ("application/json", *JSON_LINES) or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
+
+
+# JSON Lines (a dataset's items in bulk): JSON too, one value a line.
+JSON_LINES = ("application/x-ndjson", "application/jsonl")
 
 
 def _is_dashboard_form(path: str, content_type: str) -> bool:
@@ -62,10 +66,11 @@ class BodyGuardMiddleware:
         headers = Headers(scope=scope)
         length = headers.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            # ASCII digits only: str.isdigit() also takes superscripts, which int() refuses.
+            if not (length.isascii() and length.isdigit()):
                 await _refuse(scope, receive, send, 400, "Content-Length is not a number")
                 return
-            if int(length) > self.max_body_bytes:
+            if len(length.lstrip("0")) > 18 or int(length) > self.max_body_bytes:
                 await self._too_large(scope, receive, send)
                 return
         content_type = headers.get("content-type")
@@ -174,7 +179,32 @@ class OtlpStatusMiddleware:
             await send({**held, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
-        await self.app(scope, receive, send_status)
+        started = False
+
+        async def send_noted(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_status(message)
+
+        try:
+            await self.app(scope, receive, send_noted)
+        except Exception:
+            # An unexpected error is a 500 in the exporter's encoding too; it is re-raised
+            # so the server's error handler logs it as for any route.
+            if not started:
+                body = encode_status(500, "internal error", kind)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", kind.encode()),
+                            (b"content-length", b"%d" % len(body)),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+            raise
 
 
 def _detail_text(body: bytes) -> str:

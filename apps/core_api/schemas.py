@@ -8,12 +8,12 @@ every route and a new library column is never exposed by accident.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from chad_memory.errors import InvalidInputError
 from chad_memory.request_caps import (
     MAX_ITEMS_PER_REQUEST,
     MAX_LIST_LIMIT,
@@ -55,8 +56,10 @@ from chad_memory.schemas import (
     ShortText,
     StepCreate,
     StepFields,
+    UtcDatetime,
 )
 from chad_memory.schemas import Cost as CostValue
+from chad_memory.validation import check_text, json_from_text
 
 # GET /runs stops counting `total` above this many matches unless asked for exact_total:
 # an exact count reads every match, so its time grows with the actor's runs
@@ -92,7 +95,9 @@ def _json_object_text(value: Any) -> Any:
     """A query parameter holding a JSON object (URL-encoded), parsed before validation."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_from_text(value, "metadata")
+        except InvalidInputError:
+            raise  # JSON, nested too deep: said as such
         except ValueError:
             value = None
         if not isinstance(value, dict):
@@ -308,6 +313,12 @@ class LLMCallCreateBody(LLMCallFields):
 # Memory -------------------------------------------------------------------------------
 
 
+MAX_QUERY_CHARS = 8192
+MemoryQuery = Annotated[
+    str, Field(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(check_text)
+]
+
+
 class MemoryItem(EmbeddingFields):
     run_id: uuid.UUID | None = Field(default=None, description="one of the caller's runs")
 
@@ -324,12 +335,22 @@ class MemoryAdded(BaseModel):
 
 
 class MemorySearchBody(Input):
-    embedding: list[Number] = Field(min_length=1)
+    embedding: list[Number] | None = Field(default=None, min_length=1)
+    query: MemoryQuery | None = Field(
+        default=None, description="text, embedded by the configured embedder (EMBEDDER)"
+    )
     k: Annotated[int, Field(ge=1, le=MAX_SEARCH_K), NotBool] = 10
     namespace: ShortText | None = None
     source_id: ShortText | None = None
     metadata: JsonObject | None = Field(default=None, description="hits contain this object")
     min_score: Number | None = Field(default=None, ge=-1, le=1, allow_inf_nan=False)
+    run_id: uuid.UUID | None = Field(
+        default=None, description="one of the caller's runs: the hits are recorded as its reads"
+    )
+    step_id: uuid.UUID | None = Field(default=None, description="a step of `run_id`")
+    as_of: UtcDatetime | None = Field(
+        default=None, description="ISO timestamp with a timezone: memories valid then (default now)"
+    )
 
 
 class MemorySearchResult(BaseModel):

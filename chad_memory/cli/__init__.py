@@ -171,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     import_ = sub.add_parser("import", help="load an export (ids kept; twice changes nothing)")
     import_.add_argument("file")
+    whose = import_.add_mutually_exclusive_group(required=True)
+    whose.add_argument(
+        "--actor", help="import as this actor: every row and every parent must be its own"
+    )
+    whose.add_argument(
+        "--all-actors",
+        action="store_true",
+        help="restore a whole database: each row as its own actor",
+    )
     import_.set_defaults(func=cmd_import)
 
     db = sub.add_parser("db", help="database chores")

@@ -85,7 +85,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from chad_memory.archive import TransferCounts, import_file
+    from chad_memory.archive import TransferCounts
+    from chad_memory.archive_import import import_file
 
     def show(counts: TransferCounts) -> None:
         _say(f"{counts.total} rows inserted, {counts.skipped} already there ...")
@@ -93,7 +94,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise OSError(f"no such file: {path}")
-    counts = _run_on_engine(lambda engine: import_file(engine, path, progress=show))
+    actor = None if args.all_actors else args.actor
+    counts = _run_on_engine(lambda engine: import_file(engine, path, actor=actor, progress=show))
     print(
         f"imported {counts.total} rows ({counts.skipped} already present, "
         f"{counts.unlinked} links to rows outside the file left empty)",

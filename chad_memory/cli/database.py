@@ -22,10 +22,10 @@ T = TypeVar("T")
 
 
 def _migrate(revision: str = "head") -> None:
-    from chad_memory.database import resolve_database_url
+    from chad_memory.database import resolve_direct_database_url
     from chad_memory.migrations import upgrade
 
-    url = resolve_database_url()
+    url = resolve_direct_database_url()
     _say(f"migrating database to {revision} ...")
     upgrade(url, revision)
     _say("migrations done")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -27,15 +28,22 @@ from chad_memory.schemas import (
     EmbeddingRecord,
     LLMCallCreate,
     LLMCallRecord,
+    MemoryDetail,
     MessageCreate,
     MessageRecord,
     Page,
     RunCreate,
     RunFilter,
+    RunMemory,
     RunRecord,
     RunStats,
     RunSummary,
     RunUpdate,
+    ScoreConfigCreate,
+    ScoreConfigRecord,
+    ScoreCreate,
+    ScoreFilter,
+    ScoreRecord,
     SearchHit,
     StepCreate,
     StepRecord,
@@ -189,17 +197,42 @@ class AsyncChadMemoryClient:
 
     async def search(
         self,
-        embedding: Sequence[float],
+        embedding: Sequence[float] | None = None,
         *,
+        query: str | None = None,
         k: int = 10,
         namespace: str | None = None,
         source_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         min_score: float | None = None,
+        run_id: uuid.UUID | None = None,
+        step_id: uuid.UUID | None = None,
+        as_of: datetime | None = None,
     ) -> list[SearchHit]:
+        """By `embedding`, or `query` text the service embeds, among memories valid now
+        (or at `as_of`); `run_id` records the hits as that run's reads."""
         return await self._send(
-            calls.search(embedding, k, namespace, source_id, metadata, min_score)
+            calls.search(
+                embedding,
+                k,
+                namespace,
+                source_id,
+                metadata,
+                min_score,
+                query=query,
+                run_id=run_id,
+                step_id=step_id,
+                as_of=as_of,
+            )
         )
+
+    async def run_memory(self, run_id: uuid.UUID, *, limit: int = 50) -> RunMemory:
+        """What the run wrote to memory and what its searches read."""
+        return await self._send(calls.run_memory(run_id, limit))
+
+    async def memory_detail(self, embedding_id: uuid.UUID, *, limit: int = 50) -> MemoryDetail:
+        """One memory, the run that wrote it and the runs that read it."""
+        return await self._send(calls.memory_detail(embedding_id, limit))
 
     async def delete_by_source(self, source_id: str) -> int:
         return await self._send(calls.delete_by_source(source_id))
@@ -251,6 +284,33 @@ class AsyncChadMemoryClient:
         self, thread_id: uuid.UUID, *, limit: int = 50, cursor: str | None = None
     ) -> Page[RunRecord]:
         return await self._send(calls.list_thread_runs(thread_id, limit, cursor))
+
+    # Scores ---------------------------------------------------------------------------
+
+    async def score(
+        self,
+        run_id: uuid.UUID,
+        name: str,
+        value: bool | float | str,
+        **fields: Any,
+    ) -> ScoreRecord:
+        """Score a run: `client.score(run_id, "helpfulness", 0.8, comment="...")`.
+        Other fields: id, source, comment, author, metadata, idempotency_key."""
+        return await self._send(calls.save_score(calls.run_score(run_id, name, value, **fields)))
+
+    async def save_score(self, score: ScoreCreate) -> ScoreRecord:
+        return await self._send(calls.save_score(score))
+
+    async def list_scores(
+        self, filters: ScoreFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[ScoreRecord]:
+        return await self._send(calls.list_scores(filters, limit, cursor))
+
+    async def delete_score(self, score_id: uuid.UUID) -> None:
+        await self._send(calls.delete_score(score_id))
+
+    async def save_score_config(self, config: ScoreConfigCreate) -> ScoreConfigRecord:
+        return await self._send(calls.save_score_config(config))
 
     async def health(self) -> dict[str, Any]:
         return await self._send(calls.health())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -34,15 +35,22 @@ from chad_memory.schemas import (
     EmbeddingRecord,
     LLMCallCreate,
     LLMCallRecord,
+    MemoryDetail,
     MessageCreate,
     MessageRecord,
     Page,
     RunCreate,
     RunFilter,
+    RunMemory,
     RunRecord,
     RunStats,
     RunSummary,
     RunUpdate,
+    ScoreConfigCreate,
+    ScoreConfigRecord,
+    ScoreCreate,
+    ScoreFilter,
+    ScoreRecord,
     SearchHit,
     StepCreate,
     StepRecord,
@@ -285,23 +293,45 @@ def add_embeddings(items: Sequence[EmbeddingCreate]) -> list[Call[list[Embedding
 
 
 def search(
-    embedding: Sequence[float],
+    embedding: Sequence[float] | None,
     k: int,
     namespace: str | None,
     source_id: str | None,
     metadata: dict[str, Any] | None,
     min_score: float | None,
+    *,
+    query: str | None = None,
+    run_id: uuid.UUID | None = None,
+    step_id: uuid.UUID | None = None,
+    as_of: datetime | None = None,
 ) -> Call[list[SearchHit]]:
-    body: dict[str, Any] = {"embedding": list(embedding), "k": k}
+    """POST /memory/search by `embedding` or `query` text; `run_id` records the hits as
+    that run's reads."""
+    body: dict[str, Any] = {"k": k}
     optional = {
+        "embedding": None if embedding is None else list(embedding),
+        "query": query,
         "namespace": namespace,
         "source_id": source_id,
         "metadata": metadata,
         "min_score": min_score,
+        "run_id": None if run_id is None else str(run_id),
+        "step_id": None if step_id is None else str(step_id),
+        "as_of": None if as_of is None else as_of.isoformat(),
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     read = lambda r: TypeAdapter(list[SearchHit]).validate_python(r.json()["items"])  # noqa: E731
     return Call("POST", "/memory/search", read, json=body)
+
+
+def run_memory(run_id: uuid.UUID, limit: int) -> Call[RunMemory]:
+    read = lambda r: RunMemory.model_validate(r.json())  # noqa: E731
+    return Call("GET", f"/runs/{run_id}/memory", read, params={"limit": limit})
+
+
+def memory_detail(embedding_id: uuid.UUID, limit: int) -> Call[MemoryDetail]:
+    read = lambda r: MemoryDetail.model_validate(r.json())  # noqa: E731
+    return Call("GET", f"/memory/{embedding_id}", read, params={"limit": limit})
 
 
 def delete_by_source(source_id: str) -> Call[int]:
@@ -371,6 +401,42 @@ def delete_message(message_id: uuid.UUID) -> Call[None]:
 def list_thread_runs(thread_id: uuid.UUID, limit: int, cursor: str | None) -> Call[Page[RunRecord]]:
     path = f"/threads/{thread_id}/runs"
     return Call("GET", path, _page(RunRecord), params=_paged(limit, cursor))
+
+
+# Scores -------------------------------------------------------------------------------
+
+
+def run_score(
+    run_id: uuid.UUID, name: str, value: bool | float | str, **fields: Any
+) -> ScoreCreate:
+    """The score `score(run_id, name, value, ...)` sends: on the run, keyed as asked."""
+    return ScoreCreate.model_validate(
+        {"target_type": "run", "target_id": run_id, "name": name, "value": value, **fields}
+    )
+
+
+def save_score(score: ScoreCreate) -> Call[ScoreRecord]:
+    """POST /scores. The score's own id may be chosen (sending it again updates it); an
+    idempotency key becomes the Idempotency-Key header."""
+    headers = {"Idempotency-Key": score.idempotency_key} if score.idempotency_key else {}
+    body = _body(score, exclude={"idempotency_key"})
+    return Call("POST", "/scores", _model(ScoreRecord), json=body, headers=headers)
+
+
+def list_scores(
+    filters: ScoreFilter | None, limit: int, cursor: str | None
+) -> Call[Page[ScoreRecord]]:
+    params = {} if filters is None else filters.model_dump(mode="json", exclude_none=True)
+    return Call("GET", "/scores", _page(ScoreRecord), params={**params, **_paged(limit, cursor)})
+
+
+def delete_score(score_id: uuid.UUID) -> Call[None]:
+    return Call("DELETE", f"/scores/{score_id}", _none)
+
+
+def save_score_config(config: ScoreConfigCreate) -> Call[ScoreConfigRecord]:
+    body = config.model_dump(mode="json")
+    return Call("POST", "/score-configs", _model(ScoreConfigRecord), json=body)
 
 
 def health() -> Call[dict[str, Any]]:

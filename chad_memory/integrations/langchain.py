@@ -49,6 +49,7 @@ from langchain_core.tracers.schemas import Run
 from pydantic import BaseModel, ValidationError
 
 from chad_memory.errors import InvalidInputError
+from chad_memory.integrations.loop_thread import LoopThread
 from chad_memory.schemas import LLMCallCreate, RunCreate, RunUpdate, StepCreate
 from chad_memory.stores.runs import PostgresStore
 from chad_memory.validation import text_problem
@@ -209,6 +210,7 @@ class _Records:
 
     def __init__(self, root: Run, actor: str) -> None:
         metadata = _metadata(root)
+        self.root_id = root.id
         self.thread = metadata.get("thread_id")
         tags = [t for t in (_short(t) for t in (root.tags or [])) if t][:MAX_TAGS]
         # No ids are chosen here (the HTTP service assigns them): LangChain's run id is the
@@ -314,14 +316,6 @@ class _Records:
         return LLMCallCreate(**fields, request=request)
 
 
-class _LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(
-            target=self.loop.run_forever, name="chad-memory-tracer", daemon=True
-        ).start()
-
-
 class ChadMemoryTracer(BaseTracer):
     """Records LangChain invocations in chad-memory; pass it in `config={"callbacks": [...]}`.
 
@@ -350,11 +344,15 @@ class ChadMemoryTracer(BaseTracer):
             self._home: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._home = None
-        self._private: _LoopThread | None = None
+        self._private: LoopThread | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
         self._futures: set[concurrent.futures.Future[None]] = set()
         self.failures = 0
+        # The stored runs, in the order they were stored, and the stored run of each
+        # LangChain run id: what feedback is attached to (`client.score(run_id, ...)`).
+        self.run_ids: list[uuid.UUID] = []
+        self.recorded: dict[uuid.UUID, uuid.UUID] = {}
 
     # LangChain's hook: the top-level run has ended --------------------------------------
 
@@ -383,7 +381,7 @@ class ChadMemoryTracer(BaseTracer):
             loop = self._home
             if loop is None or loop.is_closed() or not loop.is_running():
                 if self._private is None:
-                    self._private = _LoopThread()
+                    self._private = LoopThread("chad-memory-tracer")
                 loop = self._private.loop
             future = asyncio.run_coroutine_threadsafe(write, loop)
             self._futures.add(future)
@@ -411,6 +409,9 @@ class ChadMemoryTracer(BaseTracer):
                     raise
                 # The thread id names no thread of this actor: keep it in metadata only.
                 saved = await self._call(self.target.save_run, run)
+            with self._lock:
+                self.run_ids.append(saved.id)
+                self.recorded[records.root_id] = saved.id
             stored = await self._save_steps(records, saved.id)
             calls = [
                 c.model_copy(update={"run_id": saved.id, "step_id": stored.get(c.step_id)})

@@ -1,4 +1,5 @@
-"""API keys: only the SHA-256 of a key's secret is stored."""
+"""API keys (only the SHA-256 of a key's secret is stored) and the dashboard sessions
+that were signed out."""
 
 from __future__ import annotations
 
@@ -27,3 +28,16 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_api_keys_actor", "actor"),)
+
+
+class DashboardSignOut(Base):
+    """A dashboard session ended by signing out. The session cookie is signed, not
+    stored, so a copy taken before sign-out would stay valid until it expires; this row
+    refuses it until then, and is deleted once the cookie would have expired anyway."""
+
+    __tablename__ = "dashboard_signouts"
+
+    sid: Mapped[str] = mapped_column(primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(nullable=False)
+
+    __table_args__ = (Index("ix_dashboard_signouts_expires_at", "expires_at"),)

@@ -2,13 +2,15 @@
 mapping, ingest.
 
 `export_traces` is what POST /v1/traces does once the body is decoded, usable without
-HTTP: map every span (refusing, one by one, those that break an input rule) and store the
-rest through `TraceStore` in one transaction. See chad_memory.stores.traces for how
-re-sent spans, late parents and step order are kept right.
+HTTP: check the export's size (MAX_SPANS_PER_EXPORT), map every span (refusing, one by
+one, those that break an input rule) and store the rest through `TraceStore` in one
+transaction. See chad_memory.stores.traces for how re-sent spans, late parents and step
+order are kept right.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -21,7 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from chad_memory.otlp.logs import MappedLogs, map_logs
-from chad_memory.otlp.mapping import MappedRequest, MappedSpan, map_request
+from chad_memory.otlp.mapping import MappedRequest, MappedSpan, map_in_slices, map_request
+from chad_memory.otlp.wire import check_span_count, span_count
 from chad_memory.stores.conversations import conversation_thread_id
 from chad_memory.stores.span_logs import SavedLogs, SpanLogStore
 from chad_memory.stores.traces import TraceStore
@@ -48,8 +51,19 @@ class ExportResult:
 async def export_traces(
     store: TraceStore, request: ExportTraceServiceRequest, *, actor: str
 ) -> ExportResult:
-    mapped = map_request(request)
+    """Map and store one export; PayloadTooLargeError past MAX_SPANS_PER_EXPORT spans.
+
+    Mapping is pure Python over every span (tens of microseconds each): it runs in slices
+    with a yield to the event loop between them, so other requests are served while a
+    large export is mapped.
+    """
+    check_span_count(span_count(request), store.database.settings.max_spans_per_export)
+    mapped = MappedRequest()
+    for _ in map_in_slices(request, mapped):
+        await asyncio.sleep(0)
     saved = await store.save_spans(mapped.traces, actor=actor)
+    for span_id, reason in saved.refused:
+        mapped.refuse(f"span {span_id}", reason)
     return ExportResult(saved.stored, saved.duplicates, mapped.rejected, mapped.error_message)
 
 

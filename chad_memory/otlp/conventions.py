@@ -14,10 +14,11 @@ be stored twice); every other attribute stays there, as sent.
 
 from __future__ import annotations
 
-import json
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from chad_memory.errors import InvalidInputError
+from chad_memory.validation import json_from_text, quoted
 
 OPERATION = ("gen_ai.operation.name", "openinference.span.kind")
 # Operations whose span is one model call (GenAI operation names; OpenInference's kind).
@@ -79,8 +80,11 @@ CONTENT_EVENTS = {
 }
 
 _FLAT_MESSAGE = re.compile(
-    r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|llm\.output_messages)\.(\d+)\.(.+)$"
+    r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|llm\.output_messages)\.([0-9]+)\.(.+)$",
+    re.ASCII,
 )
+# A flattened message index past this many digits names no real message.
+_MAX_INDEX_DIGITS = 9
 _INPUT_PREFIXES = ("gen_ai.prompt", "llm.input_messages")
 _FLAT_PREFIXES = (
     "gen_ai.prompt.",
@@ -90,12 +94,18 @@ _FLAT_PREFIXES = (
 )
 
 
-def first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
+def first_key(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    """The first of `keys` whose attribute is present and not empty."""
     for key in keys:
         value = attributes.get(key)
         if value is not None and value != "":
-            return value
+            return key
     return None
+
+
+def first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    key = first_key(attributes, keys)
+    return None if key is None else attributes[key]
 
 
 def request_model(attributes: dict[str, Any]) -> Any:
@@ -112,34 +122,14 @@ def request_model(attributes: dict[str, Any]) -> Any:
     return None
 
 
-def as_int(value: Any) -> int | None:
-    """A token count: an int, or an int sent as text or as a whole double."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
-def as_cost(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        # Through str(): the double 0.00036 is the decimal 0.00036, not its binary expansion.
-        return Decimal(str(value)) if isinstance(value, int | float | str) else None
-    except InvalidOperation:
-        return None
-
-
-def parsed(value: Any) -> Any:
-    """JSON text as the value it encodes; anything else (or text that is not JSON) as is."""
+def parsed(value: Any, where: str = "an attribute") -> Any:
+    """JSON text as the value it encodes; anything else (or text that is not JSON) as is.
+    JSON nested past the parser's reach is refused (InvalidInputError), not kept as text."""
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
-            return json.loads(value)
+            return json_from_text(value, where)
+        except InvalidInputError:
+            raise
         except ValueError:
             return value
     return value
@@ -148,7 +138,7 @@ def parsed(value: Any) -> Any:
 def _mime_value(attributes: dict[str, Any], prefix: str) -> Any:
     value = attributes.pop(f"{prefix}.value")
     if str(attributes.get(f"{prefix}.mime_type", "")).startswith("application/json"):
-        return parsed(value)
+        return parsed(value, f"attribute {prefix}.value")
     return value
 
 
@@ -164,6 +154,10 @@ def _flat_messages(attributes: dict[str, Any], inputs: bool) -> tuple[list[Any],
         if match is None or (match.group(1) in _INPUT_PREFIXES) != inputs:
             continue
         _, index, field = match.groups()
+        if len(index) > _MAX_INDEX_DIGITS:
+            raise InvalidInputError(
+                f"attribute {quoted(key)!r}: a message index has at most {_MAX_INDEX_DIGITS} digits"
+            )
         found.setdefault(int(index), {})[field.removeprefix("message.")] = value
         keys.append(key)
     return [nested(message) for _, message in sorted(found.items())], keys
@@ -236,7 +230,7 @@ def _side(
     """One side (input or output) from the first form present; what is read is consumed."""
     key = INPUT_MESSAGES if inputs else OUTPUT_MESSAGES
     if key in attributes:
-        return parsed(attributes.pop(key))
+        return parsed(attributes.pop(key), f"attribute {key}")
     from_events = []
     for position, (name, event_attributes) in enumerate(events):
         if inputs and name in INPUT_EVENTS:
@@ -246,7 +240,8 @@ def _side(
         elif (name == "gen_ai.content.prompt") == inputs and name in CONTENT_EVENTS:
             if CONTENT_EVENTS[name] not in event_attributes:
                 continue
-            from_events.append(parsed(event_attributes[CONTENT_EVENTS[name]]))
+            content = CONTENT_EVENTS[name]
+            from_events.append(parsed(event_attributes[content], f"event {name} {content}"))
         else:
             continue
         used_events.add(position)
@@ -276,4 +271,6 @@ def input_output(
 
 def _event_body(attributes: dict[str, Any]) -> dict[str, Any]:
     """An event's attributes, with JSON text (e.g. `message`, `tool_calls`) decoded."""
-    return {key: parsed(value) for key, value in attributes.items()}
+    return {
+        key: parsed(value, f"event attribute {quoted(key)}") for key, value in attributes.items()
+    }

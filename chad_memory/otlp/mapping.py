@@ -11,9 +11,9 @@ attributes, the events not read as messages, links, and exact nanosecond times, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
@@ -21,7 +21,14 @@ from pydantic import ValidationError
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.otlp import conventions as c
-from chad_memory.otlp.values import hex_id, key_values, timestamp
+from chad_memory.otlp.values import (
+    decimal_number,
+    hex_id,
+    key_values,
+    text_value,
+    timestamp,
+    whole_number,
+)
 from chad_memory.schemas import LLMCallFields, StepFields
 from chad_memory.validation import check_text, json_text
 from chad_memory.vocabulary import RunStatus, StepStatus
@@ -29,6 +36,7 @@ from chad_memory.vocabulary import RunStatus, StepStatus
 # How many rejection reasons the partial-success message quotes (it says how many more).
 MAX_QUOTED_ERRORS = 5
 _DEFAULT_AGENT = "opentelemetry"
+T = TypeVar("T")
 _KIND_NAMES = {
     0: "unspecified",
     1: "internal",
@@ -99,7 +107,20 @@ class MappedRequest(Refusals):
 def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
     """Every span of the export, checked and mapped; refused spans counted, never raised."""
     mapped = MappedRequest()
+    for _ in map_in_slices(request, mapped):
+        pass
+    return mapped
+
+
+# Spans mapped between two yields of `map_in_slices`: a few milliseconds of work.
+SLICE_SPANS = 50
+
+
+def map_in_slices(request: ExportTraceServiceRequest, mapped: MappedRequest) -> Iterator[None]:
+    """`map_request`'s work into `mapped`, yielding after every SLICE_SPANS spans, so an
+    async caller can let other tasks run between slices (`export_traces`)."""
     seen: set[tuple[str, str]] = set()
+    done = 0
     for resource_spans in request.resource_spans:
         try:
             resource = key_values(resource_spans.resource.attributes, "resource attribute")
@@ -109,6 +130,9 @@ def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
                     mapped.refuse(_name(span), str(exc))
             continue
         for scope_spans, span in _spans(resource_spans):
+            done += 1
+            if done % SLICE_SPANS == 0:
+                yield
             scope = {"name": scope_spans.scope.name, "version": scope_spans.scope.version}
             try:
                 item = map_span(span, resource, scope)
@@ -123,7 +147,6 @@ def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
                 continue
             seen.add(key)
             mapped.traces.setdefault(item.trace_id, []).append(item)
-    return mapped
 
 
 def _spans(resource_spans: ResourceSpans) -> Iterable[tuple[Any, Span]]:
@@ -154,7 +177,7 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
     events = [
         (e.name, key_values(e.attributes, f"event {e.name!r} attribute")) for e in span.events
     ]
-    operation = c.first(attributes, c.OPERATION)
+    operation = _read(attributes, c.OPERATION, text_value)
     inputs, outputs, other_events = c.input_output(attributes, events)
 
     started, ended = timestamp(span.start_time_unix_nano), timestamp(span.end_time_unix_nano)
@@ -209,7 +232,7 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
     step = StepFields(
         step_index=0,
         name=span.name or None,
-        type=_text(operation),
+        type=operation,
         status=step_status,
         error=error,
         started_at=started,
@@ -219,16 +242,16 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
     call = None
     if operation in c.LLM_OPERATIONS:
         call = LLMCallFields(
-            provider=_text(c.first(attributes, c.PROVIDER)),
-            request_model=_text(c.request_model(attributes)),
-            response_model=_text(c.first(attributes, c.RESPONSE_MODEL)),
-            prompt_tokens=c.as_int(c.first(attributes, c.INPUT_TOKENS)) or 0,
-            completion_tokens=c.as_int(c.first(attributes, c.OUTPUT_TOKENS)) or 0,
-            total_tokens=c.as_int(c.first(attributes, c.TOTAL_TOKENS)),
-            cached_tokens=c.as_int(c.first(attributes, c.CACHE_READ_TOKENS)) or 0,
-            cache_write_tokens=c.as_int(c.first(attributes, c.CACHE_WRITE_TOKENS)) or 0,
-            reasoning_tokens=c.as_int(c.first(attributes, c.REASONING_TOKENS)) or 0,
-            cost_usd=c.as_cost(c.first(attributes, c.COST)),
+            provider=_read(attributes, c.PROVIDER, text_value),
+            request_model=text_value(c.request_model(attributes), "attribute gen_ai.request.model"),
+            response_model=_read(attributes, c.RESPONSE_MODEL, text_value),
+            prompt_tokens=_read(attributes, c.INPUT_TOKENS, whole_number) or 0,
+            completion_tokens=_read(attributes, c.OUTPUT_TOKENS, whole_number) or 0,
+            total_tokens=_read(attributes, c.TOTAL_TOKENS, whole_number),
+            cached_tokens=_read(attributes, c.CACHE_READ_TOKENS, whole_number) or 0,
+            cache_write_tokens=_read(attributes, c.CACHE_WRITE_TOKENS, whole_number) or 0,
+            reasoning_tokens=_read(attributes, c.REASONING_TOKENS, whole_number) or 0,
+            cost_usd=_read(attributes, c.COST, decimal_number),
             latency_ms=duration,
             started_at=started,
             status="failed" if failed else "succeeded",
@@ -236,13 +259,15 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
             request=_call_details(attributes, "gen_ai.request.", c.INVOCATION_PARAMETERS),
             response=_call_details(attributes, "gen_ai.response.", None),
         )
-    conversation = _text(c.first(attributes, c.CONVERSATION) or c.first(resource, c.CONVERSATION))
-    user = _text(c.first(attributes, c.USER) or c.first(resource, c.USER))
+    conversation = _read(attributes, c.CONVERSATION, text_value)
+    conversation = conversation or _read(resource, c.CONVERSATION, text_value)
+    user = _read(attributes, c.USER, text_value) or _read(resource, c.USER, text_value)
     if conversation is not None:
         check_text(conversation, "conversation id")
         if len(conversation) > 512:
             raise InvalidInputError("conversation id is longer than 512 characters")
-    agent = _text(resource.get("service.name"))
+    service = resource.get("service.name")
+    agent = None if isinstance(service, list | dict) else text_value(service, "service.name")
     if agent is not None and not 1 <= len(agent) <= 512:
         agent = None  # service.name stays in the resource metadata, as sent
     return MappedSpan(
@@ -263,15 +288,18 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
     )
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+def _read(
+    attributes: dict[str, Any], keys: tuple[str, ...], read: Callable[[Any, str], T]
+) -> T | None:
+    """The first of `keys` present, read as its column holds it (chad_memory.otlp.values);
+    InvalidInputError naming the attribute when it cannot be."""
+    key = c.first_key(attributes, keys)
+    return None if key is None else read(attributes[key], f"attribute {key}")
 
 
 def _call_details(attributes: dict[str, Any], prefix: str, extra: str | None) -> Any:
     """The request (or response) parameters an LLM span carries, e.g. temperature, id."""
     details = {k.removeprefix(prefix): v for k, v in attributes.items() if k.startswith(prefix)}
     if extra is not None and extra in attributes:
-        details["invocation_parameters"] = c.parsed(attributes[extra])
+        details["invocation_parameters"] = c.parsed(attributes[extra], f"attribute {extra}")
     return details or None

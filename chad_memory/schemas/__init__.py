@@ -5,7 +5,9 @@ gone. Input models validate everything PostgreSQL would choke on (see `validatio
 bad value fails at the edge with a message, never as a driver error mid-transaction.
 
 The records live in modules by what they describe (`base` holds the shared field types
-and base classes; `runs`, `children`, `embeddings`, `threads`, `usage`); every name is
+and base classes; `runs`, `children`, `embeddings`, `threads`, `usage`,
+`scores`, `datasets`; the dataset records are imported from
+`chad_memory.schemas.datasets`); every name is
 re-exported here, so `from chad_memory.schemas import RunRecord` is the way to import one.
 """
 
@@ -14,14 +16,18 @@ from chad_memory.schemas.base import (
     EARLIEST_INSTANT,
     EXACT,
     LATEST_INSTANT,
+    MAX_KEY_TEXT_BYTES,
     MAX_MILLISECONDS,
+    MAX_TEXT_BYTES,
     Actor,
     Cost,
     Input,
     Int32,
     Int64,
+    IsoDatetime,
     JsonObject,
     JsonValue,
+    KeyText,
     Milliseconds,
     Money,
     NotBool,
@@ -54,7 +60,11 @@ from chad_memory.schemas.embeddings import (
     EmbeddingCreate,
     EmbeddingFields,
     EmbeddingRecord,
+    MemoryDetail,
+    MemoryReader,
+    MemoryReadRecord,
     NamespaceCount,
+    RunMemory,
     SearchHit,
 )
 from chad_memory.schemas.runs import (
@@ -66,6 +76,16 @@ from chad_memory.schemas.runs import (
     RunRecord,
     RunSummary,
     RunUpdate,
+)
+from chad_memory.schemas.scores import (
+    ScoreAggregate,
+    ScoreConfigCreate,
+    ScoreConfigRecord,
+    ScoreCreate,
+    ScoreFields,
+    ScoreFilter,
+    ScoreRecord,
+    ScoreValue,
 )
 from chad_memory.schemas.threads import (
     MessageCreate,
@@ -89,7 +109,9 @@ __all__ = [
     "EARLIEST_INSTANT",
     "EXACT",
     "LATEST_INSTANT",
+    "MAX_KEY_TEXT_BYTES",
     "MAX_MILLISECONDS",
+    "MAX_TEXT_BYTES",
     "Actor",
     "ArtifactCreate",
     "ArtifactFields",
@@ -101,11 +123,16 @@ __all__ = [
     "Input",
     "Int32",
     "Int64",
+    "IsoDatetime",
     "JsonObject",
     "JsonValue",
+    "KeyText",
     "LLMCallCreate",
     "LLMCallFields",
     "LLMCallRecord",
+    "MemoryDetail",
+    "MemoryReadRecord",
+    "MemoryReader",
     "MessageCreate",
     "MessageRecord",
     "Milliseconds",
@@ -124,6 +151,7 @@ __all__ = [
     "RunFields",
     "RunFilter",
     "RunFilterFields",
+    "RunMemory",
     "RunPage",
     "RunRecord",
     "RunStats",
@@ -131,6 +159,14 @@ __all__ = [
     "RunTotals",
     "RunUpdate",
     "SafeText",
+    "ScoreAggregate",
+    "ScoreConfigCreate",
+    "ScoreConfigRecord",
+    "ScoreCreate",
+    "ScoreFields",
+    "ScoreFilter",
+    "ScoreRecord",
+    "ScoreValue",
     "SearchHit",
     "ShortText",
     "StepCreate",

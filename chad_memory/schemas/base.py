@@ -70,13 +70,55 @@ def _not_a_number(value: Any) -> Any:
 
 
 SafeText = Annotated[str, AfterValidator(check_text)]
-ShortText = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(check_text)]
+# A b-tree index entry holds at most 2,704 bytes (a third of an 8 kB page); PostgreSQL
+# refuses a longer one (SQLSTATE 54000), and text made of four-byte characters does not
+# compress. Short texts are keys next to an actor (255 characters, up to 1,020 bytes):
+# alone (a run's name, trace_id, idempotency key; an embedding's namespace, source id)
+# at most 1,536 bytes, any 512 characters of the Basic Multilingual Plane; two in one key
+# (an LLM call's provider and model in the usage rollups, a price's provider and model
+# pattern) at most 768 bytes each. Worst cases, measured by the tests, fit.
+MAX_TEXT_BYTES = 1536
+MAX_KEY_TEXT_BYTES = 768
+
+
+def utf8_at_most(limit: int) -> AfterValidator:
+    """A validator: at most `limit` bytes in UTF-8 (put after the field's own constraints,
+    so the JSON schema keeps them)."""
+
+    def check(value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size > limit:
+            raise ValueError(
+                f"is {size} bytes in UTF-8; at most {limit} bytes fit the index it is part of"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+ShortText = Annotated[
+    str,
+    Field(min_length=1, max_length=512),
+    AfterValidator(check_text),
+    utf8_at_most(MAX_TEXT_BYTES),
+]
+# Provider and model names, which share one index key with each other and an actor.
+KeyText = Annotated[
+    str,
+    Field(min_length=1, max_length=512),
+    AfterValidator(check_text),
+    utf8_at_most(MAX_KEY_TEXT_BYTES),
+]
 Actor = Annotated[
     str, Field(min_length=1, max_length=MAX_ACTOR_LENGTH), AfterValidator(check_actor)
 ]
 JsonValue = Annotated[Any, AfterValidator(check_json)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
+# ISO 8601 text only, its zone (or lack of one) left for the caller to judge.
+IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
+# For a timestamp that must carry its own offset (AwareDatetime): text, never epoch numbers.
+IsoText = BeforeValidator(_not_a_number)
 # Numbers in bodies are never booleans. Floats are strict (ints are still taken, strings
 # and booleans are not); integers refuse booleans and keep pydantic's other conversions.
 # Put an integer's bounds before NotBool, so the OpenAPI document states them.

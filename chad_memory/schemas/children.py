@@ -22,6 +22,7 @@ from chad_memory.schemas.base import (
     Int64,
     JsonObject,
     JsonValue,
+    KeyText,
     Milliseconds,
     Money,
     Record,
@@ -119,14 +120,14 @@ class LLMCallFields(Input):
     cost_usd, the store computes one from the price table (chad_memory.prices)."""
 
     step_id: uuid.UUID | None = None
-    provider: ShortText | None = None
+    provider: KeyText | None = None
     # The name usage and analytics count the call under; without one, the request model,
     # else the response model (`usage_model`).
-    model: ShortText | None = None
+    model: KeyText | None = None
     # The model asked for (e.g. gpt-4o-mini) and the one that answered (a dated snapshot,
     # e.g. gpt-4o-mini-2024-07-18). Pricing uses the most exact name it has a price for.
-    request_model: ShortText | None = None
-    response_model: ShortText | None = None
+    request_model: KeyText | None = None
+    response_model: KeyText | None = None
     prompt_tokens: TokenCount = 0
     completion_tokens: TokenCount = 0
     # None means prompt + completion, the usual case; providers that bill extra say so.

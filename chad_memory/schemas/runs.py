@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from chad_memory.schemas.base import (
@@ -24,6 +24,7 @@ from chad_memory.schemas.base import (
     UtcDatetime,
     _metadata_field,
 )
+from chad_memory.schemas.scores import ScoreCondition, ScoreConditionValue
 from chad_memory.vocabulary import RunStatus
 
 
@@ -139,6 +140,13 @@ class RunFilterFields(Input):
     max_duration_ms: Milliseconds | None = None
     min_cost_usd: Cost | None = None
     max_cost_usd: Cost | None = None
+    # Runs with a run-level score that meets the condition (`helpfulness<0.5`).
+    score: ScoreConditionValue | None = None
+
+    @field_serializer("score", when_used="json-unless-none")
+    def _score_text(self, condition: ScoreCondition) -> str:
+        # As a query string carries it (a client sends the filter so).
+        return condition.text
 
 
 class RunFilter(RunFilterFields):

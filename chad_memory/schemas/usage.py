@@ -11,7 +11,16 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from chad_memory.schemas.base import Input, Money, Record, ShortText, UtcDatetime
+from chad_memory.schemas.base import (
+    MAX_KEY_TEXT_BYTES,
+    Input,
+    KeyText,
+    Money,
+    Record,
+    UtcDatetime,
+    utf8_at_most,
+)
+from chad_memory.schemas.scores import ScoreAggregate
 from chad_memory.validation import check_text
 
 # Per million tokens: model_prices columns are numeric(20, 10).
@@ -22,6 +31,7 @@ ModelPattern = Annotated[
     str,
     Field(min_length=1, max_length=512, pattern=r"^[^\s]+$"),
     AfterValidator(check_text),
+    utf8_at_most(MAX_KEY_TEXT_BYTES),
 ]
 
 
@@ -29,7 +39,7 @@ class ModelPriceCreate(Input):
     """A price for a model (or a `*` pattern such as "gpt-4o*"), per million tokens, in
     force from `starts_at`. Cache prices left out cost the input price."""
 
-    provider: ShortText | None = None
+    provider: KeyText | None = None
     model_pattern: ModelPattern
     starts_at: UtcDatetime
     input_mtok: PricePerMillion
@@ -88,3 +98,5 @@ class UsageReport(BaseModel):
     from_: datetime = Field(alias="from")
     to: datetime
     rows: list[UsageRow]
+    # Scores made in the window, per the same groups and per score name.
+    scores: list[ScoreAggregate] = Field(default_factory=list)

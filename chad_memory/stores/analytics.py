@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chad_memory.errors import InvalidInputError
 from chad_memory.schemas import EXACT, UsageGroupBy, UsageReport, UsageRow
 from chad_memory.stores.base import Store
+from chad_memory.stores.score_analytics import score_aggregates
 from chad_memory.stores.transactions import retried, transaction
 from chad_memory.validation import check_actor
 
@@ -278,7 +279,10 @@ async def usage_report(
                 error_share=int(s["errors"]) / calls,
             )
         )
-    return UsageReport(group_by=dims, from_=start, to=end, rows=rows)
+    scores = await score_aggregates(
+        session, actor=actor, dims=dims, start=start, end=end, label=_label, order=_order
+    )
+    return UsageReport(group_by=dims, from_=start, to=end, rows=rows, scores=scores)
 
 
 class UsageMethods(Store):
@@ -293,7 +297,8 @@ class UsageMethods(Store):
     ) -> UsageReport:
         """The actor's LLM usage in [from_, to) (default: the last 30 days), per model,
         provider, day, hour (UTC) or run name, or per two of them (("model", "day")):
-        calls, runs, tokens, exact cost, latency p50/p95/p99 and error share."""
+        calls, runs, tokens, exact cost, latency p50/p95/p99 and error share; and the
+        scores made in the window, per the same groups (`score_analytics`)."""
         return (await self.usage_reports(actor, [group_by], from_=from_, to=to))[0]
 
     @retried

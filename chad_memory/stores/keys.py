@@ -21,12 +21,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import func, update
+from sqlalchemy import delete, exists, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.database import Database, SessionFactory
 from chad_memory.errors import ChadMemoryError, NotFoundError
-from chad_memory.models import ApiKey
+from chad_memory.models import ApiKey, DashboardSignOut
 from chad_memory.schemas import Record
 from chad_memory.stores.base import Store
 from chad_memory.stores.paging import record_select
@@ -199,11 +199,31 @@ class ApiKeyStore(Store):
                 await asyncio.gather(*self._background, return_exceptions=True)
 
     @retried
-    async def get_live_key(self, key_id: uuid.UUID) -> ApiKeyRecord | None:
+    async def get_live_key(
+        self, key_id: uuid.UUID, *, session_id: str | None = None
+    ) -> ApiKeyRecord | None:
         """The key with this id unless it is unknown or revoked, read now (not from the
         cache): a dashboard session remembers the key it began with and ends as soon as
-        that key is revoked."""
+        that key is revoked. With `session_id`, also None once that dashboard session was
+        signed out (`sign_out`): one query answers both."""
         stmt = _LIVE_KEY.where(ApiKey.id == key_id)
+        if session_id is not None:
+            stmt = stmt.where(~exists().where(DashboardSignOut.sid == session_id))
         async with read(self._db, "get_live_key") as conn:
             row = (await conn.execute(stmt)).mappings().one_or_none()
         return None if row is None else ApiKeyRecord.model_validate(row)
+
+    @retried
+    async def sign_out(self, session_id: str, *, expires_at: datetime) -> None:
+        """End a dashboard session for good: `get_live_key(..., session_id=)` refuses it
+        from now on. Sign-outs whose cookies have expired are deleted on the way."""
+        check_text(session_id, "session_id")
+        async with transaction(self._db, "sign_out") as session:
+            await session.execute(
+                pg_insert(DashboardSignOut)
+                .values(sid=session_id, expires_at=expires_at)
+                .on_conflict_do_nothing(index_elements=["sid"])
+            )
+            await session.execute(
+                delete(DashboardSignOut).where(DashboardSignOut.expires_at < func.now())
+            )

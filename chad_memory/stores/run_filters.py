@@ -7,6 +7,7 @@ the model is never silently ignored.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from chad_memory.errors import InvalidInputError
-from chad_memory.models import LLMCall, Run
+from chad_memory.models import LLMCall, Run, Score
 from chad_memory.schemas import RunFilter
+from chad_memory.schemas.scores import ScoreCondition
 from chad_memory.stores.conversations import conversation_thread_id
 
 
@@ -52,6 +54,55 @@ def _conversation(conversation_id: str, filters: RunFilter) -> Any:
     if filters.actor is None:
         raise InvalidInputError("conversation_id needs an actor: conversations are per actor")
     return conversation_thread_id(filters.actor, conversation_id)
+
+
+# A score condition's statement depends on its operator (and, for `=`, on whether it
+# compares a label or a number): one shape per kind, each with one parameter, the
+# condition as JSON text {"name": ..., "value": ...}.
+_SCORE_SHAPES: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "score_lt": lambda column, v: column < v,
+    "score_le": lambda column, v: column <= v,
+    "score_gt": lambda column, v: column > v,
+    "score_ge": lambda column, v: column >= v,
+    "score_eq": lambda column, v: column == v,
+}
+_SCORE_OPS = {"<": "score_lt", "<=": "score_le", ">": "score_gt", ">=": "score_ge"}
+
+
+def _score_shape(condition: ScoreCondition) -> str:
+    if condition.op != "=":
+        return _SCORE_OPS[condition.op]
+    return "score_label" if isinstance(condition.value, str) else "score_eq"
+
+
+def _score_exists(param: Any, shape: str) -> ColumnElement[bool]:
+    """EXISTS a run-level score of the name that compares so, per candidate run
+    (ix_scores_run_id_name), or found from the score side (ix_scores_actor_name_value)."""
+    wanted = cast(param, JSONB)
+    # Keys as literals, not parameters: compiled statements bind only the filters' own.
+    name = wanted.op("->>")(literal_column("'name'"))
+    value = wanted.op("->>")(literal_column("'value'"))
+    if shape == "score_label":
+        compares = Score.label == value
+    else:
+        compares = _SCORE_SHAPES[shape](Score.value, cast(value, Double))
+    return (
+        select(literal_column("1"))
+        .where(
+            Score.run_id == Run.id,
+            Score.target_type == literal_column("'run'"),
+            Score.name == name,
+            compares,
+        )
+        .exists()
+    )
+
+
+def _score_value(condition: ScoreCondition) -> str:
+    value = condition.value
+    return json.dumps(
+        {"name": condition.name, "value": float(value) if isinstance(value, bool) else value}
+    )
 
 
 # Each rule takes the filter's bind parameter (named f_<field>, typed like its column).
@@ -103,21 +154,39 @@ def _rule(name: str) -> Callable[[Any], ColumnElement[bool]]:
     raise RuntimeError(f"RunFilter.{name} has no rule in chad_memory.stores.run_filters")
 
 
-_CONDITION_OF = {name: _rule(name) for name in RunFilter.model_fields}
+# Fields whose statement depends on their value, not only on their being set: the shape
+# name stands for the field in `filter_names`, and has a rule of its own.
+_SHAPED: dict[str, Callable[[Any], str]] = {"score": _score_shape}
+for _shape in (*_SCORE_SHAPES, "score_label"):
+    _RULES[_shape] = functools.partial(_score_exists, shape=_shape)
+    _VALUES[_shape] = lambda condition, _: _score_value(condition)
+    _TYPES[_shape] = Text()
+
+_CONDITION_OF = {name: _rule(name) for name in RunFilter.model_fields if name not in _SHAPED}
+_CONDITION_OF.update({name: _RULES[name] for name in _RULES if name.startswith("score_")})
+
+
+def _set_filters(filters: RunFilter | None) -> list[tuple[str, Any]]:
+    """(shape name, value) of each filter that is set, in field order."""
+    if filters is None:
+        return []
+    found = []
+    for name in RunFilter.model_fields:
+        value = getattr(filters, name)
+        if value is not None:
+            found.append((_SHAPED[name](value) if name in _SHAPED else name, value))
+    return found
 
 
 def filter_names(filters: RunFilter | None) -> tuple[str, ...]:
     """The filters that are set, in field order: the statement's shape."""
-    if filters is None:
-        return ()
-    return tuple(name for name in RunFilter.model_fields if getattr(filters, name) is not None)
+    return tuple(name for name, _ in _set_filters(filters))
 
 
 def filter_values(filters: RunFilter | None) -> dict[str, Any]:
     """The parameters (f_<field>) of the filters that are set."""
     values: dict[str, Any] = {}
-    for name in filter_names(filters):
-        value = getattr(filters, name)
+    for name, value in _set_filters(filters):
         assert filters is not None
         values[f"f_{name}"] = _VALUES[name](value, filters) if name in _VALUES else value
     return values

@@ -156,7 +156,7 @@ class StepMethods(Store):
         async with driver_transaction(self._db, "save_steps") as conn:
             rows = await insert_steps(conn, arrays, actor)
             if len(rows) < len(steps):
-                await _refusal(conn, steps, ids, actor)
+                await _refusal(conn, steps, ids, {row[0] for row in rows}, actor)
         # RETURNING order is not promised; the ids (ours, unique) put rows back in order.
         created = {row[0]: row[1] for row in rows}
         self._db.ingested("steps", len(rows))
@@ -195,13 +195,14 @@ class StepMethods(Store):
 
 
 async def _refusal(
-    conn: Any, steps: Sequence[StepCreate], ids: Sequence[uuid.UUID], actor: str | None
+    conn: Any,
+    steps: Sequence[StepCreate],
+    ids: Sequence[uuid.UUID],
+    inserted: set[uuid.UUID],
+    actor: str | None,
 ) -> None:
-    """Why the insert skipped rows: an id already taken, an unknown or foreign run, else a
-    bad parent."""
-    taken = await conn.fetchval("SELECT count(*) FROM steps WHERE id = ANY($1::uuid[])", ids)
-    if taken:
-        raise ConflictError("save_steps: the id is already taken")
+    """Why the insert skipped rows: an unknown or foreign run, an id already taken (or
+    given twice), else a bad parent."""
     run_ids = sorted({s.run_id for s in steps})
     owners = dict(
         await conn.fetch(
@@ -210,6 +211,10 @@ async def _refusal(
     )
     for run_id in run_ids:
         check_owner_of("run", run_id, owners.get(run_id), actor)
+    skipped = sorted(set(ids) - inserted)
+    taken = await conn.fetchval("SELECT count(*) FROM steps WHERE id = ANY($1::uuid[])", skipped)
+    if taken or len(set(ids)) < len(ids):
+        raise ConflictError("save_steps: the id is already taken")
     in_batch = set(ids)
     parents = sorted({s.parent_step_id for s in steps if s.parent_step_id is not None})
     found = {

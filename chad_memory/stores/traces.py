@@ -17,7 +17,9 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
   it; the statements here apply the plan).
 - An LLM span's call is priced like any other new call (`price_new_calls`): a cost the
   span reports is kept as sent, otherwise the price table in force decides, in one
-  statement for the export.
+  statement for the export, before any step is written. A span whose computed cost does
+  not fit the column is refused alone (OTLP partial success), the rest stored; a new run
+  left without spans is not kept.
 - GenAI log events that arrived before their span (POST /v1/logs) wait in
   pending_span_content; the span's export applies them to its new step and call
   (chad_memory.stores.span_logs).
@@ -29,10 +31,11 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -43,7 +46,14 @@ from chad_memory.stores.base import Store
 from chad_memory.stores.conversations import conversation_thread_id
 from chad_memory.stores.span_logs import attach_pending
 from chad_memory.stores.steps import insert_steps, step_arrays, step_row
-from chad_memory.stores.trace_order import TEMP_MOVED, NewStep, Placed, plan_steps, span_call_id
+from chad_memory.stores.trace_order import (
+    TEMP_MOVED,
+    NewStep,
+    Placed,
+    plan_steps,
+    span_call_id,
+    span_step_id,
+)
 from chad_memory.stores.trace_runs import UPSERT_RUNS
 from chad_memory.stores.transactions import driver_of, retried, transaction
 from chad_memory.validation import check_actor
@@ -55,10 +65,12 @@ if TYPE_CHECKING:  # the mapping imports the stores' package; only its type is n
 
 @dataclass(frozen=True)
 class SavedSpans:
-    """What an export did: steps newly stored, and spans that were already there."""
+    """What an export did: steps newly stored, spans that were already there, and spans
+    refused by the store (span id, why): an LLM call whose computed cost does not fit."""
 
     stored: int
     duplicates: int
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _json(value: Any) -> str:
@@ -107,6 +119,8 @@ _SETTLE = text(
     "AS u(id, rank, parent) WHERE steps.id = u.id"
 )
 
+_DELETE_RUNS = text("DELETE FROM runs WHERE id = ANY(CAST(:ids AS uuid[]))")
+
 _CALL_COLUMNS = (
     "id, run_id, step_id, provider, model, prompt_tokens, completion_tokens, total_tokens, "
     "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cost_source, price_id, "
@@ -152,14 +166,25 @@ class TraceStore(Store):
             rows = (await run(UPSERT_RUNS, actor=actor, **_runs(traces, trace_ids, actor))).all()
             run_ids = {row.trace_id: row.id for row in rows}
             existing_runs = {row.id for row in rows if not row.inserted}
-            roots = _roots(traces, run_ids)
-            if roots["ids"]:
-                await run(_ROOT_UPDATE, live=list(LIVE), **roots)
-
             stored: list[Any] = []
             if existing_runs:
                 stored = list(await run(_STORED_STEPS, run_ids=sorted(existing_runs)))
-            plan = plan_steps(traces, trace_ids, run_ids, stored)
+            # New calls are priced before anything else is written: a span whose cost
+            # does not fit is refused alone, and the plan is made without it.
+            costs, refused = await _price_fresh_calls(session, traces, run_ids, stored)
+            if refused:
+                traces = _without(traces, {span_id for span_id, _ in refused})
+                emptied = [run_ids[t] for t in trace_ids if t not in traces]
+                gone = [i for i in emptied if i not in existing_runs]
+                if gone:  # a new run left without a span: as if never made
+                    await run(_DELETE_RUNS, ids=gone)
+                trace_ids = [t for t in trace_ids if t in traces]
+            roots = _roots(traces, run_ids)
+            if roots["ids"]:
+                await run(_ROOT_UPDATE, live=list(LIVE), **roots)
+            # Ordering is pure Python over every span (up to MAX_SPANS_PER_EXPORT): in a
+            # thread, so the event loop serves other requests meanwhile.
+            plan = await asyncio.to_thread(plan_steps, traces, trace_ids, run_ids, stored)
             if plan.moved:
                 await run(_MOVE_ASIDE, ids=list(plan.moved), ranks=list(plan.moved.values()))
             new_ids: set[uuid.UUID] = set()
@@ -183,8 +208,7 @@ class TraceStore(Store):
             new = [n for n in plan.new if n.placed.id in new_ids]
             llm = [(n.placed, n.run_id) for n in new if n.placed.span and n.placed.span.call]
             if llm:
-                costs = await price_new_calls(session, [(r, _call(p)) for p, r in llm])
-                await run(_INSERT_CALLS, **_calls(llm, costs))
+                await run(_INSERT_CALLS, **_calls(llm, [costs[p.id] for p, _ in llm]))
             waiting = [
                 (n.run_id, n.placed.span.span_id)
                 for n in new
@@ -194,7 +218,44 @@ class TraceStore(Store):
                 await attach_pending(session, waiting)
         spans = sum(len(traces[t]) for t in trace_ids)
         self._db.ingested("spans", len(new))
-        return SavedSpans(stored=len(new), duplicates=spans - len(new))
+        return SavedSpans(stored=len(new), duplicates=spans - len(new), refused=refused)
+
+
+async def _price_fresh_calls(
+    session: Any,
+    traces: dict[str, list[MappedSpan]],
+    run_ids: dict[str, uuid.UUID],
+    stored: Sequence[Any],
+) -> tuple[dict[uuid.UUID, CallCost], list[tuple[str, str]]]:
+    """The cost of every LLM span not stored yet (by its step id), and the spans whose
+    computed cost does not fit the column, with why."""
+    known = {row.id for row in stored}
+    fresh: list[tuple[uuid.UUID, MappedSpan]] = []
+    for trace_id, spans in traces.items():
+        run_id = run_ids[trace_id]
+        for span in spans:
+            if span.call is not None and span_step_id(run_id, span.span_id) not in known:
+                fresh.append((run_id, span))
+    if not fresh:
+        return {}, []
+    unfit: dict[int, str] = {}
+    assert all(span.call is not None for _, span in fresh)
+    costs = await price_new_calls(
+        session, [(run_id, span.call) for run_id, span in fresh if span.call], unfit=unfit
+    )
+    by_step = {
+        span_step_id(run_id, span.span_id): cost
+        for (run_id, span), cost in zip(fresh, costs, strict=True)
+    }
+    return by_step, [(fresh[i][1].span_id, reason) for i, reason in sorted(unfit.items())]
+
+
+def _without(
+    traces: dict[str, list[MappedSpan]], span_ids: set[str]
+) -> dict[str, list[MappedSpan]]:
+    """`traces` without those spans; a trace left with none is left out."""
+    kept = {t: [s for s in spans if s.span_id not in span_ids] for t, spans in traces.items()}
+    return {t: spans for t, spans in kept.items() if spans}
 
 
 def _first(spans: list[MappedSpan]) -> MappedSpan:

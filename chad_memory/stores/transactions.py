@@ -39,6 +39,7 @@ from chad_memory.errors import (
     ConflictError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
+    EventLoopError,
     InvalidInputError,
     NotFoundError,
     PoolExhaustedError,
@@ -77,6 +78,7 @@ _BY_SQLSTATE: dict[str, str] = {
     "57P02": "unavailable",  # crash_shutdown
     "57P03": "unavailable",  # cannot_connect_now
     "53300": "unavailable",  # too_many_connections
+    "54000": "too_large",  # program_limit_exceeded: an index entry over its page's third
 }
 _BY_SQLSTATE_CLASS: dict[str, str] = {
     "22": "invalid",  # data exception: out of range, invalid datetime or text
@@ -89,6 +91,10 @@ _CONSTRAINT_MEANINGS: dict[str, str] = {
     "uq_runs_actor_idempotency_key": "the idempotency key is already used",
     "uq_runs_actor_trace_id": "trace_id is already used by another of your runs",
     "uq_api_keys_key_hash": "the key already exists",
+    "uq_scores_actor_idempotency_key": "the idempotency key is already used",
+    "uq_datasets_actor_name": "you already have a dataset of that name",
+    "uq_experiments_actor_name": "you already have an experiment of that name",
+    "uq_dataset_items_dataset_id_item_id": "the item was changed at the same time; retry",
     "fk_steps_parent_step_id_steps": "parent_step_id names no step",
     "fk_artifacts_step_id_steps": "step_id names no step",
     "fk_llm_calls_step_id_steps": "step_id names no step",
@@ -123,6 +129,35 @@ def constraint_of(exc: BaseException) -> str | None:
     return name if isinstance(name, str) else None
 
 
+# What asyncio and asyncpg say when a loop-bound object (a connection, a pool's queue) is
+# used from another event loop or after its loop closed.
+_WRONG_LOOP = (
+    "attached to a different loop",
+    "bound to a different event loop",
+    "event loop is closed",
+    "non-thread-safe operation invoked on an event loop other than the current one",
+)
+
+
+def _wrong_loop(exc: BaseException) -> bool:
+    """True when `exc`, or an error it was raised from, is a wrong-loop or closed-loop error."""
+    seen: set[int] = set()
+    candidate: BaseException | None = exc
+    while candidate is not None and id(candidate) not in seen:
+        seen.add(id(candidate))
+        if isinstance(candidate, RuntimeError) and any(
+            text in str(candidate).lower() for text in _WRONG_LOOP
+        ):
+            return True
+        orig = getattr(candidate, "orig", None)
+        candidate = (
+            orig
+            if isinstance(orig, BaseException)
+            else candidate.__cause__ or candidate.__context__
+        )
+    return False
+
+
 def _unavailable(what: str, committing: bool) -> DatabaseUnavailableError:
     if committing:
         # The COMMIT may or may not have reached the server: never repeat it blindly.
@@ -142,6 +177,12 @@ def translate(exc: BaseException, what: str, committing: bool = False) -> BaseEx
     """
     if isinstance(exc, ChadMemoryError):
         return exc
+    if _wrong_loop(exc):
+        # A programming error, not an outage: running it again fails the same way.
+        return EventLoopError(
+            f"{what}: a database connection was used outside the event loop that opened it "
+            "(an engine shared across event loops: make it with chad_memory.database.create_engine)"
+        )
     if isinstance(exc, PoolTimeoutError):
         return PoolExhaustedError(f"{what}: no database connection free")
     if isinstance(exc, OverflowError | struct.error):
@@ -167,6 +208,8 @@ def translate(exc: BaseException, what: str, committing: bool = False) -> BaseEx
         return NotFoundError(f"{what}: {reason}")
     if meaning == "invalid":
         return InvalidInputError(f"{what}: a value is out of range or not allowed for its field")
+    if meaning == "too_large":
+        return InvalidInputError(f"{what}: the values are too long to be indexed together")
     if meaning == "retry":
         transient = TransientDatabaseError(f"{what}: concurrent transaction conflict ({code})")
         transient.retryable = True
@@ -197,6 +240,7 @@ class Attempt:
 
 _DRIVER_ERRORS = (
     DBAPIError,
+    RuntimeError,  # only the wrong-loop kind is translated (see `translate`)
     PoolTimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -229,7 +273,11 @@ def _sessions(db: Database | SessionFactory) -> SessionFactory:
 async def transaction(db: Database | SessionFactory, what: str) -> AsyncIterator[AsyncSession]:
     """A session inside `BEGIN ... COMMIT`; the commit has happened when this block exits."""
     with translated_errors(what) as attempt:
-        async with _sessions(db)() as session, session.begin():
+        async with (
+            _sessions(db)() as session,
+            _discarded_if_wrong_loop(session),
+            session.begin(),
+        ):
             yield session
             attempt.committing = True  # leaving session.begin() sends COMMIT
 
@@ -300,11 +348,24 @@ async def _connection(
 ) -> AsyncIterator[AsyncConnection]:
     """A pooled connection; a factory bound to one connection (tests) lends that one."""
     if database.session_factory.kw.get("bind") is database.engine:
-        async with (engine or database.engine).connect() as conn:
+        async with (engine or database.engine).connect() as conn, _discarded_if_wrong_loop(conn):
             yield conn
         return
-    async with database.session_factory() as session:
+    async with database.session_factory() as session, _discarded_if_wrong_loop(session):
         yield await session.connection()
+
+
+@asynccontextmanager
+async def _discarded_if_wrong_loop(holder: AsyncConnection | AsyncSession) -> AsyncIterator[None]:
+    """Invalidate the connection a wrong-loop error came from: back in the pool it would
+    fail every later checkout with "another operation is in progress"."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if _wrong_loop(exc):
+            # Closing it needs its own loop; the pool logs that failure and drops it.
+            await holder.invalidate()
+        raise
 
 
 class _HasDatabase(Protocol):

@@ -18,13 +18,17 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     Column,
     ColumnElement,
+    DateTime,
     Float,
+    FromClause,
     Integer,
     MetaData,
     Table,
+    and_,
     bindparam,
     func,
     literal_column,
+    or_,
     select,
 )
 
@@ -69,10 +73,14 @@ TABLES = {True: core_table(BinaryVector()), False: core_table(Vector())}
 
 @lru_cache(maxsize=512)
 def search_statement(
-    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool, k: int
+    binary: bool, filters: tuple[str, ...], exact: bool, floor: bool, k: int, as_of: bool = False
 ) -> DriverStatement:
     """Built and compiled once per shape: building a subquery costs more than running it
-    on small k, and the driver path skips SQLAlchemy's per-call work."""
+    on small k, and the driver path skips SQLAlchemy's per-call work.
+
+    Only memories valid at the time searched are candidates: current ones (valid_to IS
+    NULL), or with `as_of` those valid at the bound `as_of` timestamp.
+    """
     t = TABLES[binary]
     query = bindparam("query", type_=t.c.embedding.type)
     distance: ColumnElement[float] = (
@@ -82,10 +90,10 @@ def search_statement(
     )
     inner = (
         select(
-            *(c for c in t.c if c.name != "embedding"),
+            *(c for c in t.c if c.name not in ("embedding", "content_hash")),
             (literal_column("1") - distance).label("score"),
         )
-        .where(*conditions(t, filters))
+        .where(*conditions(t, filters), valid_at(t, as_of))
         .order_by(distance)
         # A literal LIMIT (k is an int checked by the caller): with "LIMIT $n" the planner
         # guesses the row count and may pick another plan than for k=10.
@@ -156,6 +164,18 @@ def conditions(t: Table, filters: tuple[str, ...]) -> list[ColumnElement[bool]]:
         else:
             conds.append(t.c[name] == bindparam(f"f_{name}"))
     return conds
+
+
+def valid_at(t: Table, as_of: bool) -> ColumnElement[bool]:
+    """Rows valid now (current), or at the `as_of` bind parameter."""
+    if not as_of:
+        return t.c.valid_to.is_(None)
+    return valid_at_condition(t, bindparam("as_of", type_=DateTime(timezone=True)))
+
+
+def valid_at_condition(t: FromClause, when: Any) -> ColumnElement[bool]:
+    """Valid at `when`: from valid_from (inclusive) until valid_to (exclusive)."""
+    return and_(t.c.valid_from <= when, or_(t.c.valid_to.is_(None), t.c.valid_to > when))
 
 
 def identity(state: Any) -> tuple[int, str | None, bool]:

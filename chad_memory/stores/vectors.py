@@ -7,9 +7,11 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ColumnElement,
     Text,
@@ -17,27 +19,26 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from chad_memory.database import Database, SessionFactory
+from chad_memory.embedders import Embedder
 from chad_memory.errors import ForbiddenError, InvalidInputError, NotFoundError
 from chad_memory.models import Embedding
-from chad_memory.schemas import EmbeddingCreate, EmbeddingRecord, NamespaceCount, Page, SearchHit
-from chad_memory.stores.base import Store
-from chad_memory.stores.limits import check_batch
+from chad_memory.schemas import EmbeddingRecord, NamespaceCount, Page, SearchHit
 from chad_memory.stores.paging import Keyset, keyset_page, record_select
+from chad_memory.stores.text_memory import FROM_SETTINGS, TextMemory
 from chad_memory.stores.transactions import driver_transaction, read, retried, transaction
 from chad_memory.stores.vector_search import (
     FILTERS,
-    TABLES,
     identity,
     plan_search,
     prepare_statement,
     search_statement,
     setting_params,
     settings_statement,
+    valid_at_condition,
 )
-from chad_memory.validation import check_embedding, check_json, check_text
+from chad_memory.validation import check_as_of, check_embedding, check_json, check_text
 from chad_memory.vector_calibration import (
     maintain,
     maintenance_due,
@@ -47,7 +48,6 @@ from chad_memory.vector_calibration import (
 from chad_memory.vector_codec import (
     has_binary_codec,
     parse_vector_text,
-    pooled_has_binary_codec,
     vector_text,
 )
 from chad_memory.vector_index import (
@@ -78,7 +78,7 @@ _SEED = record_select(Embedding, EmbeddingRecord).add_columns(
 )
 
 
-class PgVectorStore(Store):
+class PgVectorStore(TextMemory):
     """Embeddings scoped by actor and namespace; every method is one transaction.
 
     Searches use the setting the index's calibration chose (chad_memory.vector_calibration)
@@ -98,8 +98,9 @@ class PgVectorStore(Store):
         target_recall: float | None = None,
         auto_rebuild: bool | None = None,
         maintain_in_background: bool = True,
+        embedder: Embedder | object | None = FROM_SETTINGS,
     ) -> None:
-        super().__init__(session_factory)
+        super().__init__(session_factory, embedder=embedder)
         settings = self._db.settings
         self.dim = dim or settings.embedding_dim
         # None: the index's calibrated setting (IVFFLAT_PROBES overrides).
@@ -115,35 +116,6 @@ class PgVectorStore(Store):
         self._maintenance: asyncio.Task[None] | None = None
         self._maintenance_tried = -math.inf
         self._announced: tuple[object, ...] | None = None
-
-    @retried
-    async def add_embedding(self, item: EmbeddingCreate) -> EmbeddingRecord:
-        return (await self.add_embeddings([item]))[0]
-
-    @retried
-    async def add_embeddings(self, items: Sequence[EmbeddingCreate]) -> list[EmbeddingRecord]:
-        """Insert a batch in one statement; every vector is checked before any SQL runs."""
-        if not items:
-            return []
-        check_batch(items, "embeddings")
-        rows: list[dict[str, Any]] = []
-        for i, item in enumerate(items):
-            data = item.model_dump(exclude={"embedding"})
-            data["id"] = data["id"] or uuid.uuid4()
-            data["embedding"] = check_embedding(item.embedding, self.dim, f"embeddings[{i}]")
-            rows.append(data)
-        async with transaction(self._db, "add_embeddings") as session:
-            conn = await session.connection()
-            t = TABLES[await pooled_has_binary_codec(conn)]
-            result = await conn.execute(
-                pg_insert(t).returning(
-                    *(c for c in t.c if c.name != "embedding"), sort_by_parameter_order=True
-                ),
-                rows,
-            )
-            records = [EmbeddingRecord.model_validate(r) for r in result.mappings()]
-        self._db.ingested("embeddings", len(records))
-        return records
 
     @retried
     async def index_info(self) -> VectorIndexInfo:
@@ -218,7 +190,9 @@ class PgVectorStore(Store):
     async def _maintain(self) -> None:
         try:
             done = await maintain(
-                self._db.engine, target=self.target_recall, auto_rebuild=self.auto_rebuild
+                self._db.maintenance_engine,
+                target=self.target_recall,
+                auto_rebuild=self.auto_rebuild,
             )
             if done is not None:
                 self._maintenance_tried = -math.inf  # done: growth may call again at once
@@ -239,24 +213,94 @@ class PgVectorStore(Store):
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        await self.close_embedder()
 
     def plan(self, info: VectorIndexInfo, k: int) -> tuple[bool, dict[str, str]]:
         """(exact?, index settings) of a k-hit search on this index (see `plan_search`)."""
         return plan_search(info, k, probes=self.probes, ef_search=self.ef_search)
 
-    @retried
+    async def prepare_search(
+        self,
+        conn: asyncpg.Connection,
+        known: VectorIndexInfo,
+        k: int,
+        prepare: Callable[[dict[str, str]], tuple[str, Sequence[Any]]],
+    ) -> tuple[bool, asyncpg.Record]:
+        """The search protocol every statement searching `embeddings` follows, in its
+        transaction on `conn`: returns (exact?, the preparing statement's row).
+
+        One round trip: `prepare(settings)` is a statement setting the index settings
+        planned from the index seen last, and returning the index in use now (OID and
+        note: a rebuild or calibration by any process shows here), the table's size and,
+        after those, whatever the caller needs (how many rows its filter matches). Only
+        when the index changed since this process last looked do the settings differ
+        and cost a second round trip. Maintenance that growth made due starts here.
+        """
+        _, gucs = self.plan(known, k)
+        sql, args = prepare(gucs)
+        row = await conn.fetchrow(sql, *args)
+        assert row is not None
+        info = self.observe(row[0], row[1])
+        exact, replanned = self.plan(info, k)
+        if replanned != gucs:
+            again = settings_statement(len(replanned))
+            await conn.fetchrow(again.sql, *again.args(setting_params(replanned)))
+        self._maybe_maintain(info)
+        return exact, row
+
     async def search(
         self,
-        embedding: Sequence[float],
+        embedding: Sequence[float] | None = None,
         *,
+        query: str | None = None,
         k: int = 10,
         actor: str | None = None,
         namespace: str | None = None,
         source_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         min_score: float | None = None,
+        run_id: uuid.UUID | None = None,
+        step_id: uuid.UUID | None = None,
+        as_of: datetime | None = None,
     ) -> list[SearchHit]:
-        """The k most similar embeddings by cosine similarity, best first.
+        """The k most similar embeddings by cosine similarity, best first, among those valid
+        now or, with `as_of`, at that time. The query is `embedding`, or `query` text embedded
+        by the configured embedder. With `run_id` (one of `actor`'s runs; `step_id` one of its
+        steps) the hits are recorded as that run's reads."""
+        if step_id is not None and run_id is None:
+            raise InvalidInputError("a search's step_id needs its run_id")
+        if embedding is None:
+            if query is None:
+                raise InvalidInputError("a search needs `embedding` or `query` text")
+            embedding = await self.embed_query(query)
+        hits = await self._search(
+            embedding,
+            k=k,
+            actor=actor,
+            namespace=namespace,
+            source_id=source_id,
+            metadata=metadata,
+            min_score=min_score,
+            as_of=check_as_of(as_of),
+        )
+        if run_id is not None:
+            await self._record_reads(hits, run_id=run_id, step_id=step_id, actor=actor)
+        return hits
+
+    @retried
+    async def _search(
+        self,
+        embedding: Sequence[float],
+        *,
+        k: int,
+        actor: str | None,
+        namespace: str | None,
+        source_id: str | None,
+        metadata: dict[str, Any] | None,
+        min_score: float | None,
+        as_of: datetime | None,
+    ) -> list[SearchHit]:
+        """The search itself.
 
         A filter matching few rows (< exact_scan_max_rows) is answered by an exact scan of
         just those rows (found through the btree/GIN indexes): an approximate index would
@@ -284,29 +328,23 @@ class PgVectorStore(Store):
         filters = tuple(f for f in FILTERS if f"f_{f}" in params)
 
         known = self._info or await self.index_info()
-        exact, gucs = self.plan(known, k)
         async with driver_transaction(self._db, "search") as conn:
-            # One round trip: the settings planned from the index seen last, the index in
-            # use now (OID and note: a rebuild or calibration by any process shows here) and,
-            # when filtered, whether the filter is selective enough to score exactly.
-            prep = prepare_statement(filters, len(gucs))
-            values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
-            row = await conn.fetchrow(prep.sql, *prep.args(values))
-            assert row is not None
-            info = self.observe(row[0], row[1])
-            # Plan again for the index as it is now; only when another process rebuilt or
-            # recalibrated it since this one last looked do the settings differ and cost a
-            # second round trip.
-            exact, replanned = self.plan(info, k)
-            if replanned != gucs:
-                again = settings_statement(len(replanned))
-                await conn.fetchrow(again.sql, *again.args(setting_params(replanned)))
-            self._maybe_maintain(info)
+
+            def prepare(gucs: dict[str, str]) -> tuple[str, list[Any]]:
+                stmt = prepare_statement(filters, len(gucs))
+                values = dict(params, cap=self.exact_scan_max_rows, **setting_params(gucs))
+                return stmt.sql, stmt.args(values)
+
+            exact, row = await self.prepare_search(conn, known, k, prepare)
             if filters and not exact:
                 exact = int(row[2]) < self.exact_scan_max_rows
             binary = has_binary_codec(conn)
-            stmt = search_statement(binary, filters, exact, min_score is not None, k)
-            params.update(query=query if binary else vector_text(query), min_score=min_score)
+            stmt = search_statement(
+                binary, filters, exact, min_score is not None, k, as_of is not None
+            )
+            params.update(
+                query=query if binary else vector_text(query), min_score=min_score, as_of=as_of
+            )
             rows = await conn.fetch(stmt.sql, *stmt.args(params))
             return [SearchHit.model_validate(stmt.row(r)) for r in rows]
 
@@ -329,7 +367,7 @@ class PgVectorStore(Store):
         """
         try:
             info = await rebuild_and_calibrate(
-                self._db.engine,
+                self._db.maintenance_engine,
                 target=self.target_recall,
                 method=method,
                 lists=lists,
@@ -344,7 +382,7 @@ class PgVectorStore(Store):
 
     async def calibrate(self) -> VectorIndexInfo:
         """Calibrate the index present now for the target recall (no rebuild)."""
-        info = await recalibrate(self._db.engine, target=self.target_recall)
+        info = await recalibrate(self._db.maintenance_engine, target=self.target_recall)
         self._remember(info)
         return info
 
@@ -368,10 +406,12 @@ class PgVectorStore(Store):
         namespace: str | None = None,
         source_type: str | None = None,
         source_id: str | None = None,
+        valid_at: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[EmbeddingRecord]:
-        """An actor's embeddings (without their vectors), newest first, keyset-paged."""
+        """An actor's embeddings (without their vectors), newest first, keyset-paged; with
+        `valid_at`, only the versions valid at that time."""
         conds: list[ColumnElement[bool]] = [Embedding.actor == check_text(actor, "actor")]
         for column, value, name in (
             (Embedding.namespace, namespace, "namespace"),
@@ -380,6 +420,9 @@ class PgVectorStore(Store):
         ):
             if value is not None:
                 conds.append(column == check_text(value, name))
+        when = check_as_of(valid_at)
+        if when is not None:
+            conds.append(valid_at_condition(Embedding.__table__, when))
         stmt = record_select(Embedding, EmbeddingRecord).where(*conds)
         async with read(self._db, "list_embeddings") as conn:
             return await keyset_page(

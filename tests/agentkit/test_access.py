@@ -28,7 +28,7 @@ def app_client(engine: AsyncEngine) -> AppClient:
         transport = httpx.ASGITransport(app=app, client=(peer, 50_000))
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+            httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as client,
         ):
             yield client
 

@@ -94,6 +94,8 @@ async def test_export_streams_only_the_callers_data(api: Api) -> None:
         "/export", params={"since": "2026-01-01T00:00:00"}, headers=api.alice
     )
     assert naive.status_code == 422
+    epoch = await api.client.get("/export", params={"since": "740276"}, headers=api.alice)
+    assert epoch.status_code == 422
 
 
 async def test_retention_sweeper_prunes_in_the_background(api: Api, engine: AsyncEngine) -> None:
@@ -119,3 +121,9 @@ async def test_retention_sweeper_prunes_in_the_background(api: Api, engine: Asyn
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_export_since_refuses_a_number(api: Api) -> None:
+    """A bare number is not a timestamp (pydantic would read it as epoch seconds)."""
+    answer = await api.client.get("/export", params={"since": "740276"}, headers=api.alice)
+    assert answer.status_code == 422

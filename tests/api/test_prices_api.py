@@ -47,7 +47,8 @@ async def test_prices_over_http(api: Api) -> None:
     )
     assert (after.json()["cost_usd"], after.json()["price_id"]) == ("2.5", price["id"])
     changed = await c.post("/prices/recompute", json={"since": "2026-01-01T00:00:00Z"}, headers=h)
-    assert changed.json() == {"changed": 1}  # the call priced before the price existed
+    # the call priced before the price existed
+    assert changed.json() == {"seen": 2, "changed": 1, "next_cursor": None}
     costs = [x["cost_usd"] for x in (await c.get(f"/runs/{run}/llm-calls", headers=h)).json()]
     assert costs == ["2.5", "2.5"]
 

@@ -25,7 +25,8 @@ async def test_usage_api(api: Api) -> None:
     assert rows["gpt-4o"]["latency_ms_p50"] == 100
     assert rows["other"]["cost_usd"] == "0"
     assert rows["other"]["costed_calls"] == 0
-    assert set(got.json()) == {"group_by", "from", "to", "rows"}
+    assert set(got.json()) == {"group_by", "from", "to", "rows", "scores"}
+    assert got.json()["scores"] == []
 
     bob = await c.get("/analytics/usage", headers=api.bob)
     assert bob.json()["rows"] == []

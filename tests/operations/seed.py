@@ -99,7 +99,7 @@ async def seed(
                     actor=actor,
                     run_id=run.id,
                     source_id=f"doc-{i}",
-                    content="c",
+                    content=f"c-{i}",
                     embedding=(vector / np.linalg.norm(vector)).tolist(),
                 )
             )

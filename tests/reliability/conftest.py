@@ -24,6 +24,7 @@ from apps.core_api.main import create_app
 from chad_memory import ApiKeyStore
 from chad_memory.database import create_engine, get_session_factory
 from chad_memory.settings import Settings
+from tests.ui.conftest import dash  # noqa: F401  (the dashboard on the sample data)
 
 EngineMaker = Callable[..., tuple[AsyncEngine, str]]
 

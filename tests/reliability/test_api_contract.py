@@ -50,6 +50,11 @@ class World:
     message_id: str
     price_id: str
     watcher: AsyncConnection
+    memory_id: str
+    score_id: str = ""
+    dataset_id: str = ""
+    item_id: str = ""
+    experiment_id: str = ""
 
 
 @pytest.fixture
@@ -97,6 +102,16 @@ async def world(make_engine: EngineMaker, watcher: AsyncConnection) -> AsyncIter
             200,
             200,
         ]
+        config = {"name": "cfg-1", "data_type": "boolean"}
+        assert (await c.post("/score-configs", json=config, headers=h)).status_code == 201
+        score = await c.post(f"/runs/{run_id}/scores", json={"name": "q", "value": 1}, headers=h)
+        assert score.status_code == 201
+        dataset = await c.post("/datasets", json={"name": "d"}, headers=h)
+        dataset_id = dataset.json()["id"]
+        item = await c.post(f"/datasets/{dataset_id}/items", json=[{"input": 1}], headers=h)
+        experiment = {"name": "e", "dataset_id": dataset_id}
+        made = await c.post("/experiments", json=experiment, headers=h)
+        assert [r.status_code for r in (dataset, item, made)] == [201, 201, 201]
         yield World(
             api,
             run_id,
@@ -105,6 +120,11 @@ async def world(make_engine: EngineMaker, watcher: AsyncConnection) -> AsyncIter
             message.json()["id"],
             price.json()["id"],
             watcher,
+            mem.json()["items"][0]["id"],
+            score_id=score.json()["id"],
+            dataset_id=dataset_id,
+            item_id=item.json()["items"][0]["item_id"],
+            experiment_id=made.json()["id"],
         )
 
 
@@ -465,6 +485,8 @@ BOB_BODIES: dict[tuple[str, str], Any] = {
     ("get", "/runs/{run_id}/llm-calls"): None,
     ("post", "/runs/{run_id}/llm-calls"): {"provider": "pwned"},
     ("get", "/runs/{run_id}/stats"): None,
+    ("get", "/runs/{run_id}/memory"): None,
+    ("get", "/memory/{embedding_id}"): None,
     ("get", "/threads/{thread_id}"): None,
     ("patch", "/threads/{thread_id}"): {"title": "pwned"},
     ("delete", "/threads/{thread_id}"): None,
@@ -473,6 +495,22 @@ BOB_BODIES: dict[tuple[str, str], Any] = {
     ("get", "/threads/{thread_id}/runs"): None,
     ("delete", "/messages/{message_id}"): None,
     ("delete", "/prices/{price_id}"): None,
+    ("get", "/runs/{run_id}/scores"): None,
+    ("post", "/runs/{run_id}/scores"): {"name": "pwned", "value": 0},
+    ("get", "/scores/{score_id}"): None,
+    ("delete", "/scores/{score_id}"): None,
+    ("get", "/datasets/{dataset_id}"): None,
+    ("delete", "/datasets/{dataset_id}"): None,
+    ("get", "/datasets/{dataset_id}/items"): None,
+    ("post", "/datasets/{dataset_id}/items"): [{"input": "pwned"}],
+    ("post", "/datasets/{dataset_id}/items/jsonl"): None,
+    ("post", "/datasets/{dataset_id}/items/from-run"): {
+        "run_id": "00000000-0000-0000-0000-000000000001"
+    },
+    ("put", "/datasets/{dataset_id}/items/{item_id}"): {"input": "pwned"},
+    ("delete", "/datasets/{dataset_id}/items/{item_id}"): None,
+    ("get", "/experiments/{experiment_id}"): None,
+    ("delete", "/experiments/{experiment_id}"): None,
 }
 # AgentKit's protocol (/api) has no 403: another actor's row answers its plain 404.
 BOB_BODIES_404: dict[tuple[str, str], Any] = {
@@ -482,6 +520,9 @@ BOB_BODIES_404: dict[tuple[str, str], Any] = {
     ("get", "/api/threads/{thread_id}/messages"): None,
     ("post", "/api/threads/{thread_id}/messages"): {"role": "user", "content": "pwned"},
     ("delete", "/api/messages/{message_id}"): None,
+    # Score configs are named per actor: bob has no config of that name.
+    ("get", "/score-configs/{name}"): None,
+    ("delete", "/score-configs/{name}"): None,
 }
 
 
@@ -503,6 +544,12 @@ async def test_second_actor_gets_403_on_every_route_with_an_id_and_changes_nothi
             .replace("{thread_id}", world.thread_id)
             .replace("{message_id}", world.message_id)
             .replace("{price_id}", world.price_id)
+            .replace("{embedding_id}", world.memory_id)
+            .replace("{score_id}", world.score_id)
+            .replace("{dataset_id}", world.dataset_id)
+            .replace("{item_id}", world.item_id)
+            .replace("{experiment_id}", world.experiment_id)
+            .replace("{name}", "cfg-1")
         )
         # Bob also tries to pass himself off as alice through headers that must not count.
         headers = {**bob, "X-Actor-ID": "alice"}

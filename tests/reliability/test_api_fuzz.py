@@ -98,8 +98,43 @@ UNSTORABLE_OR_UNKNOWN = (
     "decimal places",
     # A computed cost that overflows the column (a user price times huge token counts).
     "does not fit",
+    # Text within its characters but past its UTF-8 bytes (an index entry's size).
+    "bytes fit the index",
+    # Memory in words: a memory needs a vector or text, text needs an embedder (a fact of
+    # the deployment's settings), one version per key in a batch, a step needs its run.
+    "needs `embedding` or `content`",
+    "no embedder is configured",
+    "needs an embedder",
+    "needs `embedding` or `query`",
+    "appears twice in namespace",
+    "step_id without its run_id",
+    "step_id needs its run_id",
+    # Scores: an unknown target named in a body, a value its config or its name's first
+    # use refuses, a target_id without its type, an ordered comparison with a label.
+    "target_id: no ",
+    "score config",
+    "was first used as",
+    "target_id needs target_type",
+    "compares numbers",
+    "a score condition is name",
+    # A score config's fields across each other (range for numbers, labels for labels).
+    "are for numeric scores only",
+    "needs its categories",
+    "categories must not repeat",
+    "categories are for categorical",
+    "must not be above max_value",
+    # Datasets: a JSON Lines body that is not items, a version the dataset has not
+    # reached, a step without its run; compare across datasets.
+    "JSON Lines",
+    "version: the dataset is at version",
+    "source_step_id needs its source_run_id",
+    "step_id: no step",
+    "must be on the same dataset",
 )
 
+
+# A dataset's items in bulk are JSON Lines: text, sent as it is generated.
+schemathesis.serializer.alias(["application/x-ndjson", "application/jsonl"], "text/plain")
 
 LEAKS = ("Traceback", "sqlalchemy", "asyncpg", "SELECT ", "INSERT INTO", "Bearer ")
 

@@ -275,7 +275,7 @@ def _vectors_machine(
         @staticmethod
         async def _truncate() -> None:
             async with engine.begin() as conn:
-                await conn.execute(text("TRUNCATE embeddings"))
+                await conn.execute(text("TRUNCATE embeddings CASCADE"))
 
         @rule(actor=ACTORS, source=SOURCES, seed=st.integers(1, 10**6), n=st.integers(1, 3))
         def add(self, actor: str, source: str, seed: int, n: int) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 from pathlib import Path
+
+from tests.test_readme import run_example
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -19,19 +18,7 @@ def conversations_example() -> str:
 
 
 async def test_readme_conversations_example_runs(database_url: str, tmp_path: Path) -> None:
-    script = tmp_path / "conversation.py"
-    script.write_text(conversations_example())
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        env={**os.environ, "DATABASE_URL": database_url},
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode().splitlines() == [
+    assert await run_example(conversations_example(), database_url, tmp_path) == [
         "New research conversation",
         "system: You answer briefly.",
         "user: What is pgvector?",

@@ -292,3 +292,30 @@ def test_run_page_estimates_durations_folds_json_and_errors(page: Page, live: Li
     expect(calls.get_by_test_id("reasoning-tokens")).to_contain_text("30")
     expect(calls.get_by_test_id("cost-source")).to_contain_text("price table")
     expect(calls.get_by_test_id("cost-source")).to_contain_text("genai-prices")
+
+
+def test_feedback_on_a_run_page_shows_in_the_runs_list(page: Page, live: Live) -> None:
+    """Thumbs down, a comment and a configured score, left on a run's page, then seen on
+    the page and in the runs list."""
+    headers = {"Authorization": f"Bearer {live.sample.alice_key}"}
+    config = {"name": "accuracy", "data_type": "numeric", "min_value": 0, "max_value": 1}
+    made = httpx.post(f"{live.base}/score-configs", json=config, headers=headers)
+    assert made.status_code in (200, 201), made.text
+    sign_in(page, live.sample.alice_key)
+    page.goto(f"/ui/runs/{live.sample.failed_run}")
+    form = page.get_by_test_id("feedback")
+    form.get_by_label("Comment").fill("cited the wrong paper")
+    form.get_by_label("accuracy").fill("0.25")
+    form.get_by_role("button", name="Bad").click()
+    expect(page).to_have_url(re.compile(rf"/ui/runs/{live.sample.failed_run}#scores$"))
+    table = page.get_by_test_id("scores").locator("table.scores tbody tr")
+    expect(table).to_have_count(2)
+    expect(page.get_by_test_id("scores")).to_contain_text("cited the wrong paper")
+
+    page.goto("/ui/runs?status=failed")
+    row = page.locator("table.runs tbody tr")
+    expect(row).to_have_count(1)
+    expect(row.locator("td.scores")).to_contain_text("👎")
+    expect(row.locator("td.scores")).to_contain_text("accuracy 0.25")
+    page.goto("/ui/runs?status=succeeded")
+    expect(page.locator("td.scores .score-chip")).to_have_count(0)

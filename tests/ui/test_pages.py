@@ -336,8 +336,8 @@ async def test_in_local_mode_this_machine_is_the_local_actor(
     remote = httpx.ASGITransport(app=app, client=("203.0.113.9", 5000))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=local, base_url="http://t") as here,
-        httpx.AsyncClient(transport=remote, base_url="http://t") as there,
+        httpx.AsyncClient(transport=local, base_url="http://127.0.0.1:8000") as here,
+        httpx.AsyncClient(transport=remote, base_url="http://127.0.0.1:8000") as there,
     ):
         page = await here.get("/ui/runs")
         assert page.status_code == 200

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Annotated
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -23,6 +22,7 @@ from apps.core_api.metrics import ServiceMetrics
 from apps.core_api.schemas import AUTH_RESPONSES
 from chad_memory.archive import ExportScope, export_records
 from chad_memory.errors import ChadMemoryError
+from chad_memory.schemas import IsoDatetime
 
 router = APIRouter(tags=["operations"], responses={**AUTH_RESPONSES})
 
@@ -52,6 +52,20 @@ async def metrics(request: Request, actor: CurrentActor) -> Response:
     return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def _line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+async def _first(
+    records: AsyncIterator[dict[str, Any]], count: int
+) -> AsyncIterator[dict[str, Any]]:
+    for _ in range(count):
+        try:
+            yield await anext(records)
+        except StopAsyncIteration:
+            return
+
+
 @router.get(
     "/export",
     response_class=StreamingResponse,
@@ -61,16 +75,26 @@ async def export(
     request: Request,
     actor: CurrentActor,
     since: Annotated[
-        datetime | None, Query(description="only rows from this time on (with a time zone)")
+        IsoDatetime | None, Query(description="only rows from this time on (with a time zone)")
     ] = None,
 ) -> StreamingResponse:
     """The caller's threads, messages, runs with their children, and embeddings as JSON
     Lines (`chad-memory import` loads it), streamed: memory stays flat however large."""
     scope = ExportScope(actor=actor, since=since)
+    records: AsyncGenerator[dict[str, Any]] = export_records(request.app.state.engine, scope)
+    # The header and the first row are read before the status is sent: whatever fails
+    # in checking the scope or starting the first query answers with its own status,
+    # not as a 200 whose body stops part-way.
+    first = [record async for record in _first(records, 2)]
 
     async def lines() -> AsyncIterator[bytes]:
-        async for record in export_records(request.app.state.engine, scope):
-            yield json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        try:
+            for record in first:
+                yield _line(record)
+            async for record in records:
+                yield _line(record)
+        finally:
+            await records.aclose()
 
     return StreamingResponse(
         lines(),

@@ -6,28 +6,29 @@ and encodes the answer in the request's encoding. Mapping and storage are the li
 metrics are not stored, and an exporter should hear "not here", not "wrong media type".
 Status codes follow the OTLP/HTTP specification: 200
 (with `partial_success` when some spans were refused), 400 for a body that is not OTLP,
-413 over MAX_BODY_BYTES (compressed or not), 415 for another media type, 503 with
+413 over MAX_BODY_BYTES (compressed or not) or MAX_SPANS_PER_EXPORT spans, 415 for
+another media type, 503 with
 Retry-After while the database is down (exporters retry 429/502/503/504 only). Error
 bodies are google.rpc.Status in the request's encoding (OtlpStatusMiddleware).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import Problem
 from chad_memory.otlp import export_logs, export_traces
 from chad_memory.otlp.wire import (
     MEDIA_TYPES,
-    decode_request,
-    decompress,
     encode_message,
     encode_response,
     media_type,
+    read_export,
+    read_logs,
 )
 from chad_memory.settings import Settings
 
@@ -93,19 +94,10 @@ def _responses(message: str, refused: str) -> dict[int | str, dict[str, Any]]:
         },
         400: _error("not an OTLP body, or bad gzip"),
         401: _error("missing, unknown or revoked API key"),
-        413: _error("body over MAX_BODY_BYTES once inflated"),
+        413: _error("body over MAX_BODY_BYTES once inflated, or over MAX_SPANS_PER_EXPORT spans"),
         415: {"model": Problem, "description": "neither application/x-protobuf nor JSON"},
         503: _error("database unavailable; retry after Retry-After"),
     }
-
-
-async def _body(request: Request, content_encoding: str | None) -> tuple[str, bytes] | None:
-    """(media type, inflated body), or None for a media type that is neither OTLP's."""
-    kind = media_type(request.headers.get("content-type"))
-    if kind is None:
-        return None
-    settings: Settings = request.app.state.settings
-    return kind, decompress(await request.body(), content_encoding, settings.max_body_bytes)
 
 
 @router.post(
@@ -120,11 +112,20 @@ async def export(
     content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
 ) -> Response:
     """Store every span as a step of its trace's run (one run per trace and actor)."""
-    sent = await _body(request, content_encoding)
-    if sent is None:
+    kind = media_type(request.headers.get("content-type"))
+    if kind is None:
         return _unsupported_media()
-    kind, body = sent
-    result = await export_traces(caller.traces, decode_request(body, kind), actor=caller.actor)
+    settings: Settings = request.app.state.settings
+    # Inflating and decoding a large body takes a while: off the event loop.
+    export_request = await asyncio.to_thread(
+        read_export,
+        await request.body(),
+        kind,
+        content_encoding,
+        max_bytes=settings.max_body_bytes,
+        max_spans=settings.max_spans_per_export,
+    )
+    result = await export_traces(caller.traces, export_request, actor=caller.actor)
     return Response(
         content=encode_response(result.rejected_spans, result.error_message, kind),
         media_type=kind,
@@ -143,11 +144,17 @@ async def export_log_records(
     content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
 ) -> Response:
     """GenAI events onto their spans' steps and LLM calls; other records onto their run."""
-    sent = await _body(request, content_encoding)
-    if sent is None:
+    kind = media_type(request.headers.get("content-type"))
+    if kind is None:
         return _unsupported_media()
-    kind, body = sent
-    decoded = decode_request(body, kind, ExportLogsServiceRequest)
+    settings: Settings = request.app.state.settings
+    decoded = await asyncio.to_thread(
+        read_logs,
+        await request.body(),
+        kind,
+        content_encoding,
+        max_bytes=settings.max_body_bytes,
+    )
     result = await export_logs(caller.logs, decoded, actor=caller.actor)
     return Response(content=encode_message(result.response(), kind), media_type=kind)
 

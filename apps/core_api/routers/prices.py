@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import Field
 
 from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import AUTH_RESPONSES, PriceBody, Problem
 from chad_memory.schemas import Input, ModelPriceCreate, ModelPriceRecord, UtcDatetime
+from chad_memory.stores import prices as price_store
+from chad_memory.stores.prices import RecomputePage
 
 router = APIRouter(prefix="/prices", tags=["prices"], responses=AUTH_RESPONSES)
 
@@ -22,10 +24,8 @@ router = APIRouter(prefix="/prices", tags=["prices"], responses=AUTH_RESPONSES)
 class RecomputeBody(Input):
     since: UtcDatetime
     until: UtcDatetime | None = None
-
-
-class Recomputed(BaseModel):
-    changed: int
+    # The next_cursor of the previous answer: go on where it stopped.
+    cursor: str | None = Field(default=None, max_length=512)
 
 
 @router.get("", response_model=list[ModelPriceRecord])
@@ -55,9 +55,16 @@ async def delete_price(price_id: uuid.UUID, caller: CurrentCaller) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/recompute", response_model=Recomputed)
-async def recompute(body: RecomputeBody, caller: CurrentCaller) -> Recomputed:
+@router.post("/recompute", response_model=RecomputePage)
+async def recompute(body: RecomputeBody, caller: CurrentCaller) -> RecomputePage:
     """Price the caller's calls in [since, until) again with today's table; costs sent by
-    the client are never changed. Answers how many costs changed."""
-    changed = await caller.prices.recompute(since=body.since, until=body.until, actor=caller.actor)
-    return Recomputed(changed=changed)
+    the client are never changed. At most RECOMPUTE_MAX_CALLS (20,000) calls a request:
+    answers how many were seen and changed, and a `next_cursor` to send back (with the
+    same since and until) until it is null."""
+    return await caller.prices.recompute_page(
+        since=body.since,
+        until=body.until,
+        actor=caller.actor,
+        cursor=body.cursor,
+        max_calls=price_store.RECOMPUTE_MAX_CALLS,
+    )

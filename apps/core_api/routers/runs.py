@@ -36,6 +36,7 @@ from chad_memory.schemas import (
     ArtifactRecord,
     LLMCallRecord,
     Page,
+    RunMemory,
     RunRecord,
     RunStats,
     RunUpdate,
@@ -247,3 +248,13 @@ async def add_llm_call(
 async def get_stats(run_id: uuid.UUID, caller: CurrentCaller) -> RunStats:
     """Step and call counts, tokens, cost (a decimal string), duration, latency mean/p95."""
     return await caller.read_runs.get_run_stats(run_id, actor=caller.actor)
+
+
+@router.get("/{run_id}/memory", response_model=RunMemory, responses=_RUN_ERRORS)
+async def run_memory(
+    run_id: uuid.UUID,
+    caller: CurrentCaller,
+    limit: Annotated[int, Query(ge=1, le=200, description="Per direction, newest first.")] = 50,
+) -> RunMemory:
+    """The memories the run wrote, and those its searches returned (`run_id` on search)."""
+    return await caller.read_vectors.run_memory(run_id, actor=caller.actor, limit=limit)

@@ -17,6 +17,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from apps.core_api.ui import experiments, feedback
 from apps.core_api.ui.pages import SignInRequired, router
 from apps.core_api.ui.render import STATIC, render
 from apps.core_api.ui.session import COOKIE, codec
@@ -93,6 +94,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def install_ui(app: FastAPI) -> None:
     app.state.ui_error_page = error_page
     app.include_router(router)
+    app.include_router(feedback.router)
+    app.include_router(experiments.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     app.add_exception_handler(SignInRequired, _sign_in)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -24,15 +24,17 @@ from apps.core_api.ui.session import COOKIE, Session, codec
 from apps.core_api.ui.views import usage_series, waterfall
 from chad_memory.errors import InvalidInputError
 from chad_memory.replicas import RunReads, VectorReads
-from chad_memory.schemas import RunFilter
+from chad_memory.schemas import RunFilter, ScoreFilter
 from chad_memory.settings import Settings
-from chad_memory.stores import ThreadStore
+from chad_memory.stores import ScoreStore, ThreadStore
 from chad_memory.vocabulary import LIVE
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 RUNS_PAGE = 50
 STEPS_PAGE = 200
+# Memories a run page lists in each direction (written, read), newest first.
+RUN_MEMORY_ROWS = 50
 
 
 class SignInRequired(Exception):
@@ -52,6 +54,7 @@ class Ui:
     runs: RunReads
     threads: ThreadStore
     memory: VectorReads
+    scores: ScoreStore
 
     def page(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return render(self.request, template, status_code, actor=self.actor, **context)
@@ -67,7 +70,8 @@ def _here(request: Request) -> str:
 
 
 async def signed_in(request: Request) -> Ui:
-    """The signed-in actor, or SignInRequired. A session ends when its key is revoked."""
+    """The signed-in actor, or SignInRequired. A session ends when its key is revoked
+    or when it is signed out (from any copy of its cookie)."""
     settings: Settings = request.app.state.settings
     stores = stores_of(request)
     session = read_session(request)
@@ -81,7 +85,7 @@ async def signed_in(request: Request) -> Ui:
     else:
         if session is None or session.key_id is None or session.actor is None:
             raise SignInRequired(_here(request))
-        key = await stores.keys.get_live_key(session.key_id)
+        key = await stores.keys.get_live_key(session.key_id, session_id=session.sid)
         if key is None or key.actor != session.actor:
             raise SignInRequired(_here(request))
         actor = key.actor
@@ -94,6 +98,7 @@ async def signed_in(request: Request) -> Ui:
         runs=stores.read_runs,
         threads=stores.threads,
         memory=stores.read_vectors,
+        scores=stores.scores,
     )
 
 
@@ -186,6 +191,10 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = 
         return render(
             request, "error.html", 403, status=403, detail="Invalid or missing form token."
         )
+    if session.signed_in:
+        # Server-side: a copy of this cookie taken before now stops working too.
+        expires = datetime.fromtimestamp(session.expires, UTC)
+        await stores_of(request).keys.sign_out(session.sid, expires_at=expires)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/ui")
     return response
@@ -195,13 +204,19 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = 
 
 
 def _day_bound(text: str, name: str, *, end: bool) -> datetime:
-    """A date (the whole day, UTC; `to` is inclusive) or an ISO datetime."""
+    """A date (the whole day, UTC; `to` is inclusive) or an ISO datetime.
+
+    The day after 9999-12-31 is past `datetime`'s range (OverflowError): such a bound is
+    out of range like any other edge date, not a failure of the page.
+    """
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             start = datetime.combine(day, time(0), tzinfo=UTC)
             return start + timedelta(days=1) if end else start
         value = datetime.fromisoformat(text)
+    except OverflowError as exc:
+        raise InvalidInputError(f"{name}: outside the storable range") from exc
     except ValueError as exc:
         raise InvalidInputError(f"{name}: expected a date like 2026-01-31") from exc
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -245,6 +260,7 @@ async def runs_page(
             form=form,
             runs=[],
             totals={},
+            scores={},
             total=None,
             next_url=None,
             first_url=None,
@@ -252,6 +268,7 @@ async def runs_page(
             error=message,
         )
     totals = await ui.runs.get_run_totals([r.id for r in page.items], actor=ui.actor)
+    scores = await ui.scores.scores_of_runs([r.id for r in page.items], actor=ui.actor)
     shown = {k: v for k, v in form.items() if v}
     next_url = None
     if page.next_cursor:
@@ -261,6 +278,7 @@ async def runs_page(
         form=form,
         runs=page.items,
         totals=totals,
+        scores=scores,
         total=page.total,
         next_url=next_url,
         first_url="/ui/runs?" + urlencode(shown) if cursor else None,
@@ -288,12 +306,27 @@ async def _run_context(ui: Ui, run_id: uuid.UUID, cursor: str | None) -> dict[st
         "stats": stats,
         "models": stats.by_model,
         "live": run.status in LIVE,
+        "memory": await ui.memory.run_memory(run.id, actor=ui.actor, limit=RUN_MEMORY_ROWS),
     }
 
 
 @router.get("/runs/{run_id}")
 async def run_page(ui: SignedIn, run_id: uuid.UUID, cursor: str = "") -> HTMLResponse:
-    return ui.page("run.html", **await _run_context(ui, run_id, cursor or None))
+    context = await _run_context(ui, run_id, cursor or None)
+    # The scores and the feedback form sit outside the part a live run refreshes.
+    scored = await ui.scores.list_scores(ui.actor, ScoreFilter(run_id=run_id), limit=200)
+    configs = await ui.scores.list_score_configs(ui.actor)
+    fresh = read_session(ui.request) is None  # local / proxy modes: a session for the form
+    page = ui.page(
+        "run.html",
+        **context,
+        scores=scored.items,
+        configs=configs,
+        csrf=codec(ui.request).csrf_token(ui.session),
+    )
+    if fresh:
+        _set_cookie(ui.request, page, ui.session)
+    return page
 
 
 @router.get("/runs/{run_id}/live")
@@ -349,12 +382,25 @@ async def thread_page(ui: SignedIn, thread_id: uuid.UUID, cursor: str = "") -> H
 
 @router.get("/memory")
 async def memory_page(
-    ui: SignedIn, namespace: str = "", source_type: str = "", source_id: str = "", cursor: str = ""
+    ui: SignedIn,
+    namespace: str = "",
+    source_type: str = "",
+    source_id: str = "",
+    valid_at: str = "",
+    cursor: str = "",
 ) -> HTMLResponse:
-    form = {"namespace": namespace, "source_type": source_type, "source_id": source_id}
+    form = {
+        "namespace": namespace,
+        "source_type": source_type,
+        "source_id": source_id,
+        "valid_at": valid_at,
+    }
     shown = {k: v.strip() for k, v in form.items() if v.strip()}
+    filters: dict[str, Any] = {k: v for k, v in shown.items() if k != "valid_at"}
+    if "valid_at" in shown:
+        filters["valid_at"] = _instant(shown["valid_at"], "valid at")
     page = await ui.memory.list_embeddings(
-        ui.actor, **shown, limit=RUNS_PAGE, cursor=cursor or None
+        ui.actor, **filters, limit=RUNS_PAGE, cursor=cursor or None
     )
     namespaces = await ui.memory.count_by_namespace(ui.actor)
     next_url = None
@@ -365,9 +411,19 @@ async def memory_page(
     )
 
 
+def _instant(value: str, name: str) -> datetime:
+    """A form's date-time (the browser's datetime-local has no zone: taken as UTC)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a date and time, e.g. 2026-12-03T17:00") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 @router.get("/memory/{embedding_id}")
 async def more_like_page(
     ui: SignedIn, embedding_id: uuid.UUID, k: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> HTMLResponse:
     seed, hits = await ui.memory.more_like(embedding_id, actor=ui.actor, k=k)
-    return ui.page("more_like.html", seed=seed, hits=hits, k=k)
+    detail = await ui.memory.memory_detail(embedding_id, actor=ui.actor)
+    return ui.page("more_like.html", seed=seed, hits=hits, k=k, detail=detail)

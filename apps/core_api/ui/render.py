@@ -33,6 +33,7 @@ _env.filters.update(
     pretty=views.pretty_json,
     run_duration=views.run_duration,
     last_line=views.last_line,
+    tool_name=views.tool_call_name,
 )
 _env.globals["asset_version"] = ASSET_VERSION
 _env.globals["run_statuses"] = RUN_STATUSES

@@ -1,7 +1,8 @@
 """The dashboard's session: a signed cookie, and the CSRF token tied to it.
 
 The cookie holds `{sid, actor, key, exp}` as base64 JSON plus an HMAC-SHA256 over it, so
-the server keeps no session table and a tampered or expired cookie reads as no session.
+the server keeps no session table and a tampered or expired cookie reads as no session;
+signing out records the sid (`ApiKeyStore.sign_out`), so a copy of the cookie ends too.
 It never holds the API key itself, only the key's id: a page checks the key is still
 live, so revoking a key ends its sessions. Every visitor (signed in or not) has a `sid`;
 the CSRF token is an HMAC of it, which a forged cross-site form cannot know, and signing
@@ -103,7 +104,7 @@ class SessionCodec:
         if not cookie or len(cookie) > 1024 or "." not in cookie:
             return None
         payload, signature = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not _same(signature, self._sign(payload)):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -121,11 +122,17 @@ class SessionCodec:
         return hmac.new(self._csrf_key, session.sid.encode(), hashlib.sha256).hexdigest()
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(token, self.csrf_token(session))
+        return token is not None and _same(token, self.csrf_token(session))
 
     def _sign(self, payload: str) -> str:
         digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _same(sent: str, expected: str) -> bool:
+    """Constant-time equality for any text a client sends: `hmac.compare_digest` refuses
+    str with non-ASCII characters (TypeError), so both sides are compared as UTF-8."""
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def codec(request: Request) -> SessionCodec:

@@ -247,3 +247,15 @@ def pretty_json(value: Any) -> str:
     if len(text) > MAX_JSON_CHARS:
         return text[:MAX_JSON_CHARS] + f"\n… cut at {MAX_JSON_CHARS:,} characters (see the API)"
     return text
+
+
+def tool_call_name(call: Any) -> str | None:
+    """The tool a message's tool call names, in whichever shape it was stored: LangChain's
+    and Anthropic's (`name` at the top), OpenAI's (`function.name`), or neither (None).
+    Tool calls are free JSON, so any item, even one that is not an object, has an answer."""
+    if not isinstance(call, dict):
+        return None
+    name = call.get("name")
+    if name is None and isinstance(call.get("function"), dict):
+        name = call["function"].get("name")
+    return name if isinstance(name, str) and name else None

@@ -7,11 +7,16 @@ read and write memories with `store.aput/aget/asearch`. Items live in `store_ite
 `embeddings`, so search uses the vector index, binary codec and exact-or-index planning of
 `PgVectorStore`. Two stores with different actors never see each other's items.
 
+As in LangGraph's stores, an expired item is read until the sweep deletes it unless the
+TTL config sets `omit_expired`; a refresh on read extends only live items, and never waits
+for a row another transaction holds (so concurrent reads cannot deadlock). Calls made
+at once on one event loop run as one batch; the sync methods may be called from any
+number of threads at once.
+
 Where LangGraph's own Postgres store is wrong we differ, on purpose:
 - `$gt/$gte/$lt/$lte` compare numbers as numbers and strings as strings (LangGraph's
   compares the text, so "10" < "9"); a value of another type never matches.
 - `$ne` matches items that lack the key (as LangGraph's InMemoryStore does).
-- Expired items are never returned, swept or not.
 - `index=False` on an existing item drops its old vectors (LangGraph's keeps them, so a
   search can find the item by text it no longer holds).
 """

@@ -8,13 +8,11 @@ because it is the one place that knows how the driver takes and hands back value
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from langgraph.store.base import Item, SearchItem
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chad_memory.stores.transactions import SessionFactory, driver_transaction
+from chad_memory.stores.transactions import SessionFactory, driver_read, driver_transaction
 
 
 class _Params:
@@ -69,16 +67,15 @@ def _search_item(row: Any) -> SearchItem:
 
 
 async def _fetch(sessions: SessionFactory, what: str, sql: str, *args: Any) -> list[Any]:
-    """One statement on a pooled asyncpg connection, in a transaction of its own."""
-    async with driver_transaction(sessions, what) as driver:
+    """One statement on a pooled asyncpg connection, in autocommit: a read (a refresh of
+    expiry on read included: one statement is atomic, and running it again is harmless)."""
+    async with driver_read(sessions, what) as driver:
         rows: list[Any] = await driver.fetch(sql, *args)
     return rows
 
 
-async def _driver_fetch(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> list[Any]:
-    """`fetch` straight on asyncpg inside a `transaction()` block, which translates
-    whatever the driver raises."""
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    rows: list[Any] = await driver.fetch(sql, *args)
+async def _write(sessions: SessionFactory, what: str, sql: str, *args: Any) -> list[Any]:
+    """One writing statement on a pooled asyncpg connection, inside BEGIN ... COMMIT."""
+    async with driver_transaction(sessions, what) as driver:
+        rows: list[Any] = await driver.fetch(sql, *args)
     return rows

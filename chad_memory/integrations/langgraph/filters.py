@@ -77,9 +77,10 @@ def _ttl(value: Any) -> float | None:
     return float(value)
 
 
-def _item_conditions(op: SearchOp, params: _Params) -> list[str]:
-    """WHERE conditions on store_items `i` for a search (the actor is always $1)."""
-    conds = ["i.actor = $1", LIVE]
+def _item_conditions(op: SearchOp, params: _Params, omit_expired: bool) -> list[str]:
+    """WHERE conditions on store_items `i` for a search (the actor is always $1); expired
+    items not yet swept match unless `omit_expired` (LangGraph's TTLConfig setting)."""
+    conds = ["i.actor = $1", LIVE] if omit_expired else ["i.actor = $1"]
     if op.namespace_prefix:
         prefix = _namespace(op.namespace_prefix, "namespace_prefix")
         conds.append(

@@ -6,8 +6,6 @@ and conditions they share; the store and the sweeper only choose and run them.
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 # source_type and namespace of the `embeddings` rows that hold store items' vectors.
 VECTOR_SOURCE = "langgraph_store"
 LIVE = "(i.expires_at IS NULL OR i.expires_at > now())"
@@ -47,41 +45,54 @@ WITH dropped AS (
 SELECT 1
 """
 
+# Refreshes on read never wait for a row lock (SKIP LOCKED): two reads refreshing the same
+# rows in different orders cannot deadlock, and a row a put is writing gets its expiry
+# from that put. Only live rows are refreshed: an expired one is not brought back.
 GET_SQL = """
 WITH wanted AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::bool[]) WITH ORDINALITY
         AS w(prefix, key, refresh, n)
 ), refreshed AS (
     UPDATE store_items s SET expires_at = now() + s.ttl_minutes * interval '1 minute'
-    FROM wanted w
-    WHERE s.actor = $1 AND s.prefix = w.prefix AND s.key = w.key AND w.refresh
-      AND s.expires_at > now()
+    WHERE s.id IN (
+        SELECT t.id FROM wanted w JOIN store_items t
+            ON t.actor = $1 AND t.prefix = w.prefix AND t.key = w.key
+        WHERE w.refresh AND t.expires_at > now()
+        FOR UPDATE OF t SKIP LOCKED
+    )
 )
 SELECT w.n, s.prefix, s.key, s.value, s.created_at, s.updated_at
 FROM wanted w JOIN store_items s ON s.actor = $1 AND s.prefix = w.prefix AND s.key = w.key
-WHERE s.expires_at IS NULL OR s.expires_at > now()
+WHERE NOT $5::bool OR s.expires_at IS NULL OR s.expires_at > now()
 """
 
 # One transaction-scoped advisory lock per (actor, namespace, key) a batch of puts touches.
-LOCK_KEYS = text(
-    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT "
-    "hashtextextended(:actor || chr(31) || t.prefix || chr(31) || t.key, 8) AS h "
-    "FROM unnest(CAST(:prefixes AS text[]), CAST(:keys AS text[])) AS t(prefix, key) "
-    "ORDER BY h) locks"
-)
+LOCK_KEYS = """
+SELECT count(pg_advisory_xact_lock(h)) FROM (
+    SELECT DISTINCT hashtextextended($1 || chr(31) || t.prefix || chr(31) || t.key, 8) AS h
+    FROM unnest($2::text[], $3::text[]) AS t(prefix, key) ORDER BY h
+) locks
+"""
 
 REFRESH_SQL = """
 WITH found AS ({search}), refreshed AS (
     UPDATE store_items s SET expires_at = now() + s.ttl_minutes * interval '1 minute'
-    -- expires_at IS NOT NULL (set exactly when ttl_minutes is) can use the partial index.
-    FROM found f WHERE s.id = f.id AND s.expires_at IS NOT NULL
+    WHERE s.id IN (
+        -- expires_at > now() (set exactly when ttl_minutes is) can use the partial index.
+        SELECT t.id FROM found f JOIN store_items t ON t.id = f.id
+        WHERE t.expires_at > now()
+        FOR UPDATE OF t SKIP LOCKED
+    )
 )
 SELECT * FROM found ORDER BY {order}
 """
 
 SWEEP_SQL = f"""
 WITH gone AS (
-    DELETE FROM store_items WHERE expires_at <= now() {{actor}} RETURNING actor, id
+    -- Rows another transaction holds are left for the next sweep, never waited for.
+    DELETE FROM store_items WHERE id IN (
+        SELECT id FROM store_items WHERE expires_at <= now() {{actor}} FOR UPDATE SKIP LOCKED
+    ) RETURNING actor, id
 ), unindexed AS (
     DELETE FROM embeddings e USING gone
     WHERE e.actor = gone.actor AND e.source_type = '{VECTOR_SOURCE}' AND e.source_id = gone.id

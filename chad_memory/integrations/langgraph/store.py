@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
@@ -31,17 +30,16 @@ from langgraph.store.base import (
     get_text_at_path,
     tokenize_path,
 )
-from sqlalchemy import text
 
 from chad_memory.errors import InvalidInputError
 from chad_memory.integrations.langgraph.driver import (
-    _driver_fetch,
     _fetch,
     _item,
     _Params,
     _search_item,
     _VectorArg,
 )
+from chad_memory.integrations.langgraph.embed import CONFIGURED, ConfiguredEmbeddings
 from chad_memory.integrations.langgraph.filters import (
     _bounded,
     _item_conditions,
@@ -49,6 +47,7 @@ from chad_memory.integrations.langgraph.filters import (
     _namespace_pattern,
     _ttl,
 )
+from chad_memory.integrations.langgraph.merging import MergedCalls
 from chad_memory.integrations.langgraph.statements import (
     GET_SQL,
     INDEX_ONLY,
@@ -60,32 +59,13 @@ from chad_memory.integrations.langgraph.statements import (
     VECTOR_SOURCE,
 )
 from chad_memory.integrations.langgraph.ttl import _TTLSweeper
-from chad_memory.stores.transactions import SessionFactory, transaction
+from chad_memory.integrations.loop_thread import LoopThread
+from chad_memory.stores.transactions import SessionFactory, driver_transaction
 from chad_memory.stores.vectors import EXACT_SCAN_MAX_ROWS, PgVectorStore
 from chad_memory.validation import check_embedding, check_json, check_text
-from chad_memory.vector_codec import pooled_has_binary_codec
+from chad_memory.vector_codec import has_binary_codec
 from chad_memory.vector_codec import vector_text as _vector_text
 from chad_memory.vector_index import INDEX_STATE_SQL, ROWS_ESTIMATE_SQL
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, for synchronous callers with no loop of their own."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=self.loop.run_forever, name="chad-memory-store", daemon=True
-        )
-        thread.start()
-
-
-def _binds(params: _Params) -> dict[str, Any]:
-    """`$n` parameters as SQLAlchemy's named binds (`:pn`, see `_named`)."""
-    return {f"p{n}": v for n, v in enumerate(params.values, start=1)}
-
-
-def _named(sql: str) -> str:
-    return re.sub(r"\$(\d+)", r":p\1", sql)
 
 
 class ChadMemoryStore(_TTLSweeper, BaseStore):
@@ -96,7 +76,8 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         actor: who owns the items; every read and write is scoped to it.
         index: LangGraph's `IndexConfig` (`dims`, `embed`, `fields`) to enable semantic
             search. `dims` must be the deployment's EMBEDDING_DIM: the vectors share the
-            `embeddings` table and its index.
+            `embeddings` table and its index. `embed="chad-memory"` uses the embedder the
+            settings configure (EMBEDDER); `dims` may then be left out.
         ttl: LangGraph's `TTLConfig` (`default_ttl` and `sweep_interval_minutes` in
             minutes, `refresh_on_read`).
 
@@ -128,21 +109,34 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         self.embeddings: Embeddings | None = None
         self._fields: list[tuple[str, str | list[str]]] = []
         if index is not None:
-            dims = index.get("dims")
+            configured = index.get("embed") == CONFIGURED
+            dims = index.get("dims", self._vectors.dim) if configured else index.get("dims")
             if dims != self._vectors.dim:
                 raise InvalidInputError(
                     f"index dims is {dims}, but the embeddings table holds "
                     f"{self._vectors.dim}-d vectors (EMBEDDING_DIM)"
                 )
-            self.embeddings = ensure_embeddings(index.get("embed"))
+            self.embeddings = (
+                ConfiguredEmbeddings(self._vectors)
+                if configured
+                else ensure_embeddings(index.get("embed"))
+            )
             fields = index.get("fields") or ["$"]
             if isinstance(fields, str):
                 fields = [fields]
             self._fields = [(f, "$" if f == "$" else tokenize_path(f)) for f in fields]
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._private: _LoopThread | None = None
+        self._private: LoopThread | None = None
+        self._private_lock = threading.Lock()
+        self._merged = MergedCalls(self._run_batch)
         self._sweeper: asyncio.Task[None] | None = None
         self._stop_sweeping = asyncio.Event()
+
+    @property
+    def omit_expired(self) -> bool:
+        """LangGraph's `TTLConfig.omit_expired` (default False): when set, reads skip
+        expired items at once; otherwise an expired item is returned until swept."""
+        return bool((self.ttl_config or {}).get("omit_expired", False))
 
     # Batches ---------------------------------------------------------------------------
 
@@ -150,29 +144,44 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         """Reads first (gets in one statement), then every put in one statement.
 
         Reads see the store as it was before this batch's puts, as in LangGraph's stores.
+        Calls made on one loop in the same turn run as one batch (see `merging`).
         """
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         ops = list(ops)
-        results: list[Result] = [None] * len(ops)
-        gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
-        puts = [op for op in ops if isinstance(op, PutOp)]
         unknown = [
             op for op in ops if not isinstance(op, GetOp | PutOp | SearchOp | ListNamespacesOp)
         ]
         if unknown:
             raise InvalidInputError(f"unknown operation {type(unknown[0]).__name__}")
+        return await self._merged(ops) if ops else []
+
+    async def _run_batch(self, ops: list[Op]) -> list[Result]:
+        results: list[Result] = [None] * len(ops)
+        gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
+        puts = [op for op in ops if isinstance(op, PutOp)]
         prepared_puts = await self._prepare_puts(puts) if puts else None
         if gets:
             await self._get(gets, results)
+        # Identical searches and listings (concurrent callers asking the same) run once;
+        # different ones at once, each on a pooled connection.
+        reads = {repr(op): op for op in ops if isinstance(op, SearchOp | ListNamespacesOp)}
+        found = dict(
+            zip(
+                reads, await asyncio.gather(*(self._read(op) for op in reads.values())), strict=True
+            )
+        )
         for i, op in enumerate(ops):
-            if isinstance(op, SearchOp):
-                results[i] = await self._search(op)
-            elif isinstance(op, ListNamespacesOp):
-                results[i] = await self._list_namespaces(op)
+            if isinstance(op, SearchOp | ListNamespacesOp):
+                results[i] = list(found[repr(op)])
         if prepared_puts is not None:
             await self._write(prepared_puts)
         return results
+
+    async def _read(self, op: SearchOp | ListNamespacesOp) -> list[Any]:
+        if isinstance(op, SearchOp):
+            return await self._search(op)
+        return await self._list_namespaces(op)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         try:
@@ -186,9 +195,12 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
                 "use abatch/aget/aput/asearch in async code"
             )
         if loop is None or loop.is_closed() or not loop.is_running():
-            if self._private is None:
-                self._private = _LoopThread()
-            loop = self._loop = self._private.loop
+            # Many threads may get here at once (a thread pool calling `put`): one private
+            # loop thread for them all, or each would start its own.
+            with self._private_lock:
+                if self._private is None:
+                    self._private = LoopThread("chad-memory-store")
+                loop = self._loop = self._private.loop
         future: Future[list[Result]] = asyncio.run_coroutine_threadsafe(
             self.abatch(list(ops)), loop
         )
@@ -273,12 +285,11 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         Vectors go binary where the connection has chad-memory's codec, else as text.
         """
         prefixes, keys = args[1] + args[3], args[2] + args[4]
-        async with transaction(self._sessions, "store put") as session:
-            conn = await session.connection()
-            await conn.execute(LOCK_KEYS, {"actor": self.actor, "prefixes": prefixes, "keys": keys})
-            binary = await pooled_has_binary_codec(conn)
+        async with driver_transaction(self._sessions, "store put") as conn:
+            await conn.fetchval(LOCK_KEYS, self.actor, prefixes, keys)
+            binary = has_binary_codec(conn)
             vectors = [_VectorArg(v) if binary else _vector_text(v) for v in args[-1]]
-            await _driver_fetch(conn, PUT_SQL, [*args[:-1], vectors, prefixes, keys])
+            await conn.execute(PUT_SQL, *args[:-1], vectors, prefixes, keys)
 
     # Reads -----------------------------------------------------------------------------
 
@@ -289,7 +300,14 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             keys.append(check_text(str(op.key), "key"))
             refresh.append(bool(op.refresh_ttl))
         rows = await _fetch(
-            self._sessions, "store get", GET_SQL, self.actor, prefixes, keys, refresh
+            self._sessions,
+            "store get",
+            GET_SQL,
+            self.actor,
+            prefixes,
+            keys,
+            refresh,
+            self.omit_expired,
         )
         found = {int(row["n"]) - 1: _item(row) for row in rows}
         for n, (i, _) in enumerate(gets):
@@ -305,7 +323,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
         if not op.query or self.embeddings is None:
             # Without a query (or an index) LangGraph lists matches, newest first.
             params = _Params(self.actor)
-            where = " AND ".join(_item_conditions(op, params))
+            where = " AND ".join(_item_conditions(op, params, self.omit_expired))
             order = "updated_at DESC, id"
             sql = (
                 f"SELECT {ITEM_COLUMNS}, NULL::float8 AS score FROM store_items i WHERE {where} "
@@ -325,64 +343,56 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             raise InvalidInputError("query embedding is all zeros; cosine similarity is undefined")
         return await self._vector_search(op, query, limit, offset)
 
-    def _prepare(self, op: SearchOp, exact: bool, gucs: dict[str, str]) -> tuple[str, _Params]:
-        """The preparing statement: the index in use and the table's size, the index
-        settings, and (on the index path) how many items match, capped; when that count
-        picks the index, the planner is made to walk it (joined with store_items it would
-        otherwise score every vector of the table and sort)."""
+    def _prepare(self, op: SearchOp, exact: bool, gucs: dict[str, str]) -> tuple[str, list[Any]]:
+        """The preparing statement of `PgVectorStore.prepare_search`: the index settings,
+        the index in use and the table's size, then how many items match, capped. When the
+        plan uses the index and that count confirms it, the planner is made to walk the
+        index (joined with store_items it would otherwise score every vector and sort)."""
         params = _Params(self.actor)
         columns = "".join(
             f", set_config({params.add(name)}, {params.add(value)}, true)"
             for name, value in gucs.items()
         )
-        seen = f"{INDEX_STATE_SQL}, {ROWS_ESTIMATE_SQL}"
-        if exact:
-            return f"SELECT {seen}{columns}", params
         cap = params.add(self.exact_scan_max_rows)
-        where = " AND ".join(_item_conditions(op, params))
-        forced = ", ".join(
-            f"set_config('{name}', CASE WHEN m.n >= {cap} THEN 'off' ELSE 'on' END, true)"
-            for name in INDEX_ONLY
+        where = " AND ".join(_item_conditions(op, params, self.omit_expired))
+        forced = "".join(
+            f", set_config('{name}', CASE WHEN m.n >= {cap} THEN 'off' ELSE 'on' END, true)"
+            for name in ([] if exact else INDEX_ONLY)
         )
-        return (
+        sql = (
             f"WITH m AS (SELECT count(*) AS n FROM (SELECT 1 FROM store_items i "
-            f"WHERE {where} LIMIT {cap}) x) SELECT {seen}, m.n, {forced}{columns} FROM m"
-        ), params
+            f"WHERE {where} LIMIT {cap}) x) "
+            f"SELECT {INDEX_STATE_SQL}, {ROWS_ESTIMATE_SQL}, m.n{forced}{columns} FROM m"
+        )
+        return sql, params.values
 
     async def _vector_search(
         self, op: SearchOp, query: list[float], limit: int, offset: int
     ) -> list[SearchItem]:
         """Exactly over the matching items when they are few, else through the vector index.
 
-        The same rule as PgVectorStore.search: a filter matching fewer than
-        exact_scan_max_rows items is scored exactly (found through store_items' indexes);
-        a broader one walks the vector index with pgvector's iterative scan, which keeps
-        going until enough rows pass the filter. Several vectors per item (several
-        fields) count once, at their best score.
+        PgVectorStore.search's rule and protocol (`prepare_search`): a filter matching
+        fewer than exact_scan_max_rows items is scored exactly (found through store_items'
+        indexes); a broader one walks the vector index with pgvector's iterative scan,
+        which keeps going until enough rows pass the filter. Several vectors per item
+        (several fields) count once, at their best score.
         """
         # Enough vector rows to fill limit + offset items even if each has every field.
         fetch = (limit + offset) * max(1, len(self._fields)) * 2 + 1
         vectors = self._vectors
         known = vectors.known_index or await vectors.index_info()
-        exact, gucs = vectors.plan(known, min(fetch, 1000))
-        prep, params = self._prepare(op, exact, gucs)
-        async with transaction(self._sessions, "store search") as session:
-            conn = await session.connection()
-            row = (await conn.execute(text(_named(prep)), _binds(params))).one()
-            # The preparing statement also named the index in use: a rebuild or
-            # calibration by another process since this one last looked is planned for
-            # now, at the cost of one more statement (as in PgVectorStore.search).
-            info = vectors.observe(row[0], row[1])
-            replanned = vectors.plan(info, min(fetch, 1000))
-            if replanned != (exact, gucs):
-                exact, gucs = replanned
-                prep, params = self._prepare(op, exact, gucs)
-                row = (await conn.execute(text(_named(prep)), _binds(params))).one()
-            if not exact:
-                exact = int(row[2]) < self.exact_scan_max_rows
-            binary = await pooled_has_binary_codec(conn)
+        first_exact, _ = vectors.plan(known, min(fetch, 1000))
+        async with driver_transaction(self._sessions, "store search") as conn:
+            exact, row = await vectors.prepare_search(
+                conn,
+                known,
+                min(fetch, 1000),
+                lambda gucs: self._prepare(op, first_exact, gucs),
+            )
+            exact = exact or int(row[2]) < self.exact_scan_max_rows
+            binary = has_binary_codec(conn)
             params = _Params(self.actor, query if binary else _vector_text(query))
-            where = " AND ".join(_item_conditions(op, params))
+            where = " AND ".join(_item_conditions(op, params, self.omit_expired))
             if exact:
                 sql = (
                     f"SELECT {ITEM_COLUMNS}, 1 - min(cosine_distance(e.embedding, $2)) AS score "
@@ -407,7 +417,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             )
             if op.refresh_ttl:
                 sql = REFRESH_SQL.format(search=sql, order=order)
-            rows = await _driver_fetch(conn, sql, params.values)
+            rows = await conn.fetch(sql, *params.values)
         return [_search_item(r) for r in rows]
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
@@ -419,7 +429,7 @@ class ChadMemoryStore(_TTLSweeper, BaseStore):
             isinstance(depth, bool) or not isinstance(depth, int) or depth < 1
         ):
             raise InvalidInputError("max_depth must be a positive integer")
-        conds = ["i.actor = $1", LIVE]
+        conds = ["i.actor = $1", LIVE] if self.omit_expired else ["i.actor = $1"]
         for condition in op.match_conditions or ():
             if condition.match_type not in ("prefix", "suffix"):
                 raise InvalidInputError(f"unknown namespace match type {condition.match_type!r}")

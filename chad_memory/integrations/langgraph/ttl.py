@@ -14,7 +14,7 @@ import math
 from langgraph.store.base import TTLConfig
 
 from chad_memory.errors import InvalidInputError
-from chad_memory.integrations.langgraph.driver import _fetch
+from chad_memory.integrations.langgraph.driver import _write
 from chad_memory.integrations.langgraph.statements import SWEEP_SQL
 from chad_memory.stores.transactions import SessionFactory
 
@@ -32,7 +32,7 @@ class _TTLSweeper:
 
     async def sweep_ttl(self) -> int:
         """Delete this actor's expired items and their vectors; returns how many items."""
-        rows = await _fetch(
+        rows = await _write(
             self._sessions,
             "store sweep_ttl",
             SWEEP_SQL.format(actor="AND actor = $1"),
@@ -89,5 +89,5 @@ class _TTLSweeper:
 
 async def sweep_expired_items(session_factory: SessionFactory) -> int:
     """Delete every actor's expired store items and their vectors (for operators' jobs)."""
-    rows = await _fetch(session_factory, "sweep_expired_items", SWEEP_SQL.format(actor=""))
+    rows = await _write(session_factory, "sweep_expired_items", SWEEP_SQL.format(actor=""))
     return int(rows[0][0])

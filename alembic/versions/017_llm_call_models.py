@@ -14,8 +14,8 @@ triggers move its sums with it). Other calls are left as they were sent: which n
 they meant is not recorded. The downgrade drops the two columns;
 `model` keeps the rule's name, and the two names stay in request/response.
 
-Revision ID: 012_llm_call_models
-Revises: 011_llm_call_started_at
+Revision ID: 017_llm_call_models
+Revises: 016_llm_call_started_at
 Create Date: 2026-12-03
 """
 
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "012_llm_call_models"
-down_revision: str | None = "011_llm_call_started_at"
+revision: str = "017_llm_call_models"
+down_revision: str | None = "016_llm_call_started_at"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,10 +9,10 @@ run's calls by (started_at, seq, id).
 
 Rows already stored take their step's started_at, else their created_at, and a seq in
 (created_at, id) order, the order they were listed in before. The downgrade drops both
-columns and the index: the rows keep every value revision 010 held.
+columns and the index: the rows keep every value they held before.
 
-Revision ID: 011_llm_call_started_at
-Revises: 010
+Revision ID: 016_llm_call_started_at
+Revises: 015_full_text_search
 Create Date: 2026-12-03
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "011_llm_call_started_at"
-down_revision: str | None = "010"
+revision: str = "016_llm_call_started_at"
+down_revision: str | None = "015_full_text_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,8 +8,8 @@ and deletes it. Rows go with their run (ON DELETE CASCADE).
 The downgrade drops the table: content still waiting there is lost with it (it belongs
 to spans that never arrived).
 
-Revision ID: 013_pending_span_content
-Revises: 012_llm_call_models
+Revision ID: 018_pending_span_content
+Revises: 017_llm_call_models
 Create Date: 2026-12-03
 """
 
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-revision: str = "013_pending_span_content"
-down_revision: str | None = "012_llm_call_models"
+revision: str = "018_pending_span_content"
+down_revision: str | None = "017_llm_call_models"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
