@@ -2,6 +2,9 @@
 
 Usage: python -m bench.otlp [--spans 100000] [--batch 512] [--trace-size 16]
 
+Each pass also exports the same spans over OTLP/gRPC (`serve --otlp-grpc-port`, the
+SDK's gRPC exporter) into a database of their own: goal gRPC / HTTP >= 1.0.
+
 The spans are made by the OpenTelemetry SDK before the clock starts (an agent trace of
 `--trace-size` spans: a root, LLM spans with GenAI attributes and ~500 bytes of messages,
 tool spans with OpenInference input/output), then exported in batches of `--batch` with
@@ -95,15 +98,38 @@ def make_spans(total: int, trace_size: int, llm_extra: dict[str, Any] | None = N
     return spans[:total]
 
 
-def exports(database_url: str, secret: str, spans: list[Any], batch: int) -> float:
-    """Spans/s exported to a `chad-memory serve` started here on `database_url`."""
+def _exporter(protocol: str, base: str, grpc_port: int, secret: str) -> Any:
+    """The SDK's own span exporter for `protocol` ("http" or "grpc")."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter(
+            endpoint=f"127.0.0.1:{grpc_port}",
+            insecure=True,
+            headers=(("authorization", f"Bearer {secret}"),),
+            timeout=60,
+        )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(
+        endpoint=f"{base}/v1/traces", headers={"Authorization": f"Bearer {secret}"}, timeout=60
+    )
+
+
+def exports(
+    database_url: str, secret: str, spans: list[Any], batch: int, protocol: str = "http"
+) -> float:
+    """Spans/s exported to a `chad-memory serve` started here on `database_url`, over
+    OTLP/HTTP or OTLP/gRPC (`serve --otlp-grpc-port`)."""
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "warning"}
     proc = subprocess.Popen(
-        [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + (["--otlp-grpc-port", str(grpc_port)] if protocol == "grpc" else []),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -120,24 +146,22 @@ def exports(database_url: str, secret: str, spans: list[Any], batch: int) -> flo
             if time.monotonic() > deadline:
                 raise RuntimeError("serve did not start")
             time.sleep(0.2)
-        exporter = OTLPSpanExporter(
-            endpoint=f"{base}/v1/traces",
-            headers={"Authorization": f"Bearer {secret}"},
-            timeout=60,
-        )
+        exporter = _exporter(protocol, base, grpc_port, secret)
         t0 = time.perf_counter()
         for start in range(0, len(spans), batch):
             if exporter.export(spans[start : start + batch]) != SpanExportResult.SUCCESS:
                 raise RuntimeError(f"export of the batch at {start} failed")
         elapsed = time.perf_counter() - t0
-        exporter.shutdown()  # type: ignore[no-untyped-call]
+        exporter.shutdown()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     return len(spans) / elapsed
 
 
-async def export_rate(db: str, spans: list[Any], batch: int) -> tuple[float, int]:
+async def export_rate(
+    db: str, spans: list[Any], batch: int, protocol: str = "http"
+) -> tuple[float, int]:
     """(spans/s through the exporter into a serve process, steps stored)."""
     from sqlalchemy import text
 
@@ -146,7 +170,7 @@ async def export_rate(db: str, spans: list[Any], batch: int) -> tuple[float, int
 
     engine = create_engine(sqlalchemy_url(db), pool_size=2)
     secret = (await ApiKeyStore(get_session_factory(engine)).create_key("alice")).secret
-    rate = await asyncio.to_thread(exports, sqlalchemy_url(db), secret, spans, batch)
+    rate = await asyncio.to_thread(exports, sqlalchemy_url(db), secret, spans, batch, protocol)
     async with engine.connect() as conn:
         stored = int(await conn.scalar(text("SELECT count(*) FROM steps")) or 0)
     await engine.dispose()
@@ -217,22 +241,41 @@ async def main(total: int, batch: int, trace_size: int, repeats: int) -> None:
     say(f"making {total:,} spans with the SDK (not timed)")
     spans = make_spans(total, trace_size)
     rows = []
-    ratios = []
+    ratios, grpc_ratios = [], []
     for attempt in range(repeats):
-        db = await create_database("bench_otlp")
+        db, grpc_db = await create_database("bench_otlp"), await create_database("bench_otlp_g")
         try:
             baseline = await save_steps_rate(db, total, batch)
             say(f"pass {attempt + 1}: save_steps {baseline:,.0f} rows/s")
             rate, stored = await export_rate(db, spans, batch)
-            say(f"pass {attempt + 1}: OTLP export {rate:,.0f} spans/s ({stored - total:,} steps)")
+            say(f"pass {attempt + 1}: OTLP/HTTP {rate:,.0f} spans/s ({stored - total:,} steps)")
             if stored - total != total:
                 raise RuntimeError(f"expected {total} spans stored, found {stored - total}")
+            grpc_rate, grpc_stored = await export_rate(grpc_db, spans, batch, "grpc")
+            say(f"pass {attempt + 1}: OTLP/gRPC {grpc_rate:,.0f} spans/s")
+            if grpc_stored != total:
+                raise RuntimeError(f"expected {total} spans stored, found {grpc_stored}")
         finally:
             await drop_database(db)
+            await drop_database(grpc_db)
         ratios.append(rate / baseline)
-        rows.append([attempt + 1, round(rate), round(baseline), rate / baseline])
-    print(table(["pass", "OTLP spans/s", "save_steps rows/s", "ratio"], rows))
-    print(f"median ratio {statistics.median(ratios):.2f} (goal >= 0.50); {load_line()}")
+        grpc_ratios.append(grpc_rate / rate)
+        rows.append(
+            [
+                attempt + 1,
+                round(rate),
+                round(grpc_rate),
+                round(baseline),
+                rate / baseline,
+                grpc_rate / rate,
+            ]
+        )
+    headers = ["pass", "OTLP/HTTP spans/s", "OTLP/gRPC spans/s", "save_steps rows/s"]
+    print(table([*headers, "HTTP / save_steps", "gRPC / HTTP"], rows))
+    print(
+        f"median ratio {statistics.median(ratios):.2f} (goal >= 0.50); gRPC / HTTP "
+        f"{statistics.median(grpc_ratios):.2f} (goal >= 1.0); {load_line()}"
+    )
     parts = await breakdown(spans[: min(total, 20 * batch)], batch)
     print(table(["part (in-process)", "us per span", "x save_steps per row"], parts))
     print(load_line())

@@ -36,7 +36,7 @@ RESET = (
 async def _old_loop(factory: object, since: datetime) -> int:
     """The per-call recompute as it was: a price lookup and an UPDATE per call."""
     from chad_memory.models import LLMCall
-    from chad_memory.prices import quote, tokens_of
+    from chad_memory.prices import price_names, quote, tokens_of
     from chad_memory.schemas import LLMCallRecord
 
     changed = 0
@@ -54,7 +54,7 @@ async def _old_loop(factory: object, since: datetime) -> int:
                     session,
                     actor=row.actor,
                     provider=call.provider,
-                    model=call.model,
+                    models=price_names(call),
                     tokens=tokens_of(call),
                     at=call.created_at,
                 )

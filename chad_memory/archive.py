@@ -187,6 +187,8 @@ def _order(kind: str, table: Table) -> list[Column[Any]]:
         return [table.c.run_id, table.c.step_index]
     if kind == "message":
         return [table.c.thread_id, table.c.created_at, table.c.id]
+    if kind == "llm_call":  # in the order they ran, as a run lists them
+        return [table.c.run_id, table.c.started_at, table.c.seq, table.c.id]
     return [table.c.created_at, table.c.id]
 
 

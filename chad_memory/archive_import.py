@@ -223,6 +223,11 @@ class _Importer:
             raise InvalidInputError(
                 f"line {line.number}: embedding: content_hash is not its content's hash"
             )
+        if line.kind == "llm_call" and values.get("started_at") is None:
+            # An export from before calls had a start time: they started when stored.
+            values.pop("started_at", None)
+            if values.get("created_at") is not None:
+                values["started_at"] = values["created_at"]
         for name, value in values.items():
             if value is None and not table.c[name].nullable:
                 raise InvalidInputError(f"line {line.number}: {line.kind}: {name} may not be null")

@@ -12,6 +12,11 @@ Precedence, for a call by `actor` to `model` at `provider`, at the call's time t
    own `calc_price`, which knows cache read/write prices and tiers.
 3. Otherwise the call has no cost (cost_source null), never a guessed one.
 
+A call may name its model three ways: the response model (a dated snapshot such as
+`gpt-4o-mini-2024-07-18`), `model` (the name usage counts it under) and the request
+model. Each rule above tries them most exact first (`price_names`): a user price for
+any of the names wins over a built-in price for any of them.
+
 A call sent with a cost keeps it (cost_source 'client'). Changing prices never rewrites
 stored costs; `PriceStore.recompute` (`chad-memory prices recompute --since`) does, on
 request, for costs that came from the table.
@@ -221,6 +226,7 @@ def _price_keys_statement() -> tuple[Select[Any], list[str]]:
 
 
 _PRICE_KEYS_STATEMENT, _PRICE_COLUMNS = _price_keys_statement()
+_PRICE_ID = _PRICE_COLUMNS.index("id")
 
 
 @dataclass(frozen=True)
@@ -266,11 +272,16 @@ async def price_new_calls(
         CallCost(call.cost_usd, "client") if call.cost_usd is not None else NO_COST
         for _, call in calls
     ]
+    unpriced = [
+        (i, run_id, call, price_names(call))
+        for i, (run_id, call) in enumerate(calls)
+        if call.cost_usd is None
+    ]
     wanted = sorted(
         {
-            (run_id, call.provider or "", call.model)
-            for run_id, call in calls
-            if call.cost_usd is None and call.model is not None
+            (run_id, call.provider or "", name)
+            for _, run_id, call, names in unpriced
+            for name in names
         }
     )
     if not wanted:
@@ -285,18 +296,20 @@ async def price_new_calls(
     missing = sorted({run_id for run_id, _, _ in wanted} - {row[1] for row in rows})
     if missing:
         raise NotFoundError(f"run {missing[0]} not found")
-    for i, (run_id, call) in enumerate(calls):
-        if call.cost_usd is not None or call.model is None:
+    for i, run_id, call, names in unpriced:
+        keyed = [found[(run_id, call.provider or "", name)] for name in names]
+        if not keyed:
             continue
-        row = found[(run_id, call.provider or "", call.model)]
-        price_row = {name: row[4 + j] for j, name in enumerate(_PRICE_COLUMNS)}
         tokens = tokens_of(call)
         try:
-            if price_row["id"] is not None:
+            user = next((row for row in keyed if row[4 + _PRICE_ID] is not None), None)
+            if user is not None:
+                price_row = {name: user[4 + j] for j, name in enumerate(_PRICE_COLUMNS)}
                 price = ModelPriceRecord.model_validate(price_row)
                 costs[i] = _from_table(_user_quote(price, tokens))
             else:
-                costs[i] = _from_table(builtin_quote(call.provider, call.model, tokens, row[0]))
+                first = _first_builtin(call.provider, names, tokens, keyed[0][0])
+                costs[i] = _from_table(first)
         except InvalidInputError as exc:
             if unfit is None:
                 raise
@@ -304,19 +317,36 @@ async def price_new_calls(
     return costs
 
 
+def price_names(call: LLMCallFields | LLMCallRecord) -> list[str]:
+    """The names a call's model goes by, most exact first: the response model (the
+    snapshot that answered), the usage name, the request model; each once."""
+    names = (call.response_model, call.model, call.request_model)
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _first_builtin(
+    provider: str | None, names: Sequence[str], tokens: Tokens, at: datetime
+) -> Quote | None:
+    for name in names:
+        found = builtin_quote(provider, name, tokens, at)
+        if found is not None:
+            return found
+    return None
+
+
 async def quote(
     session: AsyncSession,
     *,
     actor: str,
     provider: str | None,
-    model: str | None,
+    models: Sequence[str],
     tokens: Tokens,
     at: datetime,
 ) -> Quote | None:
-    """The cost of a call by the precedence in the module docstring; None: no price."""
-    if model is None:
-        return None
-    price = await find_user_price(session, actor=actor, provider=provider, model=model, at=at)
-    if price is not None:
-        return _user_quote(price, tokens)
-    return builtin_quote(provider, model, tokens, at)
+    """The cost of a call named `models` (most exact first, `price_names`) by the
+    precedence in the module docstring; None: no price."""
+    for model in models:
+        price = await find_user_price(session, actor=actor, provider=provider, model=model, at=at)
+        if price is not None:
+            return _user_quote(price, tokens)
+    return _first_builtin(provider, models, tokens, at)

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # e.g. CORS_ORIGINS=http://localhost:5173. Empty: no cross-origin browser access.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # OTLP over gRPC (`chad-memory serve --otlp-grpc-port 4317`): off unless a port is set.
+    otlp_grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    otlp_grpc_host: str = "127.0.0.1"
     # Spans in one OTLP export (POST /v1/traces, `export_traces`): past it, 413. Bounds
     # the work one export causes (mapping is about 50 us a span); the OpenTelemetry SDK
     # sends at most 512 per export, a collector's batch processor 8,192 by default.

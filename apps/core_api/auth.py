@@ -33,6 +33,8 @@ from chad_memory.stores import (
     ThreadStore,
     TraceStore,
 )
+from chad_memory.stores.keys import ApiKeyStore
+from chad_memory.stores.span_logs import SpanLogStore
 from chad_memory.validation import check_actor
 
 
@@ -94,30 +96,57 @@ def _check_local_request(request: Request, settings: Settings) -> None:
     )
 
 
-async def authenticate(request: Request) -> str:
-    """The actor this request acts as (also left in `request.state.actor` for the access
-    log), or 401."""
-    settings: Settings = request.app.state.settings
+class NotAuthenticated(Exception):
+    """No actor for these credentials; the message says why (HTTP 401, gRPC UNAUTHENTICATED)."""
+
+
+async def actor_for(
+    settings: Settings,
+    keys: ApiKeyStore,
+    *,
+    authorization: str | None,
+    actor_header: str | None,
+    client_host: str | None,
+) -> str:
+    """The actor that credentials act as, by AUTH_MODE: one rule for every transport
+    (HTTP headers, gRPC metadata)."""
     if settings.auth_mode == "local":
-        if request.client is None or not is_loopback(request.client.host):
-            raise _unauthorized("AUTH_MODE=local answers requests from this machine only")
-        _check_local_request(request, settings)
-        actor = settings.local_actor
-    elif settings.auth_mode == "trusted_header":
-        actor = (request.headers.get("X-Actor-ID") or "").strip()
+        if client_host is None or not is_loopback(client_host):
+            raise NotAuthenticated("AUTH_MODE=local answers requests from this machine only")
+        return settings.local_actor
+    if settings.auth_mode == "trusted_header":
+        actor = (actor_header or "").strip()
         try:
             check_actor(actor)
         except InvalidInputError:
-            raise _unauthorized("X-Actor-ID header is missing or invalid") from None
-    else:
-        scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-        secret = secret.strip()
-        if scheme.lower() != "bearer" or not secret:
-            raise _unauthorized("missing bearer API key")
-        key = await stores_of(request).keys.authenticate(secret)
-        if key is None:
-            raise _unauthorized("unknown or revoked API key")
-        actor = key.actor
+            raise NotAuthenticated("X-Actor-ID header is missing or invalid") from None
+        return actor
+    scheme, _, secret = (authorization or "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise NotAuthenticated("missing bearer API key")
+    key = await keys.authenticate(secret)
+    if key is None:
+        raise NotAuthenticated("unknown or revoked API key")
+    return key.actor
+
+
+async def authenticate(request: Request) -> str:
+    """The actor this request acts as (also left in `request.state.actor` for the access
+    log), or 401."""
+    try:
+        actor = await actor_for(
+            request.app.state.settings,
+            stores_of(request).keys,
+            authorization=request.headers.get("Authorization"),
+            actor_header=request.headers.get("X-Actor-ID"),
+            client_host=None if request.client is None else request.client.host,
+        )
+    except NotAuthenticated as exc:
+        raise _unauthorized(str(exc)) from None
+    settings: Settings = request.app.state.settings
+    if settings.auth_mode == "local":
+        _check_local_request(request, settings)
     request.state.actor = actor
     return actor
 
@@ -163,6 +192,10 @@ class Caller:
     @property
     def traces(self) -> TraceStore:
         return self.stores.traces
+
+    @property
+    def logs(self) -> SpanLogStore:
+        return self.stores.logs
 
     @property
     def scores(self) -> ScoreStore:

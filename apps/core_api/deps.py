@@ -26,6 +26,7 @@ from chad_memory.stores import (
 )
 from chad_memory.stores.keys import ApiKeyStore
 from chad_memory.stores.search import SearchStore
+from chad_memory.stores.span_logs import SpanLogStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Stores:
     threads: ThreadStore
     prices: PriceStore
     traces: TraceStore
+    logs: SpanLogStore
     keys: ApiKeyStore
     search: SearchStore
     scores: ScoreStore
@@ -57,6 +59,7 @@ class Stores:
             threads=ThreadStore(db),
             prices=PriceStore(db),
             traces=TraceStore(db),
+            logs=SpanLogStore(db),
             keys=ApiKeyStore(db),
             search=SearchStore(db),
             scores=ScoreStore(db),

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -64,6 +64,15 @@ CORS_METHODS = ("GET", "POST", "PATCH", "DELETE")
 CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
 
 
+async def _start_otlp_grpc(app: FastAPI, settings: Settings, port: int) -> Any:
+    """The OTLP/gRPC server beside the app (extra `[grpc]`: grpcio), on its event loop."""
+    try:
+        from apps.core_api.otlp_grpc import start_otlp_grpc
+    except ImportError as exc:
+        raise RuntimeError("OTLP over gRPC needs grpcio: pip install 'chad-memory[grpc]'") from exc
+    return await start_otlp_grpc(app.state, settings, port)
+
+
 def create_app(
     *,
     engine: AsyncEngine | None = None,
@@ -99,6 +108,9 @@ def create_app(
         else:
             with contextlib.suppress(ChadMemoryError):
                 await stores.vectors.index_info()  # logs a stale vector index
+        grpc_server = None
+        if settings.otlp_grpc_port is not None:
+            grpc_server = await _start_otlp_grpc(app, settings, settings.otlp_grpc_port)
         sweeper = None
         if settings.retention_days is not None:
             sweeper = asyncio.create_task(
@@ -113,6 +125,8 @@ def create_app(
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)
             await stores.vectors.close()  # a background recalibration or rebuild
             if supervisor is not None:
                 # Before anything stops the server on purpose, so it is not revived.

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (one per core is typical); the embedded database is shared",
     )
     serve.add_argument(
+        "--otlp-grpc-port",
+        type=int,
+        default=None,
+        help="also take OTLP over gRPC on this port (4317 is OTLP's); off unless given",
+    )
+    serve.add_argument(
         "--migrate",
         action="store_true",
         help="with DATABASE_URL, run migrations first (always done on the embedded database)",

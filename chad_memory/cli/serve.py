@@ -42,6 +42,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["CURSOR_SECRET"] = secrets.token_urlsafe(32)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
     _say(f"serving on http://{args.host}:{args.port}{workers} ({_access(settings)})")
+    if args.otlp_grpc_port is not None:
+        # Each worker's app starts the gRPC server from its settings (apps.core_api.main).
+        os.environ["OTLP_GRPC_PORT"] = str(args.otlp_grpc_port)
+        os.environ["OTLP_GRPC_HOST"] = args.host
+        _say(f"OTLP over gRPC on {args.host}:{args.otlp_grpc_port}")
+    get_settings.cache_clear()  # the app (in this process with one worker) reads them anew
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the process;
     # with the default handler that kills us before any cleanup runs, orphaning the
     # embedded PostgreSQL. Turning it into SystemExit lets the finally block stop it.

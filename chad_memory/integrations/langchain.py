@@ -8,7 +8,8 @@ Each top-level runnable becomes a run (its name, input as request_payload, outpu
 result, status succeeded/failed with the error); every nested chain, chat model, LLM,
 tool, retriever, prompt and parser call becomes a step whose parent_step_id follows
 LangChain's parent_run_id; every chat model / LLM call is also an LLM call with provider
-and model (LangChain's `ls_provider` / `ls_model_name` metadata), token counts from
+and request model (LangChain's `ls_provider` / `ls_model_name` metadata), the response
+model (the message's `response_metadata.model_name`), its start time, token counts from
 `AIMessage.usage_metadata` (`input_tokens`, `output_tokens`, `total_tokens`, and
 `input_token_details.cache_read` / `cache_creation`, `output_token_details.reasoning` as
 cached_tokens / cache_write_tokens / reasoning_tokens) and latency; the store prices it
@@ -177,6 +178,22 @@ def _usage(run: Run) -> dict[str, int]:
     return totals
 
 
+def _response_model(run: Run) -> str | None:
+    """The model that answered, as the provider named it (`response_metadata.model_name`
+    of the first generation that has one, else `llm_output.model_name`)."""
+    outputs = run.outputs or {}
+    for batch in outputs.get("generations") or []:
+        for generation in batch or []:
+            message = plain(generation.get("message")) if isinstance(generation, dict) else None
+            found = message.get("response_metadata") if isinstance(message, dict) else None
+            if isinstance(found, dict) and isinstance(found.get("model_name"), str):
+                return _short(found["model_name"])
+    llm_output = outputs.get("llm_output")
+    if isinstance(llm_output, dict) and isinstance(llm_output.get("model_name"), str):
+        return _short(llm_output["model_name"])
+    return None
+
+
 def _response(run: Run) -> Any:
     generations = (run.outputs or {}).get("generations") or []
     messages = [
@@ -269,11 +286,13 @@ class _Records:
             "run_id": root.id,
             "step_id": run.id,
             "provider": _short(metadata.get("ls_provider")),
-            "model": _short(metadata.get("ls_model_name")),
+            "request_model": _short(metadata.get("ls_model_name")),
+            "response_model": _response_model(run),
             "prompt_tokens": usage["input"],
             "completion_tokens": usage["output"],
             "total_tokens": total,
             "latency_ms": _ms(run),
+            "started_at": run.start_time,
             "status": _status(run),
             "error": _clean_text(run.error),
             "response": _response(run),

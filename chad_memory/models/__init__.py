@@ -5,7 +5,7 @@ change here without a revision (or the other way round) fails CI.
 
 The models live in modules by table family (`base` holds the declarative base and the
 shared column helpers; `runs`, `llm_calls`, `memory`, `threads`, `keys`, `scores`,
-`datasets`). Importing this
+`datasets`, `otlp`). Importing this
 package registers every table on `Base.metadata`, Alembic's target metadata, and
 re-exports every model, so `from chad_memory.models import Run` is the way to import one.
 """
@@ -23,6 +23,7 @@ from chad_memory.models.llm_calls import (
     ModelPrice,
 )
 from chad_memory.models.memory import EMBEDDING_DIM, Embedding, MemoryRead, StoreItem
+from chad_memory.models.otlp import PendingSpanContent
 from chad_memory.models.runs import Artifact, Run, Step
 from chad_memory.models.scores import Score, ScoreConfig
 from chad_memory.models.threads import Message, Thread
@@ -47,6 +48,7 @@ __all__ = [
     "MemoryRead",
     "Message",
     "ModelPrice",
+    "PendingSpanContent",
     "Run",
     "Score",
     "ScoreConfig",

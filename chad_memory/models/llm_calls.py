@@ -12,7 +12,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Double, ForeignKey, Index, Integer, Numeric
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -78,7 +88,11 @@ class LLMCall(Base):
     actor: Mapped[str] = mapped_column(nullable=False)
     step_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("steps.id", ondelete="SET NULL"))
     provider: Mapped[str | None]
+    # The name usage counts the call under (schemas.usage_model: the request model, else
+    # the response model); the two as the call reported them (revision 012).
     model: Mapped[str | None]
+    request_model: Mapped[str | None]
+    response_model: Mapped[str | None]
     prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     total_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -99,6 +113,10 @@ class LLMCall(Base):
     request: Mapped[Any | None] = mapped_column(JSONB)
     response: Mapped[Any | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created_at()
+    # When the call started (a span's start time; the sender's; else when it was stored)
+    # and the order calls were stored in: a run's calls are listed by (started_at, seq).
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now(), nullable=False)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False), nullable=False)
 
     __table_args__ = (
         CheckConstraint(_in_list("status", RUN_STATUSES), name="status"),
@@ -115,6 +133,7 @@ class LLMCall(Base):
         CheckConstraint("cost_usd IS NULL OR cost_usd >= 0", name="cost_nonnegative"),
         CheckConstraint(_in_list("cost_source", COST_SOURCES), name="cost_source"),
         Index("ix_llm_calls_run_id_created_at", "run_id", "created_at"),
+        Index("ix_llm_calls_run_id_started_at", "run_id", "started_at", "seq", "id"),
         Index("ix_llm_calls_step_id", "step_id"),
         Index("ix_llm_calls_actor_created_at", "actor", "created_at"),
         Index("ix_llm_calls_price_id", "price_id"),

@@ -24,7 +24,13 @@ OPERATION = ("gen_ai.operation.name", "openinference.span.kind")
 # Operations whose span is one model call (GenAI operation names; OpenInference's kind).
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "LLM"})
 PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-MODEL = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+# The model asked for and the one that answered (chad_memory.schemas.usage_model picks
+# the name usage counts a call under). OpenInference's llm.model_name is the response's
+# (absent when the call failed); the model it asked for is in llm.invocation_parameters.
+REQUEST_MODEL = ("gen_ai.request.model",)
+RESPONSE_MODEL = ("gen_ai.response.model", "llm.model_name")
+INVOCATION_PARAMETERS = "llm.invocation_parameters"
+INVOCATION_MODEL_KEYS = ("model", "model_name")
 INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
 OUTPUT_TOKENS = (
     "gen_ai.usage.output_tokens",
@@ -102,6 +108,20 @@ def first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None if key is None else attributes[key]
 
 
+def request_model(attributes: dict[str, Any]) -> Any:
+    """The model asked for: `gen_ai.request.model`, else OpenInference's invocation
+    parameters (JSON text) `model` / `model_name`."""
+    found = first(attributes, REQUEST_MODEL)
+    if found is not None:
+        return found
+    parameters = parsed(attributes.get(INVOCATION_PARAMETERS))
+    if isinstance(parameters, dict):
+        for key in INVOCATION_MODEL_KEYS:
+            if isinstance(parameters.get(key), str) and parameters[key]:
+                return parameters[key]
+    return None
+
+
 def parsed(value: Any, where: str = "an attribute") -> Any:
     """JSON text as the value it encodes; anything else (or text that is not JSON) as is.
     JSON nested past the parser's reach is refused (InvalidInputError), not kept as text."""
@@ -140,7 +160,65 @@ def _flat_messages(attributes: dict[str, Any], inputs: bool) -> tuple[list[Any],
             )
         found.setdefault(int(index), {})[field.removeprefix("message.")] = value
         keys.append(key)
-    return [message for _, message in sorted(found.items())], keys
+    return [nested(message) for _, message in sorted(found.items())], keys
+
+
+# OpenInference wraps each item of a message's lists in one more object
+# (`tool_calls.0.tool_call.function.name`, `contents.0.message_content.text`); the
+# rebuilt lists hold the items themselves, as OpenAI's messages do.
+_ITEM_WRAPPERS = {"tool_calls": "tool_call", "contents": "message_content"}
+
+
+class _Leaf:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _path(field: str) -> list[str | int]:
+    parts = field.split(".")
+    path: list[str | int] = []
+    for i, part in enumerate(parts):
+        wrapper = _ITEM_WRAPPERS.get(parts[i - 2]) if i >= 2 and parts[i - 1].isdigit() else None
+        if part == wrapper:
+            continue
+        path.append(int(part) if part.isdigit() else part)
+    return path
+
+
+def _place(tree: dict[Any, Any], path: list[str | int], value: Any) -> bool:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return False
+        node = child
+    if path[-1] in node:
+        return False
+    node[path[-1]] = _Leaf(value)
+    return True
+
+
+def _built(node: Any) -> Any:
+    if isinstance(node, _Leaf):
+        return node.value
+    if node and all(isinstance(key, int) for key in node):
+        return [_built(node[key]) for key in sorted(node)]
+    return {str(key): _built(child) for key, child in node.items()}
+
+
+def nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """A message's flattened fields (`tool_calls.0.function.name`) as nested objects and
+    lists (`{"tool_calls": [{"function": {"name": ...}}]}`); numeric parts are list
+    positions, in order. A field that cannot be placed (its path runs through a value
+    already placed) stays under its flat key, as sent."""
+    tree: dict[Any, Any] = {}
+    # Shorter paths first, so a field left flat (it has a dot) never displaces one placed.
+    for field, value in sorted(flat.items(), key=lambda item: item[0].count(".")):
+        if not _place(tree, _path(field), value):
+            tree[field] = _Leaf(value)
+    return {str(key): _built(child) for key, child in tree.items()}
 
 
 def _side(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
@@ -75,12 +75,13 @@ class MappedSpan:
 
 
 @dataclass
-class MappedRequest:
-    """The spans of one export grouped by trace, and what was refused with why."""
+class Refusals:
+    """What an export refused, with why: OTLP's partial success for spans or records."""
 
-    traces: dict[str, list[MappedSpan]] = field(default_factory=dict)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    # What is counted, in the partial-success message.
+    WHAT: ClassVar[str] = "span(s)"
 
     def refuse(self, where: str, reason: str) -> None:
         self.rejected += 1
@@ -93,7 +94,14 @@ class MappedRequest:
             return ""
         more = self.rejected - len(self.errors)
         tail = f"; and {more} more" if more > 0 else ""
-        return f"{self.rejected} span(s) rejected: " + "; ".join(self.errors) + tail
+        return f"{self.rejected} {self.WHAT} rejected: " + "; ".join(self.errors) + tail
+
+
+@dataclass
+class MappedRequest(Refusals):
+    """The spans of one export grouped by trace, and what was refused with why."""
+
+    traces: dict[str, list[MappedSpan]] = field(default_factory=dict)
 
 
 def map_request(request: ExportTraceServiceRequest) -> MappedRequest:
@@ -235,7 +243,8 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
     if operation in c.LLM_OPERATIONS:
         call = LLMCallFields(
             provider=_read(attributes, c.PROVIDER, text_value),
-            model=_read(attributes, c.MODEL, text_value),
+            request_model=text_value(c.request_model(attributes), "attribute gen_ai.request.model"),
+            response_model=_read(attributes, c.RESPONSE_MODEL, text_value),
             prompt_tokens=_read(attributes, c.INPUT_TOKENS, whole_number) or 0,
             completion_tokens=_read(attributes, c.OUTPUT_TOKENS, whole_number) or 0,
             total_tokens=_read(attributes, c.TOTAL_TOKENS, whole_number),
@@ -244,9 +253,10 @@ def map_span(span: Span, resource: dict[str, Any], scope: dict[str, str]) -> Map
             reasoning_tokens=_read(attributes, c.REASONING_TOKENS, whole_number) or 0,
             cost_usd=_read(attributes, c.COST, decimal_number),
             latency_ms=duration,
+            started_at=started,
             status="failed" if failed else "succeeded",
             error=error,
-            request=_call_details(attributes, "gen_ai.request.", "llm.invocation_parameters"),
+            request=_call_details(attributes, "gen_ai.request.", c.INVOCATION_PARAMETERS),
             response=_call_details(attributes, "gen_ai.response.", None),
         )
     conversation = _read(attributes, c.CONVERSATION, text_value)

@@ -14,17 +14,20 @@ import base64
 import binascii
 import json
 import zlib
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
 from chad_memory.errors import PayloadTooLargeError, UndecodableBodyError
+
+M = TypeVar("M", bound=Message)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -121,16 +124,27 @@ def _items(node: Any, camel: str, snake: str) -> list[Any]:
     return found if isinstance(found, list) else []
 
 
-def decode_request(body: bytes, kind: str, max_spans: int) -> ExportTraceServiceRequest:
-    """An ExportTraceServiceRequest from a protobuf or OTLP/JSON body (already inflated);
-    PayloadTooLargeError past `max_spans` spans, before the spans are mapped."""
-    request = ExportTraceServiceRequest()
+def decode_request(
+    body: bytes,
+    kind: str,
+    max_spans: int | None = None,
+    *,
+    into: type[M] = ExportTraceServiceRequest,  # type: ignore[assignment]
+) -> M:
+    """An export request (traces unless `into` says which) from a protobuf or OTLP/JSON
+    body (already inflated); for traces, PayloadTooLargeError past `max_spans` spans,
+    before the spans are mapped."""
+    request = into()
+    count_spans = max_spans is not None and isinstance(request, ExportTraceServiceRequest)
     if kind == PROTOBUF:
         try:
             request.ParseFromString(body)
         except DecodeError as exc:
             raise UndecodableBodyError(f"body is not an OTLP protobuf message: {exc}") from None
-        check_span_count(span_count(request), max_spans)
+        if count_spans:
+            assert max_spans is not None
+            assert isinstance(request, ExportTraceServiceRequest)
+            check_span_count(span_count(request), max_spans)
         return request
     try:
         document = json.loads(body)
@@ -138,7 +152,9 @@ def decode_request(body: bytes, kind: str, max_spans: int) -> ExportTraceService
         raise UndecodableBodyError(f"body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(document, dict):
         raise UndecodableBodyError("an OTLP/JSON body is a JSON object")
-    check_span_count(_json_span_count(document), max_spans)
+    if count_spans:
+        assert max_spans is not None
+        check_span_count(_json_span_count(document), max_spans)
     _hex_ids_to_base64(document)
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
@@ -157,6 +173,16 @@ def read_export(
     """Inflate and decode one export within both bounds. CPU-bound (about a second for a
     10 MB body): callers on an event loop run it in a thread (`asyncio.to_thread`)."""
     return decode_request(decompress(body, encoding, max_bytes), kind, max_spans)
+
+
+def read_logs(
+    body: bytes, kind: str, encoding: str | None, *, max_bytes: int
+) -> ExportLogsServiceRequest:
+    """Inflate and decode one logs export within MAX_BODY_BYTES; CPU-bound, as
+    `read_export`."""
+    return decode_request(
+        decompress(body, encoding, max_bytes), kind, into=ExportLogsServiceRequest
+    )
 
 
 def encode_status(http_status: int, message: str, kind: str) -> bytes:
@@ -179,6 +205,12 @@ def encode_response(rejected_spans: int, error_message: str, kind: str) -> bytes
     if rejected_spans or error_message:
         response.partial_success.rejected_spans = rejected_spans
         response.partial_success.error_message = error_message
+    return encode_message(response, kind)
+
+
+def encode_message(message: Message, kind: str) -> bytes:
+    """An export response in the request's encoding."""
     if kind == PROTOBUF:
-        return response.SerializeToString()
-    return json.dumps(json_format.MessageToDict(response)).encode()
+        encoded: bytes = message.SerializeToString()
+        return encoded
+    return json.dumps(json_format.MessageToDict(message)).encode()

@@ -121,7 +121,13 @@ class LLMCallFields(Input):
 
     step_id: uuid.UUID | None = None
     provider: KeyText | None = None
+    # The name usage and analytics count the call under; without one, the request model,
+    # else the response model (`usage_model`).
     model: KeyText | None = None
+    # The model asked for (e.g. gpt-4o-mini) and the one that answered (a dated snapshot,
+    # e.g. gpt-4o-mini-2024-07-18). Pricing uses the most exact name it has a price for.
+    request_model: KeyText | None = None
+    response_model: KeyText | None = None
     prompt_tokens: TokenCount = 0
     completion_tokens: TokenCount = 0
     # None means prompt + completion, the usual case; providers that bill extra say so.
@@ -135,6 +141,14 @@ class LLMCallFields(Input):
     error: SafeText | None = None
     request: JsonValue | None = None
     response: JsonValue | None = None
+    # When the call started; a run's calls are listed in this order. None: when stored.
+    started_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _name_the_model(self) -> Self:
+        if self.model is None:
+            self.model = usage_model(self.request_model, self.response_model)
+        return self
 
     @model_validator(mode="after")
     def _total_fits(self) -> Self:
@@ -161,6 +175,14 @@ class LLMCallFields(Input):
         return self.prompt_tokens + self.completion_tokens
 
 
+def usage_model(request_model: str | None, response_model: str | None) -> str | None:
+    """The one rule naming a call's model in usage and analytics: the model asked for,
+    else the one that answered. Every path (the API, the tracer, OTLP) knows the request
+    model, while only some know the response's snapshot name, so one model traced two
+    ways is counted in one row."""
+    return request_model if request_model is not None else response_model
+
+
 class LLMCallCreate(LLMCallFields):
     id: uuid.UUID | None = None
     run_id: uuid.UUID
@@ -172,6 +194,8 @@ class LLMCallRecord(Record):
     step_id: uuid.UUID | None
     provider: str | None
     model: str | None
+    request_model: str | None
+    response_model: str | None
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -188,6 +212,9 @@ class LLMCallRecord(Record):
     request: Any | None
     response: Any | None
     created_at: datetime
+    started_at: datetime
+    # The order calls were stored in: breaks ties between calls that started together.
+    seq: int
 
 
 class ModelStats(BaseModel):

@@ -35,9 +35,10 @@ from chad_memory.prices import (
     CallCost,
     Quote,
     Tokens,
+    _first_builtin,
     _price_in_force,
     _user_quote,
-    builtin_quote,
+    price_names,
 )
 from chad_memory.schemas import ModelPriceCreate, ModelPriceRecord
 from chad_memory.stores.base import Store
@@ -223,8 +224,10 @@ class PriceStore(Store):
 
 
 def _priced_again(row: Any) -> CallCost:
-    """A stored call's cost by the table as it is now, at the call's own time."""
-    if row.model is None:
+    """A stored call's cost by the table as it is now, at the call's own time: the user
+    price for the most exact of its names (`price_names`), else genai-prices'."""
+    names = price_names(row)
+    if not names:
         return NO_COST
     tokens = Tokens(
         prompt=row.prompt_tokens,
@@ -233,30 +236,39 @@ def _priced_again(row: Any) -> CallCost:
         cache_write=row.cache_write_tokens,
     )
     mapping = row._mapping
-    found: Quote | None
-    if mapping[_PRICE.c.id] is not None:
-        price = ModelPriceRecord.model_validate({c.name: mapping[c] for c in _PRICE.c})
-        found = _user_quote(price, tokens)
+    found: Quote | None = None
+    # The laterals in price_names' order: response model, model, request model.
+    for lateral in _PRICES:
+        if mapping[lateral.c.id] is not None:
+            price = ModelPriceRecord.model_validate({c.name: mapping[c] for c in lateral.c})
+            found = _user_quote(price, tokens)
+            break
     else:
-        found = builtin_quote(row.provider, row.model, tokens, row.created_at)
+        found = _first_builtin(row.provider, names, tokens, row.created_at)
     if found is None:
         return NO_COST
     return CallCost(found.cost_usd, "table", found.price_id, found.price_ref)
 
 
-# Each call with the user price in force for it (or nulls), in one statement per chunk.
-_PRICE = _price_in_force(
-    LLMCall.actor,
-    LLMCall.__table__.c.provider,
-    LLMCall.__table__.c.model,
-    LLMCall.__table__.c.created_at,
-).lateral("price")
+# Each call with the user price in force for each of its names (or nulls), in one
+# statement per chunk; the names in `price_names`' order.
+_PRICES = tuple(
+    _price_in_force(
+        LLMCall.actor,
+        LLMCall.__table__.c.provider,
+        LLMCall.__table__.c[name],
+        LLMCall.__table__.c.created_at,
+    ).lateral(f"price_{name}")
+    for name in ("response_model", "model", "request_model")
+)
 _CHUNK = (
     select(
         LLMCall.id,
         LLMCall.created_at,
         LLMCall.provider,
         LLMCall.model,
+        LLMCall.request_model,
+        LLMCall.response_model,
         LLMCall.prompt_tokens,
         LLMCall.completion_tokens,
         LLMCall.cached_tokens,
@@ -265,10 +277,12 @@ _CHUNK = (
         LLMCall.cost_source,
         LLMCall.price_id,
         LLMCall.price_ref,
-        *_PRICE.c,
+        *(column for lateral in _PRICES for column in lateral.c),
     )
     .select_from(LLMCall)
-    .outerjoin(_PRICE, true())
+    .outerjoin(_PRICES[0], true())
+    .outerjoin(_PRICES[1], true())
+    .outerjoin(_PRICES[2], true())
 )
 _UPDATE_COSTS = text(
     "UPDATE llm_calls SET cost_usd = v.cost_usd, cost_source = v.cost_source, "

@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from chad_memory.models import Artifact, LLMCall
+from chad_memory.models import Artifact, LLMCall, Step
 from chad_memory.prices import price_new_calls
 from chad_memory.schemas import (
     ArtifactCreate,
@@ -27,7 +27,16 @@ from chad_memory.stores.paging import Keyset, keyset_page, record_select
 from chad_memory.stores.transactions import read, retried, transaction
 
 ARTIFACTS = Keyset("artifacts", (Artifact.created_at, Artifact.id), descending=False)
-LLM_CALLS = Keyset("llm_calls", (LLMCall.created_at, LLMCall.id), descending=False)
+# Calls in the order they ran: start time, then the order they were stored in.
+LLM_CALLS = Keyset("llm_calls", (LLMCall.started_at, LLMCall.seq, LLMCall.id), descending=False)
+
+
+def default_started_at(step_id: uuid.UUID | None) -> ColumnElement[Any]:
+    """A call sent without a start time started with its step, else when it is stored."""
+    if step_id is None:
+        return func.now()
+    step_start = select(Step.started_at).where(Step.id == step_id).scalar_subquery()
+    return func.coalesce(step_start, func.now())
 
 
 def calls_of(run_id: uuid.UUID) -> Select[Any]:
@@ -91,6 +100,8 @@ class ChildMethods(Store):
         exactly as sent (cost_source 'client')."""
         values = row_values(call)
         values["total_tokens"] = call.stored_total_tokens
+        if values["started_at"] is None:
+            values["started_at"] = default_started_at(call.step_id)
         async with transaction(self._db, "save_llm_call") as session:
             await check_run_owner(session, call.run_id, actor)
             await check_step_refs(session, call.run_id, [call.step_id])

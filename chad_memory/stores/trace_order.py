@@ -1,10 +1,12 @@
 """Where a trace's spans go among its run's steps: step_index and parent links.
 
 step_index is start-time order within the run, by (started_at, roots first, completed_at
-desc, id). The order is computed from the new spans and the run's stored steps; stored
-steps whose index changes wait at TEMP_MOVED + index while the new steps are inserted at
-their final indexes, then land (TraceStore.save_spans runs the statements). Indexes of a
-trace's steps can therefore change while its spans are still arriving.
+desc, the order sent): steps already stored were sent before this export's, and this
+export's keep their order in it. The order is computed from the new spans and the run's
+stored steps; stored steps whose index changes wait at TEMP_MOVED + index while the new
+steps are inserted at their final indexes, then land (TraceStore.save_spans runs the
+statements). Indexes of a trace's steps can therefore change while its spans are still
+arriving.
 
 A step's id is derived from its run and span (`span_step_id`), so a re-sent span finds
 its stored step. A child's parent_step_id is set when the parent is in the same export
@@ -32,6 +34,11 @@ def span_step_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
     return uuid.uuid5(run_id, span_id)
 
 
+def span_call_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
+    """The LLM call of an LLM span, derived like its step."""
+    return uuid.uuid5(run_id, f"llm:{span_id}")
+
+
 @dataclass(frozen=True)
 class Placed:
     """A step as ordering sees it: stored already (`index` set) or new (`span` set)."""
@@ -40,11 +47,13 @@ class Placed:
     started_at: datetime | None
     completed_at: datetime | None
     has_parent: bool
+    # The order sent: stored steps first (in their index order), then the export's.
+    sent: tuple[int, int]
     index: int | None = None
     span: MappedSpan | None = None
 
     def order(self) -> tuple[Any, ...]:
-        """Start time; on ties roots first, then the longer step, then the id."""
+        """Start time; on ties roots first, then the longer step, then the order sent."""
         started, completed = self.started_at, self.completed_at
         return (
             started is None,
@@ -52,7 +61,7 @@ class Placed:
             self.has_parent,
             completed is None,
             -(completed - _EPOCH).total_seconds() if completed else 0.0,
-            self.id,
+            self.sent,
         )
 
 
@@ -102,6 +111,7 @@ def plan_steps(
                 started_at=row.started_at,
                 completed_at=row.completed_at,
                 has_parent=row.parent_step_id is not None or row.parent_span_id is not None,
+                sent=(0, row.step_index),
                 index=row.step_index,
             )
             for row in rows
@@ -112,9 +122,10 @@ def plan_steps(
                 started_at=s.step.started_at,
                 completed_at=s.step.completed_at,
                 has_parent=s.parent_span_id is not None,
+                sent=(1, position),
                 span=s,
             )
-            for s in fresh
+            for position, s in enumerate(fresh)
         ]
         for rank, item in enumerate(sorted(placed, key=Placed.order)):
             if item.span is None:

@@ -8,6 +8,8 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
 - A re-sent span is stored once: a step's id is derived from its run and span
   (`span_step_id`: uuid5 in the run's id), so a repeat hits `ON CONFLICT (id) DO NOTHING`.
   The LLM call of an LLM span is derived the same way and only written with a new step.
+- The root span names the run and gives its times, outcome, `request_payload` (the
+  root's input) and `result` (its output); they stay on the root's step too.
 - A child may arrive before its parent. Its parent_step_id is set when the parent is in
   the same export or already stored; otherwise it stays null (the column is a foreign
   key) until the parent arrives, when the parent's insert links its waiting children.
@@ -18,6 +20,9 @@ How the rules of OTLP ingestion are kept (see chad_memory/otlp for the mapping):
   statement for the export, before any step is written. A span whose computed cost does
   not fit the column is refused alone (OTLP partial success), the rest stored; a new run
   left without spans is not kept.
+- GenAI log events that arrived before their span (POST /v1/logs) wait in
+  pending_span_content; the span's export applies them to its new step and call
+  (chad_memory.stores.span_logs).
 - Conversations: a span's `gen_ai.conversation.id` (or `session.id`) names a thread
   whose id is derived from (actor, conversation id) (`conversation_thread_id`); the
   thread is created on first sight and the run linked to it, so GET /runs?conversation_id=
@@ -39,18 +44,23 @@ from chad_memory.prices import CallCost, price_new_calls
 from chad_memory.schemas import LLMCallFields
 from chad_memory.stores.base import Store
 from chad_memory.stores.conversations import conversation_thread_id
+from chad_memory.stores.span_logs import attach_pending
 from chad_memory.stores.steps import insert_steps, step_arrays, step_row
-from chad_memory.stores.trace_order import TEMP_MOVED, NewStep, Placed, plan_steps, span_step_id
+from chad_memory.stores.trace_order import (
+    TEMP_MOVED,
+    NewStep,
+    Placed,
+    plan_steps,
+    span_call_id,
+    span_step_id,
+)
+from chad_memory.stores.trace_runs import UPSERT_RUNS
 from chad_memory.stores.transactions import driver_of, retried, transaction
 from chad_memory.validation import check_actor
 from chad_memory.vocabulary import LIVE
 
 if TYPE_CHECKING:  # the mapping imports the stores' package; only its type is needed here
     from chad_memory.otlp.mapping import MappedSpan
-
-
-def span_call_id(run_id: uuid.UUID, span_id: str) -> uuid.UUID:
-    return uuid.uuid5(run_id, f"llm:{span_id}")
 
 
 @dataclass(frozen=True)
@@ -75,26 +85,16 @@ _UPSERT_THREADS = text(
     "ON CONFLICT (id) DO NOTHING"
 )
 
-# The no-op update makes RETURNING give the existing run's id, and locks it until commit.
-_UPSERT_RUNS = text(
-    "INSERT INTO runs (id, actor, trace_id, status, agent, thread_id, started_at, metadata) "
-    "SELECT u.id, :actor, u.trace_id, 'running', u.agent, u.thread_id, u.started_at, u.metadata "
-    "FROM unnest(CAST(:ids AS uuid[]), CAST(:trace_ids AS text[]), CAST(:agents AS text[]), "
-    "CAST(:thread_ids AS uuid[]), CAST(:started AS timestamptz[]), CAST(:metadata AS jsonb[])) "
-    "AS u(id, trace_id, agent, thread_id, started_at, metadata) "
-    "ON CONFLICT (actor, trace_id) DO UPDATE SET "
-    "thread_id = COALESCE(runs.thread_id, EXCLUDED.thread_id), updated_at = now() "
-    "RETURNING id, trace_id, (xmax = 0) AS inserted"
-)
-
-# The root span decides the run's name, times and outcome, unless it already ended.
+# The root span decides the run's name, times, outcome, request and result (its input and
+# output), unless the run already ended.
 _ROOT_UPDATE = text(
     "UPDATE runs SET name = u.name, status = u.status, error = u.error, "
     "started_at = COALESCE(u.started_at, runs.started_at), completed_at = u.completed_at, "
-    "updated_at = now() "
+    "request_payload = u.request_payload, result = u.result, updated_at = now() "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:statuses AS text[]), "
     "CAST(:errors AS text[]), CAST(:started AS timestamptz[]), "
-    "CAST(:completed AS timestamptz[])) AS u(id, name, status, error, started_at, completed_at) "
+    "CAST(:completed AS timestamptz[]), CAST(:inputs AS jsonb[]), CAST(:outputs AS jsonb[])) "
+    "AS u(id, name, status, error, started_at, completed_at, request_payload, result) "
     "WHERE runs.id = u.id AND runs.status = ANY(CAST(:live AS text[]))"
 )
 
@@ -121,17 +121,26 @@ _SETTLE = text(
 
 _DELETE_RUNS = text("DELETE FROM runs WHERE id = ANY(CAST(:ids AS uuid[]))")
 
+_CALL_COLUMNS = (
+    "id, run_id, step_id, provider, model, prompt_tokens, completion_tokens, total_tokens, "
+    "cached_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cost_source, price_id, "
+    "price_ref, latency_ms, status, error, request, response, request_model, response_model"
+)
+# Rows are inserted in plan order (start time, then the order sent), which is their seq.
 _INSERT_CALLS = text(
-    "INSERT INTO llm_calls (id, run_id, step_id, provider, model, prompt_tokens, "
-    "completion_tokens, total_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
-    "cost_usd, cost_source, price_id, price_ref, latency_ms, status, error, request, response) "
-    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
+    f"INSERT INTO llm_calls ({_CALL_COLUMNS}, started_at) "
+    f"SELECT {_CALL_COLUMNS}, COALESCE(started_at, now()) "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:run_ids AS uuid[]), "
     "CAST(:step_ids AS uuid[]), CAST(:providers AS text[]), CAST(:models AS text[]), "
     "CAST(:prompt AS int4[]), CAST(:completion AS int4[]), CAST(:total AS int4[]), "
     "CAST(:cached AS int4[]), CAST(:cache_write AS int4[]), CAST(:reasoning AS int4[]), "
     "CAST(:costs AS numeric[]), CAST(:cost_sources AS text[]), CAST(:price_ids AS uuid[]), "
     "CAST(:price_refs AS text[]), CAST(:latencies AS float8[]), CAST(:statuses AS text[]), "
-    "CAST(:errors AS text[]), CAST(:requests AS jsonb[]), CAST(:responses AS jsonb[])) "
+    "CAST(:errors AS text[]), CAST(:requests AS jsonb[]), CAST(:responses AS jsonb[]), "
+    "CAST(:request_models AS text[]), CAST(:response_models AS text[]), "
+    "CAST(:started AS timestamptz[])) "
+    f"WITH ORDINALITY AS u({_CALL_COLUMNS}, started_at, position) "
+    "ORDER BY position "
     "ON CONFLICT (id) DO NOTHING"
 )
 
@@ -154,7 +163,7 @@ class TraceStore(Store):
             threads = _threads(traces, trace_ids, actor)
             if threads:
                 await run(_UPSERT_THREADS, actor=actor, **threads)
-            rows = (await run(_UPSERT_RUNS, actor=actor, **_runs(traces, trace_ids, actor))).all()
+            rows = (await run(UPSERT_RUNS, actor=actor, **_runs(traces, trace_ids, actor))).all()
             run_ids = {row.trace_id: row.id for row in rows}
             existing_runs = {row.id for row in rows if not row.inserted}
             stored: list[Any] = []
@@ -200,6 +209,13 @@ class TraceStore(Store):
             llm = [(n.placed, n.run_id) for n in new if n.placed.span and n.placed.span.call]
             if llm:
                 await run(_INSERT_CALLS, **_calls(llm, [costs[p.id] for p, _ in llm]))
+            waiting = [
+                (n.run_id, n.placed.span.span_id)
+                for n in new
+                if n.placed.span is not None and n.run_id in existing_runs
+            ]
+            if waiting:  # log content that came before its span (stores.span_logs)
+                await attach_pending(session, waiting)
         spans = sum(len(traces[t]) for t in trace_ids)
         self._db.ingested("spans", len(new))
         return SavedSpans(stored=len(new), duplicates=spans - len(new), refused=refused)
@@ -309,7 +325,8 @@ def _roots(
     traces: dict[str, list[MappedSpan]], run_ids: dict[str, uuid.UUID]
 ) -> dict[str, list[Any]]:
     params: dict[str, list[Any]] = {
-        k: [] for k in ("ids", "names", "statuses", "errors", "started", "completed")
+        k: []
+        for k in ("ids", "names", "statuses", "errors", "started", "completed", "inputs", "outputs")
     }
     for trace_id, spans in traces.items():
         root = next((s for s in spans if s.is_root), None)
@@ -321,6 +338,9 @@ def _roots(
         params["errors"].append(root.run_error)
         params["started"].append(root.step.started_at)
         params["completed"].append(root.step.completed_at)
+        # A root without input or output leaves the run's columns null, as an API run's.
+        params["inputs"].append(None if root.input_json == "null" else root.input_json)
+        params["outputs"].append(None if root.output_json == "null" else root.output_json)
     return params
 
 
@@ -376,6 +396,9 @@ def _calls(
         "errors",
         "requests",
         "responses",
+        "request_models",
+        "response_models",
+        "started",
     ]
     params: dict[str, list[Any]] = {k: [] for k in names}
     for (item, run_id), cost in zip(new, costs, strict=True):
@@ -401,4 +424,7 @@ def _calls(
         params["errors"].append(call.error)
         params["requests"].append(_json(call.request))
         params["responses"].append(_json(call.response))
+        params["request_models"].append(call.request_model)
+        params["response_models"].append(call.response_model)
+        params["started"].append(call.started_at)
     return params

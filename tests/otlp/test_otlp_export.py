@@ -170,7 +170,8 @@ async def test_sdk_exporter_to_serve_maps_a_trace(
             calls = {c.provider: c for c in client.get_llm_calls(run.id)}
             assert set(calls) == {"openai", "anthropic"}
             openai, anthropic_call = calls["openai"], calls["anthropic"]
-            assert openai.model == "gpt-4o-2024-08-06"  # the response model wins
+            # Usage names the request model; the snapshot that answered is kept beside it.
+            assert (openai.model, openai.response_model) == ("gpt-4o", "gpt-4o-2024-08-06")
             assert (openai.prompt_tokens, openai.completion_tokens) == (100, 20)
             assert (openai.cached_tokens, openai.reasoning_tokens) == (64, 0)
             assert openai.step_id == chat_step.id

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
+from chad_memory import ApiKeyStore
 from chad_memory.database import create_engine, get_session_factory
 from tests.database import run_admin, unique_name, with_database
 from tests.ui.live import chromium, serve
@@ -30,6 +31,7 @@ T = TypeVar("T")
 class Live:
     base: str
     sample: Sample
+    url: str
 
 
 def _blocking(work: Coroutine[Any, Any, T]) -> T:
@@ -55,7 +57,7 @@ def live(admin_url: str, template_db: str) -> Iterator[Live]:
     try:
         sample = _blocking(_seed(url))
         with serve(url) as base:
-            yield Live(base, sample)
+            yield Live(base, sample, url)
     finally:
         _blocking(run_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -240,6 +242,91 @@ def test_search_box_finds_and_links_with_highlighted_snippets(page: Page, live: 
     refused = page.request.get("/ui/search?q=-only")
     assert refused.status == 422
     assert "no words" in refused.text()
+
+
+async def _key(url: str, actor: str) -> str:
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        return (await ApiKeyStore(get_session_factory(engine)).create_key(actor)).secret
+    finally:
+        await engine.dispose()
+
+
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    + '  File "agent.py", line 1\n' * 60
+    + ("ValueError: the tool returned nothing")
+)
+
+
+def test_run_page_estimates_durations_folds_json_and_errors(page: Page, live: Live) -> None:
+    """The README tour's run (steps sent with a duration only, longer than the run) and
+    what a call was paid for, as a newcomer reads them."""
+    carol = _blocking(_key(live.url, "carol"))
+    auth = {"Authorization": f"Bearer {carol}"}
+    with httpx.Client(base_url=live.base, headers=auth) as api:
+        run = api.post(
+            "/runs",
+            json={
+                "name": "tour-agent",
+                "status": "succeeded",
+                "started_at": "2026-01-01T12:00:00Z",
+                "completed_at": "2026-01-01T12:00:00.107Z",
+            },
+        ).json()
+        steps = [
+            {"step_index": 0, "name": "plan", "duration_ms": 120, "metadata": {"k": {"n": 1}}},
+            {
+                "step_index": 1,
+                "name": "search",
+                "duration_ms": 850,
+                "status": "failed",
+                "error": TRACEBACK,
+            },
+        ]
+        assert api.post(f"/runs/{run['id']}/steps", json=steps).status_code == 201
+        call = {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "prompt_tokens": 1000,
+            "cached_tokens": 400,
+            "completion_tokens": 100,
+            "reasoning_tokens": 30,
+        }
+        assert api.post(f"/runs/{run['id']}/llm-calls", json=call).status_code == 201
+    sign_in(page, carol)
+    page.goto(f"/ui/runs/{run['id']}")
+    waterfall = page.get_by_test_id("waterfall")
+    # Both steps drawn, dashed as estimated, one after the other.
+    bars = waterfall.locator("svg rect.estimated")
+    expect(bars).to_have_count(2)
+    first_x = float(bars.nth(0).get_attribute("x") or "nan")
+    second_x = float(bars.nth(1).get_attribute("x") or "nan")
+    assert first_x < second_x
+    expect(page.get_by_test_id("estimated-note")).to_be_visible()
+    expect(page.get_by_test_id("outlast")).to_contain_text("970 ms")
+    expect(page.get_by_test_id("outlast")).to_contain_text("107 ms")
+    # The traceback folded to its last line; the rest on click.
+    search = waterfall.locator("details.step").filter(has_text="search")
+    search.locator("summary").first.click()
+    fold = search.get_by_test_id("error-fold")
+    expect(fold.locator("summary")).to_contain_text("ValueError: the tool returned nothing")
+    expect(fold.locator("pre")).to_be_hidden()
+    fold.locator("summary").click()
+    expect(fold.locator("pre")).to_contain_text('File "agent.py"')
+    # Metadata pretty-printed and folded.
+    plan = waterfall.locator("details.step").filter(has_text="plan")
+    plan.locator("summary").first.click()
+    metadata = plan.get_by_test_id("step-metadata")
+    expect(metadata.locator("pre")).to_be_hidden()
+    metadata.locator("summary").click()
+    expect(metadata.locator("pre")).to_contain_text('"k": {\n    "n": 1\n  }')
+    # What the call was paid for.
+    calls = page.get_by_test_id("llm-calls")
+    expect(calls.get_by_test_id("cached-tokens")).to_contain_text("400")
+    expect(calls.get_by_test_id("reasoning-tokens")).to_contain_text("30")
+    expect(calls.get_by_test_id("cost-source")).to_contain_text("price table")
+    expect(calls.get_by_test_id("cost-source")).to_contain_text("genai-prices")
 
 
 def test_feedback_on_a_run_page_shows_in_the_runs_list(page: Page, live: Live) -> None:

@@ -1,8 +1,10 @@
-"""POST /v1/traces: OTLP/HTTP trace export (protobuf or JSON, optionally gzip).
+"""POST /v1/traces and /v1/logs: OTLP/HTTP export (protobuf or JSON, optionally gzip).
 
 This router only speaks HTTP: it checks the media type, inflates and decodes the body,
 and encodes the answer in the request's encoding. Mapping and storage are the library's
-(`chad_memory.otlp.export_traces`). Status codes follow the OTLP/HTTP specification: 200
+(`chad_memory.otlp.export_traces`, `export_logs`). /v1/metrics answers 404 as a Status:
+metrics are not stored, and an exporter should hear "not here", not "wrong media type".
+Status codes follow the OTLP/HTTP specification: 200
 (with `partial_success` when some spans were refused), 400 for a body that is not OTLP,
 413 over MAX_BODY_BYTES (compressed or not) or MAX_SPANS_PER_EXPORT spans, 415 for
 another media type, 503 with
@@ -15,17 +17,24 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 
 from apps.core_api.auth import CurrentCaller
 from apps.core_api.schemas import Problem
-from chad_memory.otlp import export_traces
-from chad_memory.otlp.wire import MEDIA_TYPES, encode_response, media_type, read_export
+from chad_memory.otlp import export_logs, export_traces
+from chad_memory.otlp.wire import (
+    MEDIA_TYPES,
+    encode_message,
+    encode_response,
+    media_type,
+    read_export,
+    read_logs,
+)
 from chad_memory.settings import Settings
 
 # Routes whose error answers are google.rpc.Status (apps/core_api/middleware.py) and whose
 # bodies are not JSON (the body guard checks only their size).
-PATHS = frozenset({"/v1/traces"})
+PATHS = frozenset({"/v1/traces", "/v1/logs", "/v1/metrics"})
 
 
 # Error answers: a Status in the request's encoding; a request that is neither OTLP
@@ -55,21 +64,32 @@ def _error(description: str) -> dict[str, Any]:
 router = APIRouter(tags=["otlp"])
 
 
-_OTLP_BODY = {
-    "required": True,
-    "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES},
-    "description": "An ExportTraceServiceRequest, as protobuf or OTLP/JSON",
-}
+def _otlp_body(message: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES
+        },
+        "description": f"An {message}, as protobuf or OTLP/JSON",
+    }
 
 
-@router.post(
-    "/v1/traces",
-    response_class=Response,
-    openapi_extra={"requestBody": _OTLP_BODY},
-    responses={
+_OTLP_BODY = _otlp_body("ExportTraceServiceRequest")
+
+
+def _unsupported_media() -> Response:
+    return Response(
+        content=b'{"detail":"Content-Type must be application/x-protobuf or application/json"}',
+        status_code=415,
+        media_type="application/json",
+    )
+
+
+def _responses(message: str, refused: str) -> dict[int | str, dict[str, Any]]:
+    return {
         200: {
-            "description": "ExportTraceServiceResponse in the request's encoding; "
-            "partial_success names refused spans",
+            "description": f"{message} in the request's encoding; "
+            f"partial_success names refused {refused}",
             "content": {media: {} for media in MEDIA_TYPES},
         },
         400: _error("not an OTLP body, or bad gzip"),
@@ -77,7 +97,14 @@ _OTLP_BODY = {
         413: _error("body over MAX_BODY_BYTES once inflated, or over MAX_SPANS_PER_EXPORT spans"),
         415: {"model": Problem, "description": "neither application/x-protobuf nor JSON"},
         503: _error("database unavailable; retry after Retry-After"),
-    },
+    }
+
+
+@router.post(
+    "/v1/traces",
+    response_class=Response,
+    openapi_extra={"requestBody": _OTLP_BODY},
+    responses=_responses("ExportTraceServiceResponse", "spans"),
 )
 async def export(
     request: Request,
@@ -87,11 +114,7 @@ async def export(
     """Store every span as a step of its trace's run (one run per trace and actor)."""
     kind = media_type(request.headers.get("content-type"))
     if kind is None:
-        return Response(
-            content=b'{"detail":"Content-Type must be application/x-protobuf or application/json"}',
-            status_code=415,
-            media_type="application/json",
-        )
+        return _unsupported_media()
     settings: Settings = request.app.state.settings
     # Inflating and decoding a large body takes a while: off the event loop.
     export_request = await asyncio.to_thread(
@@ -107,3 +130,35 @@ async def export(
         content=encode_response(result.rejected_spans, result.error_message, kind),
         media_type=kind,
     )
+
+
+@router.post(
+    "/v1/logs",
+    response_class=Response,
+    openapi_extra={"requestBody": _otlp_body("ExportLogsServiceRequest")},
+    responses=_responses("ExportLogsServiceResponse", "log records"),
+)
+async def export_log_records(
+    request: Request,
+    caller: CurrentCaller,
+    content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
+) -> Response:
+    """GenAI events onto their spans' steps and LLM calls; other records onto their run."""
+    kind = media_type(request.headers.get("content-type"))
+    if kind is None:
+        return _unsupported_media()
+    settings: Settings = request.app.state.settings
+    decoded = await asyncio.to_thread(
+        read_logs,
+        await request.body(),
+        kind,
+        content_encoding,
+        max_bytes=settings.max_body_bytes,
+    )
+    result = await export_logs(caller.logs, decoded, actor=caller.actor)
+    return Response(content=encode_message(result.response(), kind), media_type=kind)
+
+
+@router.post("/v1/metrics", include_in_schema=False)
+async def metrics_not_stored() -> Response:
+    raise HTTPException(404, "metrics are not stored here: send OTLP traces and logs")

@@ -16,7 +16,7 @@ from chad_memory.vocabulary import RUN_STATUSES
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 # Bumped with the vendored files, so browsers never keep a stale copy.
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 
 _env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -32,6 +32,7 @@ _env.filters.update(
     number=views.number,
     pretty=views.pretty_json,
     run_duration=views.run_duration,
+    last_line=views.last_line,
     tool_name=views.tool_call_name,
 )
 _env.globals["asset_version"] = ASSET_VERSION

@@ -37,6 +37,8 @@ class StepRow:
     x: float | None = None
     width: float | None = None
     calls: list[LLMCallRecord] = field(default_factory=list)
+    # Placed from its duration alone (no started_at): one after another, in index order.
+    estimated: bool = False
 
 
 @dataclass
@@ -45,6 +47,19 @@ class Waterfall:
     total: int
     span_ms: float | None
     ticks: list[tuple[float, str]]
+    # (how long the steps shown take, the run's own duration) when the steps end after
+    # the run does: the times are as reported, and the page says so.
+    outlast: tuple[float, float] | None = None
+
+
+def _estimated_starts(steps: Sequence[StepRecord], t0: datetime) -> dict[uuid.UUID, datetime]:
+    """Steps that carry only a duration, laid one after another from t0 in index order."""
+    at, found = t0, {}
+    for s in sorted(steps, key=lambda s: s.step_index):
+        if s.started_at is None and s.duration_ms is not None:
+            found[s.id] = at
+            at += timedelta(milliseconds=s.duration_ms)
+    return found
 
 
 def _end(step: StepRecord) -> datetime | None:
@@ -96,9 +111,17 @@ def waterfall(
     completed_at when known, else the span of the steps shown). `total` is the run's
     step count; a parent on another page makes its children roots here."""
     starts = [s.started_at for s in steps if s.started_at is not None]
-    ends = [e for e in (_end(s) for s in steps) if e is not None]
     if run.started_at is not None:
         starts.append(run.started_at)
+    # Steps sent with only a duration start where the run (or the first step) does.
+    estimated = _estimated_starts(steps, min(starts) if starts else _EPOCH)
+    begin = {s.id: s.started_at or estimated.get(s.id) for s in steps}
+    finish = {
+        s.id: _end(s) if s.id not in estimated else estimated[s.id] + _ms(s.duration_ms)
+        for s in steps
+    }
+    starts += estimated.values()
+    ends = [e for e in finish.values() if e is not None]
     if run.completed_at is not None:
         ends.append(run.completed_at)
     t0 = min(starts) if starts else None
@@ -111,19 +134,39 @@ def waterfall(
     rows = []
     for step, depth in tree_order(steps):
         row = StepRow(step, min(depth, MAX_DEPTH), calls=by_step.get(step.id, []))
-        if t0 is not None and span_ms and step.started_at is not None:
-            end = _end(step) or step.started_at
-            row.x = min((step.started_at - t0).total_seconds() * 1000 / span_ms * SCALE, SCALE)
-            width = (end - step.started_at).total_seconds() * 1000 / span_ms * SCALE
+        row.estimated = step.id in estimated
+        start = begin[step.id]
+        if t0 is not None and span_ms and start is not None:
+            end = finish[step.id] or start
+            row.x = min((start - t0).total_seconds() * 1000 / span_ms * SCALE, SCALE)
+            width = (end - start).total_seconds() * 1000 / span_ms * SCALE
             row.width = max(MIN_BAR, min(width, SCALE - row.x))
             row.x = min(row.x, SCALE - row.width)
-        elif t0 is not None and span_ms == 0 and step.started_at is not None:
+        elif t0 is not None and span_ms == 0 and start is not None:
             row.x, row.width = 0.0, MIN_BAR
         rows.append(row)
     ticks = []
     if span_ms:
         ticks = [(SCALE * f, duration(span_ms * f)) for f in (0, 0.25, 0.5, 0.75, 1)]
-    return Waterfall(rows=rows, total=total, span_ms=span_ms, ticks=ticks)
+    outlast = None
+    step_ends = [e for e in finish.values() if e is not None]
+    if run.started_at and run.completed_at and step_ends and max(step_ends) > run.completed_at:
+        run_ms = (run.completed_at - run.started_at).total_seconds() * 1000
+        outlast = ((max(step_ends) - run.started_at).total_seconds() * 1000, run_ms)
+    return Waterfall(rows=rows, total=total, span_ms=span_ms, ticks=ticks, outlast=outlast)
+
+
+def _ms(value: float | None) -> timedelta:
+    return timedelta(milliseconds=value or 0)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def last_line(text: str | None) -> str:
+    """An error's last non-empty line: a traceback's exception, what a reader wants first."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def usage_series(by_day_model: UsageReport, by_day: UsageReport) -> dict[str, Any]:
