@@ -47,7 +47,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["OTLP_GRPC_PORT"] = str(args.otlp_grpc_port)
         os.environ["OTLP_GRPC_HOST"] = args.host
         _say(f"OTLP over gRPC on {args.host}:{args.otlp_grpc_port}")
-    get_settings.cache_clear()  # the app (in this process with one worker) reads them anew
+        # The app in this process (one worker) reads the settings already cached: set the
+        # port there too. Clearing the cache instead made it re-read DATABASE_URL (set
+        # above for workers) and take the embedded server for an external one, so nothing
+        # restarted a dead postmaster.
+        settings.otlp_grpc_port = args.otlp_grpc_port
+        settings.otlp_grpc_host = args.host
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the process;
     # with the default handler that kills us before any cleanup runs, orphaning the
     # embedded PostgreSQL. Turning it into SystemExit lets the finally block stop it.
