@@ -30,22 +30,15 @@ typecheck: $(STAMP)
 check: lint typecheck
 
 # System packages the tests drive for real: Debian's chromium (browser tests) and
-# pgbouncer (tests/test_pooler.py).
-# Installed when missing and we are root with apt (as on CI and
-# a fresh machine); otherwise this stops with the one-line install command.
-SYSTEM_PACKAGES ?= chromium pgbouncer
+# pgbouncer (tests/test_pooler.py). Installed when either is missing and we are root
+# with apt (as on CI and a fresh machine); otherwise this stops with the one-line hint.
 system-packages:
-	@missing=""; \
-	for p in $(SYSTEM_PACKAGES); do \
-		case $$p in chromium) bin=/usr/bin/chromium;; pgbouncer) bin=/usr/sbin/pgbouncer;; *) bin=/usr/bin/$$p;; esac; \
-		[ -x $$bin ] || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/sbin/pgbouncer ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing$$missing (Debian packages the tests need)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+			echo "installing chromium and pgbouncer (Debian packages the tests need)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium pgbouncer; \
 		else \
-			echo "the tests need Debian packages:$$missing; install them with: sudo apt-get install -y$$missing"; exit 1; \
+			echo "the tests need Debian's chromium and pgbouncer; install them with: sudo apt-get install -y chromium pgbouncer"; exit 1; \
 		fi; \
 	fi
 

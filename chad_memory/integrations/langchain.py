@@ -29,26 +29,31 @@ and exceptions are never touched.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
-import dataclasses
-import datetime as dt
 import inspect
 import logging
-import math
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from decimal import Decimal
-from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
-from langchain_core.messages import BaseMessage
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.schemas import Run
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from chad_memory.errors import InvalidInputError
+from chad_memory.integrations.langchain_runs import (
+    clean_text,
+    duration_ms,
+    plain,
+    response_model,
+    response_of,
+    run_metadata,
+    run_status,
+    short_text,
+    step_type,
+    token_usage,
+)
 from chad_memory.integrations.loop_thread import LoopThread
 from chad_memory.schemas import LLMCallCreate, RunCreate, RunUpdate, StepCreate
 from chad_memory.stores.runs import PostgresStore
@@ -59,8 +64,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["ChadMemoryTracer", "RunTarget"]
 
 STEP_BATCH = 500
-MAX_DEPTH = 40
-MAX_NAME = 512
 MAX_TAGS = 64
 # Set by the HTTP clients, whose server decides the actor; RunCreate still needs one.
 CLIENT_ACTOR = "client"
@@ -79,150 +82,24 @@ class RunTarget(Protocol):
     def save_llm_call(self, call: LLMCallCreate) -> Awaitable[Any] | Any: ...
 
 
-def plain(value: Any, depth: int = 0) -> Any:
-    """`value` as plain JSON: messages and pydantic models as their fields, never a repr.
-
-    LangChain's serialised form ({"lc": 1, "type": "constructor", ...}) becomes the
-    object's fields with its type; strings lose NUL characters (PostgreSQL refuses them);
-    non-finite floats become null; objects that are none of these become their type name.
-    """
-    if depth > MAX_DEPTH:
-        return "…"
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, BaseMessage):
-        data = value.model_dump(exclude_none=True)
-        return {k: plain(v, depth + 1) for k, v in data.items() if v not in ({}, [], "")}
-    if isinstance(value, BaseModel):
-        return plain(value.model_dump(exclude_none=True), depth + 1)
-    if isinstance(value, dict):
-        if value.get("lc") == 1 and value.get("type") == "constructor" and "kwargs" in value:
-            kwargs = plain(value["kwargs"], depth + 1)
-            kind = (value.get("id") or ["object"])[-1]
-            return {"type": kwargs.pop("type", kind), **kwargs}
-        return {str(k).replace("\x00", "\ufffd"): plain(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v, depth + 1) for v in value]
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return plain(value.value, depth + 1)
-    if isinstance(value, bytes):
-        return {"base64": base64.b64encode(value[:65536]).decode(), "size": len(value)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return plain(dataclasses.asdict(value), depth + 1)
-    return {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
-
-
-def _short(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).replace("\x00", "")[:MAX_NAME]
-    return text if text and text_problem(text) is None else None
-
-
-def _clean_text(value: Any) -> str | None:
-    return None if value is None else str(value).replace("\x00", "\ufffd")
-
-
-def _metadata(run: Run) -> dict[str, Any]:
-    found = (run.extra or {}).get("metadata") or {}
-    return plain(found) if isinstance(found, dict) else {}
-
-
-def _step_type(run: Run) -> str:
-    if run.run_type in ("llm", "chat_model") and "messages" in (run.inputs or {}):
-        return "chat_model"
-    return str(run.run_type)
-
-
-def _status(run: Run) -> str:
-    return "failed" if run.error else "succeeded"
-
-
-def _ms(run: Run) -> float | None:
-    if run.end_time is None or run.start_time is None:
-        return None
-    return max(0.0, (run.end_time - run.start_time).total_seconds() * 1000)
-
-
-def _usage(run: Run) -> dict[str, int]:
-    """Token counts summed over the call's generations (AIMessage.usage_metadata)."""
-    totals = {"input": 0, "output": 0, "total": 0, "cache_read": 0, "cache_write": 0}
-    totals["reasoning"] = 0
-    generations = (run.outputs or {}).get("generations") or []
-    for batch in generations:
-        for generation in batch or []:
-            message = plain(generation.get("message")) if isinstance(generation, dict) else None
-            usage = message.get("usage_metadata") if isinstance(message, dict) else None
-            if not isinstance(usage, dict):
-                continue
-            inputs = usage.get("input_token_details") or {}
-            outputs = usage.get("output_token_details") or {}
-            for name, value in (
-                ("input", usage.get("input_tokens")),
-                ("output", usage.get("output_tokens")),
-                ("total", usage.get("total_tokens")),
-                ("cache_read", inputs.get("cache_read")),
-                ("cache_write", inputs.get("cache_creation")),
-                ("reasoning", outputs.get("reasoning")),
-            ):
-                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                    totals[name] += value
-    return totals
-
-
-def _response_model(run: Run) -> str | None:
-    """The model that answered, as the provider named it (`response_metadata.model_name`
-    of the first generation that has one, else `llm_output.model_name`)."""
-    outputs = run.outputs or {}
-    for batch in outputs.get("generations") or []:
-        for generation in batch or []:
-            message = plain(generation.get("message")) if isinstance(generation, dict) else None
-            found = message.get("response_metadata") if isinstance(message, dict) else None
-            if isinstance(found, dict) and isinstance(found.get("model_name"), str):
-                return _short(found["model_name"])
-    llm_output = outputs.get("llm_output")
-    if isinstance(llm_output, dict) and isinstance(llm_output.get("model_name"), str):
-        return _short(llm_output["model_name"])
-    return None
-
-
-def _response(run: Run) -> Any:
-    generations = (run.outputs or {}).get("generations") or []
-    messages = [
-        plain(g.get("message") or {"text": g.get("text")})
-        for batch in generations
-        for g in batch or []
-        if isinstance(g, dict)
-    ]
-    return {"generations": messages} if messages else plain(run.outputs)
-
-
 class _Records:
     """One finished top-level run as the calls that store it."""
 
     def __init__(self, root: Run, actor: str) -> None:
-        metadata = _metadata(root)
+        metadata = run_metadata(root)
         self.root_id = root.id
         self.thread = metadata.get("thread_id")
-        tags = [t for t in (_short(t) for t in (root.tags or [])) if t][:MAX_TAGS]
+        tags = [t for t in (short_text(t) for t in (root.tags or [])) if t][:MAX_TAGS]
         # No ids are chosen here (the HTTP service assigns them): LangChain's run id is the
         # idempotency key, so a retried create returns the first run.
         self.run = RunCreate(
             actor=actor,
             idempotency_key=str(root.id),
-            name=_short(root.name),
+            name=short_text(root.name),
             status="failed" if root.error else "succeeded",
             request_payload=plain(root.inputs),
             result=plain(root.outputs),
-            error=_clean_text(root.error),
+            error=clean_text(root.error),
             metadata=metadata,
             tags=tags,
             started_at=root.start_time,
@@ -255,24 +132,24 @@ class _Records:
                     run_id=root.id,
                     step_index=index,
                     parent_step_id=parent,
-                    name=_short(run.name),
-                    type=_step_type(run),
+                    name=short_text(run.name),
+                    type=step_type(run),
                     status="failed" if run.error else "succeeded",
                     input=plain(run.inputs),
                     output=plain(run.outputs),
-                    error=_clean_text(run.error),
+                    error=clean_text(run.error),
                     started_at=run.start_time,
                     completed_at=run.end_time,
-                    duration_ms=_ms(run),
-                    metadata=_metadata(run),
+                    duration_ms=duration_ms(run),
+                    metadata=run_metadata(run),
                 )
             )
             if run.run_type in ("llm", "chat_model"):
                 self.calls.append(self._call(root, run))
 
     def _call(self, root: Run, run: Run) -> LLMCallCreate:
-        metadata = _metadata(run)
-        usage = _usage(run)
+        metadata = run_metadata(run)
+        usage = token_usage(run)
         request: dict[str, Any] = {"input": plain(run.inputs)}
         params = (run.extra or {}).get("invocation_params")
         if params:
@@ -285,17 +162,17 @@ class _Records:
         fields: dict[str, Any] = {
             "run_id": root.id,
             "step_id": run.id,
-            "provider": _short(metadata.get("ls_provider")),
-            "request_model": _short(metadata.get("ls_model_name")),
-            "response_model": _response_model(run),
+            "provider": short_text(metadata.get("ls_provider")),
+            "request_model": short_text(metadata.get("ls_model_name")),
+            "response_model": response_model(run),
             "prompt_tokens": usage["input"],
             "completion_tokens": usage["output"],
             "total_tokens": total,
-            "latency_ms": _ms(run),
+            "latency_ms": duration_ms(run),
             "started_at": run.start_time,
-            "status": _status(run),
-            "error": _clean_text(run.error),
-            "response": _response(run),
+            "status": run_status(run),
+            "error": clean_text(run.error),
+            "response": response_of(run),
         }
         parts = {
             "cached_tokens": usage["cache_read"],
